@@ -1,0 +1,87 @@
+/*
+ * config — the daemon's configuration: one JSON file, every key overridable by a
+ * WSHUB_* environment variable, validated once at startup (and again on SIGHUP).
+ *
+ * Owns: parsing, defaults, validation, the key table that documents every key.
+ * Never: opens sockets, starts threads, or keeps global state; a config_t is a plain
+ * value that main.c builds and hands to the modules that need it.
+ *
+ * See ../shared/DESIGN.md "Configuration" and config/wshub.example.json.
+ */
+#ifndef WSHUB_CONFIG_H
+#define WSHUB_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum { LOG_ERROR = 0, LOG_WARN, LOG_INFO, LOG_DEBUG } log_level_t;
+typedef enum { LOG_FORMAT_HUMAN = 0, LOG_FORMAT_JSON } log_format_t;
+
+/* A list of strings from a JSON array or a comma-separated environment variable. */
+typedef struct config_strlist {
+    char **items; /* owned; each item owned */
+    size_t n;
+} config_strlist_t;
+
+typedef struct config {
+    /* "listen": "host:port" (IPv4, IPv6 in brackets, or a host name resolved at start). */
+    char *listen_host;
+    int listen_port;
+    char *public_url; /* "public_url"; default: "http://" + listen */
+    int workers;      /* "workers"; 0 = number of cores */
+
+    log_level_t log_level;   /* "log.level" */
+    log_format_t log_format; /* "log.format": "human" | "json" */
+
+    char *tls_cert; /* "tls.cert": PEM file; NULL = plain TCP */
+    char *tls_key;  /* "tls.key": PEM file; required with tls.cert */
+
+    size_t max_message_bytes;       /* "limits.max_message_bytes" (1 MiB): larger -> close 1009 */
+    size_t max_queued_bytes;        /* "limits.max_queued_bytes" (4 MiB): output bound -> 1013 */
+    size_t max_connections;         /* "limits.max_connections" (0 = unlimited), per process */
+    size_t http_max_header_bytes;   /* "http.max_header_bytes" (8 KiB): request line + headers */
+    int http_max_headers;           /* "http.max_headers" (64) */
+    size_t http_max_body_bytes;     /* "http.max_body_bytes" (1 MiB) */
+    uint32_t http_request_timeout_ms;   /* "http.request_timeout_ms" (10 s): whole request */
+    uint32_t http_keepalive_timeout_ms; /* "http.keepalive_timeout_ms" (30 s): idle keep-alive */
+    uint32_t ws_close_timeout_ms;   /* "websocket.close_timeout_ms" (5 s): close handshake */
+    uint32_t shutdown_timeout_ms;   /* "shutdown.timeout_ms" (5 s): drain on SIGTERM */
+    bool echo_enabled;              /* "echo.enabled" (true) */
+
+    /* Reloadable on SIGHUP (keys and allow-lists). */
+    char *jwt_secret;                       /* "auth.jwt_secret"; NULL = development secret */
+    char *api_key;                          /* "api.key": bearer key of /api/publish */
+    config_strlist_t moderation_keys;       /* "moderation.keys" */
+    config_strlist_t cable_allowed_origins; /* "cable.allowed_origins" (empty = any) */
+    config_strlist_t flow_client_ids;       /* "flow.client_ids" (empty = any) */
+
+    /* Where it came from, for logs: the file path or NULL for the embedded default. */
+    char *source_path;
+} config_t;
+
+/*
+ * Builds a configuration: defaults, then the file at `path` (NULL: none), then the
+ * WSHUB_* variables of `envp` (NULL-terminated "NAME=value" strings, usually `environ`).
+ * On success returns 0 and fills *out (release with config_free). On failure returns a
+ * negative value and writes one line naming the key into err (at most errlen bytes,
+ * NUL-terminated), e.g. "http.max_headers: expected a positive integer, got -3".
+ * Unknown keys in the file are errors (a typo must not be silently ignored).
+ */
+int config_load(config_t *out, const char *path, char *const *envp, char *err, size_t errlen);
+
+/* Releases every string a config_t owns; the struct itself is the caller's. */
+void config_free(config_t *cfg);
+
+/* Parses "debug" | "info" | "warn" | "error"; returns -1 if unknown. */
+int config_parse_log_level(const char *s);
+
+/* The documentation table: one entry per key, in file order. */
+typedef struct config_key_doc {
+    const char *key;     /* dotted JSON path, e.g. "http.max_headers" */
+    const char *env;     /* environment variable, e.g. "WSHUB_HTTP_MAX_HEADERS" */
+    const char *summary; /* one sentence */
+} config_key_doc_t;
+const config_key_doc_t *config_keys(size_t *n);
+
+#endif

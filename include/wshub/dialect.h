@@ -1,0 +1,50 @@
+/*
+ * dialect — one module per documented API (echo, service, cable, moderation, flow), as a
+ * table of callbacks the WebSocket session calls. A dialect parses its API's messages and
+ * speaks its envelope; it never touches sockets (it sends through ws_session_*), and the
+ * session never knows which API it carries. Each dialect file exports only its table.
+ */
+#ifndef WSHUB_DIALECT_H
+#define WSHUB_DIALECT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "wshub/config.h"
+
+typedef struct ws_session ws_session_t;
+typedef struct http_request http_request_t;
+
+/* The result of a dialect's upgrade decision. */
+typedef struct dialect_accept {
+    int status;           /* 0: accept; otherwise refuse with this HTTP status */
+    const char *body;     /* refusal body (JSON), or NULL for a generic one */
+    int hs_reason;        /* hs_reason_t counted on refusal */
+    const char *subprotocol; /* accept: the selected subprotocol (one the client offered) or NULL */
+    void *data;           /* accept: the dialect's per-session state, handed to on_open */
+} dialect_accept_t;
+
+typedef struct dialect {
+    const char *name; /* for logs */
+    const char *path; /* exact request path */
+    int endpoint;     /* endpoint_t, for metrics */
+    /* Is the endpoint enabled in this configuration? NULL = always. */
+    int (*enabled)(const config_t *cfg);
+    /* Decides the upgrade: auth, Origin, subprotocol. NULL = accept with no subprotocol. */
+    void (*accept)(const http_request_t *req, const config_t *cfg, dialect_accept_t *out);
+    /* The session is open (the 101 is queued). */
+    void (*on_open)(ws_session_t *s);
+    /* A complete, validated text or binary message. */
+    void (*on_message)(ws_session_t *s, int opcode, const uint8_t *msg, size_t len);
+    /* The daemon is shutting down: send the API's goodbye (the session then closes 1001). */
+    void (*on_shutdown)(ws_session_t *s);
+    /* The connection is gone: release the dialect's state. No sends any more. */
+    void (*on_close)(ws_session_t *s);
+} dialect_t;
+
+extern const dialect_t dialect_echo;
+
+/* Every dialect, for routing; NULL-terminated. */
+extern const dialect_t *const dialects[];
+
+#endif

@@ -1,0 +1,40 @@
+/*
+ * http — HTTP/1.1 on a connection until it upgrades: llhttp parses, this module enforces
+ * the limits (header bytes, header count, body bytes, time to complete a request), answers
+ * the plain endpoints (/healthz, /metrics, JSON 404/405/400), and hands an Upgrade request
+ * to the WebSocket handshake. Keep-alive and pipelining follow HTTP/1.1.
+ * Its state is freed when the connection upgrades (the ownership handover of STYLE.md §1).
+ */
+#ifndef WSHUB_HTTP_H
+#define WSHUB_HTTP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct conn conn_t;
+typedef struct http_conn http_conn_t;
+
+/* A parsed request, valid during the handler or the dialect's accept callback. */
+typedef struct http_request http_request_t;
+
+const char *http_request_method(const http_request_t *r);
+/* The path without the query; the query (after '?', without it) or "" (not NUL-terminated: use the lengths). */
+const char *http_request_path(const http_request_t *r, size_t *len);
+const char *http_request_query(const http_request_t *r, size_t *len);
+/* The value of the first header with that name (case-insensitive), or NULL. */
+const char *http_request_header(const http_request_t *r, const char *name, size_t *len);
+/* The value of a query parameter, percent-decoded into buf (NUL-terminated); NULL if absent. */
+const char *http_request_query_param(const http_request_t *r, const char *name, char *buf, size_t buflen);
+const uint8_t *http_request_body(const http_request_t *r, size_t *len);
+
+/* Starts HTTP on a new connection. */
+int http_conn_start(conn_t *c);
+void http_on_data(conn_t *c, const uint8_t *data, size_t len);
+/* The peer closed its side. */
+void http_on_eof(conn_t *c);
+/* A deadline (DL_REQUEST or DL_KEEPALIVE) passed. */
+void http_on_timeout(conn_t *c, int kind);
+/* The connection is gone: free the HTTP state. */
+void http_conn_free(conn_t *c);
+
+#endif

@@ -1,0 +1,77 @@
+/*
+ * metrics — counters for /metrics (Prometheus text format).
+ *
+ * Each worker owns one metrics_t and is its only writer (metrics_add: relaxed load and
+ * store, no locked instruction on the hot path); /metrics sums every registered block,
+ * from whichever worker serves the request. Blocks are registered before the workers
+ * start and stay valid until the process exits.
+ */
+#ifndef WSHUB_METRICS_H
+#define WSHUB_METRICS_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Where a connection ended up: plain HTTP, or one of the WebSocket endpoints. */
+typedef enum {
+    EP_HTTP = 0,
+    EP_ECHO,
+    EP_SERVICE,
+    EP_CABLE,
+    EP_MODERATION,
+    EP_FLOW,
+    EP_COUNT
+} endpoint_t;
+extern const char *const endpoint_names[EP_COUNT];
+
+/* Why an HTTP request or an upgrade was refused. */
+typedef enum {
+    HS_BAD_REQUEST = 0, /* unparseable HTTP */
+    HS_METHOD,          /* upgrade with a method other than GET */
+    HS_NOT_UPGRADE,     /* WebSocket endpoint asked without a valid Upgrade/Connection */
+    HS_BAD_VERSION,     /* Sec-WebSocket-Version is not 13 */
+    HS_BAD_KEY,         /* Sec-WebSocket-Key missing or not 16 base64-encoded bytes */
+    HS_NOT_FOUND,       /* no endpoint at that path */
+    HS_HEADER_TOO_LARGE,
+    HS_TOO_MANY_HEADERS,
+    HS_BODY_TOO_LARGE,
+    HS_TIMEOUT,         /* the request did not complete in time */
+    HS_UNAUTHORIZED,
+    HS_FORBIDDEN_ORIGIN,
+    HS_TLS,             /* TLS handshake failed */
+    HS_OVER_CAPACITY,   /* limits.max_connections reached */
+    HS_COUNT
+} hs_reason_t;
+extern const char *const hs_reason_names[HS_COUNT];
+
+typedef _Atomic uint64_t counter_t;
+
+typedef struct metrics {
+    counter_t tcp_accepted;
+    counter_t tcp_closed;
+    counter_t conns_opened[EP_COUNT]; /* WebSocket sessions opened (EP_HTTP unused) */
+    counter_t conns_closed[EP_COUNT];
+    counter_t frames_in[EP_COUNT];    /* WebSocket messages received */
+    counter_t frames_out[EP_COUNT];   /* WebSocket frames queued for sending */
+    counter_t bytes_in[EP_COUNT];     /* bytes read from sockets (TLS: ciphertext) */
+    counter_t bytes_out[EP_COUNT];    /* bytes queued for sending */
+    counter_t http_responses[6];      /* by status class: [1]=1xx … [5]=5xx */
+    counter_t handshake_failures[HS_COUNT];
+    counter_t slow_consumer_closes;
+    counter_t close_timeouts;         /* close handshakes the peer did not finish */
+} metrics_t;
+
+static inline void metrics_add(counter_t *c, uint64_t n)
+{
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n,
+                          memory_order_relaxed);
+}
+
+/* Registers a worker's block; call before the workers start. At most 256 blocks. */
+void metrics_register(metrics_t *m);
+
+/* Renders every counter, summed over the registered blocks; returns a malloc'd string. */
+char *metrics_render(size_t *len);
+
+#endif

@@ -1,0 +1,70 @@
+/*
+ * worker — one thread, one uv_loop, one SO_REUSEPORT listener (DESIGN.md decision 1).
+ * A connection is accepted, lives and dies on one worker; only uv_async_send reaches
+ * into another worker's loop.
+ *
+ * Owns: the loop and its handles, the per-worker read buffers, the list of connections
+ * with output to flush (flushed once per loop iteration, DESIGN.md decision 4), the
+ * deadline lists (request, keep-alive and close timeouts), the worker's metrics block.
+ */
+#ifndef WSHUB_WORKER_H
+#define WSHUB_WORKER_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "wshub/list.h"
+#include "wshub/metrics.h"
+#include "wshub/server.h"
+
+/* Deadline lists. Every connection in one list waits with the same timeout, so a list is
+ * ordered by deadline just by appending: the sweep only ever looks at the heads. */
+typedef enum {
+    DL_NONE = 0,
+    DL_REQUEST,   /* an HTTP request has started and must complete (http.request_timeout_ms) */
+    DL_KEEPALIVE, /* an idle keep-alive HTTP connection (http.keepalive_timeout_ms) */
+    DL_CLOSE,     /* a close handshake or a FIN waiting for the peer (websocket.close_timeout_ms) */
+    DL_COUNT
+} deadline_kind_t;
+
+#define WORKER_RBUF_SIZE (64 * 1024)
+
+struct worker {
+    uv_loop_t loop;
+    uv_thread_t thread;
+    int idx;
+    int listen_fd;        /* bound and listening by main.c before the thread starts */
+    uv_tcp_t listener;
+    uv_async_t wakeup;    /* stop requests from the main thread */
+    uv_prepare_t prepare; /* flushes output queued by timers, before the loop blocks */
+    uv_check_t check;     /* flushes output queued by I/O callbacks, once per iteration */
+    uv_timer_t tick;      /* sweeps the deadline lists */
+    uv_timer_t drain;     /* the shutdown deadline */
+    server_t *srv;
+    const config_t *cfg;
+    uint8_t *rbuf;        /* the read buffer every connection of this worker shares */
+    uint8_t *tbuf;        /* decrypted TLS bytes */
+    list_node_t dirty;    /* connections with output to flush */
+    list_node_t deadlines[DL_COUNT];
+    uint64_t conn_seq;
+    size_t nconns;        /* connections of this worker not yet freed */
+    atomic_bool stop_requested;
+    bool stopping;
+    metrics_t metrics;
+};
+
+/* Prepares a worker (loop and handles) around an already-listening socket. */
+int worker_init(worker_t *w, server_t *srv, int idx, int listen_fd);
+/* Starts the worker's thread. */
+int worker_start(worker_t *w);
+/* From any thread: asks the worker to drain and stop (close 1001 to every client). */
+void worker_request_stop(worker_t *w);
+/* Joins the thread and releases the loop; the loop must have ended. */
+void worker_join(worker_t *w);
+
+/* Time of the current loop iteration, in ms (uv_now). */
+static inline uint64_t worker_now(worker_t *w) { return uv_now(&w->loop); }
+
+#endif

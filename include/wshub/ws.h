@@ -1,0 +1,58 @@
+/*
+ * ws — a WebSocket session over a connection: wslay parses incoming frames and builds
+ * the per-connection replies and control frames; this module validates UTF-8 (wslay
+ * checks it too where its version does: ours is the contract, PROTOCOLS.md §0.4), enforces
+ * the message size limit (1009), answers pings, runs the close handshake with a timeout,
+ * and hands complete messages to the dialect.
+ *
+ * wslay's send callback accepts every byte into the connection's queue (never "would
+ * block"), so its frames are always whole there and a shared prepared frame can be queued
+ * between them (DESIGN.md decision 3). Frame references are never handed to wslay.
+ */
+#ifndef WSHUB_WS_H
+#define WSHUB_WS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "wshub/dialect.h"
+#include "wshub/frame.h"
+
+typedef struct conn conn_t;
+typedef struct ws_session ws_session_t;
+
+/* RFC 6455 §7.4.1 status codes used here. */
+enum {
+    WS_CLOSE_NORMAL = 1000,
+    WS_CLOSE_GOING_AWAY = 1001,
+    WS_CLOSE_PROTOCOL_ERROR = 1002,
+    WS_CLOSE_INVALID_PAYLOAD = 1007,
+    WS_CLOSE_POLICY = 1008,
+    WS_CLOSE_TOO_BIG = 1009,
+    WS_CLOSE_INTERNAL = 1011,
+    WS_CLOSE_TRY_AGAIN_LATER = 1013,
+};
+
+/* Creates the session and hands the connection to it (the 101 must already be queued). */
+ws_session_t *ws_session_start(conn_t *c, const dialect_t *d, void *dialect_data);
+
+/* Called by conn. */
+void ws_on_data(conn_t *c, const uint8_t *data, size_t len);
+void ws_on_eof(conn_t *c);
+void ws_on_slow_consumer(conn_t *c);
+void ws_on_shutdown(conn_t *c);
+void ws_on_close(conn_t *c);
+
+/* For dialects. Sends are no-ops once the session is closing. Return 0 or negative. */
+int ws_session_send(ws_session_t *s, int opcode, const void *data, size_t len);
+int ws_session_send_text(ws_session_t *s, const char *text, size_t len);
+/* Queues a shared prepared frame (frame.h); takes its own reference. */
+int ws_session_send_frame(ws_session_t *s, frame_t *f);
+/* Starts the close handshake with this code and reason (reason <= 123 bytes). */
+void ws_session_close(ws_session_t *s, uint16_t code, const char *reason);
+void *ws_session_data(ws_session_t *s);
+void ws_session_set_data(ws_session_t *s, void *data);
+uint64_t ws_session_id(ws_session_t *s);
+const dialect_t *ws_session_dialect(ws_session_t *s);
+
+#endif

@@ -1,0 +1,774 @@
+/*
+ * config — builds a config_t from the defaults, one JSON file and the WSHUB_* variables.
+ *
+ * Owns: the key table (JSON path, environment variable, type, field, default, summary),
+ * parsing and range checks for every type, and the one-line error that names the key.
+ * Never: prints, exits, reads the process environment itself (the caller passes envp),
+ * or keeps global state; everything it allocates hangs off the config_t it fills.
+ *
+ * See ../../shared/DESIGN.md "Configuration" and config/wshub.example.json.
+ */
+#if !defined(_GNU_SOURCE) && !defined(_POSIX_C_SOURCE)
+#define _POSIX_C_SOURCE 200809L /* strndup, strcasecmp */
+#endif
+
+#include "wshub/config.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <jansson.h>
+
+/* T_ENUM fields are written through an int pointer. */
+_Static_assert(sizeof(log_level_t) == sizeof(int), "log_level_t must be int-sized");
+_Static_assert(sizeof(log_format_t) == sizeof(int), "log_format_t must be int-sized");
+
+typedef enum {
+    T_LISTEN, /* "host:port" into listen_host + listen_port */
+    T_STRING, /* char *, NULL = unset */
+    T_INT,    /* int in [min, max] */
+    T_SIZE,   /* size_t bytes, >= min */
+    T_MS,     /* uint32_t milliseconds, >= min */
+    T_BOOL,   /* bool */
+    T_ENUM,   /* int index into names */
+    T_LIST,   /* config_strlist_t */
+} key_type_t;
+
+#define K_SECRET 1u /* never echo the value in an error */
+
+typedef struct keydef {
+    const char *path;         /* dotted JSON path */
+    const char *env;          /* environment variable */
+    key_type_t type;
+    size_t offset;            /* field in config_t */
+    long long min, max;       /* T_INT: inclusive range; T_SIZE, T_MS: min only */
+    const char *const *names; /* T_ENUM: accepted words, index = value, NULL-terminated */
+    const char *def;          /* default in environment syntax; NULL = unset */
+    unsigned flags;           /* K_* */
+    const char *summary;      /* one sentence, for config_keys() */
+} keydef_t;
+
+static const char *const level_names[] = {"error", "warn", "info", "debug", NULL};
+static const char *const format_names[] = {"human", "json", NULL};
+/* Even index = true. */
+static const char *const bool_words[] = {"true", "false", "1", "0", "yes", "no", "on", "off", NULL};
+
+/*
+ * The one table of keys, in file order. Environment names follow "WSHUB_" + the path in
+ * upper case with '.' -> '_', except WSHUB_JWT_SECRET and WSHUB_API_KEY (fixed by DESIGN.md).
+ * X(path, env, type, field, min, max, names, default, flags, summary)
+ */
+#define KEY_TABLE(X)                                                                          \
+    X("listen", "WSHUB_LISTEN", T_LISTEN, listen_host, 0, 0, NULL, "127.0.0.1:8080", 0,       \
+      "Address to listen on as host:port; IPv6 in brackets, e.g. [::1]:8080.")                \
+    X("public_url", "WSHUB_PUBLIC_URL", T_STRING, public_url, 0, 0, NULL, NULL, 0,            \
+      "Base URL clients reach, used to build Flow endpoints; null = http://<listen> "         \
+      "(https:// with TLS).")                                                                 \
+    X("workers", "WSHUB_WORKERS", T_INT, workers, 0, 256, NULL, "0", 0,                       \
+      "Worker threads, each with its own event loop; 0 = one per CPU core.")                  \
+    X("log.level", "WSHUB_LOG_LEVEL", T_ENUM, log_level, 0, 0, level_names, "info", 0,        \
+      "Least severe level logged: error, warn, info or debug.")                               \
+    X("log.format", "WSHUB_LOG_FORMAT", T_ENUM, log_format, 0, 0, format_names, "human", 0,   \
+      "Log line format: human, or json (one object per line).")                               \
+    X("tls.cert", "WSHUB_TLS_CERT", T_STRING, tls_cert, 0, 0, NULL, NULL, 0,                  \
+      "PEM certificate chain file; null = plain TCP. Requires tls.key.")                      \
+    X("tls.key", "WSHUB_TLS_KEY", T_STRING, tls_key, 0, 0, NULL, NULL, 0,                     \
+      "PEM private key file for tls.cert. Requires tls.cert.")                                \
+    X("limits.max_message_bytes", "WSHUB_LIMITS_MAX_MESSAGE_BYTES", T_SIZE,                  \
+      max_message_bytes, 125, 0, NULL, "1048576", 0,                                          \
+      "Largest inbound WebSocket message; a larger one closes the connection with 1009.")     \
+    X("limits.max_queued_bytes", "WSHUB_LIMITS_MAX_QUEUED_BYTES", T_SIZE, max_queued_bytes,   \
+      65536, 0, NULL, "4194304", 0,                                                           \
+      "Output bytes queued for one connection before it is closed as a slow consumer "        \
+      "(1013).")                                                                              \
+    X("limits.max_connections", "WSHUB_LIMITS_MAX_CONNECTIONS", T_SIZE, max_connections, 0,   \
+      0, NULL, "0", 0, "Open connections per process; 0 = unlimited.")                        \
+    X("http.max_header_bytes", "WSHUB_HTTP_MAX_HEADER_BYTES", T_SIZE, http_max_header_bytes,  \
+      256, 0, NULL, "8192", 0, "Largest HTTP request line plus headers.")                     \
+    X("http.max_headers", "WSHUB_HTTP_MAX_HEADERS", T_INT, http_max_headers, 1, 1000, NULL,   \
+      "64", 0, "Most header fields in one HTTP request.")                                     \
+    X("http.max_body_bytes", "WSHUB_HTTP_MAX_BODY_BYTES", T_SIZE, http_max_body_bytes, 0, 0,  \
+      NULL, "1048576", 0, "Largest HTTP request body, e.g. of POST /api/publish.")            \
+    X("http.request_timeout_ms", "WSHUB_HTTP_REQUEST_TIMEOUT_MS", T_MS,                       \
+      http_request_timeout_ms, 10, 0, NULL, "10000", 0,                                       \
+      "Time allowed to receive one whole HTTP request, in milliseconds.")                     \
+    X("http.keepalive_timeout_ms", "WSHUB_HTTP_KEEPALIVE_TIMEOUT_MS", T_MS,                   \
+      http_keepalive_timeout_ms, 10, 0, NULL, "30000", 0,                                     \
+      "Idle time allowed between keep-alive HTTP requests, in milliseconds.")                 \
+    X("websocket.close_timeout_ms", "WSHUB_WEBSOCKET_CLOSE_TIMEOUT_MS", T_MS,                 \
+      ws_close_timeout_ms, 10, 0, NULL, "5000", 0,                                            \
+      "Time allowed for the WebSocket close handshake before the TCP connection is "          \
+      "dropped, in milliseconds.")                                                            \
+    X("shutdown.timeout_ms", "WSHUB_SHUTDOWN_TIMEOUT_MS", T_MS, shutdown_timeout_ms, 0, 0,    \
+      NULL, "5000", 0,                                                                        \
+      "Time to drain queued output on SIGTERM/SIGINT before exiting, in milliseconds.")       \
+    X("echo.enabled", "WSHUB_ECHO_ENABLED", T_BOOL, echo_enabled, 0, 0, NULL, "true", 0,      \
+      "Serve the /echo endpoint, which sends every message back unchanged.")                  \
+    X("auth.jwt_secret", "WSHUB_JWT_SECRET", T_STRING, jwt_secret, 0, 0, NULL, NULL,          \
+      K_SECRET,                                                                               \
+      "HS256 secret for API B and C tokens; null = a development secret printed at start. "   \
+      "Reloaded on SIGHUP.")                                                                  \
+    X("api.key", "WSHUB_API_KEY", T_STRING, api_key, 0, 0, NULL, NULL, K_SECRET,              \
+      "Bearer key of the server API (POST /api/publish). Reloaded on SIGHUP.")                \
+    X("moderation.keys", "WSHUB_MODERATION_KEYS", T_LIST, moderation_keys, 0, 0, NULL, "",    \
+      K_SECRET, "API keys accepted by /text/moderation. Reloaded on SIGHUP.")                 \
+    X("cable.allowed_origins", "WSHUB_CABLE_ALLOWED_ORIGINS", T_LIST, cable_allowed_origins,  \
+      0, 0, NULL, "", 0, "Origin allow-list for /cable; empty = any. Reloaded on SIGHUP.")    \
+    X("flow.client_ids", "WSHUB_FLOW_CLIENT_IDS", T_LIST, flow_client_ids, 0, 0, NULL, "", 0, \
+      "Flow client ids accepted by /socket.info; empty = any. Reloaded on SIGHUP.")
+
+#define AS_KEY(path, env, type, field, min, max, names, def, flags, summary) \
+    {path, env, type, offsetof(config_t, field), min, max, names, def, flags, summary},
+#define AS_DOC(path, env, type, field, min, max, names, def, flags, summary) {path, env, summary},
+
+static const keydef_t keys[] = {KEY_TABLE(AS_KEY)};
+static const config_key_doc_t docs[] = {KEY_TABLE(AS_DOC)};
+#define NKEYS (sizeof keys / sizeof keys[0])
+
+/* A parsed value before it is stored; owned until store() takes it. */
+typedef union value {
+    long long i;           /* T_INT, T_BOOL, T_ENUM */
+    unsigned long long u;  /* T_SIZE, T_MS */
+    char *s;               /* T_STRING */
+    config_strlist_t list; /* T_LIST */
+    struct {
+        char *host;
+        int port;
+    } listen; /* T_LISTEN */
+} value_t;
+
+typedef struct load {
+    config_t *cfg;
+    char *err;
+    size_t errlen;
+} load_t;
+
+#define GOT_MAX 60 /* bytes of an offending value quoted in an error */
+
+/* ---- errors ---------------------------------------------------------------------- */
+
+/* Writes one line into the caller's buffer (control bytes become '?') and returns rc. */
+__attribute__((format(printf, 3, 4))) static int fail(load_t *ld, int rc, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (!ld->err || ld->errlen == 0)
+        return rc;
+    va_start(ap, fmt);
+    vsnprintf(ld->err, ld->errlen, fmt, ap);
+    va_end(ap);
+    for (char *p = ld->err; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            *p = '?';
+    return rc;
+}
+
+static unsigned long long type_max(key_type_t type)
+{
+    return type == T_MS ? UINT32_MAX : SIZE_MAX;
+}
+
+/* What a key accepts, as the words after "expected". */
+static void describe(const keydef_t *k, bool from_env, char *buf, size_t len)
+{
+    size_t pos;
+
+    switch (k->type) {
+    case T_LISTEN:
+        snprintf(buf, len, "host:port with a port from 1 to 65535 (IPv6 as [::1]:8080)");
+        return;
+    case T_STRING:
+        snprintf(buf, len, "a string or null");
+        return;
+    case T_INT:
+        snprintf(buf, len, "an integer from %lld to %lld", k->min, k->max);
+        return;
+    case T_SIZE:
+        if (k->min > 0)
+            snprintf(buf, len, "an integer byte count of at least %lld", k->min);
+        else
+            snprintf(buf, len, "a non-negative integer byte count");
+        return;
+    case T_MS:
+        snprintf(buf, len, "an integer number of milliseconds from %lld to %llu", k->min,
+                 type_max(T_MS));
+        return;
+    case T_BOOL:
+        snprintf(buf, len, "%s",
+                 from_env ? "a boolean (true, false, 1, 0, yes, no, on, off)" : "true or false");
+        return;
+    case T_ENUM:
+        pos = (size_t)snprintf(buf, len, "one of");
+        for (size_t i = 0; k->names[i] && pos < len; i++)
+            pos += (size_t)snprintf(buf + pos, len - pos, "%s \"%s\"", i ? "," : "", k->names[i]);
+        return;
+    case T_LIST:
+        snprintf(buf, len, "an array of non-empty strings");
+        return;
+    }
+    snprintf(buf, len, "a valid value");
+}
+
+/* A JSON value as it appears in an error: compact, ASCII, cut at GOT_MAX bytes. */
+static void show_json(const json_t *j, bool secret, char *buf, size_t len)
+{
+    static const char *const kinds[] = {
+        [JSON_OBJECT] = "an object", [JSON_ARRAY] = "an array", [JSON_STRING] = "a string",
+        [JSON_INTEGER] = "an integer", [JSON_REAL] = "a number", [JSON_TRUE] = "true",
+        [JSON_FALSE] = "false", [JSON_NULL] = "null",
+    };
+    char *dump = secret ? NULL : json_dumps(j, JSON_ENCODE_ANY | JSON_COMPACT | JSON_ENSURE_ASCII);
+
+    if (!dump) {
+        snprintf(buf, len, "%s", kinds[json_typeof(j)]);
+        return;
+    }
+    if (strlen(dump) > GOT_MAX)
+        snprintf(buf, len, "%.*s...", GOT_MAX, dump);
+    else
+        snprintf(buf, len, "%s", dump);
+    free(dump);
+}
+
+/* An environment value as it appears in an error: quoted, cut at GOT_MAX bytes. */
+static void show_text(const char *s, bool secret, char *buf, size_t len)
+{
+    size_t n = strlen(s);
+
+    if (secret) {
+        snprintf(buf, len, "a value that is not shown");
+        return;
+    }
+    if (n <= GOT_MAX) {
+        snprintf(buf, len, "\"%s\"", s);
+        return;
+    }
+    n = GOT_MAX;
+    while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80) /* do not split a UTF-8 character */
+        n--;
+    snprintf(buf, len, "\"%.*s\"...", (int)n, s);
+}
+
+static int bad_value(load_t *ld, const keydef_t *k, const char *env, const char *got)
+{
+    char want[128];
+
+    describe(k, env != NULL, want, sizeof want);
+    if (env)
+        return fail(ld, -EINVAL, "%s (%s): expected %s, got %s", env, k->path, want, got);
+    return fail(ld, -EINVAL, "%s: expected %s, got %s", k->path, want, got);
+}
+
+/* ---- string lists ---------------------------------------------------------------- */
+
+static void list_free(config_strlist_t *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        free(l->items[i]);
+    free(l->items);
+    l->items = NULL;
+    l->n = 0;
+}
+
+static int list_push(config_strlist_t *l, const char *s, size_t len)
+{
+    char **items = realloc(l->items, (l->n + 1) * sizeof *items);
+
+    if (!items)
+        return -ENOMEM;
+    l->items = items;
+    items[l->n] = strndup(s, len);
+    if (!items[l->n])
+        return -ENOMEM;
+    l->n++;
+    return 0;
+}
+
+/* "a, b,,c " -> [a, b, c]: items trimmed, empty ones dropped. */
+static int split_list(const char *s, config_strlist_t *out)
+{
+    *out = (config_strlist_t){0};
+    while (*s) {
+        const char *end = strchr(s, ',');
+        const char *a = s, *b;
+
+        if (!end)
+            end = s + strlen(s);
+        b = end;
+        while (a < b && isspace((unsigned char)*a))
+            a++;
+        while (b > a && isspace((unsigned char)b[-1]))
+            b--;
+        if (b > a && list_push(out, a, (size_t)(b - a)) < 0) {
+            list_free(out);
+            return -ENOMEM;
+        }
+        s = *end ? end + 1 : end;
+    }
+    return 0;
+}
+
+static int json_list(const json_t *arr, config_strlist_t *out)
+{
+    size_t i;
+    const json_t *item;
+
+    *out = (config_strlist_t){0};
+    if (!json_is_array(arr))
+        return -EINVAL;
+    json_array_foreach(arr, i, item) {
+        int rc;
+
+        if (!json_is_string(item) || json_string_length(item) == 0) {
+            list_free(out);
+            return -EINVAL;
+        }
+        rc = list_push(out, json_string_value(item), json_string_length(item));
+        if (rc < 0) {
+            list_free(out);
+            return rc;
+        }
+    }
+    return 0;
+}
+
+/* ---- scalars --------------------------------------------------------------------- */
+
+/* Digits only: no sign, no space, no base prefix. */
+static int parse_ull(const char *s, unsigned long long *v)
+{
+    char *end;
+
+    if (!isdigit((unsigned char)s[0]))
+        return -EINVAL;
+    errno = 0;
+    *v = strtoull(s, &end, 10);
+    return errno || *end ? -EINVAL : 0;
+}
+
+/* An optional '-' then digits. */
+static int parse_ll(const char *s, long long *v)
+{
+    char *end;
+
+    if (!isdigit((unsigned char)s[s[0] == '-']))
+        return -EINVAL;
+    errno = 0;
+    *v = strtoll(s, &end, 10);
+    return errno || *end ? -EINVAL : 0;
+}
+
+/* Index of s in a NULL-terminated word list, ignoring case; -1 if absent. */
+static int word_index(const char *const *words, const char *s)
+{
+    for (int i = 0; words[i]; i++)
+        if (strcasecmp(words[i], s) == 0)
+            return i;
+    return -1;
+}
+
+static bool in_range(const keydef_t *k, const value_t *v)
+{
+    if (k->type == T_INT)
+        return v->i >= k->min && v->i <= k->max;
+    return v->u >= (unsigned long long)k->min && v->u <= type_max(k->type);
+}
+
+/* The bracketed part of "[addr%zone]:port" must be an IPv6 address. */
+static bool is_ipv6(const char *h, size_t len)
+{
+    char buf[64];
+    struct in6_addr addr;
+    const char *zone = memchr(h, '%', len);
+
+    if (zone)
+        len = (size_t)(zone - h);
+    if (len == 0 || len >= sizeof buf)
+        return false;
+    memcpy(buf, h, len);
+    buf[len] = '\0';
+    return inet_pton(AF_INET6, buf, &addr) == 1;
+}
+
+/* An IPv4 address or a host name: letters, digits, '.', '-', '_'. */
+static bool is_host(const char *h, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if (!isalnum((unsigned char)h[i]) && !strchr(".-_", h[i]))
+            return false;
+    return len > 0;
+}
+
+/* "host:port" or "[v6]:port"; the host is stored without brackets. */
+static int parse_listen(const char *s, char **host, int *port)
+{
+    const char *h = s, *colon;
+    size_t hlen;
+    unsigned long long p;
+
+    if (s[0] == '[') {
+        const char *close = strchr(s, ']');
+
+        if (!close || close[1] != ':' || !is_ipv6(s + 1, (size_t)(close - s - 1)))
+            return -EINVAL;
+        h = s + 1;
+        hlen = (size_t)(close - h);
+        colon = close + 1;
+    } else {
+        colon = strrchr(s, ':');
+        if (!colon || !is_host(s, (size_t)(colon - s)))
+            return -EINVAL;
+        hlen = (size_t)(colon - s);
+    }
+    if (parse_ull(colon + 1, &p) < 0 || p < 1 || p > 65535)
+        return -EINVAL;
+    *host = strndup(h, hlen);
+    if (!*host)
+        return -ENOMEM;
+    *port = (int)p;
+    return 0;
+}
+
+/* ---- parse and store ------------------------------------------------------------- */
+
+/* A value in environment syntax (also the table's defaults): 0, -EINVAL or -ENOMEM. */
+static int parse_text(const keydef_t *k, const char *s, value_t *v)
+{
+    switch (k->type) {
+    case T_LISTEN:
+        return parse_listen(s, &v->listen.host, &v->listen.port);
+    case T_STRING: /* empty = unset */
+        v->s = *s ? strdup(s) : NULL;
+        return *s && !v->s ? -ENOMEM : 0;
+    case T_INT:
+        return parse_ll(s, &v->i) == 0 && in_range(k, v) ? 0 : -EINVAL;
+    case T_SIZE:
+    case T_MS:
+        return parse_ull(s, &v->u) == 0 && in_range(k, v) ? 0 : -EINVAL;
+    case T_BOOL:
+        v->i = word_index(bool_words, s);
+        if (v->i < 0)
+            return -EINVAL;
+        v->i = v->i % 2 == 0;
+        return 0;
+    case T_ENUM:
+        v->i = word_index(k->names, s);
+        return v->i < 0 ? -EINVAL : 0;
+    case T_LIST:
+        return split_list(s, &v->list);
+    }
+    return -EINVAL;
+}
+
+/* A value from the JSON file: 0, -EINVAL or -ENOMEM. */
+static int parse_json(const keydef_t *k, const json_t *j, value_t *v)
+{
+    switch (k->type) {
+    case T_LISTEN:
+    case T_ENUM:
+        return json_is_string(j) ? parse_text(k, json_string_value(j), v) : -EINVAL;
+    case T_STRING:
+        if (json_is_null(j)) {
+            v->s = NULL;
+            return 0;
+        }
+        return json_is_string(j) ? parse_text(k, json_string_value(j), v) : -EINVAL;
+    case T_INT:
+        if (!json_is_integer(j))
+            return -EINVAL;
+        v->i = json_integer_value(j);
+        return in_range(k, v) ? 0 : -EINVAL;
+    case T_SIZE:
+    case T_MS:
+        if (!json_is_integer(j) || json_integer_value(j) < 0)
+            return -EINVAL;
+        v->u = (unsigned long long)json_integer_value(j);
+        return in_range(k, v) ? 0 : -EINVAL;
+    case T_BOOL:
+        if (!json_is_boolean(j))
+            return -EINVAL;
+        v->i = json_is_true(j);
+        return 0;
+    case T_LIST:
+        return json_list(j, &v->list);
+    }
+    return -EINVAL;
+}
+
+/* Moves v into its field, releasing what the field held. */
+static void store(config_t *cfg, const keydef_t *k, value_t *v)
+{
+    void *field = (char *)cfg + k->offset;
+
+    switch (k->type) {
+    case T_LISTEN:
+        free(cfg->listen_host);
+        cfg->listen_host = v->listen.host;
+        cfg->listen_port = v->listen.port;
+        return;
+    case T_STRING:
+        free(*(char **)field);
+        *(char **)field = v->s;
+        return;
+    case T_INT:
+    case T_ENUM:
+        *(int *)field = (int)v->i;
+        return;
+    case T_SIZE:
+        *(size_t *)field = (size_t)v->u;
+        return;
+    case T_MS:
+        *(uint32_t *)field = (uint32_t)v->u;
+        return;
+    case T_BOOL:
+        *(bool *)field = v->i != 0;
+        return;
+    case T_LIST:
+        list_free(field);
+        *(config_strlist_t *)field = v->list;
+        return;
+    }
+}
+
+/* env: the variable the text came from, or NULL for a table default. */
+static int set_text(load_t *ld, const keydef_t *k, const char *s, const char *env)
+{
+    value_t v;
+    char got[GOT_MAX + 16];
+    int rc = parse_text(k, s, &v);
+
+    if (rc == -ENOMEM)
+        return fail(ld, rc, "%s: out of memory", k->path);
+    if (rc < 0) {
+        show_text(s, k->flags & K_SECRET, got, sizeof got);
+        return bad_value(ld, k, env, got);
+    }
+    store(ld->cfg, k, &v);
+    return 0;
+}
+
+static int set_json(load_t *ld, const keydef_t *k, const json_t *j)
+{
+    value_t v;
+    char got[GOT_MAX + 16];
+    int rc = parse_json(k, j, &v);
+
+    if (rc == -ENOMEM)
+        return fail(ld, rc, "%s: out of memory", k->path);
+    if (rc < 0) {
+        show_json(j, k->flags & K_SECRET, got, sizeof got);
+        return bad_value(ld, k, NULL, got);
+    }
+    store(ld->cfg, k, &v);
+    return 0;
+}
+
+/* ---- the three layers ------------------------------------------------------------ */
+
+static const keydef_t *find_key(const char *path)
+{
+    for (size_t i = 0; i < NKEYS; i++)
+        if (strcmp(keys[i].path, path) == 0)
+            return &keys[i];
+    return NULL;
+}
+
+/* A section is a path that some key continues with '.'. */
+static bool is_section(const char *path)
+{
+    size_t len = strlen(path);
+
+    for (size_t i = 0; i < NKEYS; i++)
+        if (strncmp(keys[i].path, path, len) == 0 && keys[i].path[len] == '.')
+            return true;
+    return false;
+}
+
+static int load_defaults(load_t *ld)
+{
+    for (size_t i = 0; i < NKEYS; i++) {
+        int rc = set_text(ld, &keys[i], keys[i].def ? keys[i].def : "", NULL);
+
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+/* Members named "//..." are comments, at any level. Recursion follows the table's sections only. */
+static int load_object(load_t *ld, json_t *obj, const char *prefix)
+{
+    const char *name;
+    json_t *v;
+
+    json_object_foreach(obj, name, v) {
+        char path[128], got[GOT_MAX + 16];
+        const keydef_t *k;
+        int n, rc;
+
+        if (strncmp(name, "//", 2) == 0)
+            continue;
+        if (strchr(name, '.')) /* one spelling per key: sections are nested objects */
+            return fail(ld, -EINVAL, "unknown key: %s%s\"%s\" (nest sections as objects)",
+                        prefix, *prefix ? "." : "", name);
+        n = snprintf(path, sizeof path, "%s%s%s", prefix, *prefix ? "." : "", name);
+        if (n < 0 || (size_t)n >= sizeof path)
+            return fail(ld, -EINVAL, "unknown key: %s...", path);
+        k = find_key(path);
+        if (k)
+            rc = set_json(ld, k, v);
+        else if (!is_section(path))
+            rc = fail(ld, -EINVAL, "unknown key: %s", path);
+        else if (!json_is_object(v)) {
+            show_json(v, false, got, sizeof got);
+            rc = fail(ld, -EINVAL, "%s: expected an object, got %s", path, got);
+        } else
+            rc = load_object(ld, v, path);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+static int load_file(load_t *ld, const char *path)
+{
+    json_error_t je;
+    json_t *root = NULL;
+    FILE *f = fopen(path, "r");
+    int rc;
+
+    if (!f) {
+        rc = -errno;
+        return fail(ld, rc, "%s: cannot open: %s", path, strerror(-rc));
+    }
+    root = json_loadf(f, JSON_REJECT_DUPLICATES, &je);
+    if (!root && ferror(f))
+        rc = fail(ld, -EIO, "%s: cannot read: %s", path, strerror(errno));
+    else if (!root)
+        rc = fail(ld, -EINVAL, "%s: line %d, column %d: %s", path, je.line, je.column, je.text);
+    else if (!json_is_object(root))
+        rc = fail(ld, -EINVAL, "%s: the top level must be an object", path);
+    else
+        rc = load_object(ld, root, "");
+    fclose(f);
+    json_decref(root);
+    if (rc == 0 && !(ld->cfg->source_path = strdup(path)))
+        rc = fail(ld, -ENOMEM, "%s: out of memory", path);
+    return rc;
+}
+
+/* Like getenv over envp: the first "NAME=" wins. */
+static const char *env_value(char *const *envp, const char *name)
+{
+    size_t len = strlen(name);
+
+    for (; envp && *envp; envp++)
+        if (strncmp(*envp, name, len) == 0 && (*envp)[len] == '=')
+            return *envp + len + 1;
+    return NULL;
+}
+
+static int load_env(load_t *ld, char *const *envp)
+{
+    for (size_t i = 0; i < NKEYS; i++) {
+        const char *s = env_value(envp, keys[i].env);
+        int rc = s ? set_text(ld, &keys[i], s, keys[i].env) : 0;
+
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+static int require(load_t *ld, const char *missing, const char *because)
+{
+    return fail(ld, -EINVAL, "%s (%s): required when %s is set", missing,
+                find_key(missing)->env, because);
+}
+
+/* Checks across keys and derived defaults, once every layer is in. */
+static int finish(load_t *ld)
+{
+    config_t *cfg = ld->cfg;
+    static const char fmt[] = "%s://%s%s%s:%d";
+    const char *scheme = cfg->tls_cert ? "https" : "http";
+    bool v6 = strchr(cfg->listen_host, ':') != NULL;
+    int n;
+
+    if (cfg->tls_cert && !cfg->tls_key)
+        return require(ld, "tls.key", "tls.cert");
+    if (cfg->tls_key && !cfg->tls_cert)
+        return require(ld, "tls.cert", "tls.key");
+    if (cfg->public_url)
+        return 0;
+    /* Derived last so that WSHUB_LISTEN alone moves it too. */
+    n = snprintf(NULL, 0, fmt, scheme, v6 ? "[" : "", cfg->listen_host, v6 ? "]" : "",
+                 cfg->listen_port);
+    cfg->public_url = malloc((size_t)n + 1);
+    if (!cfg->public_url)
+        return fail(ld, -ENOMEM, "public_url: out of memory");
+    snprintf(cfg->public_url, (size_t)n + 1, fmt, scheme, v6 ? "[" : "", cfg->listen_host,
+             v6 ? "]" : "", cfg->listen_port);
+    return 0;
+}
+
+/* ---- public ---------------------------------------------------------------------- */
+
+int config_load(config_t *out, const char *path, char *const *envp, char *err, size_t errlen)
+{
+    load_t ld = {out, err, errlen};
+    int rc;
+
+    memset(out, 0, sizeof *out);
+    if (err && errlen)
+        err[0] = '\0';
+    rc = load_defaults(&ld);
+    if (rc < 0)
+        goto fail;
+    if (path && (rc = load_file(&ld, path)) < 0)
+        goto fail;
+    rc = load_env(&ld, envp);
+    if (rc < 0)
+        goto fail;
+    rc = finish(&ld);
+    if (rc < 0)
+        goto fail;
+    return 0;
+fail:
+    config_free(out);
+    return rc;
+}
+
+void config_free(config_t *cfg)
+{
+    if (!cfg)
+        return;
+    for (size_t i = 0; i < NKEYS; i++) {
+        void *field = (char *)cfg + keys[i].offset;
+
+        if (keys[i].type == T_STRING || keys[i].type == T_LISTEN)
+            free(*(char **)field);
+        else if (keys[i].type == T_LIST)
+            list_free(field);
+    }
+    free(cfg->source_path);
+    memset(cfg, 0, sizeof *cfg);
+}
+
+int config_parse_log_level(const char *s)
+{
+    return s ? word_index(level_names, s) : -1;
+}
+
+const config_key_doc_t *config_keys(size_t *n)
+{
+    if (n)
+        *n = NKEYS;
+    return docs;
+}

@@ -1,0 +1,578 @@
+/*
+ * conn — see include/wshub/conn.h. Socket I/O, the output queue and its bound, TLS
+ * plumbing, deadlines and the close sequence of one connection.
+ */
+#include "wshub/conn.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+
+#include "wshub/http.h"
+#include "wshub/log.h"
+#include "wshub/tls.h"
+#include "wshub/ws.h"
+
+/* At most this many queue entries go into one write (IOV_MAX is 1024 on Linux). */
+#define MAX_IOV 256
+/* A private output buffer is allocated with at least this many bytes, so that small
+ * replies and wslay's header/payload callbacks coalesce into one buffer. */
+#define PRIVATE_CHUNK 4096
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+
+/* Every read lands in the worker's buffer and is processed before the next one. */
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    (void)suggested;
+    conn_t *c = h->data;
+    *buf = uv_buf_init((char *)c->w->rbuf, WORKER_RBUF_SIZE);
+}
+static void on_closed(uv_handle_t *h);
+
+conn_t *conn_from_handle(uv_handle_t *h)
+{
+    if (h->type != UV_TCP || !h->data)
+        return NULL;
+    conn_t *c = h->data;
+    return &c->tcp == (uv_tcp_t *)h ? c : NULL;
+}
+
+const char *conn_peer(conn_t *c, char *buf, size_t len)
+{
+    struct sockaddr_storage ss;
+    int n = sizeof ss;
+    char ip[INET6_ADDRSTRLEN] = "?";
+    int port = 0;
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &n) == 0) {
+        if (ss.ss_family == AF_INET) {
+            struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+            uv_ip4_name(a, ip, sizeof ip);
+            port = ntohs(a->sin_port);
+        } else if (ss.ss_family == AF_INET6) {
+            struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+            uv_ip6_name(a, ip, sizeof ip);
+            port = ntohs(a->sin6_port);
+        }
+    }
+    snprintf(buf, len, ss.ss_family == AF_INET6 ? "[%s]:%d" : "%s:%d", ip, port);
+    return buf;
+}
+
+static void log_conn(conn_t *c, log_level_t level, const char *event, const char *reason)
+{
+    if (!log_enabled(level))
+        return;
+    char peer[64];
+    log_event(level, event, c->id, conn_peer(c, peer, sizeof peer), endpoint_names[c->endpoint],
+              "%s", reason ? reason : "");
+}
+
+/* ------------------------------------------------------------------ accept */
+
+void conn_accept(worker_t *w)
+{
+    conn_t *c = calloc(1, sizeof *c);
+    if (!c) {
+        /* Out of memory: accept and drop, or the listener would spin on the pending one. */
+        uv_tcp_t *t = malloc(sizeof *t);
+        if (t && uv_tcp_init(&w->loop, t) == 0) {
+            if (uv_accept((uv_stream_t *)&w->listener, (uv_stream_t *)t) == 0)
+                log_error("accept", "out of memory: connection dropped");
+            uv_close((uv_handle_t *)t, (uv_close_cb)free);
+        } else {
+            free(t);
+        }
+        return;
+    }
+    uv_tcp_init(&w->loop, &c->tcp);
+    c->tcp.data = c;
+    c->w = w;
+    c->id = ++w->conn_seq * w->srv->nworkers + (uint64_t)w->idx;
+    c->endpoint = EP_HTTP;
+    list_init(&c->dirty_node);
+    list_init(&c->dl_node);
+    w->nconns++;
+    atomic_fetch_add(&w->srv->nconns, 1);
+    metrics_add(&w->metrics.tcp_accepted, 1);
+
+    if (uv_accept((uv_stream_t *)&w->listener, (uv_stream_t *)&c->tcp) != 0) {
+        c->flags |= CONN_F_CLOSING;
+        uv_close((uv_handle_t *)&c->tcp, on_closed);
+        return;
+    }
+    uv_tcp_nodelay(&c->tcp, 1);
+    log_conn(c, LOG_DEBUG, "conn_open", NULL);
+
+    size_t maxc = w->cfg->max_connections;
+    if (maxc && atomic_load(&w->srv->nconns) > maxc) {
+        metrics_add(&w->metrics.handshake_failures[HS_OVER_CAPACITY], 1);
+        conn_abort(c, "over limits.max_connections");
+        return;
+    }
+    if (w->srv->tls) {
+        c->tls = tls_conn_new(w->srv->tls);
+        if (!c->tls) {
+            conn_close(c, "out of memory (tls)");
+            return;
+        }
+    }
+    if (http_conn_start(c) != 0) {
+        conn_close(c, "out of memory (http)");
+        return;
+    }
+    uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+}
+
+/* ------------------------------------------------------------------ output queue */
+
+static void mark_dirty(conn_t *c)
+{
+    if (!list_linked(&c->dirty_node))
+        list_insert_tail(&c->w->dirty, &c->dirty_node);
+}
+
+static outq_entry_t *q_at(conn_t *c, uint32_t i) { return &c->q[(c->qhead + i) & (c->qcap - 1)]; }
+
+static int q_reserve(conn_t *c)
+{
+    if (c->qcount < c->qcap)
+        return 0;
+    uint32_t ncap = c->qcap ? c->qcap * 2 : 4;
+    outq_entry_t *nq = malloc(ncap * sizeof *nq);
+    if (!nq)
+        return UV_ENOMEM;
+    for (uint32_t i = 0; i < c->qcount; i++)
+        nq[i] = *q_at(c, i);
+    free(c->q);
+    c->q = nq;
+    c->qhead = 0;
+    c->qcap = ncap;
+    return 0;
+}
+
+static int q_push(conn_t *c, frame_t *f, int shared)
+{
+    int r = q_reserve(c);
+    if (r)
+        return r;
+    outq_entry_t *e = q_at(c, c->qcount++);
+    e->f = f;
+    e->off = 0;
+    e->shared = (uint32_t)shared;
+    return 0;
+}
+
+static void q_pop(conn_t *c)
+{
+    outq_entry_t *e = q_at(c, 0);
+    c->queued -= e->f->len - e->off;
+    frame_release(&e->f);
+    c->qhead = (c->qhead + 1) & (c->qcap - 1);
+    c->qcount--;
+}
+
+static void q_clear(conn_t *c)
+{
+    while (c->qcount)
+        q_pop(c);
+    free(c->q);
+    c->q = NULL;
+    c->qcap = c->qhead = 0;
+}
+
+static void account_out(conn_t *c, size_t len)
+{
+    c->queued += len;
+    metrics_add(&c->w->metrics.bytes_out[c->endpoint], len);
+    if (c->queued > c->w->cfg->max_queued_bytes && !(c->flags & (CONN_F_OVERFLOW | CONN_F_DRAIN))) {
+        /* Decided here, handled at the next flush: the caller may be inside wslay. */
+        c->flags |= CONN_F_OVERFLOW;
+    }
+    mark_dirty(c);
+}
+
+/* Appends bytes to the queue's private tail buffer, allocating one if needed. */
+static int queue_bytes(conn_t *c, const uint8_t *data, size_t len)
+{
+    while (len) {
+        outq_entry_t *tail = c->qcount ? q_at(c, c->qcount - 1) : NULL;
+        /* The in-flight write owns its entries' bytes: never append to those. */
+        int appendable = tail && !tail->shared && c->qcount > c->inflight && frame_is_private(tail->f) &&
+                         tail->f->len < tail->f->cap;
+        if (!appendable) {
+            frame_t *f = frame_new(len > PRIVATE_CHUNK ? len : PRIVATE_CHUNK);
+            if (!f)
+                return UV_ENOMEM;
+            if (q_push(c, f, 0)) {
+                frame_release(&f);
+                return UV_ENOMEM;
+            }
+            tail = q_at(c, c->qcount - 1);
+        }
+        size_t n = frame_append(tail->f, data, len);
+        account_out(c, n);
+        data += n;
+        len -= n;
+    }
+    return 0;
+}
+
+static int tls_out(void *arg, const uint8_t *data, size_t len)
+{
+    return queue_bytes(arg, data, len);
+}
+
+int conn_send_copy(conn_t *c, const void *data, size_t len)
+{
+    if (c->flags & (CONN_F_CLOSING | CONN_F_DRAIN))
+        return UV_ECANCELED;
+    if (c->tls)
+        return tls_conn_write(c->tls, data, len, tls_out, c) ? UV_EPROTO : 0;
+    return queue_bytes(c, data, len);
+}
+
+int conn_send_frame(conn_t *c, frame_t *f)
+{
+    if (c->flags & (CONN_F_CLOSING | CONN_F_DRAIN))
+        return UV_ECANCELED;
+    if (c->tls) /* TLS encrypts per connection: the shared bytes are copied through it. */
+        return conn_send_copy(c, f->data, f->len);
+    int r = q_push(c, frame_ref(f), 1);
+    if (r) {
+        frame_release(&f);
+        return r;
+    }
+    account_out(c, f->len);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ writing */
+
+static void on_shutdown(uv_shutdown_t *req, int status)
+{
+    conn_t *c = req->data;
+    free(req);
+    if (status < 0 && !(c->flags & CONN_F_CLOSING))
+        conn_close(c, "shutdown failed");
+    else if ((c->flags & CONN_F_EOF) && !(c->flags & CONN_F_CLOSING))
+        conn_close(c, NULL);
+}
+
+/* Everything is written and a close was asked for: send FIN and wait for the peer's. */
+static void send_fin(conn_t *c)
+{
+    if (c->flags & CONN_F_FIN_SENT)
+        return;
+    c->flags |= CONN_F_FIN_SENT;
+    if (c->flags & CONN_F_EOF) {
+        conn_close(c, NULL);
+        return;
+    }
+    uv_shutdown_t *req = malloc(sizeof *req);
+    if (!req || uv_shutdown(req, (uv_stream_t *)&c->tcp, on_shutdown) != 0) {
+        free(req);
+        conn_close(c, NULL);
+        return;
+    }
+    req->data = c;
+}
+
+static void on_write(uv_write_t *req, int status)
+{
+    conn_t *c = req->data;
+    free(req);
+    /* The written (or cancelled) entries are released whatever the status. */
+    uint32_t n = c->inflight;
+    c->inflight = 0;
+    c->flags &= ~CONN_F_WRITING;
+    while (n-- && c->qcount)
+        q_pop(c);
+    if (c->flags & CONN_F_CLOSING)
+        return;
+    if (status < 0) {
+        conn_close(c, uv_strerror(status));
+        return;
+    }
+    mark_dirty(c);
+}
+
+/* Drops queued shared frames that no write has touched: they are whole WebSocket frames,
+ * so the stream stays well-formed. Private bytes stay (they may hold half of a frame). */
+static void drop_pending_shared(conn_t *c)
+{
+    uint32_t keep = 0;
+    for (uint32_t i = 0; i < c->qcount; i++) {
+        outq_entry_t *e = q_at(c, i);
+        if (i >= c->inflight && e->shared && e->off == 0) {
+            c->queued -= e->f->len;
+            frame_release(&e->f);
+            continue;
+        }
+        *q_at(c, keep++) = *e;
+    }
+    c->qcount = keep;
+}
+
+static void handle_overflow(conn_t *c)
+{
+    metrics_add(&c->w->metrics.slow_consumer_closes, 1);
+    log_conn(c, LOG_WARN, "slow_consumer", "queued output passed limits.max_queued_bytes");
+    if (c->state == CONN_WS && !c->tls) {
+        drop_pending_shared(c);
+        ws_on_slow_consumer(c);
+    } else {
+        /* TLS records cannot be dropped from the middle of the stream; HTTP has no close frame. */
+        conn_close(c, "slow consumer");
+    }
+}
+
+static void flush(conn_t *c)
+{
+    if (c->flags & (CONN_F_CLOSING | CONN_F_WRITING))
+        return;
+    if (c->flags & CONN_F_OVERFLOW) {
+        /* Handled once: the close that follows sets CONN_F_DRAIN, which refuses new output. */
+        c->flags &= ~CONN_F_OVERFLOW;
+        handle_overflow(c);
+        if (c->flags & CONN_F_CLOSING)
+            return;
+    }
+    if (c->qcount == 0) {
+        if (c->flags & CONN_F_DRAIN)
+            send_fin(c);
+        return;
+    }
+
+    uv_buf_t bufs[MAX_IOV];
+    uint32_t n = c->qcount < MAX_IOV ? c->qcount : MAX_IOV;
+    for (uint32_t i = 0; i < n; i++) {
+        outq_entry_t *e = q_at(c, i);
+        bufs[i] = uv_buf_init((char *)e->f->data + e->off, e->f->len - e->off);
+    }
+    int r = uv_try_write((uv_stream_t *)&c->tcp, bufs, n);
+    if (r < 0 && r != UV_EAGAIN) {
+        conn_close(c, uv_strerror(r));
+        return;
+    }
+    size_t wrote = r > 0 ? (size_t)r : 0;
+    uint32_t first = 0;
+    while (wrote && c->qcount) {
+        outq_entry_t *e = q_at(c, 0);
+        size_t left = e->f->len - e->off;
+        if (wrote < left) {
+            e->off += (uint32_t)wrote;
+            c->queued -= wrote;
+            bufs[first].base += wrote;
+            bufs[first].len -= wrote;
+            break;
+        }
+        wrote -= left;
+        q_pop(c);
+        first++;
+    }
+    if (c->qcount == 0) {
+        if (c->flags & CONN_F_DRAIN)
+            send_fin(c);
+        return;
+    }
+    /* The socket is full: hand what remains of this batch to one uv_write. */
+    uint32_t k = n - first;
+    uv_write_t *req = malloc(sizeof *req);
+    if (!req) {
+        conn_close(c, "out of memory (write)");
+        return;
+    }
+    req->data = c;
+    r = uv_write(req, (uv_stream_t *)&c->tcp, bufs + first, k, on_write);
+    if (r < 0) {
+        free(req);
+        conn_close(c, uv_strerror(r));
+        return;
+    }
+    c->inflight = k;
+    c->flags |= CONN_F_WRITING;
+}
+
+void conn_flush_dirty(worker_t *w)
+{
+    list_node_t *n;
+    while ((n = list_first(&w->dirty))) {
+        list_remove(n);
+        flush(container_of(n, conn_t, dirty_node));
+    }
+}
+
+/* ------------------------------------------------------------------ deadlines */
+
+void conn_set_deadline(conn_t *c, deadline_kind_t kind)
+{
+    const config_t *cfg = c->w->cfg;
+    uint64_t ms = kind == DL_REQUEST     ? cfg->http_request_timeout_ms
+                  : kind == DL_KEEPALIVE ? cfg->http_keepalive_timeout_ms
+                                         : cfg->ws_close_timeout_ms;
+    list_remove(&c->dl_node);
+    c->dl_kind = (uint8_t)kind;
+    c->deadline = worker_now(c->w) + ms;
+    list_insert_tail(&c->w->deadlines[kind], &c->dl_node);
+}
+
+void conn_clear_deadline(conn_t *c)
+{
+    list_remove(&c->dl_node);
+    c->dl_kind = DL_NONE;
+}
+
+void conn_sweep_deadlines(worker_t *w)
+{
+    uint64_t now = worker_now(w);
+    for (int k = DL_REQUEST; k < DL_COUNT; k++) {
+        list_node_t *n;
+        while ((n = list_first(&w->deadlines[k]))) {
+            conn_t *c = container_of(n, conn_t, dl_node);
+            if (c->deadline > now)
+                break;
+            conn_clear_deadline(c);
+            if (k == DL_CLOSE) {
+                metrics_add(&w->metrics.close_timeouts, 1);
+                conn_close(c, "close timeout");
+            } else {
+                http_on_timeout(c, k);
+            }
+        }
+    }
+}
+
+/* ------------------------------------------------------------------ reading */
+
+static int on_plain(void *arg, const uint8_t *data, size_t len)
+{
+    conn_t *c = arg;
+    if (c->flags & CONN_F_CLOSING)
+        return 1;
+    if (c->flags & CONN_F_FIN_SENT)
+        return 0; /* closing: whatever the peer still sends is discarded */
+    if (c->state == CONN_HTTP)
+        http_on_data(c, data, len);
+    else
+        ws_on_data(c, data, len);
+    return (c->flags & CONN_F_CLOSING) ? 1 : 0;
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    conn_t *c = s->data;
+    (void)buf;
+    if (c->flags & CONN_F_CLOSING)
+        return;
+    if (nread < 0) {
+        c->flags |= CONN_F_EOF;
+        uv_read_stop(s);
+        if (nread != UV_EOF) {
+            conn_close(c, uv_strerror((int)nread));
+        } else if (c->flags & CONN_F_FIN_SENT) {
+            conn_close(c, NULL);
+        } else if (c->state == CONN_HTTP) {
+            http_on_eof(c);
+        } else {
+            ws_on_eof(c);
+        }
+        return;
+    }
+    if (nread == 0)
+        return;
+    metrics_add(&c->w->metrics.bytes_in[c->endpoint], (uint64_t)nread);
+    worker_t *w = c->w;
+    if (c->tls) {
+        int r = tls_conn_feed(c->tls, w->rbuf, (size_t)nread, w->tbuf, WORKER_RBUF_SIZE, on_plain,
+                              tls_out, c);
+        if (r < 0 && !(c->flags & CONN_F_CLOSING)) {
+            if (c->state == CONN_HTTP)
+                metrics_add(&w->metrics.handshake_failures[HS_TLS], 1);
+            conn_close(c, tls_conn_error(c->tls));
+        }
+        return;
+    }
+    on_plain(c, w->rbuf, (size_t)nread);
+}
+
+/* ------------------------------------------------------------------ upgrade and close */
+
+void conn_upgrade(conn_t *c, ws_session_t *ws, int endpoint)
+{
+    http_conn_free(c);
+    c->state = CONN_WS;
+    c->u.ws = ws;
+    c->endpoint = (uint8_t)endpoint;
+    metrics_add(&c->w->metrics.conns_opened[endpoint], 1);
+    log_conn(c, LOG_INFO, "ws_open", NULL);
+}
+
+void conn_close(conn_t *c, const char *reason)
+{
+    if (c->flags & CONN_F_CLOSING)
+        return;
+    c->flags |= CONN_F_CLOSING;
+    list_remove(&c->dirty_node);
+    conn_clear_deadline(c);
+    log_conn(c, c->state == CONN_WS ? LOG_INFO : LOG_DEBUG, "conn_close", reason);
+    uv_read_stop((uv_stream_t *)&c->tcp);
+    uv_close((uv_handle_t *)&c->tcp, on_closed);
+}
+
+void conn_close_after_write(conn_t *c)
+{
+    if (c->flags & (CONN_F_CLOSING | CONN_F_DRAIN))
+        return;
+    c->flags |= CONN_F_DRAIN;
+    if (c->tls)
+        tls_conn_close_notify(c->tls, tls_out, c);
+    conn_set_deadline(c, DL_CLOSE);
+    mark_dirty(c);
+}
+
+void conn_abort(conn_t *c, const char *reason)
+{
+    if (c->flags & CONN_F_CLOSING)
+        return;
+    uv_os_fd_t fd;
+    if (uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0) {
+        struct linger l = {1, 0};
+        setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+    }
+    conn_close(c, reason);
+}
+
+void conn_shutdown(conn_t *c)
+{
+    if (c->flags & CONN_F_CLOSING)
+        return;
+    if (c->state == CONN_WS)
+        ws_on_shutdown(c);
+    else
+        conn_close(c, "shutdown");
+}
+
+static void on_closed(uv_handle_t *h)
+{
+    conn_t *c = h->data;
+    worker_t *w = c->w;
+    if (c->state == CONN_WS) {
+        ws_on_close(c);
+        metrics_add(&w->metrics.conns_closed[c->endpoint], 1);
+    } else {
+        http_conn_free(c);
+    }
+    q_clear(c);
+    if (c->tls)
+        tls_conn_free(c->tls);
+    metrics_add(&w->metrics.tcp_closed, 1);
+    atomic_fetch_sub(&w->srv->nconns, 1);
+    w->nconns--;
+    free(c);
+    if (w->stopping && w->nconns == 0)
+        uv_stop(&w->loop); /* worker.c closes its own handles after uv_run returns */
+}

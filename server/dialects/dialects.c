@@ -1,0 +1,9 @@
+/*
+ * The routing table of WebSocket endpoints: one entry per dialect module.
+ */
+#include "wshub/dialect.h"
+
+const dialect_t *const dialects[] = {
+    &dialect_echo,
+    NULL,
+};

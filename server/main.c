@@ -1,0 +1,351 @@
+/*
+ * main — the daemon's entry point: arguments, configuration, the listening sockets, the
+ * workers, signals (SIGTERM/SIGINT drain and exit 0, SIGHUP reload), and the shutdown order.
+ * The main thread runs a small uv loop of its own that only waits for signals.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <netdb.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <netinet/in.h>
+
+#include <uv.h>
+
+#include "wshub/config.h"
+#include "wshub/conn.h"
+#include "wshub/log.h"
+#include "wshub/server.h"
+#include "wshub/tls.h"
+#include "wshub/token.h"
+#include "wshub/worker.h"
+
+#define WSHUB_VERSION "0.1.0"
+#define DEFAULT_CONFIG "config/wshub.json"
+/* Used only when no secret is configured, and announced loudly: tokens it signs are public. */
+#define DEV_JWT_SECRET TOKEN_DEV_SECRET
+
+extern char **environ;
+
+typedef struct opts {
+    const char *config_path;
+    int check_config;
+} opts_t;
+
+/* Every config loaded so far: a worker may still read an older one after a reload, so
+ * superseded configurations are kept until exit (reloads are rare and small). */
+typedef struct config_hold {
+    config_t cfg;
+    struct config_hold *prev;
+} config_hold_t;
+
+static server_t srv;
+static config_hold_t *configs;
+static uv_signal_t sig_term, sig_int, sig_hup;
+static int stopping;
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: wshubd [-c FILE] [--check-config]\n"
+            "       wshubd token --sub SUBJECT [--ttl 1h] [--claim key=value ...] [-c FILE]\n"
+            "\n"
+            "  -c, --config FILE   JSON configuration (default: %s if it exists, else the\n"
+            "                      embedded development default on 127.0.0.1:8080)\n"
+            "      --check-config  validate the configuration (and TLS files) and exit\n"
+            "  -h, --help          this text\n"
+            "  -V, --version       print the version\n"
+            "Every key can be overridden by a WSHUB_* environment variable: see\n"
+            "config/wshub.example.json.\n",
+            DEFAULT_CONFIG);
+}
+
+static const char *pick_config_path(const char *given)
+{
+    if (given)
+        return given;
+    return access(DEFAULT_CONFIG, R_OK) == 0 ? DEFAULT_CONFIG : NULL;
+}
+
+static config_t *load_config(const char *path)
+{
+    config_hold_t *h = calloc(1, sizeof *h);
+    char err[512];
+    if (!h) {
+        fprintf(stderr, "wshubd: out of memory\n");
+        return NULL;
+    }
+    if (config_load(&h->cfg, path, environ, err, sizeof err) != 0) {
+        fprintf(stderr, "wshubd: %s\n", err);
+        free(h);
+        return NULL;
+    }
+    h->prev = configs;
+    configs = h;
+    return &h->cfg;
+}
+
+static void free_configs(void)
+{
+    while (configs) {
+        config_hold_t *h = configs;
+        configs = h->prev;
+        config_free(&h->cfg);
+        free(h);
+    }
+}
+
+/* ------------------------------------------------------------------ listening sockets */
+
+/* Creates one listening socket with SO_REUSEPORT (DESIGN.md decision 1). */
+static int listen_socket(const struct addrinfo *ai, int port, char *err, size_t errlen)
+{
+    struct sockaddr_storage ss;
+    memcpy(&ss, ai->ai_addr, ai->ai_addrlen);
+    if (ss.ss_family == AF_INET)
+        ((struct sockaddr_in *)&ss)->sin_port = htons((uint16_t)port);
+    else
+        ((struct sockaddr_in6 *)&ss)->sin6_port = htons((uint16_t)port);
+    int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        snprintf(err, errlen, "socket: %s", strerror(errno));
+        return -1;
+    }
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0 ||
+        bind(fd, (struct sockaddr *)&ss, ai->ai_addrlen) != 0 || listen(fd, SOMAXCONN) != 0) {
+        snprintf(err, errlen, "%s", strerror(errno));
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static int bound_port(int fd)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0)
+        return -1;
+    return ntohs(ss.ss_family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port
+                                         : ((struct sockaddr_in6 *)&ss)->sin6_port);
+}
+
+static int open_listeners(const config_t *cfg, int *fds, size_t n, int *port_out)
+{
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
+    struct addrinfo *ai = NULL;
+    int r = getaddrinfo(cfg->listen_host, NULL, &hints, &ai);
+    if (r != 0) {
+        fprintf(stderr, "wshubd: listen: cannot resolve %s: %s\n", cfg->listen_host, gai_strerror(r));
+        return -1;
+    }
+    int port = cfg->listen_port;
+    char err[256];
+    for (size_t i = 0; i < n; i++) {
+        fds[i] = listen_socket(ai, port, err, sizeof err);
+        if (fds[i] < 0) {
+            fprintf(stderr, "wshubd: listen: cannot listen on %s:%d: %s\n", cfg->listen_host, port, err);
+            while (i--)
+                close(fds[i]);
+            freeaddrinfo(ai);
+            return -1;
+        }
+        if (port == 0) /* the first socket picked a port: the others share it */
+            port = bound_port(fds[0]);
+    }
+    freeaddrinfo(ai);
+    *port_out = port;
+    return 0;
+}
+
+/* ------------------------------------------------------------------ banner */
+
+static void print_banner(const config_t *cfg, int port)
+{
+    const char *scheme = cfg->tls_cert ? "https" : "http";
+    const char *wscheme = cfg->tls_cert ? "wss" : "ws";
+    const char *host = cfg->listen_host;
+    int v6 = strchr(host, ':') != NULL;
+    char base[300];
+    snprintf(base, sizeof base, "%s%s%s:%d", v6 ? "[" : "", host, v6 ? "]" : "", port);
+    const char *secret = cfg->jwt_secret ? cfg->jwt_secret : DEV_JWT_SECRET;
+    char *token = token_mint(secret, "dev-user", 24 * 3600, NULL, 0, NULL, 0);
+    printf("\n"
+           "  wshubd %s: no configuration file, running on the embedded default.\n"
+           "  A configuration with every key: config/wshub.example.json (wshubd -c FILE).\n"
+           "\n"
+           "  JWT secret (HS256)%s: %s\n"
+           "  development token (sub=dev-user, valid 24 h):\n"
+           "    %s\n"
+           "\n"
+           "  Try it:\n"
+           "    curl %s://%s/healthz\n"
+           "    curl %s://%s/metrics\n"
+           "    npx wscat -c %s://%s/echo\n"
+           "    websocat %s://%s/echo\n"
+           "    node -e \"const W=require('ws');const w=new W('%s://%s/echo');"
+           "w.on('open',()=>w.send('hello'));w.on('message',m=>{console.log(String(m));w.close()})\"\n"
+           "\n",
+           WSHUB_VERSION, cfg->jwt_secret ? "" : " (development default: set WSHUB_JWT_SECRET)", secret,
+           token ? token : "(token could not be minted)", scheme, base, scheme, base, wscheme, base, wscheme,
+           base, wscheme, base);
+    fflush(stdout);
+    free(token);
+}
+
+/* ------------------------------------------------------------------ signals */
+
+static void on_stop_signal(uv_signal_t *h, int signum)
+{
+    if (stopping)
+        return;
+    stopping = 1;
+    log_info("shutdown", "%s: closing every connection with 1001, deadline %u ms", strsignal(signum),
+             srv.cfg->shutdown_timeout_ms);
+    for (size_t i = 0; i < srv.nworkers; i++)
+        worker_request_stop(srv.workers[i]);
+    /* The workers drain on their own; the main loop ends once these handles are closed. */
+    uv_close((uv_handle_t *)&sig_term, NULL);
+    uv_close((uv_handle_t *)&sig_int, NULL);
+    uv_close((uv_handle_t *)&sig_hup, NULL);
+    (void)h;
+}
+
+static void on_hup(uv_signal_t *h, int signum)
+{
+    (void)h;
+    (void)signum;
+    const char *path = configs->cfg.source_path;
+    config_t *cfg = load_config(path);
+    if (!cfg) {
+        log_error("reload", "configuration rejected, keeping the running one");
+        return;
+    }
+    log_set_level(cfg->log_level);
+    log_set_format(cfg->log_format);
+    atomic_store(&srv.live, cfg);
+    log_info("reload", "reloaded %s: log level, keys and allow-lists (listen, workers, tls and limits need a restart)",
+             path ? path : "the environment");
+}
+
+/* ------------------------------------------------------------------ main */
+
+static int parse_args(int argc, char **argv, opts_t *o)
+{
+    static const struct option longopts[] = {
+        {"config", required_argument, NULL, 'c'}, {"check-config", no_argument, NULL, 'C'},
+        {"help", no_argument, NULL, 'h'},         {"version", no_argument, NULL, 'V'},
+        {NULL, 0, NULL, 0}};
+    int ch;
+    while ((ch = getopt_long(argc, argv, "c:hV", longopts, NULL)) != -1) {
+        switch (ch) {
+        case 'c': o->config_path = optarg; break;
+        case 'C': o->check_config = 1; break;
+        case 'h': usage(stdout); exit(0);
+        case 'V': printf("wshubd %s\n", WSHUB_VERSION); exit(0);
+        default: usage(stderr); return -1;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "wshubd: unexpected argument: %s\n", argv[optind]);
+        usage(stderr);
+        return -1;
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc > 1 && strcmp(argv[1], "token") == 0)
+        return token_cli(argc - 1, argv + 1);
+
+    opts_t o = {0};
+    if (parse_args(argc, argv, &o) != 0)
+        return 2;
+    const char *path = pick_config_path(o.config_path);
+    config_t *cfg = load_config(path);
+    if (!cfg)
+        return 1;
+    log_set_level(cfg->log_level);
+    log_set_format(cfg->log_format);
+
+    char err[512];
+    if (cfg->tls_cert && tls_server_new(&srv.tls, cfg->tls_cert, cfg->tls_key, err, sizeof err) != 0) {
+        fprintf(stderr, "wshubd: %s\n", err);
+        free_configs();
+        return 1;
+    }
+    if (o.check_config) {
+        printf("wshubd: configuration ok (%s)\n", path ? path : "embedded default and environment");
+        tls_server_free(srv.tls);
+        free_configs();
+        return 0;
+    }
+
+    signal(SIGPIPE, SIG_IGN);
+    srv.cfg = cfg;
+    atomic_store(&srv.live, cfg);
+    srv.nworkers = cfg->workers > 0 ? (size_t)cfg->workers : (size_t)uv_available_parallelism();
+    if (srv.nworkers < 1)
+        srv.nworkers = 1;
+    int *fds = calloc(srv.nworkers, sizeof *fds);
+    srv.workers = calloc(srv.nworkers, sizeof *srv.workers);
+    int port = 0, rc = 1;
+    if (!fds || !srv.workers || open_listeners(cfg, fds, srv.nworkers, &port) != 0)
+        goto out;
+    if (!cfg->jwt_secret)
+        log_warn("config", "auth.jwt_secret is not set: using the development secret (set WSHUB_JWT_SECRET)");
+
+    size_t started = 0;
+    for (size_t i = 0; i < srv.nworkers; i++) {
+        srv.workers[i] = malloc(sizeof(worker_t));
+        int r = srv.workers[i] ? worker_init(srv.workers[i], &srv, (int)i, fds[i]) : UV_ENOMEM;
+        if (r) {
+            fprintf(stderr, "wshubd: worker %zu: %s\n", i, uv_strerror(r));
+            goto stop;
+        }
+    }
+    for (; started < srv.nworkers; started++) {
+        if (worker_start(srv.workers[started]) != 0) {
+            fprintf(stderr, "wshubd: cannot start worker thread %zu\n", started);
+            goto stop;
+        }
+    }
+
+    uv_loop_t *loop = uv_default_loop();
+    uv_signal_init(loop, &sig_term);
+    uv_signal_init(loop, &sig_int);
+    uv_signal_init(loop, &sig_hup);
+    uv_signal_start(&sig_term, on_stop_signal, SIGTERM);
+    uv_signal_start(&sig_int, on_stop_signal, SIGINT);
+    uv_signal_start(&sig_hup, on_hup, SIGHUP);
+    log_info("listening", "%s://%s:%d with %zu workers (pid %d, config: %s)", cfg->tls_cert ? "https" : "http",
+             cfg->listen_host, port, srv.nworkers, (int)getpid(), path ? path : "embedded default");
+    if (!path)
+        print_banner(cfg, port);
+    uv_run(loop, UV_RUN_DEFAULT);
+    uv_loop_close(loop);
+    rc = 0;
+
+stop:
+    for (size_t i = 0; i < started; i++)
+        worker_request_stop(srv.workers[i]);
+    for (size_t i = 0; i < started; i++)
+        worker_join(srv.workers[i]);
+    if (rc == 0)
+        log_info("shutdown", "every connection closed, exiting");
+out:
+    for (size_t i = 0; srv.workers && i < srv.nworkers; i++)
+        free(srv.workers[i]);
+    free(srv.workers);
+    free(fds);
+    tls_server_free(srv.tls);
+    free_configs();
+    return rc;
+}

@@ -1,0 +1,105 @@
+/*
+ * metrics — see include/wshub/metrics.h. Renders the Prometheus text exposition format
+ * (version 0.0.4): # HELP, # TYPE, then one sample per line.
+ */
+#include "wshub/metrics.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+const char *const endpoint_names[EP_COUNT] = {"http", "echo", "service", "cable", "moderation", "flow"};
+const char *const hs_reason_names[HS_COUNT] = {
+    "bad_request", "method", "not_upgrade", "bad_version", "bad_key", "not_found",
+    "header_too_large", "too_many_headers", "body_too_large", "timeout", "unauthorized",
+    "forbidden_origin", "tls", "over_capacity"};
+
+static metrics_t *blocks[256];
+static size_t nblocks;
+
+void metrics_register(metrics_t *m)
+{
+    if (nblocks < sizeof blocks / sizeof blocks[0])
+        blocks[nblocks++] = m;
+}
+
+/* Sums one counter over every block; `off` is the counter's offset inside metrics_t. */
+static uint64_t sum(size_t off)
+{
+    uint64_t v = 0;
+    for (size_t i = 0; i < nblocks; i++)
+        v += atomic_load_explicit((counter_t *)((char *)blocks[i] + off), memory_order_relaxed);
+    return v;
+}
+
+#define SUM(field) sum(offsetof(metrics_t, field))
+
+static void head(FILE *f, const char *name, const char *type, const char *help)
+{
+    fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static void by_endpoint(FILE *f, const char *name, const char *help, size_t off, int from)
+{
+    head(f, name, "counter", help);
+    for (int e = from; e < EP_COUNT; e++)
+        fprintf(f, "%s{endpoint=\"%s\"} %llu\n", name, endpoint_names[e],
+                (unsigned long long)sum(off + (size_t)e * sizeof(counter_t)));
+}
+
+char *metrics_render(size_t *len)
+{
+    char *buf = NULL;
+    FILE *f = open_memstream(&buf, len);
+    if (!f)
+        return NULL;
+
+    uint64_t acc = SUM(tcp_accepted), clo = SUM(tcp_closed);
+    head(f, "wshub_tcp_connections_accepted_total", "counter", "TCP connections accepted.");
+    fprintf(f, "wshub_tcp_connections_accepted_total %llu\n", (unsigned long long)acc);
+    head(f, "wshub_tcp_connections_closed_total", "counter", "TCP connections closed.");
+    fprintf(f, "wshub_tcp_connections_closed_total %llu\n", (unsigned long long)clo);
+    head(f, "wshub_tcp_connections_open", "gauge", "TCP connections open now.");
+    fprintf(f, "wshub_tcp_connections_open %llu\n", (unsigned long long)(acc - clo));
+
+    by_endpoint(f, "wshub_connections_accepted_total", "WebSocket connections accepted, by endpoint.",
+                offsetof(metrics_t, conns_opened), 1);
+    by_endpoint(f, "wshub_connections_closed_total", "WebSocket connections closed, by endpoint.",
+                offsetof(metrics_t, conns_closed), 1);
+    head(f, "wshub_connections_open", "gauge", "WebSocket connections open now, by endpoint.");
+    for (int e = 1; e < EP_COUNT; e++) {
+        uint64_t o = SUM(conns_opened[e]), c = SUM(conns_closed[e]);
+        fprintf(f, "wshub_connections_open{endpoint=\"%s\"} %llu\n", endpoint_names[e],
+                (unsigned long long)(o - c));
+    }
+    by_endpoint(f, "wshub_frames_in_total", "WebSocket messages received, by endpoint.",
+                offsetof(metrics_t, frames_in), 1);
+    by_endpoint(f, "wshub_frames_out_total", "WebSocket frames queued for sending, by endpoint.",
+                offsetof(metrics_t, frames_out), 1);
+    by_endpoint(f, "wshub_bytes_in_total", "Bytes read from clients, by endpoint (http: before an upgrade).",
+                offsetof(metrics_t, bytes_in), 0);
+    by_endpoint(f, "wshub_bytes_out_total", "Bytes queued for clients, by endpoint (http: before an upgrade).",
+                offsetof(metrics_t, bytes_out), 0);
+
+    head(f, "wshub_http_responses_total", "counter", "HTTP responses sent, by status class.");
+    for (int k = 1; k <= 5; k++)
+        fprintf(f, "wshub_http_responses_total{class=\"%dxx\"} %llu\n", k,
+                (unsigned long long)SUM(http_responses[k]));
+    head(f, "wshub_handshake_failures_total", "counter", "Requests and upgrades refused, by reason.");
+    for (int r = 0; r < HS_COUNT; r++)
+        fprintf(f, "wshub_handshake_failures_total{reason=\"%s\"} %llu\n", hs_reason_names[r],
+                (unsigned long long)SUM(handshake_failures[r]));
+    head(f, "wshub_slow_consumer_closes_total", "counter",
+         "Connections closed with 1013 because their queued output passed limits.max_queued_bytes.");
+    fprintf(f, "wshub_slow_consumer_closes_total %llu\n", (unsigned long long)SUM(slow_consumer_closes));
+    head(f, "wshub_close_timeouts_total", "counter",
+         "Close handshakes the peer did not complete within websocket.close_timeout_ms.");
+    fprintf(f, "wshub_close_timeouts_total %llu\n", (unsigned long long)SUM(close_timeouts));
+    head(f, "wshub_workers", "gauge", "Worker threads.");
+    fprintf(f, "wshub_workers %zu\n", nblocks);
+
+    if (fclose(f) != 0) {
+        free(buf);
+        return NULL;
+    }
+    return buf;
+}

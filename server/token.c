@@ -1,0 +1,155 @@
+/*
+ * token — see include/wshub/token.h. libjwt signs; jansson builds the claims.
+ */
+#include "wshub/token.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <jansson.h>
+#include <jwt.h>
+
+#include "wshub/config.h"
+
+extern char **environ;
+
+long token_parse_ttl(const char *s)
+{
+    char *end;
+    if (!s || !*s)
+        return -1;
+    long v = strtol(s, &end, 10);
+    if (end == s || v < 0)
+        return -1;
+    long mul = 1;
+    if (*end == 's')
+        end++;
+    else if (*end == 'm')
+        mul = 60, end++;
+    else if (*end == 'h')
+        mul = 3600, end++;
+    else if (*end == 'd')
+        mul = 86400, end++;
+    if (*end || v > 100L * 365 * 86400 / mul)
+        return -1;
+    return v * mul;
+}
+
+static void say(char *err, size_t errlen, const char *msg, const char *arg)
+{
+    if (err)
+        snprintf(err, errlen, "%s%s", msg, arg ? arg : "");
+}
+
+char *token_mint(const char *secret, const char *sub, long ttl_s, const char *const *claims,
+                 size_t nclaims, char *err, size_t errlen)
+{
+    char *out = NULL;
+    jwt_t *jwt = NULL;
+    json_t *grants = json_object();
+    time_t now = time(NULL);
+    if (!grants)
+        goto done;
+    for (size_t i = 0; i < nclaims; i++) {
+        const char *eq = strchr(claims[i], '=');
+        if (!eq || eq == claims[i]) {
+            say(err, errlen, "--claim expects key=value, got ", claims[i]);
+            goto done;
+        }
+        char *key = strndup(claims[i], (size_t)(eq - claims[i]));
+        json_t *v = json_loads(eq + 1, JSON_DECODE_ANY, NULL);
+        if (!v)
+            v = json_string(eq + 1);
+        json_object_set_new(grants, key, v);
+        free(key);
+    }
+    if (sub)
+        json_object_set_new(grants, "sub", json_string(sub));
+    json_object_set_new(grants, "iat", json_integer((json_int_t)now));
+    if (ttl_s > 0)
+        json_object_set_new(grants, "exp", json_integer((json_int_t)(now + ttl_s)));
+    char *text = json_dumps(grants, JSON_COMPACT);
+    if (!text || jwt_new(&jwt) != 0 || jwt_add_grants_json(jwt, text) != 0 ||
+        jwt_set_alg(jwt, JWT_ALG_HS256, (const unsigned char *)secret, (int)strlen(secret)) != 0) {
+        say(err, errlen, "cannot build the token", NULL);
+        free(text);
+        goto done;
+    }
+    free(text);
+    out = jwt_encode_str(jwt);
+    if (!out)
+        say(err, errlen, "cannot sign the token", NULL);
+done:
+    jwt_free(jwt);
+    json_decref(grants);
+    return out;
+}
+
+int token_cli(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"sub", required_argument, NULL, 's'},   {"ttl", required_argument, NULL, 't'},
+        {"claim", required_argument, NULL, 'k'}, {"secret", required_argument, NULL, 'S'},
+        {"config", required_argument, NULL, 'c'}, {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}};
+    const char *sub = NULL, *secret = NULL, *path = NULL;
+    long ttl = 3600;
+    const char **claims = calloc((size_t)argc + 1, sizeof *claims);
+    size_t nclaims = 0;
+    int ch, rc = 2;
+    optind = 1;
+    while ((ch = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
+        switch (ch) {
+        case 's': sub = optarg; break;
+        case 't':
+            if ((ttl = token_parse_ttl(optarg)) < 0) {
+                fprintf(stderr, "wshubd token: --ttl: expected a duration like 90s, 15m, 1h or 7d, got %s\n", optarg);
+                goto out;
+            }
+            break;
+        case 'k': claims[nclaims++] = optarg; break;
+        case 'S': secret = optarg; break;
+        case 'c': path = optarg; break;
+        case 'h':
+            printf("usage: wshubd token --sub SUBJECT [--ttl 1h] [--claim key=value ...] [--secret S | -c FILE]\n"
+                   "Prints an HS256 JWT signed with --secret, or with auth.jwt_secret of the configuration\n"
+                   "(-c FILE and WSHUB_JWT_SECRET), or with the development secret.\n");
+            rc = 0;
+            goto out;
+        default: goto out;
+        }
+    }
+    if (!sub) {
+        fprintf(stderr, "wshubd token: --sub is required\n");
+        goto out;
+    }
+    config_t cfg = {0};
+    char err[512];
+    int have_cfg = 0;
+    if (!secret) {
+        if (config_load(&cfg, path, environ, err, sizeof err) != 0) {
+            fprintf(stderr, "wshubd token: %s\n", err);
+            rc = 1;
+            goto out;
+        }
+        have_cfg = 1;
+        secret = cfg.jwt_secret ? cfg.jwt_secret : TOKEN_DEV_SECRET;
+    }
+    char *tok = token_mint(secret, sub, ttl, claims, nclaims, err, sizeof err);
+    if (tok) {
+        printf("%s\n", tok);
+        free(tok);
+        rc = 0;
+    } else {
+        fprintf(stderr, "wshubd token: %s\n", err);
+        rc = 1;
+    }
+    if (have_cfg)
+        config_free(&cfg);
+out:
+    free(claims);
+    return rc;
+}

@@ -1,0 +1,155 @@
+/*
+ * worker — see include/wshub/worker.h. The loop of one thread: accept, flush once per
+ * iteration, sweep deadlines, and drain on stop.
+ */
+#include "wshub/worker.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "wshub/conn.h"
+#include "wshub/log.h"
+
+#define TICK_MS 50
+
+static void on_connection(uv_stream_t *server, int status)
+{
+    worker_t *w = container_of((uv_tcp_t *)server, worker_t, listener);
+    if (status < 0) {
+        log_warn("accept", "worker %d: %s", w->idx, uv_strerror(status));
+        return;
+    }
+    conn_accept(w);
+}
+
+static void on_prepare(uv_prepare_t *h) { conn_flush_dirty(h->data); }
+static void on_check(uv_check_t *h) { conn_flush_dirty(h->data); }
+static void on_tick(uv_timer_t *h) { conn_sweep_deadlines(h->data); }
+
+static void shutdown_walk(uv_handle_t *h, void *arg)
+{
+    (void)arg;
+    conn_t *c = conn_from_handle(h);
+    if (c)
+        conn_shutdown(c);
+}
+
+static void force_close_walk(uv_handle_t *h, void *arg)
+{
+    (void)arg;
+    conn_t *c = conn_from_handle(h);
+    if (c)
+        conn_close(c, "shutdown deadline");
+}
+
+static void on_drain_deadline(uv_timer_t *h)
+{
+    worker_t *w = h->data;
+    if (w->nconns)
+        log_warn("shutdown", "worker %d: deadline passed, closing %zu connections", w->idx, w->nconns);
+    uv_walk(&w->loop, force_close_walk, NULL);
+}
+
+static void begin_stop(worker_t *w)
+{
+    if (w->stopping)
+        return;
+    w->stopping = true;
+    uv_close((uv_handle_t *)&w->listener, NULL);
+    if (w->nconns == 0) {
+        uv_stop(&w->loop);
+        return;
+    }
+    uv_walk(&w->loop, shutdown_walk, NULL);
+    uv_timer_start(&w->drain, on_drain_deadline, w->cfg->shutdown_timeout_ms, 0);
+}
+
+static void on_wakeup(uv_async_t *h)
+{
+    worker_t *w = h->data;
+    if (atomic_load(&w->stop_requested))
+        begin_stop(w);
+}
+
+int worker_init(worker_t *w, server_t *srv, int idx, int listen_fd)
+{
+    memset(w, 0, sizeof *w);
+    w->srv = srv;
+    w->cfg = srv->cfg;
+    w->idx = idx;
+    w->listen_fd = listen_fd;
+    list_init(&w->dirty);
+    for (int k = 0; k < DL_COUNT; k++)
+        list_init(&w->deadlines[k]);
+    w->rbuf = malloc(WORKER_RBUF_SIZE);
+    w->tbuf = malloc(WORKER_RBUF_SIZE);
+    if (!w->rbuf || !w->tbuf)
+        return UV_ENOMEM;
+    int r = uv_loop_init(&w->loop);
+    if (r)
+        return r;
+    uv_tcp_init(&w->loop, &w->listener);
+    if ((r = uv_tcp_open(&w->listener, listen_fd)) != 0)
+        return r;
+    uv_async_init(&w->loop, &w->wakeup, on_wakeup);
+    w->wakeup.data = w;
+    uv_prepare_init(&w->loop, &w->prepare);
+    w->prepare.data = w;
+    uv_check_init(&w->loop, &w->check);
+    w->check.data = w;
+    uv_timer_init(&w->loop, &w->tick);
+    w->tick.data = w;
+    uv_timer_init(&w->loop, &w->drain);
+    w->drain.data = w;
+    metrics_register(&w->metrics);
+    return 0;
+}
+
+static void close_walk(uv_handle_t *h, void *arg)
+{
+    (void)arg;
+    conn_t *c = conn_from_handle(h);
+    if (c)
+        conn_close(c, "shutdown");
+    else if (!uv_is_closing(h))
+        uv_close(h, NULL);
+}
+
+static void run(void *arg)
+{
+    worker_t *w = arg;
+    /* The listen backlog is shared by the socket; SOMAXCONN is what the kernel allows. */
+    int r = uv_listen((uv_stream_t *)&w->listener, SOMAXCONN, on_connection);
+    if (r) {
+        log_error("listen", "worker %d: %s", w->idx, uv_strerror(r));
+        return;
+    }
+    uv_prepare_start(&w->prepare, on_prepare);
+    uv_check_start(&w->check, on_check);
+    uv_timer_start(&w->tick, on_tick, TICK_MS, TICK_MS);
+    if (atomic_load(&w->stop_requested))
+        begin_stop(w);
+    uv_run(&w->loop, UV_RUN_DEFAULT);
+    /* Every connection is gone (or the loop was stopped early): close the worker's handles
+     * and let their callbacks run, so that uv_loop_close finds nothing open. */
+    uv_walk(&w->loop, close_walk, NULL);
+    uv_run(&w->loop, UV_RUN_DEFAULT);
+}
+
+int worker_start(worker_t *w) { return uv_thread_create(&w->thread, run, w); }
+
+void worker_request_stop(worker_t *w)
+{
+    atomic_store(&w->stop_requested, true);
+    uv_async_send(&w->wakeup);
+}
+
+void worker_join(worker_t *w)
+{
+    uv_thread_join(&w->thread);
+    int r = uv_loop_close(&w->loop);
+    if (r)
+        log_error("shutdown", "worker %d: loop still busy: %s", w->idx, uv_strerror(r));
+    free(w->rbuf);
+    free(w->tbuf);
+}

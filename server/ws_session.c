@@ -1,0 +1,316 @@
+/*
+ * ws_session — see include/wshub/ws.h. wslay's event API drives one connection: bytes come
+ * in through recv_callback from the worker's read buffer (no copy into a per-connection
+ * buffer of ours), frames go out through send_callback into the connection's queue.
+ */
+#include "wshub/ws.h"
+
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <wslay/wslay.h>
+
+#include "wshub/conn.h"
+#include "wshub/log.h"
+#include "wshub/utf8.h"
+
+struct ws_session {
+    conn_t *c;
+    wslay_event_context_ptr ctx;
+    const dialect_t *d;
+    void *data;            /* the dialect's per-session state */
+    const uint8_t *in;     /* input not yet handed to wslay (during ws_on_data only) */
+    size_t in_len;
+    uint32_t utf8;         /* UTF-8 validator state of the text message being received */
+    uint32_t close_utf8;   /* validator state of a close frame's reason */
+    uint8_t close_off;     /* payload bytes of the close frame seen so far */
+    uint8_t frame_op;      /* opcode of the frame being received */
+    uint8_t msg_op;        /* opcode of the data message being received (text/binary) */
+    bool in_recv;          /* inside wslay_event_recv: sends are pumped after it returns */
+    bool close_deadline;   /* the close-handshake deadline is armed */
+    bool failed;           /* we queued a close because the peer broke the protocol */
+};
+
+/* ------------------------------------------------------------------ wslay callbacks */
+
+static ssize_t recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags, void *user)
+{
+    (void)flags;
+    ws_session_t *s = user;
+    if (!s->in_len) {
+        wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
+        return -1;
+    }
+    size_t n = len < s->in_len ? len : s->in_len;
+    memcpy(buf, s->in, n);
+    s->in += n;
+    s->in_len -= n;
+    return (ssize_t)n;
+}
+
+static ssize_t send_cb(wslay_event_context_ptr ctx, const uint8_t *data, size_t len, int flags, void *user)
+{
+    (void)flags;
+    ws_session_t *s = user;
+    /* Accept every byte (DESIGN.md decision 3): frames stay whole in the connection's queue. */
+    if (conn_send_copy(s->c, data, len) != 0) {
+        wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
+        return -1;
+    }
+    return (ssize_t)len;
+}
+
+/* Fails the connection from inside a wslay callback: wslay sends the close frame, stops
+ * reading, and the rest of the frame is ignored. */
+static void fail(ws_session_t *s, uint16_t code, const char *reason)
+{
+    if (!s->failed)
+        log_event(LOG_INFO, "ws_protocol_error", s->c->id, NULL, s->d->name, "close %u: %s", code, reason);
+    s->failed = true;
+    wslay_event_queue_close(s->ctx, code, (const uint8_t *)reason, strlen(reason));
+    wslay_event_shutdown_read(s->ctx);
+}
+
+static void on_frame_start(wslay_event_context_ptr ctx, const struct wslay_event_on_frame_recv_start_arg *arg,
+                           void *user)
+{
+    (void)ctx;
+    ws_session_t *s = user;
+    s->frame_op = arg->opcode;
+    if (arg->opcode == WSLAY_TEXT_FRAME || arg->opcode == WSLAY_BINARY_FRAME) {
+        s->msg_op = arg->opcode;
+        s->utf8 = UTF8_ACCEPT;
+    }
+    if (arg->opcode == WSLAY_CONNECTION_CLOSE) {
+        s->close_utf8 = UTF8_ACCEPT;
+        s->close_off = 0;
+        /* A close payload of one byte cannot hold a status code (RFC 6455 §5.5.1). */
+        if (arg->payload_length == 1)
+            fail(s, WS_CLOSE_PROTOCOL_ERROR, "close frame with a 1-byte payload");
+    }
+}
+
+/* The close reason is checked before wslay queues its echo of the peer's close (it does
+ * that right after this frame ends), so that our 1007 is the close that goes out. */
+static void close_chunk(ws_session_t *s, const uint8_t *data, size_t len)
+{
+    size_t skip = s->close_off < 2 ? 2u - s->close_off : 0;
+    if (skip > len)
+        skip = len;
+    s->close_off = (uint8_t)(s->close_off + len);
+    if (len > skip)
+        s->close_utf8 = utf8_validate(s->close_utf8, data + skip, len - skip);
+}
+
+static void on_frame_end(wslay_event_context_ptr ctx, void *user)
+{
+    (void)ctx;
+    ws_session_t *s = user;
+    if (s->frame_op == WSLAY_CONNECTION_CLOSE && s->close_utf8 != UTF8_ACCEPT && !s->failed)
+        fail(s, WS_CLOSE_INVALID_PAYLOAD, "invalid UTF-8 in the close reason");
+}
+
+/* Text is validated as it arrives, across fragments, so that an invalid message fails
+ * before the rest of it is read (fail fast, PROTOCOLS.md §0.4). */
+static void on_frame_chunk(wslay_event_context_ptr ctx, const struct wslay_event_on_frame_recv_chunk_arg *arg,
+                           void *user)
+{
+    (void)ctx;
+    ws_session_t *s = user;
+    if (s->frame_op == WSLAY_CONNECTION_CLOSE) {
+        close_chunk(s, arg->data, arg->data_length);
+        return;
+    }
+    bool data_frame = s->frame_op == WSLAY_TEXT_FRAME || s->frame_op == WSLAY_CONTINUATION_FRAME;
+    if (!data_frame || s->msg_op != WSLAY_TEXT_FRAME || s->failed)
+        return;
+    s->utf8 = utf8_validate(s->utf8, arg->data, arg->data_length);
+    if (s->utf8 == UTF8_REJECT)
+        fail(s, WS_CLOSE_INVALID_PAYLOAD, "invalid UTF-8 in a text message");
+}
+
+static void on_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg *arg, void *user)
+{
+    (void)ctx;
+    ws_session_t *s = user;
+    if (s->failed)
+        return;
+    switch (arg->opcode) {
+    case WSLAY_TEXT_FRAME:
+        if (s->utf8 != UTF8_ACCEPT) {
+            fail(s, WS_CLOSE_INVALID_PAYLOAD, "text message ends inside a UTF-8 sequence");
+            return;
+        }
+        /* fall through */
+    case WSLAY_BINARY_FRAME:
+        metrics_add(&s->c->w->metrics.frames_in[s->c->endpoint], 1);
+        if (s->d->on_message)
+            s->d->on_message(s, arg->opcode, arg->msg, arg->msg_length);
+        break;
+    default:
+        break; /* pings are answered by wslay; pongs need nothing */
+    }
+}
+
+static const struct wslay_event_callbacks callbacks = {
+    .recv_callback = recv_cb,
+    .send_callback = send_cb,
+    .on_frame_recv_start_callback = on_frame_start,
+    .on_frame_recv_chunk_callback = on_frame_chunk,
+    .on_frame_recv_end_callback = on_frame_end,
+    .on_msg_recv_callback = on_msg,
+};
+
+/* ------------------------------------------------------------------ pumping */
+
+/* Moves wslay's queued frames into the connection and decides whether the close
+ * handshake is over. Never called from inside wslay_event_recv. */
+static void pump(ws_session_t *s)
+{
+    conn_t *c = s->c;
+    if (c->flags & CONN_F_CLOSING)
+        return;
+    if (wslay_event_want_write(s->ctx) && wslay_event_send(s->ctx) != 0) {
+        conn_close(c, "send failed");
+        return;
+    }
+    if (!wslay_event_get_close_sent(s->ctx))
+        return;
+    if (wslay_event_get_close_received(s->ctx) || !wslay_event_get_read_enabled(s->ctx)) {
+        /* Both closes exchanged (or we failed the connection): the server closes TCP first. */
+        conn_close_after_write(c);
+    } else if (!s->close_deadline) {
+        /* We sent a close: the peer has websocket.close_timeout_ms to answer it. */
+        s->close_deadline = true;
+        conn_set_deadline(c, DL_CLOSE);
+    }
+}
+
+/* ------------------------------------------------------------------ conn hooks */
+
+ws_session_t *ws_session_start(conn_t *c, const dialect_t *d, void *dialect_data)
+{
+    ws_session_t *s = calloc(1, sizeof *s);
+    if (!s || wslay_event_context_server_init(&s->ctx, &callbacks, s) != 0) {
+        free(s);
+        if (d->on_close && dialect_data) {
+            ws_session_t tmp = {.c = c, .d = d, .data = dialect_data};
+            d->on_close(&tmp);
+        }
+        conn_close(c, "out of memory (ws)");
+        return NULL;
+    }
+    s->c = c;
+    s->d = d;
+    s->data = dialect_data;
+    s->utf8 = UTF8_ACCEPT;
+    wslay_event_config_set_max_recv_msg_length(s->ctx, c->w->cfg->max_message_bytes);
+    conn_upgrade(c, s, d->endpoint);
+    if (d->on_open)
+        d->on_open(s);
+    pump(s);
+    return s;
+}
+
+void ws_on_data(conn_t *c, const uint8_t *data, size_t len)
+{
+    ws_session_t *s = c->u.ws;
+    s->in = data;
+    s->in_len = len;
+    s->in_recv = true;
+    int r = wslay_event_recv(s->ctx);
+    s->in_recv = false;
+    s->in = NULL;
+    s->in_len = 0;
+    if (r != 0 && !(c->flags & CONN_F_CLOSING)) {
+        conn_close(c, r == WSLAY_ERR_NOMEM ? "out of memory (ws)" : "receive failed");
+        return;
+    }
+    pump(s);
+}
+
+void ws_on_eof(conn_t *c)
+{
+    /* The peer is gone without finishing the close handshake (or after it). */
+    conn_close(c, wslay_event_get_close_received(c->u.ws->ctx) ? NULL : "eof without close frame");
+}
+
+void ws_on_slow_consumer(conn_t *c)
+{
+    ws_session_t *s = c->u.ws;
+    wslay_event_queue_close(s->ctx, WS_CLOSE_TRY_AGAIN_LATER, (const uint8_t *)"slow consumer", 13);
+    /* Nothing more is read from a client that does not read what it is sent. */
+    wslay_event_shutdown_read(s->ctx);
+    pump(s);
+}
+
+void ws_on_shutdown(conn_t *c)
+{
+    ws_session_t *s = c->u.ws;
+    if (s->d->on_shutdown)
+        s->d->on_shutdown(s);
+    ws_session_close(s, WS_CLOSE_GOING_AWAY, "server shutting down");
+}
+
+void ws_on_close(conn_t *c)
+{
+    ws_session_t *s = c->u.ws;
+    if (!s)
+        return;
+    if (s->d->on_close)
+        s->d->on_close(s);
+    wslay_event_context_free(s->ctx);
+    free(s);
+    c->u.ws = NULL;
+}
+
+/* ------------------------------------------------------------------ for dialects */
+
+int ws_session_send(ws_session_t *s, int opcode, const void *data, size_t len)
+{
+    if (s->c->flags & (CONN_F_CLOSING | CONN_F_DRAIN))
+        return -1;
+    struct wslay_event_msg msg = {(uint8_t)opcode, data, len};
+    int r = wslay_event_queue_msg(s->ctx, &msg);
+    if (r != 0)
+        return -1; /* WSLAY_ERR_NO_MORE_MSG once a close is queued */
+    metrics_add(&s->c->w->metrics.frames_out[s->c->endpoint], 1);
+    if (!s->in_recv)
+        pump(s);
+    return 0;
+}
+
+int ws_session_send_text(ws_session_t *s, const char *text, size_t len)
+{
+    return ws_session_send(s, WS_OP_TEXT, text, len);
+}
+
+int ws_session_send_frame(ws_session_t *s, frame_t *f)
+{
+    /* Between whole wslay frames only: wslay never keeps a partial frame (send_cb takes all),
+     * but a frame wslay still holds in its queue must go first to keep the order. */
+    if (wslay_event_get_close_sent(s->ctx) || (s->c->flags & (CONN_F_CLOSING | CONN_F_DRAIN)))
+        return -1;
+    if (wslay_event_want_write(s->ctx) && wslay_event_send(s->ctx) != 0)
+        return -1;
+    int r = conn_send_frame(s->c, f);
+    if (r == 0)
+        metrics_add(&s->c->w->metrics.frames_out[s->c->endpoint], 1);
+    return r;
+}
+
+void ws_session_close(ws_session_t *s, uint16_t code, const char *reason)
+{
+    size_t len = reason ? strlen(reason) : 0;
+    if (len > 123)
+        len = 123;
+    wslay_event_queue_close(s->ctx, code, (const uint8_t *)reason, len);
+    if (!s->in_recv)
+        pump(s);
+}
+
+void *ws_session_data(ws_session_t *s) { return s->data; }
+void ws_session_set_data(ws_session_t *s, void *data) { s->data = data; }
+uint64_t ws_session_id(ws_session_t *s) { return s->c->id; }
+const dialect_t *ws_session_dialect(ws_session_t *s) { return s->d; }
