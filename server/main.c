@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <netinet/in.h>
@@ -164,6 +165,18 @@ static int open_listeners(const config_t *cfg, int *fds, size_t n, int *port_out
     return 0;
 }
 
+/* Every connection is a descriptor: take all the kernel allows this process (the soft
+ * limit is often 1024, far below what one worker holds). */
+static void raise_nofile(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+            log_warn("rlimit", "cannot raise the open-file limit: %s", strerror(errno));
+    }
+}
+
 /* ------------------------------------------------------------------ banner */
 
 static void print_banner(const config_t *cfg, int port)
@@ -289,6 +302,7 @@ int main(int argc, char **argv)
     }
 
     signal(SIGPIPE, SIG_IGN);
+    raise_nofile();
     srv.cfg = cfg;
     atomic_store(&srv.live, cfg);
     srv.nworkers = cfg->workers > 0 ? (size_t)cfg->workers : (size_t)uv_available_parallelism();
