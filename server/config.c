@@ -28,6 +28,7 @@
 /* T_ENUM fields are written through an int pointer. */
 _Static_assert(sizeof(log_level_t) == sizeof(int), "log_level_t must be int-sized");
 _Static_assert(sizeof(log_format_t) == sizeof(int), "log_format_t must be int-sized");
+_Static_assert(sizeof(service_policy_t) == sizeof(int), "service_policy_t must be int-sized");
 
 typedef enum {
     T_LISTEN, /* "host:port" into listen_host + listen_port */
@@ -37,7 +38,7 @@ typedef enum {
     T_MS,     /* uint32_t milliseconds, >= min */
     T_BOOL,   /* bool */
     T_ENUM,   /* int index into names */
-    T_LIST,   /* config_strlist_t */
+    T_LIST,   /* config_strlist_t; with names: each item one of them, stored as spelled there */
 } key_type_t;
 
 #define K_SECRET 1u /* never echo the value in an error */
@@ -48,7 +49,8 @@ typedef struct keydef {
     key_type_t type;
     size_t offset;            /* field in config_t */
     long long min, max;       /* T_INT: inclusive range; T_SIZE, T_MS: min only */
-    const char *const *names; /* T_ENUM: accepted words, index = value, NULL-terminated */
+    const char *const *names; /* T_ENUM: accepted words, index = value, NULL-terminated;
+                                 T_LIST: accepted items, or NULL for any non-empty string */
     const char *def;          /* default in environment syntax; NULL = unset */
     unsigned flags;           /* K_* */
     const char *summary;      /* one sentence, for config_keys() */
@@ -56,6 +58,10 @@ typedef struct keydef {
 
 static const char *const level_names[] = {"error", "warn", "info", "debug", NULL};
 static const char *const format_names[] = {"human", "json", NULL};
+static const char *const policy_names[] = {"allow", "deny", NULL};
+/* JWS algorithms libjwt 1.10 verifies; "none" is deliberately absent. */
+static const char *const alg_names[] = {"HS256", "HS384", "HS512", "RS256", "RS384",
+                                        "RS512", "ES256", "ES384", "ES512", NULL};
 /* Even index = true. */
 static const char *const bool_words[] = {"true", "false", "1", "0", "yes", "no", "on", "off", NULL};
 
@@ -114,10 +120,33 @@ static const char *const bool_words[] = {"true", "false", "1", "0", "yes", "no",
       K_SECRET,                                                                               \
       "HS256 secret for API B and C tokens; null = a development secret printed at start. "   \
       "Reloaded on SIGHUP.")                                                                  \
+    X("auth.public_key", "WSHUB_AUTH_PUBLIC_KEY", T_STRING, auth_public_key, 0, 0, NULL,      \
+      NULL, 0,                                                                                \
+      "PEM file with the RSA or EC public key that verifies tokens instead of "              \
+      "auth.jwt_secret; then HMAC tokens are refused. Reloaded on SIGHUP.")                   \
+    X("auth.algorithms", "WSHUB_AUTH_ALGORITHMS", T_LIST, auth_algorithms, 0, 0, alg_names,   \
+      "", 0,                                                                                  \
+      "Accepted token algorithms; empty = HS256, or RS256 and ES256 with auth.public_key. "   \
+      "Never none.")                                                                          \
+    X("auth.issuer", "WSHUB_AUTH_ISSUER", T_STRING, auth_issuer, 0, 0, NULL, NULL, 0,         \
+      "Required value of the iss claim; null = not checked.")                                 \
+    X("auth.audience", "WSHUB_AUTH_AUDIENCE", T_STRING, auth_audience, 0, 0, NULL, NULL, 0,   \
+      "Value the aud claim (a string or an array) must contain; null = not checked.")         \
+    X("auth.leeway_s", "WSHUB_AUTH_LEEWAY_S", T_INT, auth_leeway_s, 0, 3600, NULL, "5", 0,    \
+      "Clock skew allowed when checking exp and nbf, in seconds.")                            \
+    X("auth.require_exp", "WSHUB_AUTH_REQUIRE_EXP", T_BOOL, auth_require_exp, 0, 0, NULL,     \
+      "true", 0, "Refuse tokens without an exp claim.")                                       \
     X("api.key", "WSHUB_API_KEY", T_STRING, api_key, 0, 0, NULL, NULL, K_SECRET,              \
       "Bearer key of the server API (POST /api/publish). Reloaded on SIGHUP.")                \
     X("moderation.keys", "WSHUB_MODERATION_KEYS", T_LIST, moderation_keys, 0, 0, NULL, "",    \
       K_SECRET, "API keys accepted by /text/moderation. Reloaded on SIGHUP.")                 \
+    X("service.max_subscriptions", "WSHUB_SERVICE_MAX_SUBSCRIPTIONS", T_INT,                  \
+      service_max_subscriptions, 1, 100000, NULL, "100", 0,                                   \
+      "Channels one /api/ws connection may subscribe to; one more is subscription_failed.")   \
+    X("service.default_policy", "WSHUB_SERVICE_DEFAULT_POLICY", T_ENUM,                       \
+      service_default_policy, 0, 0, policy_names, "allow", 0,                                 \
+      "Channels a token without a channels claim may subscribe to: allow = any but another "  \
+      "user's user:<id>, deny = only its own user:<sub>.")                                    \
     X("cable.allowed_origins", "WSHUB_CABLE_ALLOWED_ORIGINS", T_LIST, cable_allowed_origins,  \
       0, 0, NULL, "", 0, "Origin allow-list for /cable; empty = any. Reloaded on SIGHUP.")    \
     X("flow.client_ids", "WSHUB_FLOW_CLIENT_IDS", T_LIST, flow_client_ids, 0, 0, NULL, "", 0, \
@@ -209,7 +238,13 @@ static void describe(const keydef_t *k, bool from_env, char *buf, size_t len)
             pos += (size_t)snprintf(buf + pos, len - pos, "%s \"%s\"", i ? "," : "", k->names[i]);
         return;
     case T_LIST:
-        snprintf(buf, len, "an array of non-empty strings");
+        if (!k->names) {
+            snprintf(buf, len, "an array of non-empty strings");
+            return;
+        }
+        pos = (size_t)snprintf(buf, len, "%s", from_env ? "a comma-separated list of" : "an array of");
+        for (size_t i = 0; k->names[i] && pos < len; i++)
+            pos += (size_t)snprintf(buf + pos, len - pos, "%s \"%s\"", i ? "," : "", k->names[i]);
         return;
     }
     snprintf(buf, len, "a valid value");
@@ -257,7 +292,7 @@ static void show_text(const char *s, bool secret, char *buf, size_t len)
 
 static int bad_value(load_t *ld, const keydef_t *k, const char *env, const char *got)
 {
-    char want[128];
+    char want[160];
 
     describe(k, env != NULL, want, sizeof want);
     if (env)
@@ -373,6 +408,24 @@ static int word_index(const char *const *words, const char *s)
     return -1;
 }
 
+/* T_LIST with names: every item must be one of them (any case); it is stored as spelled in
+ * the table so that consumers compare exactly. Frees the list when an item is not. */
+static int check_items(const keydef_t *k, config_strlist_t *l)
+{
+    if (!k->names)
+        return 0;
+    for (size_t i = 0; i < l->n; i++) {
+        int w = word_index(k->names, l->items[i]);
+
+        if (w < 0) {
+            list_free(l);
+            return -EINVAL;
+        }
+        memcpy(l->items[i], k->names[w], strlen(k->names[w])); /* same length, other case */
+    }
+    return 0;
+}
+
 static bool in_range(const keydef_t *k, const value_t *v)
 {
     if (k->type == T_INT)
@@ -460,8 +513,11 @@ static int parse_text(const keydef_t *k, const char *s, value_t *v)
     case T_ENUM:
         v->i = word_index(k->names, s);
         return v->i < 0 ? -EINVAL : 0;
-    case T_LIST:
-        return split_list(s, &v->list);
+    case T_LIST: {
+        int rc = split_list(s, &v->list);
+
+        return rc < 0 ? rc : check_items(k, &v->list);
+    }
     }
     return -EINVAL;
 }
@@ -495,8 +551,11 @@ static int parse_json(const keydef_t *k, const json_t *j, value_t *v)
             return -EINVAL;
         v->i = json_is_true(j);
         return 0;
-    case T_LIST:
-        return json_list(j, &v->list);
+    case T_LIST: {
+        int rc = json_list(j, &v->list);
+
+        return rc < 0 ? rc : check_items(k, &v->list);
+    }
     }
     return -EINVAL;
 }
@@ -692,6 +751,29 @@ static int require(load_t *ld, const char *missing, const char *because)
                 find_key(missing)->env, because);
 }
 
+/*
+ * HMAC algorithms take the shared secret, RS and ES ones the public key; a public key
+ * forbids HMAC, because an HMAC token "signed" with the public key's PEM text (which is
+ * public) must never pass (the JWT key-confusion attack).
+ */
+static int check_algorithms(load_t *ld)
+{
+    const config_t *cfg = ld->cfg;
+
+    for (size_t i = 0; i < cfg->auth_algorithms.n; i++) {
+        const char *alg = cfg->auth_algorithms.items[i];
+        bool hmac = alg[0] == 'H';
+
+        if (hmac && cfg->auth_public_key)
+            return fail(ld, -EINVAL,
+                        "auth.algorithms: %s (HMAC) cannot be used with auth.public_key", alg);
+        if (!hmac && !cfg->auth_public_key)
+            return fail(ld, -EINVAL, "auth.algorithms: %s requires auth.public_key (%s)", alg,
+                        find_key("auth.public_key")->env);
+    }
+    return 0;
+}
+
 /* Checks across keys and derived defaults, once every layer is in. */
 static int finish(load_t *ld)
 {
@@ -705,6 +787,8 @@ static int finish(load_t *ld)
         return require(ld, "tls.key", "tls.cert");
     if (cfg->tls_key && !cfg->tls_cert)
         return require(ld, "tls.cert", "tls.key");
+    if (check_algorithms(ld) < 0)
+        return -EINVAL;
     if (cfg->public_url)
         return 0;
     /* Derived last so that WSHUB_LISTEN alone moves it too. */

@@ -446,7 +446,6 @@ static void accept_value(const char *key, size_t len, char out[29])
 static bool websocket_handshake(http_conn_t *h, const dialect_t *d)
 {
     http_request_t *r = &h->req;
-    const config_t *cfg = h->c->w->cfg;
     h->close_after = true; /* every refusal ends the connection */
     if (strcmp(r->method, "GET") != 0) {
         refuse(h, 405, HS_METHOD, "method_not_allowed", "a WebSocket upgrade must use GET", "Allow: GET\r\n");
@@ -481,13 +480,17 @@ static bool websocket_handshake(http_conn_t *h, const dialect_t *d)
 
     dialect_accept_t acc = {0};
     if (d->accept)
-        d->accept(r, cfg, &acc);
+        d->accept(r, h->c->w, &acc);
     if (acc.status) {
         metrics_add(&h->c->w->metrics.handshake_failures[acc.hs_reason], 1);
+        char peer[64];
+        log_event(LOG_INFO, "http_refused", h->c->id, conn_peer(h->c, peer, sizeof peer), d->name,
+                  "status=%d reason=%s %s", acc.status, hs_reason_names[acc.hs_reason], acc.why ? acc.why : "");
         if (acc.body)
             respond(h, acc.status, "application/json", acc.body, strlen(acc.body), NULL);
         else
             respond_error(h, acc.status, "refused", "the upgrade was refused", NULL);
+        free(acc.body);
         return false;
     }
 
@@ -532,6 +535,17 @@ static void handle_request(http_conn_t *h)
         respond(h, 200, "text/plain; version=0.0.4; charset=utf-8", text, len, NULL);
         free(text);
         return;
+    }
+    for (const http_route_t *rt = http_routes; rt->path; rt++) {
+        if (path_is(r, rt->path)) {
+            http_reply_t rep = {0};
+            rt->fn(r, h->c->w, &rep);
+            if (rep.hs_reason > 0)
+                metrics_add(&h->c->w->metrics.handshake_failures[rep.hs_reason - 1], 1);
+            respond(h, rep.status, rep.ctype ? rep.ctype : "application/json", rep.body, rep.len, rep.extra);
+            free(rep.body);
+            return;
+        }
     }
     if (find_dialect(r, cfg)) {
         /* Not an upgrade request: llhttp saw no Upgrade + Connection: upgrade pair. The

@@ -17,8 +17,11 @@
 
 #include <uv.h>
 
+#include "wshub/api.h"
+#include "wshub/auth.h"
 #include "wshub/config.h"
 #include "wshub/conn.h"
+#include "wshub/hub.h"
 #include "wshub/log.h"
 #include "wshub/server.h"
 #include "wshub/tls.h"
@@ -37,15 +40,8 @@ typedef struct opts {
     int check_config;
 } opts_t;
 
-/* Every config loaded so far: a worker may still read an older one after a reload, so
- * superseded configurations are kept until exit (reloads are rare and small). */
-typedef struct config_hold {
-    config_t cfg;
-    struct config_hold *prev;
-} config_hold_t;
-
 static server_t srv;
-static config_hold_t *configs;
+static live_t *configs; /* every configuration loaded so far, newest first (server.h) */
 static uv_signal_t sig_term, sig_int, sig_hup;
 static int stopping;
 
@@ -72,29 +68,44 @@ static const char *pick_config_path(const char *given)
     return access(DEFAULT_CONFIG, R_OK) == 0 ? DEFAULT_CONFIG : NULL;
 }
 
-static config_t *load_config(const char *path)
+/* Loads the configuration and what derives from it (the JWT verifier); errors are one
+ * line on stderr, or in the log on a reload. */
+static live_t *load_config(const char *path, int reload)
 {
-    config_hold_t *h = calloc(1, sizeof *h);
+    live_t *h = calloc(1, sizeof *h);
     char err[512];
     if (!h) {
-        fprintf(stderr, "wshubd: out of memory\n");
-        return NULL;
+        snprintf(err, sizeof err, "out of memory");
+        goto fail;
     }
     if (config_load(&h->cfg, path, environ, err, sizeof err) != 0) {
-        fprintf(stderr, "wshubd: %s\n", err);
         free(h);
-        return NULL;
+        h = NULL;
+        goto fail;
+    }
+    if (!(h->auth = auth_verifier_new(&h->cfg, TOKEN_DEV_SECRET, err, sizeof err))) {
+        config_free(&h->cfg);
+        free(h);
+        h = NULL;
+        goto fail;
     }
     h->prev = configs;
     configs = h;
-    return &h->cfg;
+    return h;
+fail:
+    if (reload)
+        log_error("reload", "%s", err);
+    else
+        fprintf(stderr, "wshubd: %s\n", err);
+    return NULL;
 }
 
 static void free_configs(void)
 {
     while (configs) {
-        config_hold_t *h = configs;
+        live_t *h = configs;
         configs = h->prev;
+        auth_verifier_free(h->auth);
         config_free(&h->cfg);
         free(h);
     }
@@ -187,27 +198,33 @@ static void print_banner(const config_t *cfg, int port)
     int v6 = strchr(host, ':') != NULL;
     char base[300];
     snprintf(base, sizeof base, "%s%s%s:%d", v6 ? "[" : "", host, v6 ? "]" : "", port);
-    const char *secret = cfg->jwt_secret ? cfg->jwt_secret : DEV_JWT_SECRET;
+    const char *secret = cfg->jwt_secret ? cfg->jwt_secret : TOKEN_DEV_SECRET;
+    const char *key = cfg->api_key ? cfg->api_key : API_DEV_KEY;
     char *token = token_mint(secret, "dev-user", 24 * 3600, NULL, 0, NULL, 0);
+    const char *tok = token ? token : "(token could not be minted)";
     printf("\n"
            "  wshubd %s: no configuration file, running on the embedded default.\n"
            "  A configuration with every key: config/wshub.example.json (wshubd -c FILE).\n"
            "\n"
            "  JWT secret (HS256)%s: %s\n"
-           "  development token (sub=dev-user, valid 24 h):\n"
+           "  API key (POST /api/publish)%s: %s\n"
+           "  development token (sub=dev-user, valid 24 h; more: wshubd token --sub NAME):\n"
            "    %s\n"
            "\n"
            "  Try it:\n"
            "    curl %s://%s/healthz\n"
-           "    curl %s://%s/metrics\n"
+           "    npx wscat -c '%s://%s/api/ws?token=%s'\n"
+           "      > {\"type\":\"subscribe\",\"data\":{\"channel\":\"conversation:conv-123\"}}\n"
+           "    curl -H 'Authorization: Bearer %s' -d '{\"channel\":\"conversation:conv-123\","
+           "\"event\":\"chat_message\",\"data\":{\"content\":\"hi\"}}' %s://%s/api/publish\n"
+           "    curl -H 'Authorization: Bearer %s' -d '{\"channel\":\"user:dev-user\","
+           "\"event\":\"notification\",\"data\":{\"message\":\"hello\",\"level\":\"info\"}}' %s://%s/api/publish\n"
            "    npx wscat -c %s://%s/echo\n"
-           "    websocat %s://%s/echo\n"
-           "    node -e \"const W=require('ws');const w=new W('%s://%s/echo');"
-           "w.on('open',()=>w.send('hello'));w.on('message',m=>{console.log(String(m));w.close()})\"\n"
+           "    curl %s://%s/metrics\n"
            "\n",
            WSHUB_VERSION, cfg->jwt_secret ? "" : " (development default: set WSHUB_JWT_SECRET)", secret,
-           token ? token : "(token could not be minted)", scheme, base, scheme, base, wscheme, base, wscheme,
-           base, wscheme, base);
+           cfg->api_key ? "" : " (development default: set WSHUB_API_KEY)", key, tok, scheme, base, wscheme, base,
+           tok, key, scheme, base, key, scheme, base, wscheme, base, scheme, base);
     fflush(stdout);
     free(token);
 }
@@ -235,14 +252,14 @@ static void on_hup(uv_signal_t *h, int signum)
     (void)h;
     (void)signum;
     const char *path = configs->cfg.source_path;
-    config_t *cfg = load_config(path);
-    if (!cfg) {
+    live_t *live = load_config(path, 1);
+    if (!live) {
         log_error("reload", "configuration rejected, keeping the running one");
         return;
     }
-    log_set_level(cfg->log_level);
-    log_set_format(cfg->log_format);
-    atomic_store(&srv.live, cfg);
+    log_set_level(live->cfg.log_level);
+    log_set_format(live->cfg.log_format);
+    atomic_store(&srv.live, live);
     log_info("reload", "reloaded %s: log level, keys and allow-lists (listen, workers, tls and limits need a restart)",
              path ? path : "the environment");
 }
@@ -282,9 +299,10 @@ int main(int argc, char **argv)
     if (parse_args(argc, argv, &o) != 0)
         return 2;
     const char *path = pick_config_path(o.config_path);
-    config_t *cfg = load_config(path);
-    if (!cfg)
+    live_t *live = load_config(path, 0);
+    if (!live)
         return 1;
+    const config_t *cfg = &live->cfg;
     log_set_level(cfg->log_level);
     log_set_format(cfg->log_format);
 
@@ -304,17 +322,20 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     raise_nofile();
     srv.cfg = cfg;
-    atomic_store(&srv.live, cfg);
+    atomic_store(&srv.live, live);
     srv.nworkers = cfg->workers > 0 ? (size_t)cfg->workers : (size_t)uv_available_parallelism();
     if (srv.nworkers < 1)
         srv.nworkers = 1;
     int *fds = calloc(srv.nworkers, sizeof *fds);
     srv.workers = calloc(srv.nworkers, sizeof *srv.workers);
+    srv.hub = hub_new(srv.nworkers);
     int port = 0, rc = 1;
-    if (!fds || !srv.workers || open_listeners(cfg, fds, srv.nworkers, &port) != 0)
+    if (!fds || !srv.workers || !srv.hub || open_listeners(cfg, fds, srv.nworkers, &port) != 0)
         goto out;
-    if (!cfg->jwt_secret)
+    if (!cfg->jwt_secret && !cfg->auth_public_key)
         log_warn("config", "auth.jwt_secret is not set: using the development secret (set WSHUB_JWT_SECRET)");
+    if (!cfg->api_key)
+        log_warn("config", "api.key is not set: POST /api/publish accepts the development key (set WSHUB_API_KEY)");
 
     size_t started = 0;
     for (size_t i = 0; i < srv.nworkers; i++) {
@@ -359,6 +380,7 @@ out:
         free(srv.workers[i]);
     free(srv.workers);
     free(fds);
+    hub_free(srv.hub);
     tls_server_free(srv.tls);
     free_configs();
     return rc;

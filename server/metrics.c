@@ -7,6 +7,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "wshub/auth.h"
+
+_Static_assert(AUTH_REASON_COUNT <= 16, "metrics_t.auth_failures is too small");
+
 const char *const endpoint_names[EP_COUNT] = {"http", "echo", "service", "cable", "moderation", "flow"};
 const char *const hs_reason_names[HS_COUNT] = {
     "bad_request", "method", "not_upgrade", "bad_version", "bad_key", "not_found",
@@ -88,6 +92,14 @@ char *metrics_render(size_t *len)
     for (int r = 0; r < HS_COUNT; r++)
         fprintf(f, "wshub_handshake_failures_total{reason=\"%s\"} %llu\n", hs_reason_names[r],
                 (unsigned long long)SUM(handshake_failures[r]));
+    head(f, "wshub_auth_failures_total", "counter", "Credentials refused, by reason.");
+    for (int r = 1; r < AUTH_REASON_COUNT; r++)
+        fprintf(f, "wshub_auth_failures_total{reason=\"%s\"} %llu\n", auth_reason_names[r],
+                (unsigned long long)SUM(auth_failures[r]));
+    head(f, "wshub_publishes_total", "counter", "Publishes handled (HTTP API and client commands).");
+    fprintf(f, "wshub_publishes_total %llu\n", (unsigned long long)SUM(publishes));
+    head(f, "wshub_deliveries_total", "counter", "Published events queued to subscribers (fan-out).");
+    fprintf(f, "wshub_deliveries_total %llu\n", (unsigned long long)SUM(deliveries));
     head(f, "wshub_slow_consumer_closes_total", "counter",
          "Connections closed with 1013 because their queued output passed limits.max_queued_bytes.");
     fprintf(f, "wshub_slow_consumer_closes_total %llu\n", (unsigned long long)SUM(slow_consumer_closes));

@@ -8,7 +8,9 @@
 #include <string.h>
 
 #include "wshub/conn.h"
+#include "wshub/hub.h"
 #include "wshub/log.h"
+#include "wshub/wtimer.h"
 
 #define TICK_MS 50
 
@@ -24,7 +26,11 @@ static void on_connection(uv_stream_t *server, int status)
 
 static void on_prepare(uv_prepare_t *h) { conn_flush_dirty(h->data); }
 static void on_check(uv_check_t *h) { conn_flush_dirty(h->data); }
-static void on_tick(uv_timer_t *h) { conn_sweep_deadlines(h->data); }
+static void on_tick(uv_timer_t *h)
+{
+    conn_sweep_deadlines(h->data);
+    wtimer_run(h->data);
+}
 
 static void shutdown_walk(uv_handle_t *h, void *arg)
 {
@@ -67,6 +73,7 @@ static void begin_stop(worker_t *w)
 static void on_wakeup(uv_async_t *h)
 {
     worker_t *w = h->data;
+    hub_drain(w);
     if (atomic_load(&w->stop_requested))
         begin_stop(w);
 }
@@ -101,6 +108,8 @@ int worker_init(worker_t *w, server_t *srv, int idx, int listen_fd)
     w->tick.data = w;
     uv_timer_init(&w->loop, &w->drain);
     w->drain.data = w;
+    if (srv->hub && !(w->hub = hub_local_new(srv->hub, w)))
+        return UV_ENOMEM;
     metrics_register(&w->metrics);
     return 0;
 }
@@ -150,6 +159,8 @@ void worker_join(worker_t *w)
     int r = uv_loop_close(&w->loop);
     if (r)
         log_error("shutdown", "worker %d: loop still busy: %s", w->idx, uv_strerror(r));
+    hub_local_free(w->hub);
+    wtimer_free_all(w);
     free(w->rbuf);
     free(w->tbuf);
 }

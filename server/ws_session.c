@@ -276,8 +276,12 @@ int ws_session_send(ws_session_t *s, int opcode, const void *data, size_t len)
     if (r != 0)
         return -1; /* WSLAY_ERR_NO_MORE_MSG once a close is queued */
     metrics_add(&s->c->w->metrics.frames_out[s->c->endpoint], 1);
-    if (!s->in_recv)
-        pump(s);
+    /* Into the connection's queue now, even from inside wslay_event_recv (wslay's send and
+     * receive states are separate): a shared frame queued next must come after this reply. */
+    if (wslay_event_send(s->ctx) != 0) {
+        conn_close(s->c, "send failed");
+        return -1;
+    }
     return 0;
 }
 
@@ -314,3 +318,4 @@ void *ws_session_data(ws_session_t *s) { return s->data; }
 void ws_session_set_data(ws_session_t *s, void *data) { s->data = data; }
 uint64_t ws_session_id(ws_session_t *s) { return s->c->id; }
 const dialect_t *ws_session_dialect(ws_session_t *s) { return s->d; }
+worker_t *ws_session_worker(ws_session_t *s) { return s->c->w; }

@@ -17,6 +17,9 @@
 
 typedef enum { LOG_ERROR = 0, LOG_WARN, LOG_INFO, LOG_DEBUG } log_level_t;
 typedef enum { LOG_FORMAT_HUMAN = 0, LOG_FORMAT_JSON } log_format_t;
+/* API B without a `channels` claim: allow every well-formed channel except another user's
+ * user:<id>, or deny everything but the user's own channel. */
+typedef enum { SERVICE_POLICY_ALLOW = 0, SERVICE_POLICY_DENY } service_policy_t;
 
 /* A list of strings from a JSON array or a comma-separated environment variable. */
 typedef struct config_strlist {
@@ -48,9 +51,18 @@ typedef struct config {
     uint32_t ws_close_timeout_ms;   /* "websocket.close_timeout_ms" (5 s): close handshake */
     uint32_t shutdown_timeout_ms;   /* "shutdown.timeout_ms" (5 s): drain on SIGTERM */
     bool echo_enabled;              /* "echo.enabled" (true) */
+    int service_max_subscriptions;  /* "service.max_subscriptions" (100): per API B connection */
+    service_policy_t service_default_policy; /* "service.default_policy" (allow): no `channels` */
 
     /* Reloadable on SIGHUP (keys and allow-lists). */
     char *jwt_secret;                       /* "auth.jwt_secret"; NULL = development secret */
+    char *auth_public_key;                  /* "auth.public_key": PEM file; NULL = HMAC */
+    config_strlist_t auth_algorithms;       /* "auth.algorithms": canonical names, e.g. "RS256";
+                                               empty = HS256, or RS256+ES256 with a public key */
+    char *auth_issuer;                      /* "auth.issuer": required "iss"; NULL = any */
+    char *auth_audience;                    /* "auth.audience": required in "aud"; NULL = any */
+    int auth_leeway_s;                      /* "auth.leeway_s" (5): seconds of skew for exp/nbf */
+    bool auth_require_exp;                  /* "auth.require_exp" (true) */
     char *api_key;                          /* "api.key": bearer key of /api/publish */
     config_strlist_t moderation_keys;       /* "moderation.keys" */
     config_strlist_t cable_allowed_origins; /* "cable.allowed_origins" (empty = any) */

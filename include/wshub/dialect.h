@@ -14,12 +14,14 @@
 
 typedef struct ws_session ws_session_t;
 typedef struct http_request http_request_t;
+typedef struct worker worker_t;
 
 /* The result of a dialect's upgrade decision. */
 typedef struct dialect_accept {
     int status;           /* 0: accept; otherwise refuse with this HTTP status */
-    const char *body;     /* refusal body (JSON), or NULL for a generic one */
+    char *body;           /* refusal body (JSON, malloc'd, freed by the caller), or NULL */
     int hs_reason;        /* hs_reason_t counted on refusal */
+    const char *why;      /* refusal: a short reason for the log line */
     const char *subprotocol; /* accept: the selected subprotocol (one the client offered) or NULL */
     void *data;           /* accept: the dialect's per-session state, handed to on_open */
 } dialect_accept_t;
@@ -31,7 +33,7 @@ typedef struct dialect {
     /* Is the endpoint enabled in this configuration? NULL = always. */
     int (*enabled)(const config_t *cfg);
     /* Decides the upgrade: auth, Origin, subprotocol. NULL = accept with no subprotocol. */
-    void (*accept)(const http_request_t *req, const config_t *cfg, dialect_accept_t *out);
+    void (*accept)(const http_request_t *req, worker_t *w, dialect_accept_t *out);
     /* The session is open (the 101 is queued). */
     void (*on_open)(ws_session_t *s);
     /* A complete, validated text or binary message. */
@@ -43,6 +45,7 @@ typedef struct dialect {
 } dialect_t;
 
 extern const dialect_t dialect_echo;
+extern const dialect_t dialect_service;
 
 /* Every dialect, for routing; NULL-terminated. */
 extern const dialect_t *const dialects[];

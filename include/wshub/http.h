@@ -27,6 +27,26 @@ const char *http_request_header(const http_request_t *r, const char *name, size_
 const char *http_request_query_param(const http_request_t *r, const char *name, char *buf, size_t buflen);
 const uint8_t *http_request_body(const http_request_t *r, size_t *len);
 
+typedef struct worker worker_t;
+
+/* A plain HTTP endpoint's answer. */
+typedef struct http_reply {
+    int status;
+    const char *ctype;  /* NULL = application/json */
+    char *body;         /* malloc'd, freed by http.c */
+    size_t len;
+    const char *extra;  /* extra header lines ("Name: value\r\n"), static */
+    int hs_reason;      /* 1 + hs_reason_t to count in the refusal metrics, or 0 */
+} http_reply_t;
+
+typedef void (*http_handler_fn)(const http_request_t *req, worker_t *w, http_reply_t *out);
+typedef struct http_route {
+    const char *path;
+    http_handler_fn fn;
+} http_route_t;
+/* Plain HTTP endpoints of the APIs (exact paths), NULL-terminated; see server/routes.c. */
+extern const http_route_t http_routes[];
+
 /* Starts HTTP on a new connection. */
 int http_conn_start(conn_t *c);
 void http_on_data(conn_t *c, const uint8_t *data, size_t len);

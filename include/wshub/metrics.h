@@ -58,6 +58,9 @@ typedef struct metrics {
     counter_t bytes_out[EP_COUNT];    /* bytes queued for sending */
     counter_t http_responses[6];      /* by status class: [1]=1xx … [5]=5xx */
     counter_t handshake_failures[HS_COUNT];
+    counter_t auth_failures[16];      /* by auth_reason_t (auth.h) */
+    counter_t publishes;              /* hub publishes handled by this worker */
+    counter_t deliveries;             /* frames queued to subscribers by fan-out */
     counter_t slow_consumer_closes;
     counter_t close_timeouts;         /* close handshakes the peer did not finish */
 } metrics_t;

@@ -13,14 +13,31 @@
 
 typedef struct worker worker_t;
 typedef struct tls_server tls_server_t;
+typedef struct hub hub_t;
+typedef struct auth_verifier auth_verifier_t;
+
+/* A loaded configuration with what is derived from it; SIGHUP makes a new one. Superseded
+ * ones are kept until exit: a worker may still be reading one (reloads are rare). */
+typedef struct live {
+    config_t cfg;
+    auth_verifier_t *auth;
+    struct live *prev;
+} live_t;
 
 typedef struct server {
     const config_t *cfg;   /* the startup configuration: listen, workers, limits, tls */
-    _Atomic(const config_t *) live; /* the latest (re)loaded one: read keys and allow-lists here */
+    _Atomic(live_t *) live; /* the latest (re)loaded one: read keys and allow-lists here */
+    hub_t *hub;
     tls_server_t *tls;     /* NULL for plain TCP */
     worker_t **workers;
     size_t nworkers;
     atomic_size_t nconns;  /* TCP connections open in the whole process */
 } server_t;
+
+/* The current configuration for reloadable things (keys, allow-lists, auth). */
+static inline const live_t *server_live(server_t *srv)
+{
+    return atomic_load_explicit(&srv->live, memory_order_acquire);
+}
 
 #endif

@@ -19,6 +19,9 @@
 #include "wshub/metrics.h"
 #include "wshub/server.h"
 
+typedef struct hub_local hub_local_t;
+typedef struct wtimer wtimer_t;
+
 /* Deadline lists. Every connection in one list waits with the same timeout, so a list is
  * ordered by deadline just by appending: the sweep only ever looks at the heads. */
 typedef enum {
@@ -37,7 +40,7 @@ struct worker {
     int idx;
     int listen_fd;        /* bound and listening by main.c before the thread starts */
     uv_tcp_t listener;
-    uv_async_t wakeup;    /* stop requests from the main thread */
+    uv_async_t wakeup;    /* hub mailbox deliveries from other workers; stop requests */
     uv_prepare_t prepare; /* flushes output queued by timers, before the loop blocks */
     uv_check_t check;     /* flushes output queued by I/O callbacks, once per iteration */
     uv_timer_t tick;      /* sweeps the deadline lists */
@@ -48,6 +51,9 @@ struct worker {
     uint8_t *tbuf;        /* decrypted TLS bytes */
     list_node_t dirty;    /* connections with output to flush */
     list_node_t deadlines[DL_COUNT];
+    hub_local_t *hub;     /* this worker's channels and mailbox */
+    wtimer_t **timers;    /* wtimer.h heap */
+    uint32_t ntimers, timers_cap;
     uint64_t conn_seq;
     size_t nconns;        /* connections of this worker not yet freed */
     atomic_bool stop_requested;

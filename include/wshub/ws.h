@@ -20,6 +20,7 @@
 
 typedef struct conn conn_t;
 typedef struct ws_session ws_session_t;
+typedef struct worker worker_t;
 
 /* RFC 6455 §7.4.1 status codes used here. */
 enum {
@@ -54,5 +55,6 @@ void *ws_session_data(ws_session_t *s);
 void ws_session_set_data(ws_session_t *s, void *data);
 uint64_t ws_session_id(ws_session_t *s);
 const dialect_t *ws_session_dialect(ws_session_t *s);
+worker_t *ws_session_worker(ws_session_t *s);
 
 #endif

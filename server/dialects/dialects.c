@@ -5,5 +5,6 @@
 
 const dialect_t *const dialects[] = {
     &dialect_echo,
+    &dialect_service,
     NULL,
 };

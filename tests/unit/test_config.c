@@ -147,7 +147,15 @@ static void assert_config_equal(const config_t *a, const config_t *b)
     assert_int_equal(a->ws_close_timeout_ms, b->ws_close_timeout_ms);
     assert_int_equal(a->shutdown_timeout_ms, b->shutdown_timeout_ms);
     assert_int_equal(a->echo_enabled, b->echo_enabled);
+    assert_int_equal(a->service_max_subscriptions, b->service_max_subscriptions);
+    assert_int_equal(a->service_default_policy, b->service_default_policy);
     assert_str_or_null(a->jwt_secret, b->jwt_secret);
+    assert_str_or_null(a->auth_public_key, b->auth_public_key);
+    assert_lists_equal(&a->auth_algorithms, &b->auth_algorithms);
+    assert_str_or_null(a->auth_issuer, b->auth_issuer);
+    assert_str_or_null(a->auth_audience, b->auth_audience);
+    assert_int_equal(a->auth_leeway_s, b->auth_leeway_s);
+    assert_int_equal(a->auth_require_exp, b->auth_require_exp);
     assert_str_or_null(a->api_key, b->api_key);
     assert_lists_equal(&a->moderation_keys, &b->moderation_keys);
     assert_lists_equal(&a->cable_allowed_origins, &b->cable_allowed_origins);
@@ -245,7 +253,15 @@ static void test_defaults(void **state)
     assert_int_equal(cfg.ws_close_timeout_ms, 5000);
     assert_int_equal(cfg.shutdown_timeout_ms, 5000);
     assert_true(cfg.echo_enabled);
+    assert_int_equal(cfg.service_max_subscriptions, 100);
+    assert_int_equal(cfg.service_default_policy, SERVICE_POLICY_ALLOW);
     assert_null(cfg.jwt_secret);
+    assert_null(cfg.auth_public_key);
+    assert_list(&cfg.auth_algorithms, 0, NULL);
+    assert_null(cfg.auth_issuer);
+    assert_null(cfg.auth_audience);
+    assert_int_equal(cfg.auth_leeway_s, 5);
+    assert_true(cfg.auth_require_exp);
     assert_null(cfg.api_key);
     assert_list(&cfg.moderation_keys, 0, NULL);
     assert_list(&cfg.cable_allowed_origins, 0, NULL);
@@ -292,7 +308,7 @@ static void test_key_table(void **state)
 
     (void)state;
     assert_non_null(root);
-    assert_int_equal(n, 23);
+    assert_int_equal(n, 31);
     assert_ptr_equal(config_keys(NULL), keys);
     for (size_t i = 0; i < n; i++) {
         char env[128] = "WSHUB_", comment[128], section[64] = "";
@@ -396,14 +412,23 @@ static void test_env_every_key(void **state)
                    "WSHUB_SHUTDOWN_TIMEOUT_MS=0",
                    "WSHUB_ECHO_ENABLED=off",
                    "WSHUB_JWT_SECRET=acceptance-secret",
+                   "WSHUB_AUTH_PUBLIC_KEY=/etc/wshub/jwt.pub.pem",
+                   "WSHUB_AUTH_ALGORITHMS=RS256, es384",
+                   "WSHUB_AUTH_ISSUER=https://issuer.example.com/",
+                   "WSHUB_AUTH_AUDIENCE=wshub",
+                   "WSHUB_AUTH_LEEWAY_S=3600",
+                   "WSHUB_AUTH_REQUIRE_EXP=no",
                    "WSHUB_API_KEY=acceptance-api-key",
                    "WSHUB_MODERATION_KEYS=mod-key-1,mod-key-2",
+                   "WSHUB_SERVICE_MAX_SUBSCRIPTIONS=100000",
+                   "WSHUB_SERVICE_DEFAULT_POLICY=deny",
                    "WSHUB_CABLE_ALLOWED_ORIGINS=https://app.example.com",
                    "WSHUB_FLOW_CLIENT_IDS= Zm9vYmFy ",
                    NULL};
     static const char *const mod[] = {"mod-key-1", "mod-key-2"};
     static const char *const origins[] = {"https://app.example.com"};
     static const char *const ids[] = {"Zm9vYmFy"};
+    static const char *const algs[] = {"RS256", "ES384"};
     config_t cfg;
 
     (void)state;
@@ -428,8 +453,16 @@ static void test_env_every_key(void **state)
     assert_int_equal(cfg.shutdown_timeout_ms, 0);
     assert_false(cfg.echo_enabled);
     assert_string_equal(cfg.jwt_secret, "acceptance-secret");
+    assert_string_equal(cfg.auth_public_key, "/etc/wshub/jwt.pub.pem");
+    assert_list(&cfg.auth_algorithms, 2, algs);
+    assert_string_equal(cfg.auth_issuer, "https://issuer.example.com/");
+    assert_string_equal(cfg.auth_audience, "wshub");
+    assert_int_equal(cfg.auth_leeway_s, 3600);
+    assert_false(cfg.auth_require_exp);
     assert_string_equal(cfg.api_key, "acceptance-api-key");
     assert_list(&cfg.moderation_keys, 2, mod);
+    assert_int_equal(cfg.service_max_subscriptions, 100000);
+    assert_int_equal(cfg.service_default_policy, SERVICE_POLICY_DENY);
     assert_list(&cfg.cable_allowed_origins, 1, origins);
     assert_list(&cfg.flow_client_ids, 1, ids);
     assert_null(cfg.source_path);
@@ -615,6 +648,16 @@ static void test_env_errors(void **state)
         {"WSHUB_SHUTDOWN_TIMEOUT_MS=-1", "shutdown.timeout_ms"},
         {"WSHUB_ECHO_ENABLED=maybe", "echo.enabled"},
         {"WSHUB_ECHO_ENABLED=", "echo.enabled"},
+        {"WSHUB_AUTH_ALGORITHMS=none", "auth.algorithms"},
+        {"WSHUB_AUTH_ALGORITHMS=HS256,PS256", "auth.algorithms"},
+        {"WSHUB_AUTH_ALGORITHMS=HS256 RS256", "auth.algorithms"},
+        {"WSHUB_AUTH_LEEWAY_S=3601", "auth.leeway_s"},
+        {"WSHUB_AUTH_LEEWAY_S=-1", "auth.leeway_s"},
+        {"WSHUB_AUTH_REQUIRE_EXP=sometimes", "auth.require_exp"},
+        {"WSHUB_SERVICE_MAX_SUBSCRIPTIONS=0", "service.max_subscriptions"},
+        {"WSHUB_SERVICE_MAX_SUBSCRIPTIONS=100001", "service.max_subscriptions"},
+        {"WSHUB_SERVICE_DEFAULT_POLICY=open", "service.default_policy"},
+        {"WSHUB_SERVICE_DEFAULT_POLICY=", "service.default_policy"},
     };
 
     (void)state;
@@ -640,6 +683,13 @@ static void test_env_errors(void **state)
     env_message("WSHUB_ECHO_ENABLED=maybe",
                 "WSHUB_ECHO_ENABLED (echo.enabled): expected a boolean (true, false, 1, 0, yes, "
                 "no, on, off), got \"maybe\"");
+    env_message("WSHUB_AUTH_ALGORITHMS=HS256,none",
+                "WSHUB_AUTH_ALGORITHMS (auth.algorithms): expected a comma-separated list of "
+                "\"HS256\", \"HS384\", \"HS512\", \"RS256\", \"RS384\", \"RS512\", \"ES256\", "
+                "\"ES384\", \"ES512\", got \"HS256,none\"");
+    env_message("WSHUB_SERVICE_DEFAULT_POLICY=open",
+                "WSHUB_SERVICE_DEFAULT_POLICY (service.default_policy): expected one of "
+                "\"allow\", \"deny\", got \"open\"");
 }
 
 static void test_wrong_types(void **state)
@@ -670,12 +720,32 @@ static void test_wrong_types(void **state)
         {"{\"api\": {\"key\": true}}", "api.key: expected a string or null"},
         {"{\"log\": \"info\"}", "log: expected an object, got \"info\""},
         {"{\"http\": []}", "http: expected an object, got []"},
+        {"{\"auth\": {\"public_key\": 1}}", "auth.public_key: expected a string or null"},
+        {"{\"auth\": {\"algorithms\": \"HS256\"}}", "auth.algorithms: expected an array of"},
+        {"{\"auth\": {\"algorithms\": [\"HS256\", null]}}", "auth.algorithms: expected"},
+        {"{\"auth\": {\"algorithms\": [\"\"]}}", "auth.algorithms: expected"},
+        {"{\"auth\": {\"algorithms\": [\"none\"]}}", "auth.algorithms: expected"},
+        {"{\"auth\": {\"algorithms\": [\"HS256,RS256\"]}}", "auth.algorithms: expected"},
+        {"{\"auth\": {\"issuer\": [\"a\"]}}", "auth.issuer: expected a string or null"},
+        {"{\"auth\": {\"audience\": 5}}", "auth.audience: expected a string or null"},
+        {"{\"auth\": {\"leeway_s\": \"5\"}}", "auth.leeway_s: expected an integer from 0 to 3600"},
+        {"{\"auth\": {\"leeway_s\": 3601}}", "auth.leeway_s: expected"},
+        {"{\"auth\": {\"require_exp\": 0}}", "auth.require_exp: expected true or false"},
+        {"{\"service\": {\"max_subscriptions\": 0}}",
+         "service.max_subscriptions: expected an integer from 1 to 100000, got 0"},
+        {"{\"service\": {\"default_policy\": 1}}", "service.default_policy: expected one of"},
+        {"{\"service\": {\"default_policy\": \"block\"}}",
+         "service.default_policy: expected one of \"allow\", \"deny\", got \"block\""},
     };
 
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         json_fails(state, cases[i].json, cases[i].key, NULL);
     json_message(state, "{\"http\": {\"max_headers\": \"abc\"}}",
                  "http.max_headers: expected an integer from 1 to 1000, got \"abc\"");
+    json_message(state, "{\"auth\": {\"algorithms\": [\"RS256\", \"none\"]}}",
+                 "auth.algorithms: expected an array of \"HS256\", \"HS384\", \"HS512\", "
+                 "\"RS256\", \"RS384\", \"RS512\", \"ES256\", \"ES384\", \"ES512\", got "
+                 "[\"RS256\",\"none\"]");
 
     /* Secrets are named, never shown. */
     json_message(state, "{\"moderation\": {\"keys\": [\"secret-key-1\", 2]}}",
@@ -764,6 +834,69 @@ static void test_tls_pair(void **state)
     config_free(&cfg);
 }
 
+/* auth.algorithms: names in any case are stored canonically; the key decides the family. */
+static void test_auth_algorithms(void **state)
+{
+    static const char *const hs[] = {"HS256", "HS512"};
+    static const char *const pk[] = {"RS512", "ES256", "ES384"};
+    char *secret_env[] = {"WSHUB_AUTH_ALGORITHMS=hs256,Hs512", NULL};
+    char *key_env[] = {"WSHUB_AUTH_PUBLIC_KEY=/k.pem", "WSHUB_AUTH_ALGORITHMS=rs512,ES256,es384",
+                       NULL};
+    char *key_only[] = {"WSHUB_AUTH_PUBLIC_KEY=/k.pem", NULL};
+    char *hs_with_key[] = {"WSHUB_AUTH_PUBLIC_KEY=/k.pem", "WSHUB_AUTH_ALGORITHMS=RS256,HS256",
+                           NULL};
+    char *rs_without_key[] = {"WSHUB_JWT_SECRET=s", "WSHUB_AUTH_ALGORITHMS=HS256,RS384", NULL};
+    char *es_without_key[] = {"WSHUB_AUTH_ALGORITHMS=ES512", NULL};
+    char *key_unset[] = {"WSHUB_AUTH_PUBLIC_KEY=", "WSHUB_AUTH_ALGORITHMS=RS256", NULL};
+    char *path;
+    config_t cfg;
+
+    load_ok(&cfg, NULL, secret_env);
+    assert_list(&cfg.auth_algorithms, 2, hs);
+    assert_null(cfg.auth_public_key);
+    config_free(&cfg);
+
+    load_ok(&cfg, NULL, key_env);
+    assert_list(&cfg.auth_algorithms, 3, pk);
+    assert_string_equal(cfg.auth_public_key, "/k.pem");
+    config_free(&cfg);
+
+    /* An empty list is the default of the key kind (applied by auth). */
+    load_ok(&cfg, NULL, key_only);
+    assert_list(&cfg.auth_algorithms, 0, NULL);
+    config_free(&cfg);
+
+    path = write_tmp(state, "{\"auth\": {\"public_key\": \"/k.pem\", \"issuer\": \"iss\","
+                            " \"audience\": \"aud\", \"algorithms\": [\"es512\"],"
+                            " \"leeway_s\": 0, \"require_exp\": false},"
+                            " \"service\": {\"max_subscriptions\": 1,"
+                            " \"default_policy\": \"DENY\"}}");
+    load_ok(&cfg, path, no_env);
+    assert_string_equal(cfg.auth_public_key, "/k.pem");
+    assert_string_equal(cfg.auth_algorithms.items[0], "ES512");
+    assert_string_equal(cfg.auth_issuer, "iss");
+    assert_string_equal(cfg.auth_audience, "aud");
+    assert_int_equal(cfg.auth_leeway_s, 0);
+    assert_false(cfg.auth_require_exp);
+    assert_int_equal(cfg.service_max_subscriptions, 1);
+    assert_int_equal(cfg.service_default_policy, SERVICE_POLICY_DENY);
+    config_free(&cfg);
+    free(path);
+
+    /* Cross-key rules, named after auth.algorithms. */
+    env_message("WSHUB_AUTH_ALGORITHMS=ES512",
+                "auth.algorithms: ES512 requires auth.public_key (WSHUB_AUTH_PUBLIC_KEY)");
+    load_fails(NULL, hs_with_key, "auth.algorithms: HS256 (HMAC) cannot be used with "
+                                  "auth.public_key", NULL);
+    load_fails(NULL, rs_without_key, "auth.algorithms: RS384 requires auth.public_key", NULL);
+    load_fails(NULL, es_without_key, "auth.algorithms", NULL);
+    load_fails(NULL, key_unset, "auth.algorithms: RS256 requires auth.public_key", NULL);
+    json_fails(state, "{\"auth\": {\"public_key\": \"/k.pem\", \"algorithms\": [\"HS384\"]}}",
+               "auth.algorithms: HS384 (HMAC) cannot be used with auth.public_key", NULL);
+    json_fails(state, "{\"auth\": {\"algorithms\": [\"RS256\"]}}",
+               "auth.algorithms: RS256 requires auth.public_key", NULL);
+}
+
 /* Failures after strings and lists were allocated leave *out zeroed (LSan checks the rest). */
 static void test_error_paths_free_everything(void **state)
 {
@@ -819,6 +952,7 @@ int main(void)
         cmocka_unit_test(test_unknown_keys),
         cmocka_unit_test(test_file_errors),
         cmocka_unit_test(test_tls_pair),
+        cmocka_unit_test(test_auth_algorithms),
         cmocka_unit_test(test_error_paths_free_everything),
     };
 

@@ -189,11 +189,6 @@ class Case {
     this.finishWhenDone();
   }
 
-  onPing(payload) {
-    this.received.push(['ping', payload]);
-    this.finishWhenDone();
-  }
-
   onPong(payload) {
     if (this.def.onPong) { this.def.onPong(this, payload); return; }
     this.received.push(['pong', payload]);
@@ -232,7 +227,10 @@ class Case {
       }
       // for UTF-8 tests, closing by the wrong endpoint means the peer did not detect the
       // invalid UTF-8 at all
-      if (ec.closedByWrongEndpointIsFatal && ec.closedByMe !== p.closedByMe) this.behavior = FAILED;
+      if (ec.closedByWrongEndpointIsFatal && ec.closedByMe !== p.closedByMe) {
+        this.behavior = FAILED;
+        this.result = `${this.result} But the connection was failed by the wrong endpoint (fatal here: the peer did not detect the invalid payload).`;
+      }
     } else {
       this.behaviorClose = FAILED;
       this.resultClose = 'The WebSocket opening handshake was never completed!';
@@ -325,7 +323,7 @@ class FuzzingProtocol {
 
   continueLater(delay, fun, tag) {
     this.log.push(`CT ${delay}${tag ? ' ' + tag : ''}`);
-    this.callLater(delay, () => { if (this.state !== STATE_CLOSED) fun(); });
+    this.callLater(delay, () => { if (this.state !== STATE_CLOSED) this.guard(fun); });
   }
 
   killAfter(delay) {
@@ -342,6 +340,17 @@ class FuzzingProtocol {
     });
   }
 
+  // A bug in a case hook must not take the whole run down: record it and fail the case.
+  guard(fn) {
+    try {
+      fn();
+    } catch (err) {
+      this.harnessError = err && err.stack ? err.stack : String(err);
+      this.log.push(`HARNESS ERROR ${err && err.message}`);
+      this.dropConnection(true);
+    }
+  }
+
   // ---- running ----
   run() {
     return new Promise((resolve) => {
@@ -352,7 +361,7 @@ class FuzzingProtocol {
       this.socket = sock;
       sock.setNoDelay(true);
       sock.on('connect', () => this.sendHandshake());
-      sock.on('data', (d) => this.dataReceived(d));
+      sock.on('data', (d) => this.guard(() => this.dataReceived(d)));
       sock.on('error', (err) => { this.socketError = err.code || err.message; });
       sock.on('close', () => this.connectionLost());
       this.openHandshakeTimeoutCall = this.callLater(this.options.openHandshakeTimeout, () => this.onOpenHandshakeTimeout());
@@ -664,7 +673,7 @@ class FuzzingProtocol {
     this.closeHandshakeTimeoutCall = null;
     if (this.state !== STATE_CLOSED) {
       this.wasClean = false;
-      this.wasNotCleanReason = 'WebSocket closing handshake timeout (peer did not finish the opening handshake in time)';
+      this.wasNotCleanReason = 'WebSocket closing handshake timeout (peer did not answer our close in time)';
       this.wasCloseHandshakeTimeout = true;
       this.dropConnection(true);
     }
@@ -706,7 +715,7 @@ class FuzzingProtocol {
       this.wasNotCleanReason = 'peer dropped the TCP connection without previous WebSocket closing handshake';
     }
     const c = this.case;
-    c.onConnectionLost(this.failedByMe);
+    this.guard(() => c.onConnectionLost(this.failedByMe));
     this.resolve(this.makeResult());
   }
 
@@ -722,6 +731,10 @@ class FuzzingProtocol {
     if (this.harnessTimeout) {
       verdict = FAILED;
       why = this.wasNotCleanReason;
+    }
+    if (this.harnessError) {
+      verdict = FAILED;
+      why = `harness error: ${this.harnessError}`;
     }
     const expected = {};
     for (const [k, v] of c.expected) expected[k] = describeEvents(v);
@@ -752,6 +765,7 @@ class FuzzingProtocol {
       failReason: this.failReason || null,
       socketError: this.socketError || null,
       harnessTimeout: this.harnessTimeout,
+      harnessError: this.harnessError || null,
       duration: Date.now() - this.startTime,
       reportTime: c.reportTime,
       wirelog: this.log.slice(-40),
@@ -896,10 +910,8 @@ class FuzzingProtocol {
     let first = true;
     while (!done) {
       let j = i + pfs;
+      // as autobahn: a payload that is an exact multiple of pfs ends with an empty final fragment
       if (j > n) { done = true; j = n; }
-      // (a payload that is an exact multiple of pfs ends with FIN on the last full fragment only
-      // when j === n is reached via the "j > n" test; autobahn sends one more empty frame then)
-      if (j === n && !done) { /* next round sends the (empty) final fragment */ }
       this.sendFrame({ opcode: first ? opcode : 0, payload: pl.subarray(i, j), fin: done, sync });
       first = false;
       i += pfs;

@@ -1,0 +1,163 @@
+/*
+ * api — see include/wshub/api.h.
+ */
+#include "wshub/api.h"
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <jansson.h>
+#include <openssl/crypto.h>
+
+#include "wshub/hub.h"
+#include "wshub/metrics.h"
+#include "wshub/server.h"
+#include "wshub/worker.h"
+
+static void reply_json(http_reply_t *out, int status, json_t *body)
+{
+    out->status = status;
+    out->body = json_dumps(body, JSON_COMPACT);
+    out->len = out->body ? strlen(out->body) : 0;
+    json_decref(body);
+}
+
+void api_error(http_reply_t *out, int status, const char *code, const char *message)
+{
+    reply_json(out, status, json_pack("{s:b, s:s, s:s}", "ok", 0, "error", code, "message", message));
+}
+
+static void bad(http_reply_t *out, const char *fmt, const char *arg)
+{
+    char msg[256];
+    snprintf(msg, sizeof msg, fmt, arg);
+    api_error(out, 400, "bad_request", msg);
+}
+
+/* Compares in constant time, so the key cannot be guessed byte by byte from timings. */
+static bool key_matches(const char *given, size_t glen, const char *key)
+{
+    size_t klen = strlen(key);
+    return glen == klen && CRYPTO_memcmp(given, key, klen) == 0;
+}
+
+static bool authorized(const http_request_t *req, const config_t *cfg)
+{
+    size_t len;
+    const char *v = http_request_header(req, "Authorization", &len);
+    if (!v || len < 7 || strncasecmp(v, "Bearer ", 7) != 0)
+        return false;
+    v += 7, len -= 7;
+    while (len && *v == ' ')
+        v++, len--;
+    while (len && v[len - 1] == ' ')
+        len--;
+    return key_matches(v, len, cfg->api_key ? cfg->api_key : API_DEV_KEY);
+}
+
+static const char *channel_problem(json_t *ch)
+{
+    if (!json_is_string(ch))
+        return "expected a string";
+    size_t len = json_string_length(ch);
+    const char *s = json_string_value(ch);
+    if (len == 0)
+        return "must not be empty";
+    if (len > API_MAX_CHANNEL)
+        return "longer than 256 bytes";
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)s[i] < 0x21 || s[i] == 0x7f)
+            return "must not contain spaces or control characters";
+    return NULL;
+}
+
+void api_publish(const http_request_t *req, worker_t *w, http_reply_t *out)
+{
+    if (strcmp(http_request_method(req), "POST") != 0) {
+        api_error(out, 405, "method_not_allowed", "use POST");
+        out->extra = "Allow: POST\r\n";
+        out->hs_reason = 1 + HS_METHOD;
+        return;
+    }
+    const live_t *live = server_live(w->srv);
+    if (!authorized(req, &live->cfg)) {
+        api_error(out, 401, "unauthorized", "send the API key as Authorization: Bearer <api.key>");
+        out->hs_reason = 1 + HS_UNAUTHORIZED;
+        return;
+    }
+    size_t blen;
+    const uint8_t *body = http_request_body(req, &blen);
+    json_error_t jerr;
+    json_t *root = json_loadb((const char *)(body ? body : (const uint8_t *)""), blen, 0, &jerr);
+    char *data_text = NULL;
+    if (!root) {
+        bad(out, "body: not valid JSON: %s", jerr.text);
+        return;
+    }
+    if (!json_is_object(root)) {
+        bad(out, "body: expected a JSON object with channel, event and data%s", "");
+        goto done;
+    }
+    json_t *ch = json_object_get(root, "channel"), *chs = json_object_get(root, "channels");
+    json_t *event = json_object_get(root, "event"), *data = json_object_get(root, "data");
+    const char *problem;
+    if (ch && chs) {
+        bad(out, "channel and channels: give one of them, not both%s", "");
+        goto done;
+    }
+    if (!ch && !chs) {
+        bad(out, "channel: required (a string), or channels (an array of strings)%s", "");
+        goto done;
+    }
+    if (ch && (problem = channel_problem(ch))) {
+        bad(out, "channel: %s", problem);
+        goto done;
+    }
+    if (chs) {
+        if (!json_is_array(chs) || json_array_size(chs) == 0) {
+            bad(out, "channels: expected a non-empty array of strings%s", "");
+            goto done;
+        }
+        size_t i;
+        json_t *v;
+        json_array_foreach(chs, i, v) {
+            if ((problem = channel_problem(v))) {
+                char msg[128];
+                snprintf(msg, sizeof msg, "channels[%zu]: %s", i, problem);
+                api_error(out, 400, "bad_request", msg);
+                goto done;
+            }
+        }
+    }
+    if (!json_is_string(event) || json_string_length(event) == 0) {
+        bad(out, "event: required (a non-empty string)%s", "");
+        goto done;
+    }
+    if (data && !json_is_object(data)) {
+        bad(out, "data: expected a JSON object%s", "");
+        goto done;
+    }
+    data_text = data ? json_dumps(data, JSON_COMPACT) : strdup("{}");
+    if (!data_text) {
+        api_error(out, 500, "internal_error", "out of memory");
+        goto done;
+    }
+
+    size_t total = 0, n;
+    json_t *list = ch ? json_pack("[O]", ch) : json_incref(chs);
+    size_t i;
+    json_t *v;
+    json_array_foreach(list, i, v) {
+        if (hub_publish(w, json_string_value(v), json_string_length(v), json_string_value(event), data_text,
+                        strlen(data_text), &n) == 0)
+            total += n;
+    }
+    json_decref(list);
+    reply_json(out, 200, json_pack("{s:b, s:I}", "ok", 1, "delivered", (json_int_t)total));
+done:
+    free(data_text);
+    json_decref(root);
+}

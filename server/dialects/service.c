@@ -1,0 +1,390 @@
+/*
+ * service — API B at /api/ws (PROTOCOLS.md §B, seeds/websocket-service.txt): a JWT in
+ * ?token= (or Authorization: Bearer), subscribe/unsubscribe/ping/chat_message commands,
+ * events in the {type, data, timestamp} envelope, errors with typed codes.
+ *
+ * Owns: the API's JSON commands and envelope, channel-name rules and authorization (the
+ * token's `channels` claim, else service.default_policy), the implicit user:<sub> channel,
+ * token expiry on a live connection. Never: touches sockets (ws_session_*), or the hub's
+ * internals (hub_*).
+ */
+#include <fnmatch.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#include "wshub/api.h"
+#include "wshub/auth.h"
+#include "wshub/dialect.h"
+#include "wshub/hub.h"
+#include "wshub/log.h"
+#include "wshub/metrics.h"
+#include "wshub/server.h"
+#include "wshub/worker.h"
+#include "wshub/ws.h"
+#include "wshub/wtimer.h"
+
+#define MAX_TOKEN 8192
+
+typedef struct svc {
+    ws_session_t *s;
+    worker_t *w;
+    char *sub;          /* the token's subject */
+    json_t *patterns;   /* the token's `channels` claim (array of globs), or NULL */
+    int64_t exp;        /* token expiry, seconds since the epoch, 0 = none */
+    list_node_t subs;   /* explicit subscriptions (hub_sub_t.owner_node) */
+    uint32_t nsubs;
+    hub_sub_t *user_sub; /* user:<sub>, implicit */
+    wtimer_t expiry;
+} svc_t;
+
+/* ------------------------------------------------------------------ envelope */
+
+static void iso_now(char out[32])
+{
+    struct timespec ts;
+    struct tm tm;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    size_t n = strftime(out, 32, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out + n, 32 - n, ".%03dZ", (int)(ts.tv_nsec / 1000000) % 1000);
+}
+
+/* {"type":<event>,"data":<data>,"timestamp":"<ts>"}, built once per published message. */
+static frame_t *build_event(const hub_msg_t *m)
+{
+    static const char a[] = "{\"type\":", b[] = ",\"data\":", c[] = ",\"timestamp\":\"", d[] = "\"}";
+    size_t ej = strlen(m->event_json), ts = strlen(m->timestamp);
+    size_t len = sizeof a - 1 + ej + sizeof b - 1 + m->data_len + sizeof c - 1 + ts + sizeof d - 1;
+    frame_t *f = frame_new(len + 10);
+    if (!f)
+        return NULL;
+    uint8_t *p = f->data + frame_header(f->data, WS_OP_TEXT, len);
+#define PUT(s, n) (memcpy(p, (s), (n)), p += (n))
+    PUT(a, sizeof a - 1);
+    PUT(m->event_json, ej);
+    PUT(b, sizeof b - 1);
+    PUT(m->data, m->data_len);
+    PUT(c, sizeof c - 1);
+    PUT(m->timestamp, ts);
+    PUT(d, sizeof d - 1);
+#undef PUT
+    f->len = (uint32_t)(p - f->data);
+    return f;
+}
+
+static const hub_envelope_t envelope = {.slot = EP_SERVICE, .build = build_event};
+
+/* Sends {"type":type,"data":data,"timestamp":now}; takes the reference to data. */
+static void send_msg(svc_t *v, const char *type, json_t *data)
+{
+    char ts[32];
+    iso_now(ts);
+    json_t *msg = json_pack("{s:s, s:o, s:s}", "type", type, "data", data ? data : json_object(), "timestamp", ts);
+    char *text = msg ? json_dumps(msg, JSON_COMPACT) : NULL;
+    if (text)
+        ws_session_send_text(v->s, text, strlen(text));
+    free(text);
+    json_decref(msg);
+}
+
+static void send_error(svc_t *v, const char *code, const char *message, const char *channel)
+{
+    json_t *data = json_pack("{s:s, s:s}", "code", code, "message", message);
+    if (channel)
+        json_object_set_new(data, "channel", json_string(channel));
+    send_msg(v, "error", data);
+}
+
+/* ------------------------------------------------------------------ channels */
+
+/* <kind>:<id>, at most 256 bytes; kind of [A-Za-z0-9_.-], id without spaces or controls. */
+static bool channel_valid(const char *ch, size_t len)
+{
+    if (len < 3 || len > API_MAX_CHANNEL)
+        return false;
+    const char *colon = memchr(ch, ':', len);
+    if (!colon || colon == ch || colon == ch + len - 1)
+        return false;
+    for (const char *p = ch; p < colon; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '_' ||
+              *p == '-' || *p == '.'))
+            return false;
+    for (const char *p = colon + 1; p < ch + len; p++)
+        if ((unsigned char)*p < 0x21 || *p == 0x7f)
+            return false;
+    return true;
+}
+
+static bool is_user_channel(const char *ch) { return strncmp(ch, "user:", 5) == 0; }
+
+static bool allowed(svc_t *v, const char *ch)
+{
+    if (is_user_channel(ch) && strcmp(ch + 5, v->sub) == 0)
+        return true;
+    if (v->patterns) {
+        size_t i;
+        json_t *p;
+        json_array_foreach(v->patterns, i, p) {
+            if (json_is_string(p) && fnmatch(json_string_value(p), ch, 0) == 0)
+                return true;
+        }
+        return false;
+    }
+    const live_t *live = server_live(v->w->srv);
+    if (live->cfg.service_default_policy == SERVICE_POLICY_DENY)
+        return false;
+    return !is_user_channel(ch); /* never another user's notifications */
+}
+
+static hub_sub_t *find_sub(svc_t *v, const char *ch, size_t len)
+{
+    for (list_node_t *n = v->subs.next; n != &v->subs; n = n->next) {
+        hub_sub_t *sub = container_of(n, hub_sub_t, owner_node);
+        size_t l;
+        const char *name = hub_sub_channel(sub, &l);
+        if (l == len && memcmp(name, ch, len) == 0)
+            return sub;
+    }
+    return NULL;
+}
+
+static json_t *channel_data(const char *ch) { return json_pack("{s:s}", "channel", ch); }
+
+/* ------------------------------------------------------------------ commands */
+
+static void cmd_subscribe(svc_t *v, const char *ch, size_t len)
+{
+    if (!channel_valid(ch, len)) {
+        send_error(v, "subscription_failed", "invalid channel name: expected <kind>:<id>, at most 256 bytes", ch);
+        return;
+    }
+    if (!allowed(v, ch)) {
+        send_error(v, "unauthorized", "not allowed to subscribe to this channel", ch);
+        return;
+    }
+    bool own = v->user_sub && is_user_channel(ch) && strcmp(ch + 5, v->sub) == 0;
+    if (!own && !find_sub(v, ch, len)) {
+        int max = server_live(v->w->srv)->cfg.service_max_subscriptions;
+        if ((int)v->nsubs >= max) {
+            char msg[96];
+            snprintf(msg, sizeof msg, "subscription limit reached (%d channels per connection)", max);
+            send_error(v, "subscription_failed", msg, ch);
+            return;
+        }
+        hub_sub_t *sub = hub_subscribe(v->w, ch, len, v->s, &envelope, NULL);
+        if (!sub) {
+            send_error(v, "internal_error", "out of memory", ch);
+            return;
+        }
+        list_insert_tail(&v->subs, &sub->owner_node);
+        v->nsubs++;
+    }
+    send_msg(v, "subscribed", channel_data(ch)); /* idempotent: again for a duplicate */
+}
+
+static void cmd_unsubscribe(svc_t *v, const char *ch, size_t len)
+{
+    hub_sub_t *sub = find_sub(v, ch, len);
+    if (sub) {
+        hub_unsubscribe(v->w, sub);
+        v->nsubs--;
+    }
+    send_msg(v, "unsubscribed", channel_data(ch));
+}
+
+static void cmd_chat_message(svc_t *v, json_t *data)
+{
+    json_t *conv = json_object_get(data, "conversation_id"), *content = json_object_get(data, "content");
+    if (!json_is_string(conv) || json_string_length(conv) == 0) {
+        send_error(v, "invalid_request", "data.conversation_id: required (a non-empty string)", NULL);
+        return;
+    }
+    if (!json_is_string(content)) {
+        send_error(v, "invalid_request", "data.content: required (a string)", NULL);
+        return;
+    }
+    char ch[API_MAX_CHANNEL + 32];
+    int n = snprintf(ch, sizeof ch, "conversation:%s", json_string_value(conv));
+    if (n < 0 || (size_t)n >= sizeof ch || !channel_valid(ch, (size_t)n)) {
+        send_error(v, "invalid_request", "data.conversation_id: not a valid conversation id", NULL);
+        return;
+    }
+    if (!allowed(v, ch)) {
+        send_error(v, "unauthorized", "not allowed to post to this conversation", ch);
+        return;
+    }
+    json_t *event = json_pack("{s:O, s:s, s:O}", "conversation_id", conv, "sender_id", v->sub, "content", content);
+    char *text = event ? json_dumps(event, JSON_COMPACT) : NULL;
+    size_t delivered;
+    if (!text || hub_publish(v->w, ch, (size_t)n, "chat_message", text, strlen(text), &delivered) != 0)
+        send_error(v, "internal_error", "the message could not be published", NULL);
+    free(text);
+    json_decref(event);
+}
+
+static void on_message(ws_session_t *s, int opcode, const uint8_t *msg, size_t len)
+{
+    svc_t *v = ws_session_data(s);
+    if (opcode != WS_OP_TEXT) {
+        send_error(v, "invalid_request", "binary messages are not supported: send JSON text", NULL);
+        return;
+    }
+    json_error_t jerr;
+    json_t *root = json_loadb((const char *)msg, len, 0, &jerr);
+    if (!root) {
+        send_error(v, "invalid_request", "the message is not valid JSON", NULL);
+        return;
+    }
+    json_t *type = json_object_get(root, "type"), *data = json_object_get(root, "data");
+    const char *t;
+    if (!json_is_object(root)) {
+        send_error(v, "invalid_request", "expected a JSON object {\"type\":…,\"data\":{…}}", NULL);
+    } else if (!json_is_string(type)) {
+        send_error(v, "invalid_request", "type: required (a string)", NULL);
+    } else if (data && !json_is_object(data)) {
+        send_error(v, "invalid_request", "data: expected an object", NULL);
+    } else if (strcmp(t = json_string_value(type), "ping") == 0) {
+        send_msg(v, "pong", json_object());
+    } else if (strcmp(t, "subscribe") == 0 || strcmp(t, "unsubscribe") == 0) {
+        json_t *ch = data ? json_object_get(data, "channel") : NULL;
+        if (!json_is_string(ch))
+            send_error(v, "invalid_request", "data.channel: required (a string)", NULL);
+        else if (t[0] == 's')
+            cmd_subscribe(v, json_string_value(ch), json_string_length(ch));
+        else
+            cmd_unsubscribe(v, json_string_value(ch), json_string_length(ch));
+    } else if (strcmp(t, "chat_message") == 0) {
+        if (data)
+            cmd_chat_message(v, data);
+        else
+            send_error(v, "invalid_request", "data.conversation_id: required (a non-empty string)", NULL);
+    } else {
+        send_error(v, "invalid_request", "unknown type: expected subscribe, unsubscribe, ping or chat_message",
+                   NULL);
+    }
+    json_decref(root);
+}
+
+/* ------------------------------------------------------------------ session */
+
+static void refuse(dialect_accept_t *out, const char *message, const char *why)
+{
+    char ts[32];
+    iso_now(ts);
+    json_t *body = json_pack("{s:s, s:{s:s, s:s}, s:s}", "type", "error", "data", "code", "unauthorized", "message",
+                             message, "timestamp", ts);
+    out->status = 401;
+    out->body = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    out->hs_reason = HS_UNAUTHORIZED;
+    out->why = why;
+    json_decref(body);
+}
+
+static void accept_upgrade(const http_request_t *req, worker_t *w, dialect_accept_t *out)
+{
+    const live_t *live = server_live(w->srv);
+    char *token = malloc(MAX_TOKEN);
+    auth_claims_t claims = {0};
+    auth_reason_t r = AUTH_MISSING;
+    if (token && auth_request_token(req, token, MAX_TOKEN))
+        r = auth_verify(live->auth, token, time(NULL), &claims);
+    free(token);
+    if (r != AUTH_OK) {
+        metrics_add(&w->metrics.auth_failures[r], 1);
+        static const char *const messages[AUTH_REASON_COUNT] = {
+            [AUTH_MISSING] = "a JWT is required: ?token=<jwt> or Authorization: Bearer <jwt>",
+            [AUTH_MALFORMED] = "the token is not a well-formed JWT",
+            [AUTH_ALG_NOT_ALLOWED] = "the token's algorithm is not accepted",
+            [AUTH_BAD_SIGNATURE] = "the token's signature is not valid",
+            [AUTH_EXPIRED] = "the token has expired",
+            [AUTH_NOT_YET_VALID] = "the token is not valid yet",
+            [AUTH_NO_EXP] = "the token has no expiry (exp)",
+            [AUTH_BAD_ISSUER] = "the token's issuer is not accepted",
+            [AUTH_BAD_AUDIENCE] = "the token's audience is not accepted",
+        };
+        refuse(out, messages[r] ? messages[r] : "unauthorized", auth_reason_names[r]);
+        return;
+    }
+    if (!claims.sub || !*claims.sub) {
+        metrics_add(&w->metrics.auth_failures[AUTH_MALFORMED], 1);
+        refuse(out, "the token has no subject (sub)", "no sub");
+        auth_claims_clear(&claims);
+        return;
+    }
+    svc_t *v = calloc(1, sizeof *v);
+    if (!v || !(v->sub = strdup(claims.sub))) {
+        free(v);
+        auth_claims_clear(&claims);
+        out->status = 503;
+        out->hs_reason = HS_OVER_CAPACITY;
+        out->why = "out of memory";
+        return;
+    }
+    json_t *patterns = json_object_get(claims.payload, "channels");
+    if (json_is_array(patterns))
+        v->patterns = json_incref(patterns);
+    v->exp = claims.exp;
+    list_init(&v->subs);
+    auth_claims_clear(&claims);
+    out->data = v;
+}
+
+/* At the token's exp: an unauthorized error, then close 1008 (PROTOCOLS.md §B). */
+static void on_expiry(wtimer_t *t)
+{
+    svc_t *v = container_of(t, svc_t, expiry);
+    send_error(v, "unauthorized", "the token has expired", NULL);
+    ws_session_close(v->s, WS_CLOSE_POLICY, "token expired");
+}
+
+static void on_open(ws_session_t *s)
+{
+    svc_t *v = ws_session_data(s);
+    v->s = s;
+    v->w = ws_session_worker(s);
+    char ch[API_MAX_CHANNEL + 8];
+    int n = snprintf(ch, sizeof ch, "user:%s", v->sub);
+    if (n > 0 && (size_t)n < sizeof ch)
+        v->user_sub = hub_subscribe(v->w, ch, (size_t)n, s, &envelope, NULL);
+    if (v->exp) {
+        struct timeval tv;
+        gettimeofday(&tv, NULL);
+        int64_t now_ms = (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+        int64_t left = v->exp * 1000 - now_ms;
+        wtimer_start(v->w, &v->expiry, worker_now(v->w) + (uint64_t)(left > 0 ? left : 0), on_expiry);
+    }
+}
+
+static void on_close(ws_session_t *s)
+{
+    svc_t *v = ws_session_data(s);
+    if (!v)
+        return;
+    if (v->w) {
+        wtimer_stop(v->w, &v->expiry);
+        while (!list_empty(&v->subs))
+            hub_unsubscribe(v->w, container_of(v->subs.next, hub_sub_t, owner_node));
+        if (v->user_sub)
+            hub_unsubscribe(v->w, v->user_sub);
+    }
+    json_decref(v->patterns);
+    free(v->sub);
+    free(v);
+    ws_session_set_data(s, NULL);
+}
+
+const dialect_t dialect_service = {
+    .name = "service",
+    .path = "/api/ws",
+    .endpoint = EP_SERVICE,
+    .accept = accept_upgrade,
+    .on_open = on_open,
+    .on_message = on_message,
+    .on_close = on_close,
+};

@@ -1,0 +1,392 @@
+/*
+ * hub — see include/wshub/hub.h.
+ *
+ * Three structures:
+ * - the registry (hub_t, one mutex): channel -> subscriptions per worker, read by every
+ *   publish to know the delivery count and which workers to post to;
+ * - per worker (hub_local_t): channel -> local channel (the list of subscriptions on this
+ *   worker), touched only by that worker's thread;
+ * - per worker, the mailbox: messages posted by other workers, swapped out whole under a
+ *   mutex and delivered in one batch per wake-up.
+ */
+#include "wshub/hub.h"
+
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <jansson.h>
+#include <uv.h>
+
+#include "wshub/strmap.h"
+#include "wshub/worker.h"
+#include "wshub/ws.h"
+
+typedef struct reg_entry {
+    uint32_t total;
+    uint32_t per_worker[]; /* nworkers counts */
+} reg_entry_t;
+
+struct hub {
+    uv_mutex_t lock; /* guards reg */
+    strmap_t reg;
+    size_t nworkers;
+    hub_local_t **locals; /* by worker index, set before the workers start */
+    atomic_uint_fast64_t seq;
+};
+
+struct hub_lchan {
+    list_node_t subs;
+    uint32_t n;
+    strmap_entry_t *e; /* this channel's entry in the worker's map: its key is the name */
+};
+
+struct hub_local {
+    hub_t *hub;
+    worker_t *w;
+    strmap_t chans;     /* channel -> hub_lchan_t*, worker thread only */
+    uv_mutex_t mlock;   /* guards mbox, mlen, mcap */
+    hub_msg_t **mbox;
+    size_t mlen, mcap;
+    hub_msg_t **spare;  /* the drained array, reused: worker thread only */
+    size_t spare_cap;
+    atomic_bool pending;
+};
+
+/* ------------------------------------------------------------------ messages */
+
+static void msg_release(hub_msg_t **mp)
+{
+    hub_msg_t *m = *mp;
+    *mp = NULL;
+    if (!m || atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    for (int i = 0; i < HUB_ENVELOPES; i++) {
+        frame_t *f = atomic_load_explicit(&m->frames[i], memory_order_acquire);
+        frame_release(&f);
+    }
+    free(m);
+}
+
+static hub_msg_t *msg_ref(hub_msg_t *m)
+{
+    atomic_fetch_add_explicit(&m->refs, 1, memory_order_relaxed);
+    return m;
+}
+
+static void iso_now(char out[32])
+{
+    struct timespec ts;
+    struct tm tm;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    size_t n = strftime(out, 32, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out + n, 32 - n, ".%03dZ", (int)(ts.tv_nsec / 1000000) % 1000);
+}
+
+static hub_msg_t *msg_new(hub_t *hub, const char *channel, size_t clen, const char *event,
+                          const char *data, size_t dlen)
+{
+    json_t *ev = json_string(event);
+    char *ev_json = ev ? json_dumps(ev, JSON_ENCODE_ANY | JSON_COMPACT) : NULL;
+    json_decref(ev);
+    if (!ev_json)
+        return NULL;
+    size_t elen = strlen(event), ejlen = strlen(ev_json);
+    hub_msg_t *m = malloc(sizeof *m + clen + 1 + elen + 1 + ejlen + 1 + dlen + 1);
+    if (!m) {
+        free(ev_json);
+        return NULL;
+    }
+    atomic_init(&m->refs, 1);
+    m->seq = atomic_fetch_add(&hub->seq, 1) + 1;
+    char *p = m->buf;
+    m->channel = memcpy(p, channel, clen);
+    p[clen] = 0;
+    m->channel_len = clen;
+    p += clen + 1;
+    m->event = memcpy(p, event, elen + 1);
+    p += elen + 1;
+    m->event_json = memcpy(p, ev_json, ejlen + 1);
+    p += ejlen + 1;
+    m->data = memcpy(p, data, dlen);
+    p[dlen] = 0;
+    m->data_len = dlen;
+    free(ev_json);
+    iso_now(m->timestamp);
+    for (int i = 0; i < HUB_ENVELOPES; i++)
+        atomic_init(&m->frames[i], NULL);
+    return m;
+}
+
+frame_t *hub_msg_frame(hub_msg_t *m, const hub_envelope_t *env)
+{
+    frame_t *f = atomic_load_explicit(&m->frames[env->slot], memory_order_acquire);
+    if (f)
+        return f;
+    frame_t *built = env->build(m);
+    if (!built)
+        return NULL;
+    frame_t *expected = NULL;
+    if (atomic_compare_exchange_strong_explicit(&m->frames[env->slot], &expected, built,
+                                                memory_order_acq_rel, memory_order_acquire))
+        return built;
+    /* Another worker built it first: use theirs, so every subscriber shares one buffer. */
+    frame_release(&built);
+    return expected;
+}
+
+/* ------------------------------------------------------------------ hub and locals */
+
+hub_t *hub_new(size_t nworkers)
+{
+    hub_t *hub = calloc(1, sizeof *hub);
+    if (!hub)
+        return NULL;
+    hub->locals = calloc(nworkers, sizeof *hub->locals);
+    if (!hub->locals || uv_mutex_init(&hub->lock) != 0) {
+        free(hub->locals);
+        free(hub);
+        return NULL;
+    }
+    hub->nworkers = nworkers;
+    return hub;
+}
+
+void hub_free(hub_t *hub)
+{
+    if (!hub)
+        return;
+    for (size_t i = 0; i < hub->reg.nbuckets; i++)
+        for (strmap_entry_t *e = hub->reg.buckets[i]; e; e = e->next)
+            free(e->value);
+    strmap_clear(&hub->reg);
+    uv_mutex_destroy(&hub->lock);
+    free(hub->locals);
+    free(hub);
+}
+
+hub_local_t *hub_local_new(hub_t *hub, worker_t *w)
+{
+    hub_local_t *l = calloc(1, sizeof *l);
+    if (!l)
+        return NULL;
+    if (uv_mutex_init(&l->mlock) != 0) {
+        free(l);
+        return NULL;
+    }
+    l->hub = hub;
+    l->w = w;
+    hub->locals[w->idx] = l;
+    return l;
+}
+
+void hub_local_free(hub_local_t *l)
+{
+    if (!l)
+        return;
+    /* Messages posted after this worker stopped are dropped with it. */
+    for (size_t i = 0; i < l->mlen; i++)
+        msg_release(&l->mbox[i]);
+    free(l->mbox);
+    free(l->spare);
+    /* Every session unsubscribed when it closed; a channel left here is a bug, not a leak to hide. */
+    strmap_clear(&l->chans);
+    uv_mutex_destroy(&l->mlock);
+    l->hub->locals[l->w->idx] = NULL;
+    free(l);
+}
+
+/* ------------------------------------------------------------------ subscriptions */
+
+static void reg_add(hub_t *hub, const char *channel, size_t len, int widx, int delta)
+{
+    uv_mutex_lock(&hub->lock);
+    strmap_entry_t *e = strmap_find(&hub->reg, channel, len);
+    if (!e && delta > 0) {
+        reg_entry_t *r = calloc(1, sizeof *r + hub->nworkers * sizeof(uint32_t));
+        if (r && !(e = strmap_insert(&hub->reg, channel, len, r)))
+            free(r);
+    }
+    if (e) {
+        reg_entry_t *r = e->value;
+        r->total += (uint32_t)delta;
+        r->per_worker[widx] += (uint32_t)delta;
+        if (r->total == 0) {
+            free(r);
+            strmap_remove(&hub->reg, e);
+        }
+    }
+    uv_mutex_unlock(&hub->lock);
+}
+
+hub_sub_t *hub_subscribe(worker_t *w, const char *channel, size_t len, ws_session_t *s,
+                         const hub_envelope_t *env, void *variant)
+{
+    hub_local_t *l = w->hub;
+    strmap_entry_t *e = strmap_find(&l->chans, channel, len);
+    hub_lchan_t *ch;
+    if (e) {
+        ch = e->value;
+    } else {
+        ch = calloc(1, sizeof *ch);
+        if (!ch)
+            return NULL;
+        list_init(&ch->subs);
+        if (!(e = strmap_insert(&l->chans, channel, len, ch))) {
+            free(ch);
+            return NULL;
+        }
+        ch->e = e;
+    }
+    hub_sub_t *sub = calloc(1, sizeof *sub);
+    if (!sub) {
+        if (ch->n == 0) {
+            strmap_remove(&l->chans, ch->e);
+            free(ch);
+        }
+        return NULL;
+    }
+    sub->ch = ch;
+    sub->s = s;
+    sub->env = env;
+    sub->variant = variant;
+    list_init(&sub->owner_node);
+    list_insert_tail(&ch->subs, &sub->chan_node);
+    ch->n++;
+    /* Local first, registry second: a publish that counts this subscription finds it here. */
+    reg_add(l->hub, channel, len, w->idx, +1);
+    return sub;
+}
+
+void hub_unsubscribe(worker_t *w, hub_sub_t *sub)
+{
+    hub_local_t *l = w->hub;
+    hub_lchan_t *ch = sub->ch;
+    reg_add(l->hub, ch->e->key, ch->e->klen, w->idx, -1);
+    list_remove(&sub->chan_node);
+    list_remove(&sub->owner_node);
+    if (--ch->n == 0) {
+        strmap_remove(&l->chans, ch->e);
+        free(ch);
+    }
+    free(sub);
+}
+
+const char *hub_sub_channel(const hub_sub_t *sub, size_t *len)
+{
+    if (len)
+        *len = sub->ch->e->klen;
+    return sub->ch->e->key;
+}
+
+size_t hub_count(hub_t *hub, const char *channel, size_t len)
+{
+    uv_mutex_lock(&hub->lock);
+    strmap_entry_t *e = strmap_find(&hub->reg, channel, len);
+    size_t n = e ? ((reg_entry_t *)e->value)->total : 0;
+    uv_mutex_unlock(&hub->lock);
+    return n;
+}
+
+/* ------------------------------------------------------------------ fan-out */
+
+static void deliver_local(hub_local_t *l, hub_msg_t *m)
+{
+    strmap_entry_t *e = strmap_find(&l->chans, m->channel, m->channel_len);
+    if (!e)
+        return;
+    hub_lchan_t *ch = e->value;
+    metrics_t *mt = &l->w->metrics;
+    /* Sending never frees a session synchronously (closes complete in uv_close callbacks),
+     * so the list cannot change under this loop. */
+    for (list_node_t *n = ch->subs.next; n != &ch->subs; n = n->next) {
+        hub_sub_t *sub = container_of(n, hub_sub_t, chan_node);
+        frame_t *f = sub->variant && sub->env->variant_frame ? sub->env->variant_frame(m, sub->variant)
+                                                            : hub_msg_frame(m, sub->env);
+        if (f && ws_session_send_frame(sub->s, f) == 0)
+            metrics_add(&mt->deliveries, 1);
+    }
+}
+
+static int post(hub_local_t *l, hub_msg_t *m)
+{
+    uv_mutex_lock(&l->mlock);
+    if (l->mlen == l->mcap) {
+        size_t ncap = l->mcap ? l->mcap * 2 : 64;
+        hub_msg_t **nb = realloc(l->mbox, ncap * sizeof *nb);
+        if (!nb) {
+            uv_mutex_unlock(&l->mlock);
+            return UV_ENOMEM;
+        }
+        l->mbox = nb;
+        l->mcap = ncap;
+    }
+    l->mbox[l->mlen++] = m;
+    atomic_store_explicit(&l->pending, true, memory_order_release);
+    uv_mutex_unlock(&l->mlock);
+    return 0;
+}
+
+void hub_drain(worker_t *w)
+{
+    hub_local_t *l = w->hub;
+    if (!l || !atomic_load_explicit(&l->pending, memory_order_acquire))
+        return;
+    uv_mutex_lock(&l->mlock);
+    hub_msg_t **batch = l->mbox;
+    size_t n = l->mlen, cap = l->mcap;
+    l->mbox = l->spare;
+    l->mcap = l->spare_cap;
+    l->mlen = 0;
+    atomic_store_explicit(&l->pending, false, memory_order_relaxed);
+    uv_mutex_unlock(&l->mlock);
+    for (size_t i = 0; i < n; i++) {
+        deliver_local(l, batch[i]);
+        msg_release(&batch[i]);
+    }
+    l->spare = batch;
+    l->spare_cap = cap;
+}
+
+int hub_publish(worker_t *w, const char *channel, size_t channel_len, const char *event,
+                const char *data, size_t data_len, size_t *delivered)
+{
+    hub_t *hub = w->hub->hub;
+    size_t nw = hub->nworkers;
+    uint8_t targets[256];
+    *delivered = 0;
+
+    uv_mutex_lock(&hub->lock);
+    strmap_entry_t *e = strmap_find(&hub->reg, channel, channel_len);
+    if (e) {
+        reg_entry_t *r = e->value;
+        *delivered = r->total;
+        for (size_t i = 0; i < nw; i++)
+            targets[i] = r->per_worker[i] > 0;
+    }
+    uv_mutex_unlock(&hub->lock);
+    metrics_add(&w->metrics.publishes, 1);
+    if (!*delivered)
+        return 0;
+
+    hub_msg_t *m = msg_new(hub, channel, channel_len, event, data, data_len);
+    if (!m)
+        return UV_ENOMEM;
+    for (size_t i = 0; i < nw; i++) {
+        if (!targets[i] || i == (size_t)w->idx || !hub->locals[i])
+            continue;
+        hub_msg_t *ref = msg_ref(m);
+        if (post(hub->locals[i], ref) == 0)
+            uv_async_send(&hub->locals[i]->w->wakeup);
+        else
+            msg_release(&ref); /* out of memory: that worker's subscribers miss this one */
+    }
+    /* What other workers posted to us earlier goes out first: publish order is kept. */
+    hub_drain(w);
+    if (targets[w->idx])
+        deliver_local(w->hub, m);
+    msg_release(&m);
+    return 0;
+}
