@@ -97,7 +97,8 @@ struct auth_verifier {
 
 /* ---- the verifier ---------------------------------------------------------------- */
 
-__attribute__((format(printf, 3, 4))) static void fail(char *err, size_t errlen, const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) static void fail(char *err, size_t errlen,
+                                                       const char *fmt, ...)
 {
     va_list ap;
 
@@ -213,8 +214,8 @@ static int load_public_key(auth_verifier_t *v, const char *path, unsigned *fits,
         goto done;
     }
     out = BIO_new(BIO_s_mem());
-    if (!out || PEM_write_bio_PUBKEY(out, pkey) != 1 || (pem_len = BIO_get_mem_data(out, &pem)) <= 0 ||
-        !(v->key = malloc((size_t)pem_len))) {
+    if (!out || PEM_write_bio_PUBKEY(out, pkey) != 1 ||
+        (pem_len = BIO_get_mem_data(out, &pem)) <= 0 || !(v->key = malloc((size_t)pem_len))) {
         fail(err, errlen, "auth.public_key: out of memory");
         goto done;
     }
@@ -286,7 +287,8 @@ static int choose_algorithms(auth_verifier_t *v, const config_strlist_t *names, 
     return -1;
 }
 
-auth_verifier_t *auth_verifier_new(const config_t *cfg, const char *dev_secret, char *err, size_t errlen)
+auth_verifier_t *auth_verifier_new(const config_t *cfg, const char *dev_secret, char *err,
+                                   size_t errlen)
 {
     auth_verifier_t *v = calloc(1, sizeof *v);
     unsigned fits = 0;
@@ -516,7 +518,8 @@ static auth_reason_t check_signature(const auth_verifier_t *v, const char *token
     return r;
 }
 
-auth_reason_t auth_verify(const auth_verifier_t *v, const char *token, time_t now, auth_claims_t *claims)
+auth_reason_t auth_verify(const auth_verifier_t *v, const char *token, time_t now,
+                          auth_claims_t *claims)
 {
     const char *dot1, *dot2;
     size_t len;

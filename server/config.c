@@ -29,6 +29,8 @@
 _Static_assert(sizeof(log_level_t) == sizeof(int), "log_level_t must be int-sized");
 _Static_assert(sizeof(log_format_t) == sizeof(int), "log_format_t must be int-sized");
 _Static_assert(sizeof(service_policy_t) == sizeof(int), "service_policy_t must be int-sized");
+_Static_assert(sizeof(cable_origin_failure_t) == sizeof(int), "cable_origin_failure_t must be int-sized");
+_Static_assert(sizeof(cable_envelope_t) == sizeof(int), "cable_envelope_t must be int-sized");
 
 typedef enum {
     T_LISTEN, /* "host:port" into listen_host + listen_port */
@@ -59,6 +61,8 @@ typedef struct keydef {
 static const char *const level_names[] = {"error", "warn", "info", "debug", NULL};
 static const char *const format_names[] = {"human", "json", NULL};
 static const char *const policy_names[] = {"allow", "deny", NULL};
+static const char *const origin_failure_names[] = {"close", "http403", NULL};
+static const char *const envelope_names[] = {"nested", "flat", NULL};
 /* JWS algorithms libjwt 1.10 verifies; "none" is deliberately absent. */
 static const char *const alg_names[] = {"HS256", "HS384", "HS512", "RS256", "RS384",
                                         "RS512", "ES256", "ES384", "ES512", NULL};
@@ -149,6 +153,16 @@ static const char *const bool_words[] = {"true", "false", "1", "0", "yes", "no",
       "user's user:<id>, deny = only its own user:<sub>.")                                    \
     X("cable.allowed_origins", "WSHUB_CABLE_ALLOWED_ORIGINS", T_LIST, cable_allowed_origins,  \
       0, 0, NULL, "", 0, "Origin allow-list for /cable; empty = any. Reloaded on SIGHUP.")    \
+    X("cable.origin_failure", "WSHUB_CABLE_ORIGIN_FAILURE", T_ENUM, cable_origin_failure, 0,  \
+      0, origin_failure_names, "close", 0,                                                    \
+      "A refused Origin on /cable: close = upgrade, disconnect unauthorized, close 1000 "     \
+      "(the documented form); http403 = refuse the upgrade with 403.")                        \
+    X("cable.event_envelope", "WSHUB_CABLE_EVENT_ENVELOPE", T_ENUM, cable_event_envelope, 0,  \
+      0, envelope_names, "nested", 0,                                                         \
+      "Message object of /cable data frames: nested = {event, data}, flat = the data's "      \
+      "members beside event.")                                                                \
+    X("cable.ping_interval_ms", "WSHUB_CABLE_PING_INTERVAL_MS", T_MS, cable_ping_interval_ms, \
+      100, 0, NULL, "3000", 0, "Interval of the Action Cable ping frames, in milliseconds.")  \
     X("flow.client_ids", "WSHUB_FLOW_CLIENT_IDS", T_LIST, flow_client_ids, 0, 0, NULL, "", 0, \
       "Flow client ids accepted by /socket.info; empty = any. Reloaded on SIGHUP.")
 
@@ -242,7 +256,8 @@ static void describe(const keydef_t *k, bool from_env, char *buf, size_t len)
             snprintf(buf, len, "an array of non-empty strings");
             return;
         }
-        pos = (size_t)snprintf(buf, len, "%s", from_env ? "a comma-separated list of" : "an array of");
+        pos = (size_t)snprintf(buf, len, "%s",
+                               from_env ? "a comma-separated list of" : "an array of");
         for (size_t i = 0; k->names[i] && pos < len; i++)
             pos += (size_t)snprintf(buf + pos, len - pos, "%s \"%s\"", i ? "," : "", k->names[i]);
         return;

@@ -392,27 +392,34 @@ static bool path_is(const http_request_t *r, const char *want)
     return len == strlen(want) && memcmp(p, want, len) == 0;
 }
 
-/* Is `token` one of the comma-separated, case-insensitive tokens of a header value? */
+/* Is `token` one of the comma-separated, case-insensitive tokens of a header value?
+ * Every header of that name counts (a client may repeat Sec-WebSocket-Protocol). */
+int http_request_header_has_token(const http_request_t *r, const char *name, const char *token)
+{
+    size_t tlen = strlen(token);
+    for (int i = 0; i < r->nhdrs; i++) {
+        if (strcasecmp(r->buf + r->hdrs[i].name, name) != 0)
+            continue;
+        const char *v = r->buf + r->hdrs[i].value, *end = v + r->hdrs[i].value_len;
+        while (v < end) {
+            while (v < end && (*v == ' ' || *v == '\t' || *v == ','))
+                v++;
+            const char *s = v;
+            while (v < end && *v != ',')
+                v++;
+            const char *e = v;
+            while (e > s && (e[-1] == ' ' || e[-1] == '\t'))
+                e--;
+            if ((size_t)(e - s) == tlen && strncasecmp(s, token, tlen) == 0)
+                return 1;
+        }
+    }
+    return 0;
+}
+
 static bool header_has_token(const http_request_t *r, const char *name, const char *token)
 {
-    size_t len, tlen = strlen(token);
-    const char *v = http_request_header(r, name, &len);
-    if (!v)
-        return false;
-    const char *end = v + len;
-    while (v < end) {
-        while (v < end && (*v == ' ' || *v == '\t' || *v == ','))
-            v++;
-        const char *s = v;
-        while (v < end && *v != ',')
-            v++;
-        const char *e = v;
-        while (e > s && (e[-1] == ' ' || e[-1] == '\t'))
-            e--;
-        if ((size_t)(e - s) == tlen && strncasecmp(s, token, tlen) == 0)
-            return true;
-    }
-    return false;
+    return http_request_header_has_token(r, name, token) != 0;
 }
 
 static const dialect_t *find_dialect(const http_request_t *r, const config_t *cfg)

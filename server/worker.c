@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "wshub/conn.h"
+#include "wshub/dialect.h"
 #include "wshub/hub.h"
 #include "wshub/log.h"
 #include "wshub/wtimer.h"
@@ -133,6 +134,12 @@ static void run(void *arg)
         log_error("listen", "worker %d: %s", w->idx, uv_strerror(r));
         return;
     }
+    for (const dialect_t *const *d = dialects; *d; d++) {
+        if ((*d)->worker_start && (r = (*d)->worker_start(w)) != 0) {
+            log_error("worker", "worker %d: %s: %s", w->idx, (*d)->name, uv_strerror(r));
+            return;
+        }
+    }
     uv_prepare_start(&w->prepare, on_prepare);
     uv_check_start(&w->check, on_check);
     uv_timer_start(&w->tick, on_tick, TICK_MS, TICK_MS);
@@ -143,6 +150,9 @@ static void run(void *arg)
      * and let their callbacks run, so that uv_loop_close finds nothing open. */
     uv_walk(&w->loop, close_walk, NULL);
     uv_run(&w->loop, UV_RUN_DEFAULT);
+    for (const dialect_t *const *d = dialects; *d; d++)
+        if ((*d)->worker_stop)
+            (*d)->worker_stop(w);
 }
 
 int worker_start(worker_t *w) { return uv_thread_create(&w->thread, run, w); }

@@ -20,6 +20,8 @@ typedef enum { LOG_FORMAT_HUMAN = 0, LOG_FORMAT_JSON } log_format_t;
 /* API B without a `channels` claim: allow every well-formed channel except another user's
  * user:<id>, or deny everything but the user's own channel. */
 typedef enum { SERVICE_POLICY_ALLOW = 0, SERVICE_POLICY_DENY } service_policy_t;
+typedef enum { CABLE_ORIGIN_CLOSE = 0, CABLE_ORIGIN_HTTP403 } cable_origin_failure_t;
+typedef enum { CABLE_ENVELOPE_NESTED = 0, CABLE_ENVELOPE_FLAT } cable_envelope_t;
 
 /* A list of strings from a JSON array or a comma-separated environment variable. */
 typedef struct config_strlist {
@@ -66,6 +68,9 @@ typedef struct config {
     char *api_key;                          /* "api.key": bearer key of /api/publish */
     config_strlist_t moderation_keys;       /* "moderation.keys" */
     config_strlist_t cable_allowed_origins; /* "cable.allowed_origins" (empty = any) */
+    cable_origin_failure_t cable_origin_failure; /* "cable.origin_failure" (close) */
+    cable_envelope_t cable_event_envelope;  /* "cable.event_envelope" (nested) */
+    uint32_t cable_ping_interval_ms;        /* "cable.ping_interval_ms" (3000) */
     config_strlist_t flow_client_ids;       /* "flow.client_ids" (empty = any) */
 
     /* Where it came from, for logs: the file path or NULL for the embedded default. */

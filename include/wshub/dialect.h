@@ -42,10 +42,15 @@ typedef struct dialect {
     void (*on_shutdown)(ws_session_t *s);
     /* The connection is gone: release the dialect's state. No sends any more. */
     void (*on_close)(ws_session_t *s);
+    /* Per-worker state (e.g. one timer per worker): set up before the worker's loop runs,
+     * released after it ended (its handles are closed by then). Returns 0 or negative. */
+    int (*worker_start)(worker_t *w);
+    void (*worker_stop)(worker_t *w);
 } dialect_t;
 
 extern const dialect_t dialect_echo;
 extern const dialect_t dialect_service;
+extern const dialect_t dialect_cable;
 
 /* Every dialect, for routing; NULL-terminated. */
 extern const dialect_t *const dialects[];

@@ -23,6 +23,8 @@ const char *http_request_path(const http_request_t *r, size_t *len);
 const char *http_request_query(const http_request_t *r, size_t *len);
 /* The value of the first header with that name (case-insensitive), or NULL. */
 const char *http_request_header(const http_request_t *r, const char *name, size_t *len);
+/* Is `token` one of the comma-separated tokens of any header `name` (case-insensitive)? */
+int http_request_header_has_token(const http_request_t *r, const char *name, const char *token);
 /* The value of a query parameter, percent-decoded into buf (NUL-terminated); NULL if absent. */
 const char *http_request_query_param(const http_request_t *r, const char *name, char *buf, size_t buflen);
 const uint8_t *http_request_body(const http_request_t *r, size_t *len);

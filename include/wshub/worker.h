@@ -52,6 +52,7 @@ struct worker {
     list_node_t dirty;    /* connections with output to flush */
     list_node_t deadlines[DL_COUNT];
     hub_local_t *hub;     /* this worker's channels and mailbox */
+    void *dialect_state[EP_COUNT]; /* per-worker state of each dialect (dialect_t.worker_start) */
     wtimer_t **timers;    /* wtimer.h heap */
     uint32_t ntimers, timers_cap;
     uint64_t conn_seq;

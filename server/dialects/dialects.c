@@ -6,5 +6,6 @@
 const dialect_t *const dialects[] = {
     &dialect_echo,
     &dialect_service,
+    &dialect_cable,
     NULL,
 };

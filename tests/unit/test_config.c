@@ -159,6 +159,9 @@ static void assert_config_equal(const config_t *a, const config_t *b)
     assert_str_or_null(a->api_key, b->api_key);
     assert_lists_equal(&a->moderation_keys, &b->moderation_keys);
     assert_lists_equal(&a->cable_allowed_origins, &b->cable_allowed_origins);
+    assert_int_equal(a->cable_origin_failure, b->cable_origin_failure);
+    assert_int_equal(a->cable_event_envelope, b->cable_event_envelope);
+    assert_int_equal(a->cable_ping_interval_ms, b->cable_ping_interval_ms);
     assert_lists_equal(&a->flow_client_ids, &b->flow_client_ids);
 }
 
@@ -265,6 +268,9 @@ static void test_defaults(void **state)
     assert_null(cfg.api_key);
     assert_list(&cfg.moderation_keys, 0, NULL);
     assert_list(&cfg.cable_allowed_origins, 0, NULL);
+    assert_int_equal(cfg.cable_origin_failure, CABLE_ORIGIN_CLOSE);
+    assert_int_equal(cfg.cable_event_envelope, CABLE_ENVELOPE_NESTED);
+    assert_int_equal(cfg.cable_ping_interval_ms, 3000);
     assert_list(&cfg.flow_client_ids, 0, NULL);
     assert_null(cfg.source_path);
     config_free(&cfg);
@@ -308,7 +314,7 @@ static void test_key_table(void **state)
 
     (void)state;
     assert_non_null(root);
-    assert_int_equal(n, 31);
+    assert_int_equal(n, 34);
     assert_ptr_equal(config_keys(NULL), keys);
     for (size_t i = 0; i < n; i++) {
         char env[128] = "WSHUB_", comment[128], section[64] = "";
@@ -423,6 +429,9 @@ static void test_env_every_key(void **state)
                    "WSHUB_SERVICE_MAX_SUBSCRIPTIONS=100000",
                    "WSHUB_SERVICE_DEFAULT_POLICY=deny",
                    "WSHUB_CABLE_ALLOWED_ORIGINS=https://app.example.com",
+                   "WSHUB_CABLE_ORIGIN_FAILURE=http403",
+                   "WSHUB_CABLE_EVENT_ENVELOPE=flat",
+                   "WSHUB_CABLE_PING_INTERVAL_MS=100",
                    "WSHUB_FLOW_CLIENT_IDS= Zm9vYmFy ",
                    NULL};
     static const char *const mod[] = {"mod-key-1", "mod-key-2"};
@@ -464,6 +473,9 @@ static void test_env_every_key(void **state)
     assert_int_equal(cfg.service_max_subscriptions, 100000);
     assert_int_equal(cfg.service_default_policy, SERVICE_POLICY_DENY);
     assert_list(&cfg.cable_allowed_origins, 1, origins);
+    assert_int_equal(cfg.cable_origin_failure, CABLE_ORIGIN_HTTP403);
+    assert_int_equal(cfg.cable_event_envelope, CABLE_ENVELOPE_FLAT);
+    assert_int_equal(cfg.cable_ping_interval_ms, 100);
     assert_list(&cfg.flow_client_ids, 1, ids);
     assert_null(cfg.source_path);
     config_free(&cfg);

@@ -1,0 +1,464 @@
+/*
+ * cable — API C at /cable: the Rails Action Cable protocol with Circle's channels
+ * (PROTOCOLS.md §C, seeds/circle-websockets.txt), for @rails/actioncable, @anycable/core
+ * and plain `ws` clients.
+ *
+ * Owns: subprotocol selection (actioncable-v1-json, never actioncable-unsupported), the
+ * Bearer/?token= JWT and Origin checks with the documented failure form (101, disconnect
+ * unauthorized reconnect:false, close 1000), welcome with a 21-character sid, pings every
+ * 3 s from one timer per worker (one shared frame per tick), subscribe/unsubscribe with the
+ * identifier kept as an opaque string and echoed byte for byte, the mapping of Circle's
+ * channels to their pub/sub queues, member checks, the {identifier, message:{event,data}}
+ * frames (one prepared frame per distinct identifier string per worker and message, shared
+ * by every subscriber using that string), and the shutdown goodbye.
+ * Never: touches sockets or the hub's internals.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <jansson.h>
+#include <openssl/rand.h>
+
+#include "wshub/api.h"
+#include "wshub/auth.h"
+#include "wshub/dialect.h"
+#include "wshub/hub.h"
+#include "wshub/log.h"
+#include "wshub/metrics.h"
+#include "wshub/server.h"
+#include "wshub/strmap.h"
+#include "wshub/worker.h"
+#include "wshub/ws.h"
+
+#define MAX_TOKEN 8192
+#define MAX_IDENTIFIER 1024
+#define MAX_SUBSCRIPTIONS 256
+#define PROTOCOL "actioncable-v1-json"
+
+/* One distinct identifier string on one worker: the variant of the hub envelope. */
+typedef struct ident {
+    strmap_entry_t *e; /* in cable_worker_t.idents; the key is the raw identifier */
+    uint32_t refs;     /* subscriptions using it */
+    char *json;        /* the identifier as a JSON string literal (quotes included) */
+    size_t json_len;
+    uint64_t seq;      /* the message `frame` was built for */
+    frame_t *frame;
+    bool flat;         /* cable.event_envelope "flat" when the identifier was first used */
+} ident_t;
+
+typedef struct cable_worker {
+    uv_timer_t ping;
+    list_node_t sessions; /* cable_t.node */
+    strmap_t idents;
+} cable_worker_t;
+
+typedef struct cable {
+    ws_session_t *s;
+    worker_t *w;
+    int64_t member;      /* the token's community member */
+    const char *failure; /* auth or Origin refused: disconnect unauthorized, close 1000 */
+    list_node_t node;
+    list_node_t subs;    /* hub_sub_t.owner_node */
+    uint32_t nsubs;
+} cable_t;
+
+static cable_worker_t *state(worker_t *w) { return w->dialect_state[EP_CABLE]; }
+
+/* ------------------------------------------------------------------ frames */
+
+static frame_t *build_data(const hub_msg_t *m, const ident_t *id, bool flat)
+{
+    static const char a[] = "{\"identifier\":", b[] = ",\"message\":{\"event\":", c[] = ",\"data\":", z[] = "}}";
+    size_t ej = strlen(m->event_json);
+    /* flat: the data's members beside event ({"event":E,"k":v}); nested: {"event":E,"data":D} */
+    const char *d = m->data;
+    size_t dl = m->data_len;
+    bool empty = dl <= 2;
+    size_t len = sizeof a - 1 + id->json_len + sizeof b - 1 + ej +
+                 (flat ? (empty ? 0 : 1 + dl - 2) : sizeof c - 1 + dl) + sizeof z - 1;
+    frame_t *f = frame_new(len + 10);
+    if (!f)
+        return NULL;
+    uint8_t *p = f->data + frame_header(f->data, WS_OP_TEXT, len);
+#define PUT(s, n) (memcpy(p, (s), (n)), p += (n))
+    PUT(a, sizeof a - 1);
+    PUT(id->json, id->json_len);
+    PUT(b, sizeof b - 1);
+    PUT(m->event_json, ej);
+    if (!flat) {
+        PUT(c, sizeof c - 1);
+        PUT(d, dl);
+    } else if (!empty) {
+        PUT(",", 1);
+        PUT(d + 1, dl - 2);
+    }
+    PUT(z, sizeof z - 1);
+#undef PUT
+    f->len = (uint32_t)(p - f->data);
+    return f;
+}
+
+/* Every subscriber with this identifier string on this worker shares one frame per message. */
+static frame_t *variant_frame(const hub_msg_t *m, void *variant)
+{
+    ident_t *id = variant;
+    if (id->frame && id->seq == m->seq)
+        return id->frame;
+    frame_release(&id->frame);
+    id->frame = build_data(m, id, id->flat);
+    id->seq = m->seq;
+    return id->frame;
+}
+
+static const hub_envelope_t envelope = {.slot = EP_CABLE, .variant_frame = variant_frame};
+
+static void send_json(cable_t *v, json_t *msg)
+{
+    char *text = msg ? json_dumps(msg, JSON_COMPACT) : NULL;
+    if (text)
+        ws_session_send_text(v->s, text, strlen(text));
+    free(text);
+    json_decref(msg);
+}
+
+static void send_disconnect(cable_t *v, const char *reason, bool reconnect)
+{
+    send_json(v, json_pack("{s:s, s:s, s:b}", "type", "disconnect", "reason", reason, "reconnect", reconnect));
+}
+
+/* {"identifier":"<raw>","type":"confirm_subscription"|"reject_subscription"} */
+static void send_subscription_reply(cable_t *v, const char *identifier, const char *type)
+{
+    send_json(v, json_pack("{s:s, s:s}", "identifier", identifier, "type", type));
+}
+
+/* ------------------------------------------------------------------ identifiers */
+
+static ident_t *ident_get(cable_worker_t *cw, const char *raw, size_t len, bool flat)
+{
+    strmap_entry_t *e = strmap_find(&cw->idents, raw, len);
+    if (e) {
+        ident_t *id = e->value;
+        id->refs++;
+        return id;
+    }
+    ident_t *id = calloc(1, sizeof *id);
+    json_t *js = json_stringn(raw, len);
+    if (!id || !js || !(id->json = json_dumps(js, JSON_ENCODE_ANY | JSON_COMPACT)) ||
+        !(id->e = strmap_insert(&cw->idents, raw, len, id))) {
+        json_decref(js);
+        if (id)
+            free(id->json);
+        free(id);
+        return NULL;
+    }
+    json_decref(js);
+    id->json_len = strlen(id->json);
+    id->refs = 1;
+    id->flat = flat;
+    return id;
+}
+
+static void ident_put(cable_worker_t *cw, ident_t *id)
+{
+    if (--id->refs)
+        return;
+    strmap_remove(&cw->idents, id->e);
+    frame_release(&id->frame);
+    free(id->json);
+    free(id);
+}
+
+/* A member id: a JSON integer, or a string of decimal digits ("42" and 42 are one member). */
+static bool member_id(json_t *v, int64_t *out)
+{
+    if (json_is_integer(v)) {
+        *out = json_integer_value(v);
+        return true;
+    }
+    if (!json_is_string(v))
+        return false;
+    const char *s = json_string_value(v);
+    if (!*s || strlen(s) > 18)
+        return false;
+    for (const char *p = s; *p; p++)
+        if (!isdigit((unsigned char)*p))
+            return false;
+    *out = strtoll(s, NULL, 10);
+    return true;
+}
+
+/* A room id: an integer, or a string of [A-Za-z0-9_-] (numeric ids or UUIDs). */
+static bool room_id(json_t *v, char *out, size_t outlen)
+{
+    if (json_is_integer(v)) {
+        snprintf(out, outlen, "%lld", (long long)json_integer_value(v));
+        return true;
+    }
+    if (!json_is_string(v) || json_string_length(v) == 0 || json_string_length(v) >= outlen)
+        return false;
+    const char *s = json_string_value(v);
+    for (const char *p = s; *p; p++)
+        if (!isalnum((unsigned char)*p) && *p != '-' && *p != '_')
+            return false;
+    snprintf(out, outlen, "%s", s);
+    return true;
+}
+
+/*
+ * Circle's channels and their queues (PROTOCOLS.md §C). Writes the queue into out and
+ * returns true, or false for an unknown channel, missing parameters, or another member.
+ */
+static bool queue_for(cable_t *v, json_t *params, char *out, size_t outlen)
+{
+    const char *ch = json_string_value(json_object_get(params, "channel"));
+    if (!ch)
+        return false;
+    if (strcmp(ch, "Chats::RoomChannel") == 0) {
+        char room[80];
+        if (!room_id(json_object_get(params, "chat_room_id"), room, sizeof room))
+            return false;
+        snprintf(out, outlen, "chat-room-%s-channel", room);
+        return true;
+    }
+    const char *fmt = strcmp(ch, "NotificationChannel") == 0                   ? "notification-channel-%lld"
+                      : strcmp(ch, "ChatRoomChannel") == 0                     ? "chat-room-channel-%lld"
+                      : strcmp(ch, "Chats::CommunityMemberThreadsChannel") == 0 ? "chat-community-member-%lld-threads-channel"
+                                                                                : NULL;
+    int64_t member;
+    if (!fmt || !member_id(json_object_get(params, "community_member_id"), &member) || member != v->member)
+        return false;
+    snprintf(out, outlen, fmt, (long long)member);
+    return true;
+}
+
+static hub_sub_t *find_sub(cable_t *v, const char *raw, size_t len)
+{
+    for (list_node_t *n = v->subs.next; n != &v->subs; n = n->next) {
+        hub_sub_t *sub = container_of(n, hub_sub_t, owner_node);
+        ident_t *id = sub->variant;
+        if (id->e->klen == len && memcmp(id->e->key, raw, len) == 0)
+            return sub;
+    }
+    return NULL;
+}
+
+static void drop_sub(cable_t *v, hub_sub_t *sub)
+{
+    ident_t *id = sub->variant;
+    hub_unsubscribe(v->w, sub);
+    ident_put(state(v->w), id);
+    v->nsubs--;
+}
+
+/* ------------------------------------------------------------------ commands */
+
+static void cmd_subscribe(cable_t *v, const char *raw, size_t len)
+{
+    if (find_sub(v, raw, len))
+        return; /* a duplicate is not confirmed twice (the official client retries until confirmed) */
+    json_t *params = len <= MAX_IDENTIFIER ? json_loadb(raw, len, 0, NULL) : NULL;
+    char queue[API_MAX_CHANNEL + 1];
+    bool ok = json_is_object(params) && queue_for(v, params, queue, sizeof queue) && v->nsubs < MAX_SUBSCRIPTIONS;
+    json_decref(params);
+    if (!ok) {
+        send_subscription_reply(v, raw, "reject_subscription");
+        return;
+    }
+    const live_t *live = server_live(v->w->srv);
+    ident_t *id = ident_get(state(v->w), raw, len, live->cfg.cable_event_envelope == CABLE_ENVELOPE_FLAT);
+    hub_sub_t *sub = id ? hub_subscribe(v->w, queue, strlen(queue), v->s, &envelope, id) : NULL;
+    if (!sub) {
+        if (id)
+            ident_put(state(v->w), id);
+        send_subscription_reply(v, raw, "reject_subscription");
+        return;
+    }
+    list_insert_tail(&v->subs, &sub->owner_node);
+    v->nsubs++;
+    send_subscription_reply(v, raw, "confirm_subscription");
+}
+
+static void on_message(ws_session_t *s, int opcode, const uint8_t *msg, size_t len)
+{
+    cable_t *v = ws_session_data(s);
+    if (v->failure || opcode != WS_OP_TEXT)
+        return;
+    json_t *root = json_loadb((const char *)msg, len, 0, NULL);
+    /* Non-JSON, unknown commands and `message` (Circle's channels have no actions) are ignored. */
+    const char *cmd = json_string_value(json_object_get(root, "command"));
+    json_t *ident = json_object_get(root, "identifier");
+    if (cmd && json_is_string(ident)) {
+        const char *raw = json_string_value(ident);
+        size_t rlen = json_string_length(ident);
+        if (strcmp(cmd, "subscribe") == 0) {
+            cmd_subscribe(v, raw, rlen);
+        } else if (strcmp(cmd, "unsubscribe") == 0) {
+            hub_sub_t *sub = find_sub(v, raw, rlen);
+            if (sub)
+                drop_sub(v, sub); /* no reply (Action Cable sends none) */
+        }
+    }
+    json_decref(root);
+}
+
+/* ------------------------------------------------------------------ session */
+
+static void accept_upgrade(const http_request_t *req, worker_t *w, dialect_accept_t *out)
+{
+    const live_t *live = server_live(w->srv);
+    cable_t *v = calloc(1, sizeof *v);
+    if (!v) {
+        out->status = 503;
+        out->hs_reason = HS_OVER_CAPACITY;
+        out->why = "out of memory";
+        return;
+    }
+    list_init(&v->node);
+    list_init(&v->subs);
+    if (http_request_header_has_token(req, "Sec-WebSocket-Protocol", PROTOCOL))
+        out->subprotocol = PROTOCOL;
+    out->data = v;
+
+    size_t olen = 0;
+    const char *origin = http_request_header(req, "Origin", &olen);
+    if (!auth_origin_allowed(&live->cfg.cable_allowed_origins, origin, olen)) {
+        metrics_add(&w->metrics.handshake_failures[HS_FORBIDDEN_ORIGIN], 1);
+        if (live->cfg.cable_origin_failure == CABLE_ORIGIN_HTTP403) {
+            free(v);
+            out->data = NULL;
+            out->subprotocol = NULL;
+            out->status = 403;
+            out->hs_reason = HS_FORBIDDEN_ORIGIN;
+            out->why = "origin not allowed";
+            out->body = strdup("{\"type\":\"disconnect\",\"reason\":\"unauthorized\",\"reconnect\":false}");
+            return;
+        }
+        v->failure = "origin not allowed";
+        return;
+    }
+    char *token = malloc(MAX_TOKEN);
+    auth_claims_t claims = {0};
+    auth_reason_t r = AUTH_MISSING;
+    if (token && auth_request_token(req, token, MAX_TOKEN))
+        r = auth_verify(live->auth, token, time(NULL), &claims);
+    free(token);
+    if (r == AUTH_OK && !member_id(json_object_get(claims.payload, "community_member_id"), &v->member) &&
+        !member_id(json_object_get(claims.payload, "sub"), &v->member))
+        r = AUTH_MALFORMED; /* no member: the token names nobody Circle knows */
+    auth_claims_clear(&claims);
+    if (r != AUTH_OK) {
+        metrics_add(&w->metrics.auth_failures[r], 1);
+        metrics_add(&w->metrics.handshake_failures[HS_UNAUTHORIZED], 1);
+        v->failure = auth_reason_names[r];
+    }
+}
+
+/* sid: 21 characters of [A-Za-z0-9_-], as Action Cable servers (AnyCable) send. */
+static void make_sid(char out[22])
+{
+    static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-";
+    unsigned char rnd[21];
+    if (RAND_bytes(rnd, sizeof rnd) != 1)
+        for (size_t i = 0; i < sizeof rnd; i++)
+            rnd[i] = (unsigned char)rand();
+    for (size_t i = 0; i < sizeof rnd; i++)
+        out[i] = alphabet[rnd[i] & 63];
+    out[21] = 0;
+}
+
+static void on_open(ws_session_t *s)
+{
+    cable_t *v = ws_session_data(s);
+    v->s = s;
+    v->w = ws_session_worker(s);
+    if (v->failure) {
+        log_event(LOG_INFO, "cable_refused", ws_session_id(s), NULL, "cable", "%s", v->failure);
+        send_disconnect(v, "unauthorized", false);
+        ws_session_close(s, WS_CLOSE_NORMAL, "");
+        return;
+    }
+    char sid[22];
+    make_sid(sid);
+    send_json(v, json_pack("{s:s, s:s}", "type", "welcome", "sid", sid));
+    list_insert_tail(&state(v->w)->sessions, &v->node);
+}
+
+static void on_shutdown(ws_session_t *s)
+{
+    cable_t *v = ws_session_data(s);
+    if (!v->failure)
+        send_disconnect(v, "server_restart", true);
+}
+
+static void on_close(ws_session_t *s)
+{
+    cable_t *v = ws_session_data(s);
+    if (!v)
+        return;
+    list_remove(&v->node);
+    while (!list_empty(&v->subs))
+        drop_sub(v, container_of(v->subs.next, hub_sub_t, owner_node));
+    free(v);
+    ws_session_set_data(s, NULL);
+}
+
+/* ------------------------------------------------------------------ pings */
+
+/* One frame per tick for every cable session of the worker: {"type":"ping","message":<unix s>}. */
+static void on_ping(uv_timer_t *t)
+{
+    worker_t *w = t->data;
+    cable_worker_t *cw = state(w);
+    if (list_empty(&cw->sessions))
+        return;
+    char text[64];
+    int n = snprintf(text, sizeof text, "{\"type\":\"ping\",\"message\":%lld}", (long long)time(NULL));
+    frame_t *f = frame_build(WS_OP_TEXT, text, (size_t)n);
+    if (!f)
+        return;
+    for (list_node_t *p = cw->sessions.next; p != &cw->sessions; p = p->next)
+        ws_session_send_frame(container_of(p, cable_t, node)->s, f);
+    frame_release(&f);
+}
+
+static int cable_worker_start(worker_t *w)
+{
+    cable_worker_t *cw = calloc(1, sizeof *cw);
+    if (!cw)
+        return UV_ENOMEM;
+    list_init(&cw->sessions);
+    uv_timer_init(&w->loop, &cw->ping);
+    cw->ping.data = w;
+    w->dialect_state[EP_CABLE] = cw;
+    uint64_t every = w->cfg->cable_ping_interval_ms;
+    return uv_timer_start(&cw->ping, on_ping, every, every);
+}
+
+static void cable_worker_stop(worker_t *w)
+{
+    cable_worker_t *cw = state(w);
+    if (!cw)
+        return;
+    strmap_clear(&cw->idents); /* empty: every session dropped its identifiers on close */
+    free(cw);
+    w->dialect_state[EP_CABLE] = NULL;
+}
+
+const dialect_t dialect_cable = {
+    .name = "cable",
+    .path = "/cable",
+    .endpoint = EP_CABLE,
+    .accept = accept_upgrade,
+    .on_open = on_open,
+    .on_message = on_message,
+    .on_shutdown = on_shutdown,
+    .on_close = on_close,
+    .worker_start = cable_worker_start,
+    .worker_stop = cable_worker_stop,
+};
