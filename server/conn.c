@@ -188,7 +188,7 @@ static void account_out(conn_t *c, size_t len)
 {
     c->queued += len;
     metrics_add(&c->w->metrics.bytes_out[c->endpoint], len);
-    if (c->queued > c->w->cfg->max_queued_bytes && !(c->flags & (CONN_F_OVERFLOW | CONN_F_DRAIN))) {
+    if (c->queued > c->w->cfg->max_queued_bytes && !(c->flags & (CONN_F_OVERFLOW | CONN_F_DRAIN | CONN_F_SLOW))) {
         /* Decided here, handled at the next flush: the caller may be inside wslay. */
         c->flags |= CONN_F_OVERFLOW;
     }
@@ -267,6 +267,10 @@ static void send_fin(conn_t *c)
 {
     if (c->flags & CONN_F_FIN_SENT)
         return;
+    if (c->flags & CONN_F_RST) {
+        conn_abort(c, "aborted");
+        return;
+    }
     c->flags |= CONN_F_FIN_SENT;
     if (c->flags & CONN_F_EOF) {
         conn_close(c, NULL);
@@ -319,6 +323,7 @@ static void drop_pending_shared(conn_t *c)
 
 static void handle_overflow(conn_t *c)
 {
+    c->flags |= CONN_F_SLOW; /* the close frame queued below must not count it again */
     metrics_add(&c->w->metrics.slow_consumer_closes, 1);
     log_conn(c, LOG_WARN, "slow_consumer", "queued output passed limits.max_queued_bytes");
     if (c->state == CONN_WS && !c->tls) {
@@ -332,15 +337,18 @@ static void handle_overflow(conn_t *c)
 
 static void flush(conn_t *c)
 {
-    if (c->flags & (CONN_F_CLOSING | CONN_F_WRITING))
+    if (c->flags & CONN_F_CLOSING)
         return;
+    /* Before the in-flight check: a client that stopped reading has a write that never
+     * completes, and its queue must not grow past the bound while we wait (DESIGN.md 6). */
     if (c->flags & CONN_F_OVERFLOW) {
-        /* Handled once: the close that follows sets CONN_F_DRAIN, which refuses new output. */
         c->flags &= ~CONN_F_OVERFLOW;
         handle_overflow(c);
         if (c->flags & CONN_F_CLOSING)
             return;
     }
+    if (c->flags & CONN_F_WRITING)
+        return;
     if (c->qcount == 0) {
         if (c->flags & CONN_F_DRAIN)
             send_fin(c);
@@ -485,6 +493,8 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     if (nread == 0)
         return;
     metrics_add(&c->w->metrics.bytes_in[c->endpoint], (uint64_t)nread);
+    if (c->flags & CONN_F_DRAIN)
+        return; /* the connection's end is decided: what the peer still sends is discarded */
     worker_t *w = c->w;
     if (c->tls) {
         int r = tls_conn_feed(c->tls, w->rbuf, (size_t)nread, w->tbuf, WORKER_RBUF_SIZE, on_plain,
@@ -492,7 +502,9 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         if (r < 0 && !(c->flags & CONN_F_CLOSING)) {
             if (c->state == CONN_HTTP)
                 metrics_add(&w->metrics.handshake_failures[HS_TLS], 1);
-            conn_close(c, tls_conn_error(c->tls));
+            /* The alert that says why is queued: write it, then close. */
+            log_conn(c, LOG_INFO, "tls_error", tls_conn_error(c->tls));
+            conn_close_after_write(c);
         }
         return;
     }
@@ -544,6 +556,16 @@ void conn_abort(conn_t *c, const char *reason)
         setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
     }
     conn_close(c, reason);
+}
+
+void conn_abort_after_write(conn_t *c, const char *reason)
+{
+    if (c->flags & CONN_F_CLOSING)
+        return;
+    log_conn(c, LOG_INFO, "conn_abort", reason);
+    c->flags |= CONN_F_DRAIN | CONN_F_RST;
+    conn_set_deadline(c, DL_CLOSE);
+    mark_dirty(c);
 }
 
 void conn_shutdown(conn_t *c)

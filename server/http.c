@@ -259,7 +259,9 @@ static int on_message_begin(llhttp_t *p)
     http_conn_t *h = of(p);
     request_reset(h);
     h->in_request = true;
-    conn_set_deadline(h->c, DL_REQUEST);
+    /* A new connection's request deadline runs from the accept, not from its first byte. */
+    if (h->c->dl_kind != DL_REQUEST)
+        conn_set_deadline(h->c, DL_REQUEST);
     return 0;
 }
 
@@ -270,6 +272,16 @@ static int on_url_complete(llhttp_t *p)
     http_conn_t *h = of(p);
     h->req.url = 0;
     h->req.url_len = h->req.len;
+    /* The absolute form (RFC 9112 §3.2.2): route on the path after scheme://authority. */
+    const char *u = h->req.buf;
+    size_t skip = h->req.url_len >= 7 && strncasecmp(u, "http://", 7) == 0    ? 7
+                  : h->req.url_len >= 8 && strncasecmp(u, "https://", 8) == 0 ? 8
+                                                                               : 0;
+    if (skip) {
+        const char *slash = memchr(u + skip, '/', h->req.url_len - skip);
+        h->req.url = slash ? (uint32_t)(slash - u) : h->req.url_len;
+        h->req.url_len -= h->req.url;
+    }
     if (buf_terminate(h))
         return -1;
     h->req.cur = h->req.len;
@@ -313,6 +325,12 @@ static int on_header_value_complete(llhttp_t *p)
     hdr_t *hd = &r->hdrs[r->nhdrs];
     hd->value = r->cur;
     hd->value_len = r->len - r->cur;
+    /* Whitespace around a field value is not part of it (RFC 9110 §5.5); llhttp strips the
+     * leading part only. */
+    while (hd->value_len && (r->buf[hd->value + hd->value_len - 1] == ' ' ||
+                             r->buf[hd->value + hd->value_len - 1] == '\t'))
+        hd->value_len--;
+    r->len = hd->value + hd->value_len;
     if (buf_terminate(h))
         return -1;
     r->cur = r->len;
@@ -347,6 +365,19 @@ static int on_body(llhttp_t *p, const char *at, size_t len)
 
 static void handle_request(http_conn_t *h);
 
+/* A declared body over the limit is refused before it is sent (and Expect: 100-continue
+ * clients do not wait for a timeout). */
+static int on_headers_complete(llhttp_t *p)
+{
+    http_conn_t *h = of(p);
+    if ((p->flags & F_CONTENT_LENGTH) && p->content_length > h->c->w->cfg->http_max_body_bytes) {
+        h->error_status = 413;
+        h->error_reason = HS_BODY_TOO_LARGE;
+        return -1;
+    }
+    return 0;
+}
+
 static int on_message_complete(llhttp_t *p)
 {
     http_conn_t *h = of(p);
@@ -378,6 +409,7 @@ static void settings_init(void)
     settings.on_header_field_complete = on_header_field_complete;
     settings.on_header_value = on_header_value;
     settings.on_header_value_complete = on_header_value_complete;
+    settings.on_headers_complete = on_headers_complete;
     settings.on_body = on_body;
     settings.on_message_complete = on_message_complete;
     settings_ready = 1;
@@ -449,6 +481,16 @@ static void accept_value(const char *key, size_t len, char out[29])
     EVP_EncodeBlock((unsigned char *)out, md, SHA_DIGEST_LENGTH);
 }
 
+/* RFC 9112 §3.2: an HTTP/1.1 request has exactly one Host header. */
+static bool host_ok(http_conn_t *h)
+{
+    int n = 0;
+    for (int i = 0; i < h->req.nhdrs; i++)
+        n += strcasecmp(h->req.buf + h->req.hdrs[i].name, "Host") == 0;
+    bool v11 = h->parser.http_major > 1 || (h->parser.http_major == 1 && h->parser.http_minor >= 1);
+    return v11 ? n == 1 : n <= 1;
+}
+
 /* Returns true when the connection was handed to a WebSocket session. */
 static bool websocket_handshake(http_conn_t *h, const dialect_t *d)
 {
@@ -480,8 +522,8 @@ static bool websocket_handshake(http_conn_t *h, const dialect_t *d)
         refuse(h, 400, HS_BAD_KEY, "bad_request", "Sec-WebSocket-Key must be 16 base64-encoded bytes", NULL);
         return false;
     }
-    if (!http_request_header(r, "Host", NULL)) {
-        refuse(h, 400, HS_BAD_REQUEST, "bad_request", "the Host header is required", NULL);
+    if (!http_request_header(r, "Host", NULL) || !host_ok(h)) {
+        refuse(h, 400, HS_BAD_REQUEST, "bad_request", "the Host header is required, once", NULL);
         return false;
     }
 
@@ -520,6 +562,12 @@ static void handle_request(http_conn_t *h)
     http_request_t *r = &h->req;
     const config_t *cfg = h->c->w->cfg;
     bool get = strcmp(r->method, "GET") == 0 || strcmp(r->method, "HEAD") == 0;
+
+    if (!host_ok(h)) {
+        h->close_after = true;
+        refuse(h, 400, HS_BAD_REQUEST, "bad_request", "an HTTP/1.1 request needs exactly one Host header", NULL);
+        return;
+    }
 
     if (path_is(r, "/healthz")) {
         if (!get)

@@ -224,7 +224,26 @@ void ws_on_data(conn_t *c, const uint8_t *data, size_t len)
     s->in = NULL;
     s->in_len = 0;
     if (r != 0 && !(c->flags & CONN_F_CLOSING)) {
-        conn_close(c, r == WSLAY_ERR_NOMEM ? "out of memory (ws)" : "receive failed");
+        if (r == WSLAY_ERR_NOMEM) {
+            conn_close(c, "out of memory (ws)");
+            return;
+        }
+        /* Our recv callback never fails, so this is wslay's frame layer refusing a frame (a
+         * fragmented or oversized control frame, a non-minimal length). wslay queued a close
+         * without a status code; the contract wants 1002 (PROTOCOLS.md §0.4), so that close
+         * is never sent and ours goes out instead. */
+        bool sent = wslay_event_get_close_sent(s->ctx);
+        wslay_event_shutdown_read(s->ctx);
+        wslay_event_shutdown_write(s->ctx);
+        if (!sent) {
+            static const uint8_t payload[] = "\x03\xea" "protocol error";
+            frame_t *f = frame_build(WS_OP_CLOSE, payload, sizeof payload - 1);
+            if (f)
+                conn_send_copy(c, f->data, f->len);
+            frame_release(&f);
+            log_event(LOG_INFO, "ws_protocol_error", c->id, NULL, s->d->name, "close 1002: invalid frame");
+        }
+        conn_close_after_write(c);
         return;
     }
     pump(s);
@@ -312,6 +331,13 @@ void ws_session_close(ws_session_t *s, uint16_t code, const char *reason)
     wslay_event_queue_close(s->ctx, code, (const uint8_t *)reason, len);
     if (!s->in_recv)
         pump(s);
+}
+
+void ws_session_abort(ws_session_t *s, const char *reason)
+{
+    wslay_event_shutdown_read(s->ctx);
+    wslay_event_shutdown_write(s->ctx);
+    conn_abort_after_write(s->c, reason);
 }
 
 void *ws_session_data(ws_session_t *s) { return s->data; }

@@ -37,6 +37,8 @@ typedef enum { CONN_HTTP = 0, CONN_WS } conn_state_t;
 #define CONN_F_FIN_SENT 0x08 /* uv_shutdown issued */
 #define CONN_F_OVERFLOW 0x10 /* queued bytes passed the bound; handled at the next flush */
 #define CONN_F_EOF 0x20      /* the peer sent FIN */
+#define CONN_F_RST 0x40      /* with CONN_F_DRAIN: end with a TCP RST instead of a FIN */
+#define CONN_F_SLOW 0x80     /* declared a slow consumer: counted and handled once */
 
 typedef struct outq_entry {
     frame_t *f;     /* one reference held by this entry */
@@ -80,6 +82,8 @@ void conn_close(conn_t *c, const char *reason);
 void conn_close_after_write(conn_t *c);
 /* Closes with a TCP RST (SO_LINGER 0): the peer sees an abortive close. */
 void conn_abort(conn_t *c, const char *reason);
+/* Writes what is queued, then closes with a TCP RST (no close frame, no FIN). */
+void conn_abort_after_write(conn_t *c, const char *reason);
 
 /* Puts the connection in a deadline list (replacing any previous deadline). */
 void conn_set_deadline(conn_t *c, deadline_kind_t kind);

@@ -49,6 +49,9 @@ int ws_session_send(ws_session_t *s, int opcode, const void *data, size_t len);
 int ws_session_send_text(ws_session_t *s, const char *text, size_t len);
 /* Queues a shared prepared frame (frame.h); takes its own reference. */
 int ws_session_send_frame(ws_session_t *s, frame_t *f);
+/* Ends the connection abortively once what is queued is written: no close frame, a TCP RST
+ * (the peer sees 1006). For APIs whose documented failure is "terminated immediately". */
+void ws_session_abort(ws_session_t *s, const char *reason);
 /* Starts the close handshake with this code and reason (reason <= 123 bytes). */
 void ws_session_close(ws_session_t *s, uint16_t code, const char *reason);
 void *ws_session_data(ws_session_t *s);
