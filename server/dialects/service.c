@@ -168,7 +168,11 @@ static void cmd_subscribe(svc_t *v, const char *ch, size_t len)
         send_error(v, "unauthorized", "not allowed to subscribe to this channel", ch);
         return;
     }
-    bool own = v->user_sub && is_user_channel(ch) && strcmp(ch + 5, v->sub) == 0;
+    bool own = is_user_channel(ch) && strcmp(ch + 5, v->sub) == 0;
+    if (own && !v->user_sub && !(v->user_sub = hub_subscribe(v->w, ch, len, v->s, &envelope, NULL))) {
+        send_error(v, "internal_error", "out of memory", ch);
+        return;
+    }
     if (!own && !find_sub(v, ch, len)) {
         int max = server_live(v->w->srv)->cfg.service_max_subscriptions;
         if ((int)v->nsubs >= max) {
@@ -190,6 +194,11 @@ static void cmd_subscribe(svc_t *v, const char *ch, size_t len)
 
 static void cmd_unsubscribe(svc_t *v, const char *ch, size_t len)
 {
+    /* The implicit user:<sub> too: nothing may arrive after "unsubscribed" (PROTOCOLS.md §B). */
+    if (v->user_sub && is_user_channel(ch) && strcmp(ch + 5, v->sub) == 0) {
+        hub_unsubscribe(v->w, v->user_sub);
+        v->user_sub = NULL;
+    }
     hub_sub_t *sub = find_sub(v, ch, len);
     if (sub) {
         hub_unsubscribe(v->w, sub);
@@ -327,7 +336,16 @@ static void accept_upgrade(const http_request_t *req, worker_t *w, dialect_accep
         return;
     }
     json_t *patterns = json_object_get(claims.payload, "channels");
-    if (json_is_array(patterns))
+    if (patterns && !json_is_array(patterns)) {
+        /* A claim meant to restrict must never widen: refuse what cannot be read. */
+        metrics_add(&w->metrics.auth_failures[AUTH_MALFORMED], 1);
+        refuse(out, "the token's channels claim must be an array of channel patterns", "channels not an array");
+        auth_claims_clear(&claims);
+        free(v->sub);
+        free(v);
+        return;
+    }
+    if (patterns)
         v->patterns = json_incref(patterns);
     v->exp = claims.exp;
     list_init(&v->subs);
@@ -352,11 +370,14 @@ static void on_open(ws_session_t *s)
     int n = snprintf(ch, sizeof ch, "user:%s", v->sub);
     if (n > 0 && (size_t)n < sizeof ch)
         v->user_sub = hub_subscribe(v->w, ch, (size_t)n, s, &envelope, NULL);
-    if (v->exp) {
-        struct timeval tv;
-        gettimeofday(&tv, NULL);
+    /* Expire at exp + the leeway the token was accepted with; an exp beyond a century is
+     * treated as none (and keeps the arithmetic below far from overflow). */
+    int64_t leeway = server_live(v->w->srv)->cfg.auth_leeway_s;
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    if (v->exp && v->exp < (int64_t)tv.tv_sec + 100LL * 365 * 86400) {
         int64_t now_ms = (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
-        int64_t left = v->exp * 1000 - now_ms;
+        int64_t left = (v->exp + leeway) * 1000 - now_ms;
         wtimer_start(v->w, &v->expiry, worker_now(v->w) + (uint64_t)(left > 0 ? left : 0), on_expiry);
     }
 }
