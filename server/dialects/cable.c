@@ -71,16 +71,50 @@ static cable_worker_t *state(worker_t *w) { return w->dialect_state[EP_CABLE]; }
 
 /* ------------------------------------------------------------------ frames */
 
+/* flat: {"event":E, <the data's members but "event">}, so the published name always wins. */
+static char *flat_message(const hub_msg_t *m)
+{
+    json_t *data = json_loadb(m->data, m->data_len, 0, NULL);
+    json_t *msg = json_pack("{s:s}", "event", m->event);
+    const char *k;
+    json_t *v;
+    json_object_foreach(data, k, v) {
+        if (strcmp(k, "event") != 0)
+            json_object_set(msg, k, v);
+    }
+    char *text = json_dumps(msg, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(msg);
+    json_decref(data);
+    return text;
+}
+
 static frame_t *build_data(const hub_msg_t *m, const ident_t *id, bool flat)
 {
+    if (flat) {
+        static const char a[] = "{\"identifier\":", b[] = ",\"message\":", z[] = "}";
+        char *msg = flat_message(m);
+        if (!msg)
+            return NULL;
+        size_t ml = strlen(msg), len = sizeof a - 1 + id->json_len + sizeof b - 1 + ml + sizeof z - 1;
+        frame_t *f = frame_new(len + 10);
+        if (f) {
+            uint8_t *p = f->data + frame_header(f->data, WS_OP_TEXT, len);
+            memcpy(p, a, sizeof a - 1), p += sizeof a - 1;
+            memcpy(p, id->json, id->json_len), p += id->json_len;
+            memcpy(p, b, sizeof b - 1), p += sizeof b - 1;
+            memcpy(p, msg, ml), p += ml;
+            memcpy(p, z, sizeof z - 1), p += sizeof z - 1;
+            f->len = (uint32_t)(p - f->data);
+        }
+        free(msg);
+        return f;
+    }
+    /* nested: {"identifier":I,"message":{"event":E,"data":D}}, by concatenation */
     static const char a[] = "{\"identifier\":", b[] = ",\"message\":{\"event\":", c[] = ",\"data\":", z[] = "}}";
     size_t ej = strlen(m->event_json);
-    /* flat: the data's members beside event ({"event":E,"k":v}); nested: {"event":E,"data":D} */
     const char *d = m->data;
     size_t dl = m->data_len;
-    bool empty = dl <= 2;
-    size_t len = sizeof a - 1 + id->json_len + sizeof b - 1 + ej +
-                 (flat ? (empty ? 0 : 1 + dl - 2) : sizeof c - 1 + dl) + sizeof z - 1;
+    size_t len = sizeof a - 1 + id->json_len + sizeof b - 1 + ej + sizeof c - 1 + dl + sizeof z - 1;
     frame_t *f = frame_new(len + 10);
     if (!f)
         return NULL;
@@ -90,13 +124,8 @@ static frame_t *build_data(const hub_msg_t *m, const ident_t *id, bool flat)
     PUT(id->json, id->json_len);
     PUT(b, sizeof b - 1);
     PUT(m->event_json, ej);
-    if (!flat) {
-        PUT(c, sizeof c - 1);
-        PUT(d, dl);
-    } else if (!empty) {
-        PUT(",", 1);
-        PUT(d + 1, dl - 2);
-    }
+    PUT(c, sizeof c - 1);
+    PUT(d, dl);
     PUT(z, sizeof z - 1);
 #undef PUT
     f->len = (uint32_t)(p - f->data);
@@ -328,8 +357,7 @@ static void accept_upgrade(const http_request_t *req, worker_t *w, dialect_accep
     size_t olen = 0;
     const char *origin = http_request_header(req, "Origin", &olen);
     if (!auth_origin_allowed(&live->cfg.cable_allowed_origins, origin, olen)) {
-        metrics_add(&w->metrics.handshake_failures[HS_FORBIDDEN_ORIGIN], 1);
-        if (live->cfg.cable_origin_failure == CABLE_ORIGIN_HTTP403) {
+        if (live->cfg.cable_origin_failure == CABLE_ORIGIN_HTTP403) { /* http.c counts the refusal */
             free(v);
             out->data = NULL;
             out->subprotocol = NULL;
@@ -339,6 +367,7 @@ static void accept_upgrade(const http_request_t *req, worker_t *w, dialect_accep
             out->body = strdup("{\"type\":\"disconnect\",\"reason\":\"unauthorized\",\"reconnect\":false}");
             return;
         }
+        metrics_add(&w->metrics.handshake_failures[HS_FORBIDDEN_ORIGIN], 1);
         v->failure = "origin not allowed";
         return;
     }
@@ -348,9 +377,10 @@ static void accept_upgrade(const http_request_t *req, worker_t *w, dialect_accep
     if (token && auth_request_token(req, token, MAX_TOKEN))
         r = auth_verify(live->auth, token, time(NULL), &claims);
     free(token);
-    if (r == AUTH_OK && !member_id(json_object_get(claims.payload, "community_member_id"), &v->member) &&
-        !member_id(json_object_get(claims.payload, "sub"), &v->member))
-        r = AUTH_MALFORMED; /* no member: the token names nobody Circle knows */
+    json_t *cmid = r == AUTH_OK ? json_object_get(claims.payload, "community_member_id") : NULL;
+    if (r == AUTH_OK && (cmid ? !member_id(cmid, &v->member)
+                              : !member_id(json_object_get(claims.payload, "sub"), &v->member)))
+        r = AUTH_MALFORMED; /* no member (or an unreadable one): the token names nobody Circle knows */
     auth_claims_clear(&claims);
     if (r != AUTH_OK) {
         metrics_add(&w->metrics.auth_failures[r], 1);
