@@ -17,7 +17,14 @@
 
 struct ws_session {
     conn_t *c;
+    /* wslay's context, or NULL while the session is quiescent: wslay keeps two 4 KiB
+     * buffers per context, by far the largest part of an idle connection, and a quiescent
+     * session has no state in it that a fresh context would not have (DESIGN.md 5). */
     wslay_event_context_ptr ctx;
+    uint64_t fed;          /* bytes handed to wslay while this context lived */
+    uint64_t framed;       /* of those, bytes of frames wslay has completely read */
+    uint64_t frame_bytes;  /* wire size of the frame being read (header + payload) */
+    bool fragmented;       /* a data message is split over frames and not complete yet */
     const dialect_t *d;
     void *data;            /* the dialect's per-session state */
     const uint8_t *in;     /* input not yet handed to wslay (during ws_on_data only) */
@@ -28,6 +35,7 @@ struct ws_session {
     uint8_t frame_op;      /* opcode of the frame being received */
     uint8_t msg_op;        /* opcode of the data message being received (text/binary) */
     bool in_recv;          /* inside wslay_event_recv: sends are pumped after it returns */
+    uint64_t last_rx;      /* uv_now() of the last frame received */
     bool close_deadline;   /* the close-handshake deadline is armed */
     bool failed;           /* we queued a close because the peer broke the protocol */
 };
@@ -78,6 +86,13 @@ static void on_frame_start(wslay_event_context_ptr ctx, const struct wslay_event
     (void)ctx;
     ws_session_t *s = user;
     s->frame_op = arg->opcode;
+    s->last_rx = worker_now(s->c->w);
+    /* Client frames are masked (wslay fails unmasked ones) and lengths minimal (it fails
+     * others), so the wire size follows from the payload length. */
+    uint64_t len = arg->payload_length;
+    s->frame_bytes = 2 + 4 + len + (len < 126 ? 0 : len <= 0xffff ? 2 : 8);
+    if (arg->opcode == WSLAY_TEXT_FRAME || arg->opcode == WSLAY_BINARY_FRAME)
+        s->fragmented = !arg->fin;
     if (arg->opcode == WSLAY_TEXT_FRAME || arg->opcode == WSLAY_BINARY_FRAME) {
         s->msg_op = arg->opcode;
         s->utf8 = UTF8_ACCEPT;
@@ -107,6 +122,8 @@ static void on_frame_end(wslay_event_context_ptr ctx, void *user)
 {
     (void)ctx;
     ws_session_t *s = user;
+    s->framed += s->frame_bytes;
+    s->frame_bytes = 0;
     if (s->frame_op == WSLAY_CONNECTION_CLOSE && s->close_utf8 != UTF8_ACCEPT && !s->failed)
         fail(s, WS_CLOSE_INVALID_PAYLOAD, "invalid UTF-8 in the close reason");
 }
@@ -144,6 +161,7 @@ static void on_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_
         }
         /* fall through */
     case WSLAY_BINARY_FRAME:
+        s->fragmented = false;
         metrics_add(&s->c->w->metrics.frames_in[s->c->endpoint], 1);
         if (s->d->on_message)
             s->d->on_message(s, arg->opcode, arg->msg, arg->msg_length);
@@ -162,6 +180,34 @@ static const struct wslay_event_callbacks callbacks = {
     .on_msg_recv_callback = on_msg,
 };
 
+/* ------------------------------------------------------------------ wslay context lifetime */
+
+static int ctx_open(ws_session_t *s)
+{
+    if (s->ctx)
+        return 0;
+    if (wslay_event_context_server_init(&s->ctx, &callbacks, s) != 0) {
+        s->ctx = NULL;
+        return -1;
+    }
+    wslay_event_config_set_max_recv_msg_length(s->ctx, s->c->w->cfg->max_message_bytes);
+    s->fed = s->framed = s->frame_bytes = 0;
+    return 0;
+}
+
+/* Frees the context when a fresh one would be the same: every byte fed belongs to a frame
+ * wslay has finished, no message is half received, nothing is queued, no close started. */
+static void ctx_release_if_quiescent(ws_session_t *s)
+{
+    if (!s->ctx || s->in_recv || s->fed != s->framed || s->fragmented || s->failed ||
+        wslay_event_want_write(s->ctx) || wslay_event_get_close_sent(s->ctx) ||
+        wslay_event_get_close_received(s->ctx) || !wslay_event_get_read_enabled(s->ctx) ||
+        !wslay_event_get_write_enabled(s->ctx) || wslay_event_get_queued_msg_count(s->ctx))
+        return;
+    wslay_event_context_free(s->ctx);
+    s->ctx = NULL;
+}
+
 /* ------------------------------------------------------------------ pumping */
 
 /* Moves wslay's queued frames into the connection and decides whether the close
@@ -169,7 +215,7 @@ static const struct wslay_event_callbacks callbacks = {
 static void pump(ws_session_t *s)
 {
     conn_t *c = s->c;
-    if (c->flags & CONN_F_CLOSING)
+    if ((c->flags & CONN_F_CLOSING) || !s->ctx)
         return;
     if (wslay_event_want_write(s->ctx) && wslay_event_send(s->ctx) != 0) {
         conn_close(c, "send failed");
@@ -187,12 +233,22 @@ static void pump(ws_session_t *s)
     }
 }
 
+/* pump, then give the context back if it is not needed between messages. */
+static void pump_and_rest(ws_session_t *s)
+{
+    pump(s);
+    if (!(s->c->flags & CONN_F_CLOSING))
+        ctx_release_if_quiescent(s);
+}
+
 /* ------------------------------------------------------------------ conn hooks */
 
 ws_session_t *ws_session_start(conn_t *c, const dialect_t *d, void *dialect_data)
 {
     ws_session_t *s = calloc(1, sizeof *s);
-    if (!s || wslay_event_context_server_init(&s->ctx, &callbacks, s) != 0) {
+    if (s)
+        s->c = c;
+    if (!s || ctx_open(s) != 0) {
         free(s);
         if (d->on_close && dialect_data) {
             ws_session_t tmp = {.c = c, .d = d, .data = dialect_data};
@@ -205,17 +261,22 @@ ws_session_t *ws_session_start(conn_t *c, const dialect_t *d, void *dialect_data
     s->d = d;
     s->data = dialect_data;
     s->utf8 = UTF8_ACCEPT;
-    wslay_event_config_set_max_recv_msg_length(s->ctx, c->w->cfg->max_message_bytes);
+    s->last_rx = worker_now(c->w);
     conn_upgrade(c, s, d->endpoint);
     if (d->on_open)
         d->on_open(s);
-    pump(s);
+    pump_and_rest(s);
     return s;
 }
 
 void ws_on_data(conn_t *c, const uint8_t *data, size_t len)
 {
     ws_session_t *s = c->u.ws;
+    if (ctx_open(s) != 0) {
+        conn_close(c, "out of memory (ws)");
+        return;
+    }
+    s->fed += len;
     s->in = data;
     s->in_len = len;
     s->in_recv = true;
@@ -246,18 +307,23 @@ void ws_on_data(conn_t *c, const uint8_t *data, size_t len)
         conn_close_after_write(c);
         return;
     }
-    pump(s);
+    pump_and_rest(s);
 }
 
 void ws_on_eof(conn_t *c)
 {
     /* The peer is gone without finishing the close handshake (or after it). */
-    conn_close(c, wslay_event_get_close_received(c->u.ws->ctx) ? NULL : "eof without close frame");
+    ws_session_t *s = c->u.ws;
+    conn_close(c, s->ctx && wslay_event_get_close_received(s->ctx) ? NULL : "eof without close frame");
 }
 
 void ws_on_slow_consumer(conn_t *c)
 {
     ws_session_t *s = c->u.ws;
+    if (ctx_open(s) != 0) {
+        conn_close(c, "slow consumer");
+        return;
+    }
     wslay_event_queue_close(s->ctx, WS_CLOSE_TRY_AGAIN_LATER, (const uint8_t *)"slow consumer", 13);
     /* Nothing more is read from a client that does not read what it is sent. */
     wslay_event_shutdown_read(s->ctx);
@@ -279,7 +345,8 @@ void ws_on_close(conn_t *c)
         return;
     if (s->d->on_close)
         s->d->on_close(s);
-    wslay_event_context_free(s->ctx);
+    if (s->ctx)
+        wslay_event_context_free(s->ctx);
     free(s);
     c->u.ws = NULL;
 }
@@ -289,6 +356,8 @@ void ws_on_close(conn_t *c)
 int ws_session_send(ws_session_t *s, int opcode, const void *data, size_t len)
 {
     if (s->c->flags & (CONN_F_CLOSING | CONN_F_DRAIN))
+        return -1;
+    if (ctx_open(s) != 0)
         return -1;
     struct wslay_event_msg msg = {(uint8_t)opcode, data, len};
     int r = wslay_event_queue_msg(s->ctx, &msg);
@@ -301,6 +370,7 @@ int ws_session_send(ws_session_t *s, int opcode, const void *data, size_t len)
         conn_close(s->c, "send failed");
         return -1;
     }
+    ctx_release_if_quiescent(s); /* a reply outside a read (hub, timers) leaves nothing behind */
     return 0;
 }
 
@@ -313,9 +383,10 @@ int ws_session_send_frame(ws_session_t *s, frame_t *f)
 {
     /* Between whole wslay frames only: wslay never keeps a partial frame (send_cb takes all),
      * but a frame wslay still holds in its queue must go first to keep the order. */
-    if (wslay_event_get_close_sent(s->ctx) || (s->c->flags & (CONN_F_CLOSING | CONN_F_DRAIN)))
+    if (s->c->flags & (CONN_F_CLOSING | CONN_F_DRAIN))
         return -1;
-    if (wslay_event_want_write(s->ctx) && wslay_event_send(s->ctx) != 0)
+    if (s->ctx && (wslay_event_get_close_sent(s->ctx) ||
+                   (wslay_event_want_write(s->ctx) && wslay_event_send(s->ctx) != 0)))
         return -1;
     int r = conn_send_frame(s->c, f);
     if (r == 0)
@@ -328,6 +399,10 @@ void ws_session_close(ws_session_t *s, uint16_t code, const char *reason)
     size_t len = reason ? strlen(reason) : 0;
     if (len > 123)
         len = 123;
+    if (ctx_open(s) != 0) {
+        conn_close(s->c, "out of memory (ws)");
+        return;
+    }
     wslay_event_queue_close(s->ctx, code, (const uint8_t *)reason, len);
     if (!s->in_recv)
         pump(s);
@@ -335,8 +410,10 @@ void ws_session_close(ws_session_t *s, uint16_t code, const char *reason)
 
 void ws_session_abort(ws_session_t *s, const char *reason)
 {
-    wslay_event_shutdown_read(s->ctx);
-    wslay_event_shutdown_write(s->ctx);
+    if (s->ctx) {
+        wslay_event_shutdown_read(s->ctx);
+        wslay_event_shutdown_write(s->ctx);
+    }
     conn_abort_after_write(s->c, reason);
 }
 
@@ -345,3 +422,4 @@ void ws_session_set_data(ws_session_t *s, void *data) { s->data = data; }
 uint64_t ws_session_id(ws_session_t *s) { return s->c->id; }
 const dialect_t *ws_session_dialect(ws_session_t *s) { return s->d; }
 worker_t *ws_session_worker(ws_session_t *s) { return s->c->w; }
+uint64_t ws_session_last_rx(ws_session_t *s) { return s->last_rx; }
