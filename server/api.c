@@ -12,6 +12,7 @@
 #include <jansson.h>
 #include <openssl/crypto.h>
 
+#include "wshub/dialect.h"
 #include "wshub/hub.h"
 #include "wshub/metrics.h"
 #include "wshub/server.h"
@@ -151,6 +152,10 @@ void api_publish(const http_request_t *req, worker_t *w, http_reply_t *out)
     size_t i;
     json_t *v;
     json_array_foreach(list, i, v) {
+        for (const dialect_t *const *d = dialects; *d; d++)
+            if ((*d)->on_publish)
+                (*d)->on_publish(w, json_string_value(v), json_string_length(v), json_string_value(event), data_text,
+                                 strlen(data_text));
         if (hub_publish(w, json_string_value(v), json_string_length(v), json_string_value(event), data_text,
                         strlen(data_text), &n) == 0)
             total += n;

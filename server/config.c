@@ -31,6 +31,7 @@ _Static_assert(sizeof(log_format_t) == sizeof(int), "log_format_t must be int-si
 _Static_assert(sizeof(service_policy_t) == sizeof(int), "service_policy_t must be int-sized");
 _Static_assert(sizeof(cable_origin_failure_t) == sizeof(int), "cable_origin_failure_t must be int-sized");
 _Static_assert(sizeof(cable_envelope_t) == sizeof(int), "cable_envelope_t must be int-sized");
+_Static_assert(sizeof(moderation_auth_failure_t) == sizeof(int), "moderation_auth_failure_t must be int-sized");
 
 typedef enum {
     T_LISTEN, /* "host:port" into listen_host + listen_port */
@@ -62,6 +63,7 @@ static const char *const level_names[] = {"error", "warn", "info", "debug", NULL
 static const char *const format_names[] = {"human", "json", NULL};
 static const char *const policy_names[] = {"allow", "deny", NULL};
 static const char *const origin_failure_names[] = {"close", "http403", NULL};
+static const char *const mod_failure_names[] = {"abort", "http401", NULL};
 static const char *const envelope_names[] = {"nested", "flat", NULL};
 /* JWS algorithms libjwt 1.10 verifies; "none" is deliberately absent. */
 static const char *const alg_names[] = {"HS256", "HS384", "HS512", "RS256", "RS384",
@@ -144,6 +146,28 @@ static const char *const bool_words[] = {"true", "false", "1", "0", "yes", "no",
       "Bearer key of the server API (POST /api/publish). Reloaded on SIGHUP.")                \
     X("moderation.keys", "WSHUB_MODERATION_KEYS", T_LIST, moderation_keys, 0, 0, NULL, "",    \
       K_SECRET, "API keys accepted by /text/moderation. Reloaded on SIGHUP.")                 \
+    X("moderation.auth_failure", "WSHUB_MODERATION_AUTH_FAILURE", T_ENUM,                     \
+      moderation_auth_failure, 0, 0, mod_failure_names, "abort", 0,                           \
+      "A missing or unknown key on /text/moderation: abort = upgrade, then a TCP reset "      \
+      "(the documented form: the client sees 1006); http401 = refuse the upgrade with 401.")  \
+    X("moderation.query_key", "WSHUB_MODERATION_QUERY_KEY", T_BOOL, moderation_query_key, 0,  \
+      0, NULL, "false", 0, "Also accept the API key as ?api_key= (off: header only).")        \
+    X("moderation.max_sample_chars", "WSHUB_MODERATION_MAX_SAMPLE_CHARS", T_INT,              \
+      moderation_max_sample_chars, 1, 1000000, NULL, "10000", 0,                              \
+      "Longest sample in Unicode code points; a longer one is an error answer.")              \
+    X("moderation.max_in_flight", "WSHUB_MODERATION_MAX_IN_FLIGHT", T_INT,                    \
+      moderation_max_in_flight, 1, 100000, NULL, "64", 0,                                     \
+      "Requests one connection may have waiting for their answers; more are error answers.")  \
+    X("moderation.delay_ms", "WSHUB_MODERATION_DELAY_MS", T_MS, moderation_delay_ms, 0, 0,    \
+      NULL, "0", 0,                                                                           \
+      "Random extra delay per answer, 0 to this many milliseconds, so that client "          \
+      "developers see answers out of order; 0 = off.")                                        \
+    X("moderation.lists", "WSHUB_MODERATION_LISTS", T_LIST, moderation_lists, 0, 0, NULL, "", \
+      0, "Extra word-list files (JSON, see config/moderation/README.md) loaded after the "    \
+      "embedded English list.")                                                               \
+    X("moderation.no_default_list", "WSHUB_MODERATION_NO_DEFAULT_LIST", T_BOOL,               \
+      moderation_no_default_list, 0, 0, NULL, "false", 0,                                     \
+      "Do not load the embedded English list (only moderation.lists).")                       \
     X("service.max_subscriptions", "WSHUB_SERVICE_MAX_SUBSCRIPTIONS", T_INT,                  \
       service_max_subscriptions, 1, 100000, NULL, "100", 0,                                   \
       "Channels one /api/ws connection may subscribe to; one more is subscription_failed.")   \
@@ -164,7 +188,21 @@ static const char *const bool_words[] = {"true", "false", "1", "0", "yes", "no",
     X("cable.ping_interval_ms", "WSHUB_CABLE_PING_INTERVAL_MS", T_MS, cable_ping_interval_ms, \
       100, 0, NULL, "3000", 0, "Interval of the Action Cable ping frames, in milliseconds.")  \
     X("flow.client_ids", "WSHUB_FLOW_CLIENT_IDS", T_LIST, flow_client_ids, 0, 0, NULL, "", 0, \
-      "Flow client ids accepted by /socket.info; empty = any. Reloaded on SIGHUP.")
+      "Flow client ids accepted by /socket.info; empty = any. Reloaded on SIGHUP.")           \
+    X("flow.allowed_origins", "WSHUB_FLOW_ALLOWED_ORIGINS", T_LIST, flow_allowed_origins, 0,  \
+      0, NULL, "", 0, "Origin allow-list for /socket.info and /ws/<token>; empty = any.")     \
+    X("flow.token_ttl_ms", "WSHUB_FLOW_TOKEN_TTL_MS", T_MS, flow_token_ttl_ms, 1000, 0, NULL,  \
+      "60000", 0, "How long a /ws/<token> endpoint from /socket.info stays usable (once).")   \
+    X("flow.idle_timeout_ms", "WSHUB_FLOW_IDLE_TIMEOUT_MS", T_MS, flow_idle_timeout_ms, 100,  \
+      0, NULL, "50000", 0, "A Flow socket with no client frame for this long is closed "      \
+      "(1000, idle timeout).")                                                                \
+    X("flow.reply_delay_ms", "WSHUB_FLOW_REPLY_DELAY_MS", T_MS, flow_reply_delay_ms, 0, 0,    \
+      NULL, "0", 0, "Delay before the bot's reply; agent.typing is sent first when it is "    \
+      "not 0.")                                                                               \
+    X("flow.bot_file", "WSHUB_FLOW_BOT_FILE", T_STRING, flow_bot_file, 0, 0, NULL, NULL, 0,   \
+      "JSON file of bot rules (see config/flow-bot.example.json); null = echo bot.")          \
+    X("flow.history_limit", "WSHUB_FLOW_HISTORY_LIMIT", T_INT, flow_history_limit, 0, 100000, \
+      NULL, "100", 0, "Messages kept per thread for GET /thread.history.")
 
 #define AS_KEY(path, env, type, field, min, max, names, def, flags, summary) \
     {path, env, type, offsetof(config_t, field), min, max, names, def, flags, summary},

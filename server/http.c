@@ -39,9 +39,16 @@ struct http_request {
     size_t body_len, body_cap;
 };
 
+struct http_pending {
+    http_conn_t *h; /* NULL once the connection is gone */
+};
+
 struct http_conn {
     llhttp_t parser;
     conn_t *c;
+    http_pending_t *pending; /* a deferred reply is awaited: parsing and reading are paused */
+    uint8_t *backlog;        /* bytes received after the deferred request, parsed on resume */
+    size_t backlog_len;
     struct http_request req;
     int error_status;    /* a limit was hit: answer with this status, then close */
     int error_reason;    /* hs_reason_t */
@@ -169,13 +176,18 @@ static void respond(http_conn_t *h, int status, const char *ctype, const char *b
                     const char *extra)
 {
     conn_t *c = h->c;
-    char head[512];
+    char head[1024];
     bool head_only = h->req.method && strcmp(h->req.method, "HEAD") == 0;
     int n = snprintf(head, sizeof head,
                      "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
                      "Cache-Control: no-store\r\n%sConnection: %s\r\n\r\n",
                      status, status_text(status), ctype, blen, extra ? extra : "",
                      h->close_after ? "close" : "keep-alive");
+    if (n < 0 || (size_t)n >= sizeof head) { /* an oversized extra header: drop it, keep the reply */
+        n = snprintf(head, sizeof head,
+                     "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\nConnection: %s\r\n\r\n",
+                     status, status_text(status), ctype, blen, h->close_after ? "close" : "keep-alive");
+    }
     conn_send_copy(c, head, (size_t)n);
     if (blen && !head_only)
         conn_send_copy(c, body, blen);
@@ -391,6 +403,8 @@ static int on_message_complete(llhttp_t *p)
     }
     h->close_after = !llhttp_should_keep_alive(p);
     handle_request(h);
+    if (h->pending)
+        return HPE_PAUSED; /* the reply comes later: http_complete resumes the parser */
     if (h->close_after) {
         conn_close_after_write(h->c);
         return HPE_PAUSED;
@@ -454,10 +468,18 @@ static bool header_has_token(const http_request_t *r, const char *name, const ch
     return http_request_header_has_token(r, name, token) != 0;
 }
 
+static bool path_starts(const http_request_t *r, const char *prefix)
+{
+    size_t len, plen = strlen(prefix);
+    const char *p = http_request_path(r, &len);
+    return len > plen && memcmp(p, prefix, plen) == 0;
+}
+
 static const dialect_t *find_dialect(const http_request_t *r, const config_t *cfg)
 {
     for (const dialect_t *const *d = dialects; *d; d++)
-        if (path_is(r, (*d)->path) && (!(*d)->enabled || (*d)->enabled(cfg)))
+        if (((*d)->path_prefix ? path_starts(r, (*d)->path) : path_is(r, (*d)->path)) &&
+            (!(*d)->enabled || (*d)->enabled(cfg)))
             return *d;
     return NULL;
 }
@@ -595,9 +617,20 @@ static void handle_request(http_conn_t *h)
         if (path_is(r, rt->path)) {
             http_reply_t rep = {0};
             rt->fn(r, h->c->w, &rep);
+            if (h->pending) {
+                free(rep.body);
+                free(rep.extra_alloc);
+                return;
+            }
             if (rep.hs_reason > 0)
                 metrics_add(&h->c->w->metrics.handshake_failures[rep.hs_reason - 1], 1);
-            respond(h, rep.status, rep.ctype ? rep.ctype : "application/json", rep.body, rep.len, rep.extra);
+            char *extra = NULL;
+            if (rep.extra_alloc && asprintf(&extra, "%s%s", rep.extra ? rep.extra : "", rep.extra_alloc) < 0)
+                extra = NULL;
+            respond(h, rep.status, rep.ctype ? rep.ctype : "application/json", rep.body, rep.len,
+                    extra ? extra : rep.extra);
+            free(extra);
+            free(rep.extra_alloc);
             free(rep.body);
             return;
         }
@@ -640,11 +673,54 @@ int http_conn_start(conn_t *c)
     return 0;
 }
 
+http_pending_t *http_defer(const http_request_t *req)
+{
+    http_conn_t *h = container_of(req, http_conn_t, req);
+    http_pending_t *p = calloc(1, sizeof *p);
+    if (!p)
+        return NULL;
+    p->h = h;
+    h->pending = p;
+    conn_clear_deadline(h->c);
+    return p;
+}
+
+void http_complete(http_pending_t *p, int status, const char *ctype, char *body, size_t len)
+{
+    http_conn_t *h = p->h;
+    free(p);
+    if (!h) {
+        free(body);
+        return;
+    }
+    conn_t *c = h->c;
+    h->pending = NULL;
+    respond(h, status, ctype ? ctype : "application/json", body, len, NULL);
+    free(body);
+    if (h->close_after) {
+        conn_close_after_write(c);
+        return;
+    }
+    conn_set_deadline(c, DL_KEEPALIVE);
+    llhttp_resume(&h->parser);
+    uv_read_start((uv_stream_t *)&c->tcp, c->tcp.alloc_cb, c->tcp.read_cb);
+    uint8_t *rest = h->backlog;
+    size_t rest_len = h->backlog_len;
+    h->backlog = NULL;
+    h->backlog_len = 0;
+    if (rest_len)
+        http_on_data(c, rest, rest_len); /* may defer again, keeping a new backlog */
+    free(rest);
+}
+
 void http_conn_free(conn_t *c)
 {
     http_conn_t *h = c->state == CONN_HTTP ? c->u.http : NULL;
     if (!h)
         return;
+    if (h->pending)
+        h->pending->h = NULL; /* the deferred work completes into nothing */
+    free(h->backlog);
     free(h->req.buf);
     free(h->req.hdrs);
     free(h->req.body);
@@ -657,6 +733,18 @@ void http_on_data(conn_t *c, const uint8_t *data, size_t len)
     http_conn_t *h = c->u.http;
     if (!h || (c->flags & CONN_F_DRAIN))
         return; /* a response that ends the connection is on its way: ignore the rest */
+    if (h->pending) {
+        /* More bytes of one read (TLS records) while a reply is awaited: keep them. */
+        uint8_t *nb = realloc(h->backlog, h->backlog_len + len);
+        if (!nb) {
+            conn_close(c, "out of memory (http)");
+            return;
+        }
+        memcpy(nb + h->backlog_len, data, len);
+        h->backlog = nb;
+        h->backlog_len += len;
+        return;
+    }
     llhttp_errno_t err = llhttp_execute(&h->parser, (const char *)data, len);
     if (err == HPE_OK)
         return;
@@ -681,8 +769,25 @@ void http_on_data(conn_t *c, const uint8_t *data, size_t len)
         conn_close_after_write(c);
         return;
     }
-    if (err == HPE_PAUSED)
-        return; /* paused by on_message_complete: the connection is closing */
+    if (err == HPE_PAUSED) {
+        if (h->pending) {
+            /* Keep what follows the deferred request until its reply is sent. */
+            const char *rest = llhttp_get_error_pos(&h->parser);
+            size_t used = rest ? (size_t)(rest - (const char *)data) : len;
+            if (used < len) {
+                uint8_t *nb = realloc(h->backlog, h->backlog_len + len - used);
+                if (!nb) {
+                    conn_close(c, "out of memory (http)");
+                    return;
+                }
+                memcpy(nb + h->backlog_len, data + used, len - used);
+                h->backlog = nb;
+                h->backlog_len += len - used;
+            }
+            uv_read_stop((uv_stream_t *)&c->tcp);
+        }
+        return; /* otherwise paused by on_message_complete because the connection is closing */
+    }
     h->close_after = true;
     if (h->error_status) {
         const char *msg = h->error_status == 431 ? "request header fields too large"
@@ -701,6 +806,10 @@ void http_on_data(conn_t *c, const uint8_t *data, size_t len)
 void http_on_eof(conn_t *c)
 {
     http_conn_t *h = c->u.http;
+    if (h && h->pending) {
+        h->close_after = true; /* a half-closed client still gets its deferred reply */
+        return;
+    }
     if (h && h->in_request && !(c->flags & CONN_F_DRAIN)) {
         /* A request cut short: nothing can be answered to a peer that is gone. */
         conn_close(c, "eof inside a request");

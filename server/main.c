@@ -21,7 +21,9 @@
 #include "wshub/auth.h"
 #include "wshub/config.h"
 #include "wshub/conn.h"
+#include "wshub/flow.h"
 #include "wshub/hub.h"
+#include "wshub/modengine.h"
 #include "wshub/log.h"
 #include "wshub/server.h"
 #include "wshub/tls.h"
@@ -190,6 +192,13 @@ static void raise_nofile(void)
 
 /* ------------------------------------------------------------------ banner */
 
+/* Shows a credential only when it is the public development default: configured secrets
+ * (from the environment in a container, say) never reach the log. */
+static const char *shown(const char *configured, const char *dev)
+{
+    return configured ? "(configured; not shown)" : dev;
+}
+
 static void print_banner(const config_t *cfg, int port)
 {
     const char *scheme = cfg->tls_cert ? "https" : "http";
@@ -198,16 +207,19 @@ static void print_banner(const config_t *cfg, int port)
     int v6 = strchr(host, ':') != NULL;
     char base[300];
     snprintf(base, sizeof base, "%s%s%s:%d", v6 ? "[" : "", host, v6 ? "]" : "", port);
-    const char *secret = cfg->jwt_secret ? cfg->jwt_secret : TOKEN_DEV_SECRET;
-    const char *key = cfg->api_key ? cfg->api_key : API_DEV_KEY;
-    char *token = token_mint(secret, "dev-user", 24 * 3600, NULL, 0, NULL, 0);
-    const char *tok = token ? token : "(token could not be minted)";
+    int dev_jwt = !cfg->jwt_secret && !cfg->auth_public_key;
+    const char *key = shown(cfg->api_key, API_DEV_KEY);
+    const char *modkey = shown(cfg->moderation_keys.n ? "x" : NULL, "wshub-development-moderation-key");
+    char *token = dev_jwt ? token_mint(TOKEN_DEV_SECRET, "dev-user", 24 * 3600, NULL, 0, NULL, 0) : NULL;
+    const char *tok = token ? token : "$(wshubd token --sub dev-user -c FILE)";
     printf("\n"
            "  wshubd %s: no configuration file, running on the embedded default.\n"
            "  A configuration with every key: config/wshub.example.json (wshubd -c FILE).\n"
            "\n"
-           "  JWT secret (HS256)%s: %s\n"
-           "  API key (POST /api/publish)%s: %s\n"
+           "  JWT secret (HS256): %s\n"
+           "  API key (POST /api/publish): %s\n"
+           "  moderation key (x-chatsight-api-auth): %s\n"
+           "%s"
            "  development token (sub=dev-user, valid 24 h; more: wshubd token --sub NAME):\n"
            "    %s\n"
            "\n"
@@ -219,12 +231,18 @@ static void print_banner(const config_t *cfg, int port)
            "\"event\":\"chat_message\",\"data\":{\"content\":\"hi\"}}' %s://%s/api/publish\n"
            "    curl -H 'Authorization: Bearer %s' -d '{\"channel\":\"user:dev-user\","
            "\"event\":\"notification\",\"data\":{\"message\":\"hello\",\"level\":\"info\"}}' %s://%s/api/publish\n"
+           "    curl -H 'x-chatsight-api-auth: %s' -d '{\"sample\":\"hello world\",\"reference\":\"c-1\"}' "
+           "%s://%s/text/moderation\n"
            "    npx wscat -c %s://%s/echo\n"
            "    curl %s://%s/metrics\n"
            "\n",
-           WSHUB_VERSION, cfg->jwt_secret ? "" : " (development default: set WSHUB_JWT_SECRET)", secret,
-           cfg->api_key ? "" : " (development default: set WSHUB_API_KEY)", key, tok, scheme, base, wscheme, base,
-           tok, key, scheme, base, key, scheme, base, wscheme, base, scheme, base);
+           WSHUB_VERSION, dev_jwt ? TOKEN_DEV_SECRET : "(configured; not shown)", key, modkey,
+           dev_jwt || !cfg->api_key || !cfg->moderation_keys.n
+               ? "  (values shown are public development defaults: set WSHUB_JWT_SECRET, WSHUB_API_KEY and\n"
+                 "   WSHUB_MODERATION_KEYS, or a configuration file, before exposing this server)\n"
+               : "",
+           dev_jwt ? tok : "(sign one with the configured secret: wshubd token --sub NAME)", scheme, base, wscheme,
+           base, tok, key, scheme, base, key, scheme, base, modkey, scheme, base, wscheme, base, scheme, base);
     fflush(stdout);
     free(token);
 }
@@ -312,8 +330,27 @@ int main(int argc, char **argv)
         free_configs();
         return 1;
     }
+    modengine_t *engine = modengine_load((const char *const *)cfg->moderation_lists.items,
+                                         cfg->moderation_lists.n, cfg->moderation_no_default_list, err, sizeof err);
+    if (!engine) {
+        fprintf(stderr, "wshubd: %s\n", err);
+        tls_server_free(srv.tls);
+        free_configs();
+        return 1;
+    }
+    srv.modengine = engine;
+    if (flow_bot_load(cfg->flow_bot_file, err, sizeof err) != 0) {
+        fprintf(stderr, "wshubd: %s\n", err);
+        flow_bot_free();
+        modengine_free(engine);
+        tls_server_free(srv.tls);
+        free_configs();
+        return 1;
+    }
     if (o.check_config) {
+        flow_bot_free();
         printf("wshubd: configuration ok (%s)\n", path ? path : "embedded default and environment");
+        modengine_free(engine);
         tls_server_free(srv.tls);
         free_configs();
         return 0;
@@ -381,6 +418,8 @@ out:
     free(srv.workers);
     free(fds);
     hub_free(srv.hub);
+    modengine_free(engine);
+    flow_bot_free();
     tls_server_free(srv.tls);
     free_configs();
     return rc;

@@ -17,6 +17,8 @@ const char *const hs_reason_names[HS_COUNT] = {
     "header_too_large", "too_many_headers", "body_too_large", "timeout", "unauthorized",
     "forbidden_origin", "tls", "over_capacity"};
 
+const uint64_t metrics_mod_bucket_us[METRICS_MOD_BUCKETS] = {50, 100, 250, 500, 1000, 2500, 5000, 10000, 50000, 250000};
+
 static metrics_t *blocks[256];
 static size_t nblocks;
 
@@ -100,6 +102,20 @@ char *metrics_render(size_t *len)
     fprintf(f, "wshub_publishes_total %llu\n", (unsigned long long)SUM(publishes));
     head(f, "wshub_deliveries_total", "counter", "Published events queued to subscribers (fan-out).");
     fprintf(f, "wshub_deliveries_total %llu\n", (unsigned long long)SUM(deliveries));
+    head(f, "wshub_moderation_requests_total", "counter", "Moderation requests queued for scoring.");
+    fprintf(f, "wshub_moderation_requests_total %llu\n", (unsigned long long)SUM(mod_requests));
+    head(f, "wshub_moderation_answers_total", "counter", "Moderation answers, by suggested action (error: error answers).");
+    static const char *const actions[4] = {"pass", "flag", "delete", "error"};
+    for (int a = 0; a < 4; a++)
+        fprintf(f, "wshub_moderation_answers_total{action=\"%s\"} %llu\n", actions[a],
+                (unsigned long long)SUM(mod_answers[a]));
+    head(f, "wshub_moderation_scoring_seconds", "histogram", "Time to score one sample on the thread pool.");
+    for (int b = 0; b < METRICS_MOD_BUCKETS; b++)
+        fprintf(f, "wshub_moderation_scoring_seconds_bucket{le=\"%g\"} %llu\n", (double)metrics_mod_bucket_us[b] / 1e6,
+                (unsigned long long)SUM(mod_latency_buckets[b]));
+    fprintf(f, "wshub_moderation_scoring_seconds_bucket{le=\"+Inf\"} %llu\n", (unsigned long long)SUM(mod_latency_count));
+    fprintf(f, "wshub_moderation_scoring_seconds_sum %.6f\n", (double)SUM(mod_latency_sum_us) / 1e6);
+    fprintf(f, "wshub_moderation_scoring_seconds_count %llu\n", (unsigned long long)SUM(mod_latency_count));
     head(f, "wshub_slow_consumer_closes_total", "counter",
          "Connections closed with 1013 because their queued output passed limits.max_queued_bytes.");
     fprintf(f, "wshub_slow_consumer_closes_total %llu\n", (unsigned long long)SUM(slow_consumer_closes));

@@ -3,9 +3,21 @@
  * WebSocket endpoints and the 404 (see include/wshub/http.h).
  */
 #include "wshub/api.h"
+#include "wshub/flow.h"
 #include "wshub/http.h"
+
+/* Example pages (server/static.c). */
+void static_page(const http_request_t *req, worker_t *w, http_reply_t *out);
+
+/* POST /text/moderation: server/dialects/moderation.c (the same API as its WebSocket). */
+void moderation_http(const http_request_t *req, worker_t *w, http_reply_t *out);
 
 const http_route_t http_routes[] = {
     {"/api/publish", api_publish},
+    {"/text/moderation", moderation_http},
+    {"/socket.info", flow_socket_info},
+    {"/thread.history", flow_thread_history},
+    {"/thread.unnoticed", flow_thread_unnoticed},
+    {"/examples/flow.html", static_page},
     {NULL, NULL},
 };

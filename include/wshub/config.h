@@ -22,6 +22,7 @@ typedef enum { LOG_FORMAT_HUMAN = 0, LOG_FORMAT_JSON } log_format_t;
 typedef enum { SERVICE_POLICY_ALLOW = 0, SERVICE_POLICY_DENY } service_policy_t;
 typedef enum { CABLE_ORIGIN_CLOSE = 0, CABLE_ORIGIN_HTTP403 } cable_origin_failure_t;
 typedef enum { CABLE_ENVELOPE_NESTED = 0, CABLE_ENVELOPE_FLAT } cable_envelope_t;
+typedef enum { MODERATION_AUTH_ABORT = 0, MODERATION_AUTH_HTTP401 } moderation_auth_failure_t;
 
 /* A list of strings from a JSON array or a comma-separated environment variable. */
 typedef struct config_strlist {
@@ -67,11 +68,24 @@ typedef struct config {
     bool auth_require_exp;                  /* "auth.require_exp" (true) */
     char *api_key;                          /* "api.key": bearer key of /api/publish */
     config_strlist_t moderation_keys;       /* "moderation.keys" */
+    moderation_auth_failure_t moderation_auth_failure; /* "moderation.auth_failure" (abort) */
+    bool moderation_query_key;              /* "moderation.query_key" (false): ?api_key= too */
+    int moderation_max_sample_chars;        /* "moderation.max_sample_chars" (10000) */
+    int moderation_max_in_flight;           /* "moderation.max_in_flight" (64) per connection */
+    uint32_t moderation_delay_ms;           /* "moderation.delay_ms" (0): random extra delay */
+    config_strlist_t moderation_lists;      /* "moderation.lists": extra word-list files */
+    bool moderation_no_default_list;        /* "moderation.no_default_list" (false) */
     config_strlist_t cable_allowed_origins; /* "cable.allowed_origins" (empty = any) */
     cable_origin_failure_t cable_origin_failure; /* "cable.origin_failure" (close) */
     cable_envelope_t cable_event_envelope;  /* "cable.event_envelope" (nested) */
     uint32_t cable_ping_interval_ms;        /* "cable.ping_interval_ms" (3000) */
     config_strlist_t flow_client_ids;       /* "flow.client_ids" (empty = any) */
+    config_strlist_t flow_allowed_origins;  /* "flow.allowed_origins" (empty = any) */
+    uint32_t flow_token_ttl_ms;             /* "flow.token_ttl_ms" (60000) */
+    uint32_t flow_idle_timeout_ms;          /* "flow.idle_timeout_ms" (50000) */
+    uint32_t flow_reply_delay_ms;           /* "flow.reply_delay_ms" (0) */
+    char *flow_bot_file;                    /* "flow.bot_file": rules; NULL = echo bot */
+    int flow_history_limit;                 /* "flow.history_limit" (100) per thread */
 
     /* Where it came from, for logs: the file path or NULL for the embedded default. */
     char *source_path;

@@ -28,7 +28,8 @@ typedef struct dialect_accept {
 
 typedef struct dialect {
     const char *name; /* for logs */
-    const char *path; /* exact request path */
+    const char *path; /* request path: exact, or a prefix when path_prefix is set */
+    int path_prefix;  /* path is a prefix (e.g. "/ws/" for /ws/<token>) */
     int endpoint;     /* endpoint_t, for metrics */
     /* Is the endpoint enabled in this configuration? NULL = always. */
     int (*enabled)(const config_t *cfg);
@@ -45,12 +46,17 @@ typedef struct dialect {
     /* Per-worker state (e.g. one timer per worker): set up before the worker's loop runs,
      * released after it ended (its handles are closed by then). Returns 0 or negative. */
     int (*worker_start)(worker_t *w);
+    /* Every publish through the server API, before its fan-out (e.g. to keep a history). */
+    void (*on_publish)(worker_t *w, const char *channel, size_t channel_len, const char *event,
+                       const char *data, size_t data_len);
     void (*worker_stop)(worker_t *w);
 } dialect_t;
 
 extern const dialect_t dialect_echo;
 extern const dialect_t dialect_service;
 extern const dialect_t dialect_cable;
+extern const dialect_t dialect_moderation;
+extern const dialect_t dialect_flow;
 
 /* Every dialect, for routing; NULL-terminated. */
 extern const dialect_t *const dialects[];

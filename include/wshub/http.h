@@ -38,10 +38,23 @@ typedef struct http_reply {
     char *body;         /* malloc'd, freed by http.c */
     size_t len;
     const char *extra;  /* extra header lines ("Name: value\r\n"), static */
+    char *extra_alloc;  /* more header lines, malloc'd (freed by http.c), e.g. CORS echoes */
     int hs_reason;      /* 1 + hs_reason_t to count in the refusal metrics, or 0 */
 } http_reply_t;
 
 typedef void (*http_handler_fn)(const http_request_t *req, worker_t *w, http_reply_t *out);
+
+/*
+ * A reply that comes later (the work runs elsewhere, e.g. on the thread pool). A handler
+ * calls http_defer() and leaves *out empty; the connection stops reading (later pipelined
+ * requests wait, in order) until http_complete() is called, on the same worker. If the
+ * connection closes first, http_complete() just frees the handle. Exactly one
+ * http_complete() per http_defer().
+ */
+typedef struct http_pending http_pending_t;
+http_pending_t *http_defer(const http_request_t *req);
+/* Sends the reply (body is taken over: malloc'd or NULL) and resumes the connection. */
+void http_complete(http_pending_t *p, int status, const char *ctype, char *body, size_t len);
 typedef struct http_route {
     const char *path;
     http_handler_fn fn;

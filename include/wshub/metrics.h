@@ -47,6 +47,10 @@ extern const char *const hs_reason_names[HS_COUNT];
 
 typedef _Atomic uint64_t counter_t;
 
+/* Upper bounds (µs) of the moderation scoring-time histogram buckets. */
+#define METRICS_MOD_BUCKETS 10
+extern const uint64_t metrics_mod_bucket_us[METRICS_MOD_BUCKETS];
+
 typedef struct metrics {
     counter_t tcp_accepted;
     counter_t tcp_closed;
@@ -61,6 +65,11 @@ typedef struct metrics {
     counter_t auth_failures[16];      /* by auth_reason_t (auth.h) */
     counter_t publishes;              /* hub publishes handled by this worker */
     counter_t deliveries;             /* frames queued to subscribers by fan-out */
+    counter_t mod_requests;           /* moderation requests queued for scoring */
+    counter_t mod_answers[4];         /* by suggested action: pass, flag, delete; [3] errors */
+    counter_t mod_latency_buckets[METRICS_MOD_BUCKETS]; /* scoring time <= bucket bound */
+    counter_t mod_latency_count;
+    counter_t mod_latency_sum_us;
     counter_t slow_consumer_closes;
     counter_t close_timeouts;         /* close handshakes the peer did not finish */
 } metrics_t;

@@ -15,6 +15,7 @@ typedef struct worker worker_t;
 typedef struct tls_server tls_server_t;
 typedef struct hub hub_t;
 typedef struct auth_verifier auth_verifier_t;
+typedef struct modengine modengine_t;
 
 /* A loaded configuration with what is derived from it; SIGHUP makes a new one. Superseded
  * ones are kept until exit: a worker may still be reading one (reloads are rare). */
@@ -28,6 +29,7 @@ typedef struct server {
     const config_t *cfg;   /* the startup configuration: listen, workers, limits, tls */
     _Atomic(live_t *) live; /* the latest (re)loaded one: read keys and allow-lists here */
     hub_t *hub;
+    const modengine_t *modengine; /* API A's classifier, loaded at start, read-only */
     tls_server_t *tls;     /* NULL for plain TCP */
     worker_t **workers;
     size_t nworkers;

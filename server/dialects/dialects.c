@@ -7,5 +7,7 @@ const dialect_t *const dialects[] = {
     &dialect_echo,
     &dialect_service,
     &dialect_cable,
+    &dialect_moderation,
+    &dialect_flow,
     NULL,
 };

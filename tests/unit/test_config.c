@@ -158,11 +158,24 @@ static void assert_config_equal(const config_t *a, const config_t *b)
     assert_int_equal(a->auth_require_exp, b->auth_require_exp);
     assert_str_or_null(a->api_key, b->api_key);
     assert_lists_equal(&a->moderation_keys, &b->moderation_keys);
+    assert_int_equal(a->moderation_auth_failure, b->moderation_auth_failure);
+    assert_int_equal(a->moderation_query_key, b->moderation_query_key);
+    assert_int_equal(a->moderation_max_sample_chars, b->moderation_max_sample_chars);
+    assert_int_equal(a->moderation_max_in_flight, b->moderation_max_in_flight);
+    assert_int_equal(a->moderation_delay_ms, b->moderation_delay_ms);
+    assert_lists_equal(&a->moderation_lists, &b->moderation_lists);
+    assert_int_equal(a->moderation_no_default_list, b->moderation_no_default_list);
     assert_lists_equal(&a->cable_allowed_origins, &b->cable_allowed_origins);
     assert_int_equal(a->cable_origin_failure, b->cable_origin_failure);
     assert_int_equal(a->cable_event_envelope, b->cable_event_envelope);
     assert_int_equal(a->cable_ping_interval_ms, b->cable_ping_interval_ms);
     assert_lists_equal(&a->flow_client_ids, &b->flow_client_ids);
+    assert_lists_equal(&a->flow_allowed_origins, &b->flow_allowed_origins);
+    assert_int_equal(a->flow_token_ttl_ms, b->flow_token_ttl_ms);
+    assert_int_equal(a->flow_idle_timeout_ms, b->flow_idle_timeout_ms);
+    assert_int_equal(a->flow_reply_delay_ms, b->flow_reply_delay_ms);
+    assert_str_or_null(a->flow_bot_file, b->flow_bot_file);
+    assert_int_equal(a->flow_history_limit, b->flow_history_limit);
 }
 
 /* Loads and expects success; a failure prints the message. */
@@ -267,11 +280,24 @@ static void test_defaults(void **state)
     assert_true(cfg.auth_require_exp);
     assert_null(cfg.api_key);
     assert_list(&cfg.moderation_keys, 0, NULL);
+    assert_int_equal(cfg.moderation_auth_failure, MODERATION_AUTH_ABORT);
+    assert_false(cfg.moderation_query_key);
+    assert_int_equal(cfg.moderation_max_sample_chars, 10000);
+    assert_int_equal(cfg.moderation_max_in_flight, 64);
+    assert_int_equal(cfg.moderation_delay_ms, 0);
+    assert_list(&cfg.moderation_lists, 0, NULL);
+    assert_false(cfg.moderation_no_default_list);
     assert_list(&cfg.cable_allowed_origins, 0, NULL);
     assert_int_equal(cfg.cable_origin_failure, CABLE_ORIGIN_CLOSE);
     assert_int_equal(cfg.cable_event_envelope, CABLE_ENVELOPE_NESTED);
     assert_int_equal(cfg.cable_ping_interval_ms, 3000);
     assert_list(&cfg.flow_client_ids, 0, NULL);
+    assert_list(&cfg.flow_allowed_origins, 0, NULL);
+    assert_int_equal(cfg.flow_token_ttl_ms, 60000);
+    assert_int_equal(cfg.flow_idle_timeout_ms, 50000);
+    assert_int_equal(cfg.flow_reply_delay_ms, 0);
+    assert_null(cfg.flow_bot_file);
+    assert_int_equal(cfg.flow_history_limit, 100);
     assert_null(cfg.source_path);
     config_free(&cfg);
     assert_zeroed(&cfg);
@@ -314,7 +340,7 @@ static void test_key_table(void **state)
 
     (void)state;
     assert_non_null(root);
-    assert_int_equal(n, 34);
+    assert_int_equal(n, 47);
     assert_ptr_equal(config_keys(NULL), keys);
     for (size_t i = 0; i < n; i++) {
         char env[128] = "WSHUB_", comment[128], section[64] = "";
@@ -426,6 +452,13 @@ static void test_env_every_key(void **state)
                    "WSHUB_AUTH_REQUIRE_EXP=no",
                    "WSHUB_API_KEY=acceptance-api-key",
                    "WSHUB_MODERATION_KEYS=mod-key-1,mod-key-2",
+                   "WSHUB_MODERATION_AUTH_FAILURE=http401",
+                   "WSHUB_MODERATION_QUERY_KEY=yes",
+                   "WSHUB_MODERATION_MAX_SAMPLE_CHARS=500",
+                   "WSHUB_MODERATION_MAX_IN_FLIGHT=7",
+                   "WSHUB_MODERATION_DELAY_MS=250",
+                   "WSHUB_MODERATION_LISTS=/etc/wshub/extra.json",
+                   "WSHUB_MODERATION_NO_DEFAULT_LIST=1",
                    "WSHUB_SERVICE_MAX_SUBSCRIPTIONS=100000",
                    "WSHUB_SERVICE_DEFAULT_POLICY=deny",
                    "WSHUB_CABLE_ALLOWED_ORIGINS=https://app.example.com",
@@ -433,6 +466,12 @@ static void test_env_every_key(void **state)
                    "WSHUB_CABLE_EVENT_ENVELOPE=flat",
                    "WSHUB_CABLE_PING_INTERVAL_MS=100",
                    "WSHUB_FLOW_CLIENT_IDS= Zm9vYmFy ",
+                   "WSHUB_FLOW_ALLOWED_ORIGINS=https://shop.example.com",
+                   "WSHUB_FLOW_TOKEN_TTL_MS=1000",
+                   "WSHUB_FLOW_IDLE_TIMEOUT_MS=100",
+                   "WSHUB_FLOW_REPLY_DELAY_MS=5",
+                   "WSHUB_FLOW_BOT_FILE=/etc/wshub/bot.json",
+                   "WSHUB_FLOW_HISTORY_LIMIT=0",
                    NULL};
     static const char *const mod[] = {"mod-key-1", "mod-key-2"};
     static const char *const origins[] = {"https://app.example.com"};
@@ -470,6 +509,12 @@ static void test_env_every_key(void **state)
     assert_false(cfg.auth_require_exp);
     assert_string_equal(cfg.api_key, "acceptance-api-key");
     assert_list(&cfg.moderation_keys, 2, mod);
+    assert_int_equal(cfg.moderation_auth_failure, MODERATION_AUTH_HTTP401);
+    assert_true(cfg.moderation_query_key);
+    assert_int_equal(cfg.moderation_max_sample_chars, 500);
+    assert_int_equal(cfg.moderation_max_in_flight, 7);
+    assert_int_equal(cfg.moderation_delay_ms, 250);
+    assert_true(cfg.moderation_no_default_list);
     assert_int_equal(cfg.service_max_subscriptions, 100000);
     assert_int_equal(cfg.service_default_policy, SERVICE_POLICY_DENY);
     assert_list(&cfg.cable_allowed_origins, 1, origins);
@@ -477,6 +522,11 @@ static void test_env_every_key(void **state)
     assert_int_equal(cfg.cable_event_envelope, CABLE_ENVELOPE_FLAT);
     assert_int_equal(cfg.cable_ping_interval_ms, 100);
     assert_list(&cfg.flow_client_ids, 1, ids);
+    assert_int_equal(cfg.flow_token_ttl_ms, 1000);
+    assert_int_equal(cfg.flow_idle_timeout_ms, 100);
+    assert_int_equal(cfg.flow_reply_delay_ms, 5);
+    assert_string_equal(cfg.flow_bot_file, "/etc/wshub/bot.json");
+    assert_int_equal(cfg.flow_history_limit, 0);
     assert_null(cfg.source_path);
     config_free(&cfg);
 }

@@ -1,0 +1,435 @@
+#!/usr/bin/env bash
+# One command for the yardstick's scenarios (../shared/bench/README.md, RESULTS.md) against
+# wshubd and the Node `ws` peer, side by side, same machine, same wsbench, one run:
+#
+#   bench/run.sh                 # REPS=3 (default) x {S1 S2L S3} x 4 targets, then the tables
+#   REPS=1 bench/run.sh          # a quick look (~4 min; REPS=3 takes ~12 min)
+#   bench/run.sh --asan          # ASan/UBSan correctness run at reduced scale (see README.md)
+#   bench/run.sh --targets "wshub-B node-ws" --scenarios "S1"
+#
+# Targets (server CPUs / wsbench CPU):
+#   wshub-B     wshubd, 1 worker, API B  /api/ws?token=JWT     (taskset -c 0   / -c 1)
+#   wshub-C     wshubd, 1 worker, API C  /cable (Action Cable)  (taskset -c 0   / -c 1)
+#   wshub-B-2w  wshubd, 2 workers, API B                        (taskset -c 0-1 / -c 1: shared core)
+#   node-ws     ../shared/bench/peers/node-ws (node http + ws)  (taskset -c 0   / -c 1)
+# Scenarios: exactly the wsbench command lines of ../shared/bench/RESULTS.md (S1, S2, S2M, S2L,
+# S3 are known; default "S1 S2L S3"), with the URL and the protocol flags of each target.
+#
+# Binaries: bench/wsbench (bench/build-wsbench.sh); wshubd from `ninja -C build-release`
+# (`meson setup build-release --buildtype=release` first when absent). When that build fails
+# and WSHUB_BIN is set, WSHUB_BIN is used instead (SKIP_BUILD=1: use WSHUB_BIN, build nothing).
+# --asan: build-asan (-Db_sanitize=address,undefined), fallback WSHUB_ASAN_BIN.
+# The node-ws peer's dependencies are installed with `npm ci` into a temporary copy outside
+# the repository (NODE_WS_DIR=dir: use an existing installed copy instead).
+#
+# Environment: REPS (3), TARGETS, SCENARIOS, SERVER_CPU (0), BENCH_CPU (1), SERVER_CPUS_2W (0-1),
+#   MAX_OTHER (10: a run in which other processes took more than this % of the two CPUs is
+#   repeated, ATTEMPTS=2 attempts in all; the last attempt is kept either way), QUIET_PCT (10) and
+#   QUIET_TRIES (30): before each run wait up to QUIET_TRIES s for the machine to be below
+#   QUIET_PCT % busy. OUT=dir: where the results go (default bench/results/<mode>-<time>).
+#
+# Files: OUT/<target>-<scenario>-<rep>.json (wsbench's JSON line), .log (its human summary),
+# .server.log, .cmd (the exact wsbench command line), .run.json (exit codes, attempt, port);
+# OUT/meta.md (binaries, versions, machine, perf availability), OUT/summary.md (the tables,
+# bench/summarize.sh OUT). bench/results/latest points to the last OUT.
+# Exit status: 0 when every run completed (and, with --asan, every check passed).
+set -uo pipefail
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(cd "$HERE/.." && pwd)"
+SHARED_BENCH="$(realpath -m "${SHARED_BENCH:-$ROOT/../shared/bench}")"
+WSBENCH="$HERE/wsbench"
+
+ORIG_CMD="bench/run.sh${*:+ $*}"
+ASAN=0
+TARGETS=${TARGETS:-}
+SCENARIOS=${SCENARIOS:-}
+while [ $# -gt 0 ]; do
+  case $1 in
+    --asan) ASAN=1 ;;
+    --targets) TARGETS=$2; shift ;;
+    --scenarios) SCENARIOS=$2; shift ;;
+    -h|--help) sed -n '2,/^set -uo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+    *) echo "run.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
+  esac
+  shift
+done
+if [ "$ASAN" = 1 ]; then
+  TARGETS=${TARGETS:-"wshub-B wshub-C wshub-B-2w"}
+  SCENARIOS=${SCENARIOS:-"S1 S2L"}
+  REPS=${REPS:-1}
+  MODE=asan
+else
+  TARGETS=${TARGETS:-"wshub-B wshub-C wshub-B-2w node-ws"}
+  SCENARIOS=${SCENARIOS:-"S1 S2L S3"}
+  REPS=${REPS:-3}
+  MODE=perf
+fi
+SERVER_CPU=${SERVER_CPU:-0}
+BENCH_CPU=${BENCH_CPU:-1}
+SERVER_CPUS_2W=${SERVER_CPUS_2W:-0-1}
+MAX_OTHER=${MAX_OTHER:-10}
+ATTEMPTS=${ATTEMPTS:-2}
+[ "$ASAN" = 1 ] && ATTEMPTS=1
+STAMP=$(date +%Y%m%d-%H%M%S)
+OUT=${OUT:-$HERE/results/$MODE-$STAMP}
+mkdir -p "$OUT" || exit 1
+OUT="$(cd "$OUT" && pwd)"
+
+say() { echo "run.sh: $*" >&2; }
+die() { say "$*"; exit 1; }
+
+TMPS=()
+SPID=
+cleanup() {
+  stop_server
+  for d in "${TMPS[@]}"; do rm -rf "$d"; done
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# ---------------------------------------------------------------- binaries
+"$HERE/build-wsbench.sh" || die "cannot build wsbench"
+
+# build_wshub DIR MESON_ARGS... -> prints the binary's path; falls back to $FALLBACK
+build_wshub() {
+  local dir=$1; shift
+  local log="$OUT/build-$(basename "$dir").log"
+  if [ "${SKIP_BUILD:-0}" != 1 ]; then
+    {
+      if [ ! -f "$ROOT/$dir/build.ninja" ]; then
+        (cd "$ROOT" && meson setup "$dir" "$@")
+      fi &&
+      ninja -C "$ROOT/$dir"
+    } > "$log" 2>&1
+    if [ $? -eq 0 ] && [ -x "$ROOT/$dir/wshubd" ]; then
+      echo "$ROOT/$dir/wshubd"; return 0
+    fi
+    say "the build in $dir failed (last lines of $log):"
+    grep -E 'error|FAILED|undefined reference' "$log" | tail -n 6 | sed 's/^/    /' >&2
+  fi
+  if [ -n "$FALLBACK" ]; then
+    local b
+    b="$(cd "$ROOT" && realpath "$FALLBACK")" && [ -x "$b" ] || die "fallback binary $FALLBACK is not an executable"
+    say "using the fallback binary $b"
+    echo "$b"; return 0
+  fi
+  return 1
+}
+if [ "$ASAN" = 1 ]; then
+  FALLBACK=${WSHUB_ASAN_BIN:-}
+  BIN=$(build_wshub build-asan --buildtype=debugoptimized -Db_sanitize=address,undefined -Db_lundef=false) ||
+    die "no ASan wshubd: fix the build or set WSHUB_ASAN_BIN"
+  nm "$BIN" 2>/dev/null | grep -q __asan_init || say "WARNING: $BIN does not look like an ASan build"
+else
+  FALLBACK=${WSHUB_BIN:-}
+  need_wshub=0
+  for t in $TARGETS; do case $t in wshub-*) need_wshub=1 ;; esac; done
+  BIN=
+  if [ $need_wshub = 1 ]; then
+    BIN=$(build_wshub build-release --buildtype=release) || die "no wshubd: fix the build or set WSHUB_BIN"
+  fi
+fi
+
+# ---------------------------------------------------------------- the node-ws peer
+NODE_DIR=
+case " $TARGETS " in *" node-ws "*)
+  if [ -n "${NODE_WS_DIR:-}" ]; then
+    NODE_DIR="$(realpath "$NODE_WS_DIR")"
+  else
+    NODE_DIR=$(mktemp -d "${TMPDIR:-/tmp}/wshub-bench-node-ws.XXXXXX") && TMPS+=("$NODE_DIR")
+    cp "$SHARED_BENCH/peers/node-ws/"{package.json,package-lock.json,server.js} "$NODE_DIR/" && chmod -R u+w "$NODE_DIR" &&
+      (cd "$NODE_DIR" && npm ci --no-audit --no-fund --loglevel=error) > "$OUT/npm-ci.log" 2>&1 ||
+      { cat "$OUT/npm-ci.log" >&2; die "npm ci for the node-ws peer failed (NODE_WS_DIR=dir to use an installed copy)"; }
+  fi
+  [ -f "$NODE_DIR/server.js" ] && [ -d "$NODE_DIR/node_modules/ws" ] || die "$NODE_DIR has no server.js or node_modules/ws"
+  ;;
+esac
+
+# ---------------------------------------------------------------- credentials
+SECRET=bench-secret-$(head -c 12 /dev/urandom | base64 | tr -dc 'A-Za-z0-9')
+KEY=bench-key-$(head -c 12 /dev/urandom | base64 | tr -dc 'A-Za-z0-9')
+ORIGIN=http://bench
+TOKEN_B= TOKEN_C=
+if [ -n "$BIN" ]; then
+  # API B: the token may subscribe to every conversation:* channel (PROTOCOLS.md §B)
+  TOKEN_B=$("$BIN" token --sub bench --ttl 2h --secret "$SECRET" --claim channels='["conversation:*"]') || die "wshubd token failed"
+  # API C: community_member_id names the member; Chats::RoomChannel rooms are open (§C)
+  TOKEN_C=$("$BIN" token --sub bench --ttl 2h --secret "$SECRET" --claim community_member_id=1) || die "wshubd token failed"
+fi
+
+# ---------------------------------------------------------------- descriptors
+NEED=$((10000 + 512))
+HARD=$(ulimit -Hn)
+if [ "$HARD" != unlimited ] && [ "$HARD" -lt "$NEED" ]; then
+  ulimit -Hn "$NEED" 2>/dev/null || die "the open-file hard limit is $HARD, S2L/S3 need $NEED"
+  HARD=$NEED
+fi
+ulimit -Sn "$HARD" || die "cannot raise the open-file soft limit to $HARD"
+
+# ---------------------------------------------------------------- meta
+perf_line() {
+  local o
+  if ! command -v perf >/dev/null; then echo "perf: not installed"; return; fi
+  o=$(perf stat -e instructions true 2>&1 | grep -E 'instructions' | sed 's/  */ /g;s/^ //')
+  echo "\`perf stat -e instructions true\`: ${o:-no output}; software events (cpu-clock): $(perf stat -e cpu-clock true 2>&1 | grep -q 'cpu-clock' && echo usable || echo unusable); perf_event_paranoid=$(cat /proc/sys/kernel/perf_event_paranoid 2>/dev/null); $(perf --version 2>/dev/null)"
+}
+{
+  echo "# bench/run.sh $MODE run $STAMP"
+  echo
+  echo "- command: \`$ORIG_CMD\` (REPS=$REPS, targets: $TARGETS; scenarios: $SCENARIOS)"
+  echo "- repository: $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null) ($(cd "$ROOT" && git status --porcelain 2>/dev/null | grep -c . ) paths modified or untracked in the work tree)"
+  if [ -n "$BIN" ]; then
+    case $BIN in
+      "$ROOT"/build-release/wshubd|"$ROOT"/build-asan/wshubd) how="built here" ;;
+      *) how="FALLBACK binary (SKIP_BUILD=${SKIP_BUILD:-0}; build log: $(ls "$OUT"/build-*.log 2>/dev/null | xargs -r -n1 basename | tr '\n' ' '))" ;;
+    esac
+    echo "- wshubd: \`$BIN\` ($how; $("$BIN" --version 2>/dev/null), sha256 $(sha256sum "$BIN" | cut -c1-16), mtime $(stat -c %y "$BIN" | cut -d. -f1))"
+  fi
+  echo "- wsbench: \`$WSBENCH\` from \`$SHARED_BENCH/wsbench.c\` (sha256 $(sha256sum "$SHARED_BENCH/wsbench.c" | cut -c1-16))"
+  [ -n "$NODE_DIR" ] && echo "- node-ws peer: node $(node --version), ws $(node -e "process.stdout.write(require('$NODE_DIR/node_modules/ws/package.json').version)")"
+  echo "- machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), kernel $(uname -r), tcp_congestion_control=$(cat /proc/sys/net/ipv4/tcp_congestion_control), tcp_tw_reuse=$(cat /proc/sys/net/ipv4/tcp_tw_reuse)"
+  echo "- pinning: 1-worker targets and node-ws: server CPU $SERVER_CPU, wsbench CPU $BENCH_CPU; wshub-B-2w: server CPUs $SERVER_CPUS_2W, wsbench CPU $BENCH_CPU"
+  echo "- perf: $(perf_line)"
+} > "$OUT/meta.md"
+cat "$OUT/meta.md" >&2
+
+# ---------------------------------------------------------------- helpers
+scenario_args() {
+  if [ "$ASAN" = 1 ]; then
+    case $1 in # reduced scale: correctness under the sanitizers, not speed
+      S1)  echo "-n 200 -c 1 -k 50 -m saturate -p http -w 16 -P 4 -d 3" ;;
+      S2L) echo "-n 200 -c 20 -k 50 -m fixed -r 500 -p http -P 4 -d 3" ;;
+      S3)  echo "-n 1000 -c 100 -k 50 -m idle --hold 3" ;;
+      *)   echo "unknown scenario $1" >&2; return 1 ;;
+    esac
+    return
+  fi
+  case $1 in # ../shared/bench/RESULTS.md, "Scenarios and exact commands"
+    S1)  echo "-n 1000 -c 1 -k 200 -m saturate -p http -w 16 -P 4 -d 10" ;;
+    S2)  echo "-n 10000 -c 100 -k 200 -m fixed -r 2000 -p http -P 16 -d 10" ;;
+    S2M) echo "-n 10000 -c 100 -k 200 -m fixed -r 1000 -p http -P 16 -d 10" ;;
+    S2L) echo "-n 10000 -c 100 -k 200 -m fixed -r 500 -p http -P 16 -d 10" ;;
+    S3)  echo "-n 10000 -c 100 -k 200 -m idle --hold 10" ;;
+    *)   echo "unknown scenario $1" >&2; return 1 ;;
+  esac
+}
+
+# target_setup NAME PORT: sets SRV_CPUS, SRV_KIND, WORKERS, URL, PROTO (wsbench protocol flags)
+target_setup() {
+  local p=$2
+  PROTO=()
+  case $1 in
+    wshub-B|wshub-B-2w)
+      SRV_KIND=wshub; WORKERS=1; SRV_CPUS=$SERVER_CPU
+      [ "$1" = wshub-B-2w ] && { WORKERS=2; SRV_CPUS=$SERVER_CPUS_2W; }
+      URL="ws://127.0.0.1:$p/api/ws?token=$TOKEN_B"
+      # default subscribe template {"type":"subscribe","data":{"channel":"{ch}"}}, ack "subscribed",
+      # publish body {"channel":"{ch}",...}: {ch} = conversation:c<k>
+      PROTO=(--channel-prefix conversation:c --pub-header "Authorization: Bearer $KEY") ;;
+    wshub-C)
+      SRV_KIND=wshub; WORKERS=1; SRV_CPUS=$SERVER_CPU
+      URL="ws://127.0.0.1:$p/cable?token=$TOKEN_C"
+      # Connection i subscribes to Chats::RoomChannel chat_room_id (i % C), i.e. the hub queue
+      # chat-room-<k>-channel (PROTOCOLS.md §C); publish k goes to chat-room-(k % C)-channel.
+      # wsbench names its channels <prefix><k> (no suffix), so both templates use {chn}; the
+      # identifier is a JSON string inside JSON, hence the \" (wsbench copies templates verbatim,
+      # only {i} {ch} {chn} {ts} {seq} are expanded; other braces stay as they are).
+      PROTO=(-H "Origin: $ORIGIN" -H 'Sec-WebSocket-Protocol: actioncable-v1-json'
+             --channel-prefix chat-room-
+             --sub-template '{"command":"subscribe","identifier":"{\"channel\":\"Chats::RoomChannel\",\"chat_room_id\":{chn}}"}'
+             --ack confirm_subscription
+             --pub-template '{"channel":"chat-room-{chn}-channel","event":"newMessage","data":{"ts":{ts},"seq":{seq}}}'
+             --pub-header "Authorization: Bearer $KEY") ;;
+    node-ws)
+      SRV_KIND=node; WORKERS=; SRV_CPUS=$SERVER_CPU
+      URL="ws://127.0.0.1:$p/ws" ;;
+    *) die "unknown target $1 (wshub-B wshub-C wshub-B-2w node-ws)" ;;
+  esac
+}
+
+# A fresh port: never used by this script and with no socket at all (no TIME_WAIT: PAWS).
+declare -A USED_PORTS=()
+fresh_port() {
+  local p
+  for _ in $(seq 1 500); do
+    p=$((20000 + RANDOM % 12000))
+    [ -n "${USED_PORTS[$p]:-}" ] && continue
+    if [ -z "$(ss -Htan "( sport = :$p or dport = :$p )" 2>/dev/null)" ]; then
+      USED_PORTS[$p]=1; echo "$p"; return 0
+    fi
+  done
+  return 1
+}
+
+wait_quiet() {
+  local tries=0 a b busy=0
+  while [ $tries -lt "${QUIET_TRIES:-30}" ]; do
+    a=$(awk '/^cpu /{print $2+$3+$4+$7+$8+$9, $2+$3+$4+$5+$6+$7+$8+$9}' /proc/stat)
+    sleep 1
+    b=$(awk '/^cpu /{print $2+$3+$4+$7+$8+$9, $2+$3+$4+$5+$6+$7+$8+$9}' /proc/stat)
+    busy=$(echo "$a $b" | awk '{d=$4-$2; print (d>0)? int(100*($3-$1)/d) : 0}')
+    if [ "$busy" -le "${QUIET_PCT:-10}" ]; then
+      [ $tries -gt 0 ] && say "  (waited ${tries}s for an idle machine)"
+      return 0
+    fi
+    tries=$((tries + 1))
+  done
+  say "  WARNING: the machine is still ${busy}% busy before the run"
+}
+
+stop_server() {
+  SERVER_RC=
+  [ -n "${SPID:-}" ] || return 0
+  if kill -0 "$SPID" 2>/dev/null; then
+    kill -TERM "$SPID" 2>/dev/null
+    for _ in $(seq 1 100); do kill -0 "$SPID" 2>/dev/null || break; sleep 0.1; done
+    kill -0 "$SPID" 2>/dev/null && { say "  server $SPID ignored SIGTERM for 10 s: SIGKILL"; kill -KILL "$SPID" 2>/dev/null; }
+  fi
+  wait "$SPID" 2>/dev/null
+  SERVER_RC=$?
+  SPID=
+}
+
+# start_server TARGET PORT LOG: starts the server pinned, waits until it answers, sets SPID
+start_server() {
+  local t=$1 p=$2 log=$3 rundir code ok=
+  target_setup "$t" "$p"
+  if [ "$SRV_KIND" = wshub ]; then
+    rundir=$(mktemp -d "${TMPDIR:-/tmp}/wshub-bench-run.XXXXXX") && TMPS+=("$rundir")
+    # no config/wshub.json in the run directory: the embedded default plus these variables
+    (cd "$rundir" && exec env WSHUB_LISTEN="127.0.0.1:$p" WSHUB_WORKERS="$WORKERS" WSHUB_LOG_LEVEL=warn \
+      WSHUB_JWT_SECRET="$SECRET" WSHUB_API_KEY="$KEY" WSHUB_CABLE_ALLOWED_ORIGINS="$ORIGIN" \
+      ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}" UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1}" \
+      taskset -c "$SRV_CPUS" "$BIN") > "$log" 2>&1 &
+  else
+    (cd "$NODE_DIR" && exec taskset -c "$SRV_CPUS" node server.js "$p") > "$log" 2>&1 &
+  fi
+  SPID=$!
+  for _ in $(seq 1 150); do
+    kill -0 "$SPID" 2>/dev/null || { say "  the server exited at start:"; tail -n 20 "$log" >&2; SPID=; return 1; }
+    code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "http://127.0.0.1:$p/healthz" 2>/dev/null)
+    # wshubd: GET /healthz answers 200; the node peer has no /healthz (404 = it listens)
+    if [ "$SRV_KIND" = wshub ] && [ "$code" = 200 ]; then ok=1; break; fi
+    if [ "$SRV_KIND" = node ] && [ "$code" != 000 ] && [ -n "$code" ]; then ok=1; break; fi
+    sleep 0.1
+  done
+  [ -n "$ok" ] || { say "  the server did not answer on port $p within 15 s"; stop_server; return 1; }
+  local exe want
+  exe=$(readlink -f "/proc/$SPID/exe" 2>/dev/null)
+  if [ "$SRV_KIND" = wshub ]; then want=$(readlink -f "$BIN"); else want=$(readlink -f "$(command -v node)"); fi
+  [ "$exe" = "$want" ] || { say "  pid $SPID runs '$exe', not $want"; stop_server; return 1; }
+  return 0
+}
+
+# other processes' share of the two CPUs during the measured phase (%), from the JSON line
+other_load() {
+  python3 - "$1" <<'PY'
+import json, sys
+try:
+    d = json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])
+    c = d["cpu"].get("publish") or d["cpu"]["connect"]
+    m = c.get("machine_busy_pct", [])
+    print(int(max(sum(m) - max(c["server_pct"], 0) - max(c["bench_pct"], 0), 0)) if len(m) >= 2 else 0)
+except Exception:
+    print(100)
+PY
+}
+
+# ---------------------------------------------------------------- the runs
+FAILED=0
+RUNS=0
+T0=$(date +%s)
+run_one() {
+  local t=$1 sc=$2 rep=$3 base="$OUT/$1-$2-$3" args port attempt brc other
+  args=$(scenario_args "$sc") || { FAILED=$((FAILED + 1)); return; }
+  for attempt in $(seq 1 "$ATTEMPTS"); do
+    port=$(fresh_port) || die "no free port"
+    [ "$ASAN" = 1 ] || wait_quiet
+    if ! start_server "$t" "$port" "$base.server.log"; then
+      FAILED=$((FAILED + 1))
+      echo "{\"target\":\"$t\",\"scenario\":\"$sc\",\"rep\":$rep,\"attempt\":$attempt,\"port\":$port,\"start_failed\":true}" > "$base.run.json"
+      return
+    fi
+    sleep 0.5
+    # shellcheck disable=SC2206
+    local cmd=(taskset -c "$BENCH_CPU" "$WSBENCH" -u "$URL" $args "${PROTO[@]}" --pid "$SPID" --label "$t-$sc-$rep")
+    printf '%q ' "${cmd[@]}" > "$base.cmd"; echo >> "$base.cmd"
+    say "[$t $sc #$rep$([ "$attempt" -gt 1 ] && echo " attempt $attempt")] port $port, server pid $SPID (CPUs $SRV_CPUS${WORKERS:+, $WORKERS worker(s)})"
+    say "  $(sed -E 's/token=[A-Za-z0-9._-]+/token=<JWT>/; s/Bearer\\? [A-Za-z0-9-]+/Bearer <key>/g' "$base.cmd")"
+    timeout 300 "${cmd[@]}" > "$base.json" 2> "$base.log"
+    brc=$?
+    stop_server
+    RUNS=$((RUNS + 1))
+    say "  wsbench rc=$brc, server rc=$SERVER_RC | $(grep -E '^(deliveries|latency|handshakes|server rss|errors)' "$base.log" | tr '\n' '|' | cut -c1-400)"
+    other=$(other_load "$base.json")
+    echo "{\"target\":\"$t\",\"scenario\":\"$sc\",\"rep\":$rep,\"attempt\":$attempt,\"port\":$port,\"bench_rc\":$brc,\"server_rc\":${SERVER_RC:-null},\"other_load_pct\":$other,\"server_cpus\":\"$SRV_CPUS\",\"bench_cpu\":\"$BENCH_CPU\",\"workers\":${WORKERS:-null}}" > "$base.run.json"
+    [ "$brc" = 0 ] || FAILED=$((FAILED + 1))
+    sleep 1
+    if [ "$other" -le "$MAX_OTHER" ] || [ "$attempt" = "$ATTEMPTS" ]; then
+      [ "$other" -gt "$MAX_OTHER" ] && say "  other load ${other}% during the run: kept (last attempt)"
+      break
+    fi
+    say "  other load ${other}% during the run: rejected, repeating"
+    for f in json log server.log cmd run.json; do mv "$base.$f" "$base.$f.rejected$attempt"; done
+    [ "$brc" = 0 ] || FAILED=$((FAILED - 1))
+  done
+}
+
+# Interleaved (rep, scenario, target) so that slow drift of the machine hits every target alike.
+for rep in $(seq 1 "$REPS"); do
+  for sc in $SCENARIOS; do
+    for t in $TARGETS; do
+      run_one "$t" "$sc" "$rep"
+    done
+  done
+done
+say "$RUNS runs in $(( $(date +%s) - T0 )) s; results in $OUT"
+ln -sfn "$(basename "$OUT")" "$HERE/results/latest" 2>/dev/null || true
+
+# ---------------------------------------------------------------- ASan checks
+if [ "$ASAN" = 1 ]; then
+  CHECK_FAIL=0
+  for f in "$OUT"/*.json; do
+    case $f in *.run.json) continue ;; esac
+    base=${f%.json}
+    msg=$(python3 - "$f" "$base.run.json" <<'PY'
+import json, sys
+bad = []
+try:
+    d = json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])
+except Exception:
+    print("no JSON line from wsbench"); sys.exit()
+r = json.load(open(sys.argv[2]))
+if d.get("connected") != d.get("conns"): bad.append("connected %s of %s" % (d.get("connected"), d.get("conns")))
+if d.get("subscribed") != d.get("conns"): bad.append("subscribed %s of %s" % (d.get("subscribed"), d.get("conns")))
+if d.get("mode") != "idle":
+    if not d.get("deliveries"): bad.append("no deliveries")
+    if d.get("lost"): bad.append("lost %s" % d["lost"])
+    if d.get("dup"): bad.append("dup %s" % d["dup"])
+e = d.get("errors", {})
+if e.get("total"): bad.append("errors " + ", ".join("%s=%s" % kv for kv in e.items() if kv[1]))
+if r.get("bench_rc") != 0: bad.append("wsbench exit %s" % r.get("bench_rc"))
+if r.get("server_rc") != 0: bad.append("wshubd exit %s after SIGTERM" % r.get("server_rc"))
+print("; ".join(bad))
+PY
+)
+    san=$(grep -E 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:|SUMMARY: (Address|Undefined|Leak)Sanitizer|WARNING: ThreadSanitizer' "$base.server.log" | head -n 3)
+    [ -n "$san" ] && msg="${msg:+$msg; }sanitizer report in $(basename "$base.server.log"): $san"
+    if [ -n "$msg" ]; then
+      say "ASAN CHECK FAILED $(basename "$base"): $msg"; CHECK_FAIL=1
+    else
+      say "asan check ok $(basename "$base"): $(python3 -c "import json,sys;d=json.loads(open(sys.argv[1]).read().strip().splitlines()[-1]);print('%d conns, %d deliveries, lost 0, dup 0, errors 0, no sanitizer report, wshubd exit 0'%(d['connected'],d['deliveries']))" "$f")"
+    fi
+  done
+  [ "$FAILED" -gt 0 ] && CHECK_FAIL=1
+  "$HERE/summarize.sh" "$OUT" > "$OUT/summary.md"
+  cat "$OUT/summary.md"
+  if [ "$CHECK_FAIL" = 0 ]; then say "ASan run: every check passed"; exit 0; fi
+  say "ASan run: FAILED (see above; files in $OUT)"; exit 1
+fi
+
+"$HERE/summarize.sh" "$OUT" > "$OUT/summary.md"
+cat "$OUT/summary.md"
+say "tables: $OUT/summary.md"
+[ "$FAILED" = 0 ] || { say "$FAILED run(s) failed (wsbench exit status or server start)"; exit 1; }
+exit 0

@@ -1,0 +1,273 @@
+#!/usr/bin/env python3
+"""Tables for bench/run.sh: one Markdown table per scenario (median (min..max) over the
+repetitions), ratio tables (wshub vs node-ws measured in the same run; wshub vs uWebSockets
+QUOTED from ../shared/bench/RESULTS.md) and a list of anomalies.
+
+usage: bench/summarize.py RESULTS_DIR        (or: bench/summarize.sh [RESULTS_DIR])
+Reads RESULTS_DIR/<target>-<scenario>-<rep>.json (wsbench's JSON line), the .run.json beside
+it (exit codes, written by run.sh) and RESULTS_DIR/meta.md. *.rejectedN files are only counted.
+"""
+import collections
+import glob
+import json
+import os
+import re
+import statistics
+import sys
+
+TARGET_ORDER = ["wshub-B", "wshub-C", "wshub-B-2w", "node-ws"]
+SC_ORDER = ["S1", "S2", "S2M", "S2L", "S3"]
+SC_TITLE = {
+    "S1": "S1 — fan-out: 1 channel × 1000 subscribers, saturate (W=16) via HTTP publish, 10 s",
+    "S2": "S2 — 100 channels × 100 subscribers (N=10,000), 2000 publishes/s, 10 s",
+    "S2M": "S2M — 100 × 100 (N=10,000), 1000 publishes/s, 10 s",
+    "S2L": "S2L — 100 × 100 (N=10,000), 500 publishes/s (50k deliveries/s), 10 s",
+    "S3": "S3 — idle: 10,000 connections (100 channels), 10 s hold",
+}
+STD_CONNS = {"S1": 1000, "S2": 10000, "S2M": 10000, "S2L": 10000, "S3": 10000}
+# uWebSockets and node-ws medians QUOTED from ../shared/bench/RESULTS.md (not measured here)
+QUOTED = {
+    "uWebSockets": {"S1.dps": 846216, "S1.p50": 6.97, "S1.p99": 13.37, "S2L.p50": 0.53, "S2L.p99": 1.82,
+                    "S3.kb": 0.46, "S3.hs": 28372},
+    "node-ws": {"S1.dps": 121223, "S1.p50": 28.28, "S1.p99": 47.45, "S2L.p50": 1.14, "S2L.p99": 173.02,
+                "S3.kb": 7.85, "S3.hs": 5632},
+}
+
+
+def get(d, path):
+    for k in path.split("."):
+        if not isinstance(d, dict) or k not in d:
+            return None
+        d = d[k]
+    return d
+
+
+def load(path):
+    try:
+        return json.loads(open(path).read().strip().splitlines()[-1])
+    except Exception:
+        return None
+
+
+def other_load(d):
+    """CPU % of the two CPUs not explained by server + bench during the measured phase"""
+    c = get(d, "cpu.publish") or get(d, "cpu.connect")
+    if not c or len(c.get("machine_busy_pct", [])) < 2:
+        return None
+    return max(sum(c["machine_busy_pct"]) - max(c.get("server_pct", 0), 0) - max(c.get("bench_pct", 0), 0), 0)
+
+
+def fmt(vals, digits=0, scale=1.0):
+    vals = [v * scale for v in vals if v is not None and not (isinstance(v, (int, float)) and v < 0)]
+    if not vals:
+        return "-"
+    f = "{:,.%df}" % digits
+    med = statistics.median(vals)
+    if len(vals) == 1:
+        return f.format(med)
+    return "%s (%s..%s)" % (f.format(med), f.format(min(vals)), f.format(max(vals)))
+
+
+def med(vals):
+    vals = [v for v in vals if v is not None and v >= 0]
+    return statistics.median(vals) if vals else None
+
+
+# (header, json path or callable, digits, scale)
+FLOW = [("deliveries/s", "deliveries_per_s", 0, 1), ("publishes/s", "publishes_per_s", 0, 1),
+        ("lat p50 ms", "latency_us.p50", 2, 1e-3), ("lat p99 ms", "latency_us.p99", 2, 1e-3),
+        ("lat max ms", "latency_us.max", 1, 1e-3), ("lost", "lost", 0, 1), ("dup", "dup", 0, 1),
+        ("errors", "errors.total", 0, 1),
+        ("server CPU %", "cpu.publish.server_pct", 0, 1), ("bench CPU %", "cpu.publish.bench_pct", 0, 1),
+        ("frames/read", "frames_per_read", 2, 1), ("bench ceiling dps est", "bench_ceiling_dps_est", 0, 1)]
+FIXED_EXTRA = [("late publishes", "late_publishes", 0, 1)]
+IDLE = [("handshakes/s", "handshakes_per_s", 0, 1), ("KB/conn (after hold)", "kb_per_conn", 2, 1),
+        ("KB/conn (connected only)", "kb_per_conn_connected", 2, 1), ("RSS end MB", "rss_kb.end", 1, 1 / 1024),
+        ("sub-ack s", "sub_ack_s", 3, 1), ("server CPU % (connect)", "cpu.connect.server_pct", 0, 1),
+        ("bench CPU % (connect)", "cpu.connect.bench_pct", 0, 1), ("syn_retrans", "syn_retrans", 0, 1),
+        ("errors", "errors.total", 0, 1)]
+
+
+def columns(sc, runs):
+    if any(d.get("mode") == "idle" for d in runs):
+        return IDLE
+    if any(d.get("mode") == "fixed" for d in runs):
+        return FLOW + FIXED_EXTRA
+    return FLOW
+
+
+def main():
+    if len(sys.argv) != 2 or not os.path.isdir(sys.argv[1]):
+        sys.exit(__doc__)
+    out = sys.argv[1]
+    runs = collections.defaultdict(list)   # (target, sc) -> [json]
+    meta = {}                              # label -> run.json
+    rejected = collections.Counter()
+    bad_files = []
+    for path in sorted(glob.glob(os.path.join(out, "*-S*-*.json*"))):
+        name = os.path.basename(path)
+        m = re.match(r"(.+)-(S\w+)-(\d+)\.json(\.rejected\d+)?$", name)
+        if not m:
+            continue
+        if m.group(4):
+            rejected[(m.group(1), m.group(2))] += 1
+            continue
+        d = load(path)
+        if d is None:
+            bad_files.append(name)
+            continue
+        runs[(m.group(1), m.group(2))].append(d)
+        rj = os.path.join(out, "%s-%s-%s.run.json" % m.group(1, 2, 3))
+        if os.path.exists(rj):
+            meta[d.get("label", "")] = json.load(open(rj))
+    for rj in sorted(glob.glob(os.path.join(out, "*.run.json"))):
+        r = json.load(open(rj))
+        if r.get("start_failed"):
+            bad_files.append("%s (the server did not start)" % os.path.basename(rj))
+
+    targets = sorted({t for t, _ in runs}, key=lambda t: (TARGET_ORDER.index(t) if t in TARGET_ORDER else 99, t))
+    scs = sorted({s for _, s in runs}, key=lambda s: (SC_ORDER.index(s) if s in SC_ORDER else 99, s))
+
+    mp = os.path.join(out, "meta.md")
+    if os.path.exists(mp):
+        print(open(mp).read().rstrip())
+        print()
+    print("Every cell: median (min..max) over the runs; one value when there was one run. "
+          "*other load %* = CPU time of the two CPUs not explained by server + wsbench "
+          "(other processes; > 10 % makes the run suspect).")
+
+    nonstd = set()
+    for sc in scs:
+        present = [t for t in targets if (t, sc) in runs]
+        allruns = [d for t in present for d in runs[(t, sc)]]
+        cols = columns(sc, allruns)
+        title = SC_TITLE.get(sc, sc)
+        if any(d.get("conns") != STD_CONNS.get(sc) or d.get("duration_s", 10) != 10 for d in allruns):
+            nonstd.add(sc)
+            d0 = allruns[0]
+            title = "%s — REDUCED/NON-STANDARD SCALE: %s conns, %s channel(s), %s, %s s (not comparable with RESULTS.md)" % (
+                sc, d0.get("conns"), d0.get("channels"),
+                d0.get("mode") + (" %s publishes/s" % d0.get("rate") if d0.get("mode") == "fixed" else ""),
+                d0.get("duration_s"))
+        print("\n### %s\n" % title)
+        print("| target | runs | " + " | ".join(c[0] for c in cols) + " | other load % |")
+        print("|---|---|" + "---|" * (len(cols) + 1))
+        for t in present:
+            ds = runs[(t, sc)]
+            cells = [fmt([get(d, c[1]) for d in ds], c[2], c[3]) for c in cols]
+            cells.append(fmt([other_load(d) for d in ds], 0))
+            print("| %s | %d | %s |" % (t, len(ds), " | ".join(cells)))
+
+    # ----------------------------------------------------------- ratios
+    def m_of(t, sc, path, scale=1.0):
+        v = med([get(d, path) for d in runs.get((t, sc), [])])
+        return None if v is None else v * scale
+
+    metrics = [("S1 deliveries/s", "S1", "deliveries_per_s", 1, "S1.dps", True, 0),
+               ("S1 lat p50 ms", "S1", "latency_us.p50", 1e-3, "S1.p50", False, 2),
+               ("S1 lat p99 ms", "S1", "latency_us.p99", 1e-3, "S1.p99", False, 2),
+               ("S2L lat p50 ms", "S2L", "latency_us.p50", 1e-3, "S2L.p50", False, 2),
+               ("S2L lat p99 ms", "S2L", "latency_us.p99", 1e-3, "S2L.p99", False, 2),
+               ("S3 KB/conn", "S3", "kb_per_conn", 1, "S3.kb", False, 2),
+               ("S3 handshakes/s", "S3", "handshakes_per_s", 1, "S3.hs", True, 0)]
+    metrics = [x for x in metrics if x[1] in scs and x[1] not in nonstd]
+    wshub = [t for t in targets if t.startswith("wshub")]
+
+    def cell(a, b, digits):
+        if a is None or b is None or b == 0:
+            return "-"
+        f = "{:,.%df}" % digits
+        return "%.2f× (%s vs %s)" % (a / b, f.format(a), f.format(b))
+
+    if wshub and metrics:
+        legend = ("ratio = wshub ÷ peer; higher is better for deliveries/s and handshakes/s, lower is better "
+                  "for latency and KB/conn. Medians.")
+        if "node-ws" in targets:
+            print("\n### Ratios: wshub vs node-ws, both measured in this run (same machine, same wsbench)\n")
+            print(legend + "\n")
+            print("| target | " + " | ".join(x[0] for x in metrics) + " |")
+            print("|---|" + "---|" * len(metrics))
+            for t in wshub:
+                print("| %s vs node-ws | %s |" % (t, " | ".join(
+                    cell(m_of(t, x[1], x[2], x[3]), m_of("node-ws", x[1], x[2], x[3]), x[6]) for x in metrics)))
+        print("\n### Ratios: wshub vs uWebSockets — uWebSockets figures QUOTED from ../shared/bench/RESULTS.md, "
+              "NOT measured in this run\n")
+        print("uWebSockets is not buildable here; its medians (3 runs, same wsbench, same pinning, this machine "
+              "type, an earlier session) are copied from RESULTS.md: S1 846,216 deliveries/s, p50 6.97 / p99 "
+              "13.37 ms (bench-co-limited: wsbench at 95 %); S2L p50 0.53 / p99 1.82 ms; S3 0.46 KB/conn, "
+              "28,372 handshakes/s (wsbench-limited). " + legend + "\n")
+        print("| target | " + " | ".join(x[0] for x in metrics) + " |")
+        print("|---|" + "---|" * len(metrics))
+        for t in wshub:
+            print("| %s vs uWS (quoted) | %s |" % (t, " | ".join(
+                cell(m_of(t, x[1], x[2], x[3]), QUOTED["uWebSockets"][x[4]], x[6]) for x in metrics)))
+    if "node-ws" in targets and metrics:
+        print("\n### Calibration: node-ws in this run vs node-ws QUOTED from RESULTS.md\n")
+        print("The same peer on the same machine type; a large drift means the machine (or the load on it) "
+              "differs from when RESULTS.md was measured, and the quoted uWS ratios above drift with it.\n")
+        print("| | " + " | ".join(x[0] for x in metrics) + " |")
+        print("|---|" + "---|" * len(metrics))
+        print("| node-ws this run ÷ RESULTS.md | %s |" % " | ".join(
+            cell(m_of("node-ws", x[1], x[2], x[3]), QUOTED["node-ws"][x[4]], x[6]) for x in metrics))
+
+    # ----------------------------------------------------------- anomalies
+    notes = []
+    for (t, sc), ds in sorted(runs.items()):
+        for d in ds:
+            lab = d.get("label", "%s-%s-?" % (t, sc))
+            r = meta.get(lab, {})
+            e = d.get("errors", {})
+            if e.get("total"):
+                notes.append("%s: errors.total %d (%s)" % (lab, e["total"], ", ".join(
+                    "%s=%s" % (k, v) for k, v in e.items() if v and k != "total")))
+            if d.get("connected", 0) < d.get("conns", 0):
+                notes.append("%s: connected %s of %s" % (lab, d.get("connected"), d.get("conns")))
+            if d.get("subscribed", 0) < d.get("connected", 0):
+                notes.append("%s: subscribed %s of %s connected" % (lab, d.get("subscribed"), d.get("connected")))
+            if d.get("mode") != "idle":
+                if d.get("lost"):
+                    notes.append("%s: lost %d of %d expected (after_drain %s)" % (
+                        lab, d["lost"], d.get("expected_deliveries", 0), d.get("after_drain")))
+                if d.get("dup"):
+                    notes.append("%s: dup %d" % (lab, d["dup"]))
+                bp = get(d, "cpu.publish.bench_pct") or 0
+                if bp >= 90:
+                    notes.append("%s: wsbench at %.0f %% CPU during the publish window — bench-(co-)limited "
+                                 "(bench_ceiling_dps_est %s, %.2f frames/read)" % (
+                                     lab, bp, format(int(d.get("bench_ceiling_dps_est", 0)), ","),
+                                     d.get("frames_per_read", 0)))
+                if d.get("mode") == "fixed" and d.get("publishes_per_s", 0) < 0.99 * d.get("rate", 0):
+                    notes.append("%s: fixed rate not sustained: %.0f of %s publishes/s (backlog_max %s, late %s)" % (
+                        lab, d.get("publishes_per_s", 0), d.get("rate"), d.get("backlog_max"), d.get("late_publishes")))
+            else:
+                bp = get(d, "cpu.connect.bench_pct") or 0
+                if bp >= 90:
+                    notes.append("%s: wsbench at %.0f %% CPU during the connect phase — handshakes/s is "
+                                 "bench-(co-)limited" % (lab, bp))
+            if d.get("syn_retrans") or d.get("paws_timewait"):
+                notes.append("%s: syn_retrans %s, paws_timewait %s (handshake figures include 1 s stalls)" % (
+                    lab, d.get("syn_retrans"), d.get("paws_timewait")))
+            ol = other_load(d)
+            if ol is not None and ol > 10:
+                notes.append("%s: other load %.0f %% during the measured phase" % (lab, ol))
+            if r and r.get("bench_rc") not in (0, None):
+                notes.append("%s: wsbench exit status %s" % (lab, r.get("bench_rc")))
+            if r and r.get("server_rc") not in (0, None):
+                notes.append("%s: server exit status %s after SIGTERM" % (lab, r.get("server_rc")))
+    for k, n in sorted(rejected.items()):
+        notes.append("%s-%s: %d run(s) rejected for foreign CPU load and repeated" % (k[0], k[1], n))
+    for b in bad_files:
+        notes.append("%s: no usable wsbench JSON line" % b)
+    print("\n### Anomalies\n")
+    if notes:
+        for n in notes:
+            print("- " + n)
+    else:
+        print("- none: every run connected and subscribed every connection, no errors, no lost or duplicate "
+              "deliveries, wsbench below 90 % CPU, no SYN retransmits, other load ≤ 10 %")
+    print("\n(unmatched_msgs is not an anomaly for wshub-C: the Action Cable welcome and the 3 s pings "
+          "carry no \"ts\".)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,20 @@
+/*
+ * flow — the parts of API D (server/dialects/flow.c) that live outside its WebSocket
+ * dialect: the bot rules loaded at start, and its REST endpoints (routes.c).
+ */
+#ifndef WSHUB_FLOW_H
+#define WSHUB_FLOW_H
+
+#include <stddef.h>
+
+#include "wshub/http.h"
+
+/* Loads flow.bot_file (NULL: the echo bot). On failure one line naming the key in err. */
+int flow_bot_load(const char *path, char *err, size_t errlen);
+void flow_bot_free(void);
+
+void flow_socket_info(const http_request_t *req, worker_t *w, http_reply_t *out);
+void flow_thread_history(const http_request_t *req, worker_t *w, http_reply_t *out);
+void flow_thread_unnoticed(const http_request_t *req, worker_t *w, http_reply_t *out);
+
+#endif
