@@ -20,6 +20,7 @@
 #include <uv.h>
 
 #include "wshub/strmap.h"
+#include "wshub/util.h"
 #include "wshub/worker.h"
 #include "wshub/ws.h"
 
@@ -75,16 +76,6 @@ static hub_msg_t *msg_ref(hub_msg_t *m)
     return m;
 }
 
-static void iso_now(char out[32])
-{
-    struct timespec ts;
-    struct tm tm;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    gmtime_r(&ts.tv_sec, &tm);
-    size_t n = strftime(out, 32, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(out + n, 32 - n, ".%03dZ", (int)(ts.tv_nsec / 1000000) % 1000);
-}
-
 static hub_msg_t *msg_new(hub_t *hub, const char *channel, size_t clen, const char *event,
                           const char *data, size_t dlen)
 {
@@ -114,7 +105,7 @@ static hub_msg_t *msg_new(hub_t *hub, const char *channel, size_t clen, const ch
     p[dlen] = 0;
     m->data_len = dlen;
     free(ev_json);
-    iso_now(m->timestamp);
+    util_iso8601_now(m->timestamp);
     for (int i = 0; i < HUB_ENVELOPES; i++)
         atomic_init(&m->frames[i], NULL);
     return m;

@@ -10,6 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "wshub/config.h"
 
 typedef struct ws_session ws_session_t;
@@ -57,6 +59,10 @@ extern const dialect_t dialect_service;
 extern const dialect_t dialect_cable;
 extern const dialect_t dialect_moderation;
 extern const dialect_t dialect_flow;
+
+/* Sends msg as compact JSON text on s and releases msg (NULL is ignored): the dialects'
+ * per-connection replies, never fan-out (that is the hub's prepared frames). */
+int dialect_send_json(ws_session_t *s, json_t *msg);
 
 /* Every dialect, for routing; NULL-terminated. */
 extern const dialect_t *const dialects[];

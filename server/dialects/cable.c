@@ -146,14 +146,7 @@ static frame_t *variant_frame(const hub_msg_t *m, void *variant)
 
 static const hub_envelope_t envelope = {.slot = EP_CABLE, .variant_frame = variant_frame};
 
-static void send_json(cable_t *v, json_t *msg)
-{
-    char *text = msg ? json_dumps(msg, JSON_COMPACT) : NULL;
-    if (text)
-        ws_session_send_text(v->s, text, strlen(text));
-    free(text);
-    json_decref(msg);
-}
+static void send_json(cable_t *v, json_t *msg) { dialect_send_json(v->s, msg); }
 
 static void send_disconnect(cable_t *v, const char *reason, bool reconnect)
 {

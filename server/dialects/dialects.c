@@ -1,7 +1,13 @@
 /*
- * The routing table of WebSocket endpoints: one entry per dialect module.
+ * The routing table of WebSocket endpoints (one entry per dialect module), and what the
+ * dialects share.
  */
 #include "wshub/dialect.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "wshub/ws.h"
 
 const dialect_t *const dialects[] = {
     &dialect_echo,
@@ -11,3 +17,12 @@ const dialect_t *const dialects[] = {
     &dialect_flow,
     NULL,
 };
+
+int dialect_send_json(ws_session_t *s, json_t *msg)
+{
+    char *text = msg ? json_dumps(msg, JSON_COMPACT) : NULL;
+    int r = text ? ws_session_send_text(s, text, strlen(text)) : -1;
+    free(text);
+    json_decref(msg);
+    return r;
+}

@@ -579,14 +579,7 @@ typedef struct flow {
     wtimer_t idle;
 } flow_t;
 
-static void send_json(flow_t *v, json_t *msg)
-{
-    char *text = msg ? json_dumps(msg, JSON_COMPACT) : NULL;
-    if (text)
-        ws_session_send_text(v->s, text, strlen(text));
-    free(text);
-    json_decref(msg);
-}
+static void send_json(flow_t *v, json_t *msg) { dialect_send_json(v->s, msg); }
 
 static void send_error(flow_t *v, const char *message)
 {

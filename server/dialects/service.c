@@ -25,6 +25,7 @@
 #include "wshub/log.h"
 #include "wshub/metrics.h"
 #include "wshub/server.h"
+#include "wshub/util.h"
 #include "wshub/worker.h"
 #include "wshub/ws.h"
 #include "wshub/wtimer.h"
@@ -44,16 +45,6 @@ typedef struct svc {
 } svc_t;
 
 /* ------------------------------------------------------------------ envelope */
-
-static void iso_now(char out[32])
-{
-    struct timespec ts;
-    struct tm tm;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    gmtime_r(&ts.tv_sec, &tm);
-    size_t n = strftime(out, 32, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(out + n, 32 - n, ".%03dZ", (int)(ts.tv_nsec / 1000000) % 1000);
-}
 
 /* {"type":<event>,"data":<data>,"timestamp":"<ts>"}, built once per published message. */
 static frame_t *build_event(const hub_msg_t *m)
@@ -84,13 +75,8 @@ static const hub_envelope_t envelope = {.slot = EP_SERVICE, .build = build_event
 static void send_msg(svc_t *v, const char *type, json_t *data)
 {
     char ts[32];
-    iso_now(ts);
-    json_t *msg = json_pack("{s:s, s:o, s:s}", "type", type, "data", data ? data : json_object(), "timestamp", ts);
-    char *text = msg ? json_dumps(msg, JSON_COMPACT) : NULL;
-    if (text)
-        ws_session_send_text(v->s, text, strlen(text));
-    free(text);
-    json_decref(msg);
+    util_iso8601_now(ts);
+    dialect_send_json(v->s, json_pack("{s:s, s:o, s:s}", "type", type, "data", data ? data : json_object(), "timestamp", ts));
 }
 
 static void send_error(svc_t *v, const char *code, const char *message, const char *channel)
@@ -285,7 +271,7 @@ static void on_message(ws_session_t *s, int opcode, const uint8_t *msg, size_t l
 static void refuse(dialect_accept_t *out, const char *message, const char *why)
 {
     char ts[32];
-    iso_now(ts);
+    util_iso8601_now(ts);
     json_t *body = json_pack("{s:s, s:{s:s, s:s}, s:s}", "type", "error", "data", "code", "unauthorized", "message",
                              message, "timestamp", ts);
     out->status = 401;

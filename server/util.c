@@ -1,0 +1,18 @@
+/*
+ * util — see include/wshub/util.h.
+ */
+#include "wshub/util.h"
+
+#include <stdio.h>
+#include <time.h>
+
+
+void util_iso8601_now(char out[32])
+{
+    struct timespec ts;
+    struct tm tm;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    size_t n = strftime(out, 32, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out + n, 32 - n, ".%03dZ", (int)(ts.tv_nsec / 1000000) % 1000);
+}
