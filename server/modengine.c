@@ -3,11 +3,11 @@
  * ownership in include/wshub/modengine.h, list format and policy in
  * config/moderation/README.md.
  *
- * Owns: the compiled word lists (one hash table of patterns keyed by the first word's
- * letter skeleton), the text normalisation (UTF-8 decoding, case, accents, homoglyphs,
- * l33t, repeated letters, separators and masks inside words), the detectors (links,
- * e-mail addresses, phone numbers, shouting, repetition) and the mapping of all that onto
- * Chatsight's response fields.
+ * Owns: the compiled word lists (a trie of words, its first level hashed by the letter
+ * skeleton of the first word), the text normalisation (UTF-8 decoding, case, accents,
+ * homoglyphs, l33t, repeated letters, separators and masks inside words), the detectors
+ * (links, e-mail addresses, phone numbers, shouting, repetition) and the mapping of all
+ * that onto Chatsight's response fields.
  * Never: touches the engine after modengine_load returns (every scoring thread shares it
  * read-only), keeps state between calls, uses a clock or a random source (the same text
  * must give byte-identical JSON), or does raw substring search outside the entries that
@@ -16,8 +16,9 @@
  * Matching in one paragraph: a text becomes word tokens; each token's normal form keeps
  * its l33t symbols ambiguous (1 = i or l) and is tried in every reading; a reading is
  * reduced to a skeleton (runs of one letter collapsed) plus the run lengths, and a list
- * word matches when the skeletons are equal and every run of the token is at least as
- * long as the list word's run: "fuuuck" matches "fuck", "ass" does not match "as".
+ * word matches when the skeletons are equal and every run of the token is as long as the
+ * list word's run or drawn out to 3+: "fuuuck" matches "fuck"; "as" is not "ass" and
+ * "assess" is not "asses".
  * Fragments glued by separators ("f.u.c.k", "f u c k") are joined into windows and tried
  * the same way; masked tokens ("f*ck") are matched as globs against one-word entries.
  * Phrases continue word by word over the following tokens.
@@ -30,6 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 /* The default English list, generated from config/moderation/en.json by scripts/embed.py. */
 extern const char modengine__default_list[];
@@ -400,22 +402,43 @@ static char leet_primary(char c, char *alt)
 struct mword {
     uint32_t off;
     uint8_t len;
-    uint8_t wild; /* W_TRAIL | W_LEAD */
+    uint8_t wild;   /* W_TRAIL | W_LEAD */
+    uint8_t joined; /* a phrase written as one word ("killyourself") */
 };
 
 /* A concrete word sequence of one entry, after group expansion. */
 struct pattern {
     uint32_t word0;  /* first word in engine.words */
     uint32_t entry;  /* index in engine.entries */
-    uint32_t next;   /* next pattern in the same hash bucket, NONE at the end */
     uint16_t nwords;
+};
+
+/* The patterns are compiled into a trie of words so that the phrases of one entry share
+ * their prefixes: after "i" only "will", "shall", "would"... are tried, not the thousand
+ * expansions of "<intent> <kill> <you>". First-level nodes are hashed by their word. */
+struct tnode {
+    uint8_t top;      /* a first-level node (reached through the hash table) */
+    uint32_t word;    /* the word leading to this node */
+    uint32_t child;   /* first child, NONE */
+    uint32_t sibling; /* next sibling, NONE */
+    uint32_t term;    /* first entry ending here (engine.terms), NONE */
+    uint32_t next;    /* first level only: next node in the same hash bucket */
+    uint16_t kinds;   /* bit per category or lexicon ending here or below */
+    uint32_t first_entry; /* lowest entry ending here (list order, for masked words) */
+};
+
+struct tterm {
+    uint32_t entry;
+    uint32_t next;
 };
 
 struct entry {
     uint8_t kind;     /* CAT_* or LEX_* */
     uint8_t severity; /* 1..5; 0 for lexicons */
     uint8_t names;    /* skipped where it reads as part of a personal name */
-    uint32_t x0, nx;  /* exceptions: engine.xpats[x0 .. x0 + nx) */
+    uint32_t x0, nx;  /* exceptions while loading: engine.xpats[x0 .. x0 + nx) */
+    uint32_t xroot;   /* root of the exceptions' trie, NONE without exceptions */
+    uint16_t xlen;    /* longest exception in words */
 };
 
 struct modengine {
@@ -423,17 +446,24 @@ struct modengine {
     size_t nchars, capchars;
     struct mword *words;
     size_t nwords, capwords;
-    struct pattern *pats; /* matchable patterns, hashed by their first word */
+    struct pattern *pats; /* matchable patterns, while loading (then the trie) */
     size_t npats, cappats;
+    struct tnode *nodes;
+    size_t nnodes, capnodes;
+    struct tterm *terms;
+    size_t nterms, capterms;
     struct pattern *xpats; /* exception patterns, reached through their entry */
     size_t nxpats, capxpats;
     struct entry *entries;
     size_t nentries, capentries;
-    uint32_t *buckets; /* heads of the pattern chains */
+    uint32_t *buckets; /* heads of the first-level node chains */
     uint32_t bmask;    /* number of buckets - 1 */
     uint64_t lenmask[4]; /* per wildcard kind, bit L: some first word has a skeleton of L */
-    uint32_t *single;  /* one-word content patterns: the candidates for masked tokens */
+    uint32_t *single;  /* first-level nodes where content entries end: masked-word candidates,
+                        * the "*stem" ones first, then by first letter */
     size_t nsingle;
+    uint32_t single_at[257]; /* single[single_at[c] .. single_at[c + 1]): words starting with
+                              * c; single[0 .. single_at[0]): "*stem" words */
 };
 
 static int grow(void **p, size_t *cap, size_t need, size_t elem)
@@ -466,6 +496,8 @@ void modengine_free(modengine_t *e)
     free(e->chars);
     free(e->words);
     free(e->pats);
+    free(e->nodes);
+    free(e->terms);
     free(e->xpats);
     free(e->entries);
     free(e->buckets);
@@ -773,7 +805,8 @@ static int list_word(struct loader *L, const char *s, size_t n, char *out, size_
 }
 
 /* Appends a word (full spelling) as skeleton + runs; returns its index or -1. */
-static int64_t add_word(struct loader *L, const char *full, size_t n, uint8_t wild)
+static int64_t add_word(struct loader *L, const char *full, size_t n, uint8_t wild,
+                        uint8_t joined)
 {
     modengine_t *e = L->e;
     char sk[MAXJOIN];
@@ -800,7 +833,7 @@ static int64_t add_word(struct loader *L, const char *full, size_t n, uint8_t wi
     }
     memcpy(e->chars + e->nchars, sk, k);
     memcpy(e->chars + e->nchars + k, runs, k);
-    e->words[e->nwords] = (struct mword){(uint32_t)e->nchars, (uint8_t)k, wild};
+    e->words[e->nwords] = (struct mword){(uint32_t)e->nchars, (uint8_t)k, wild, joined};
     e->nchars += 2 * k;
     return (int64_t)e->nwords++;
 }
@@ -808,7 +841,7 @@ static int64_t add_word(struct loader *L, const char *full, size_t n, uint8_t wi
 static int add_pattern(struct loader *L, int exception, uint32_t word0, size_t nwords)
 {
     modengine_t *e = L->e;
-    struct pattern p = {word0, (uint32_t)(e->nentries - 1), NONE, (uint16_t)nwords};
+    struct pattern p = {word0, (uint32_t)(e->nentries - 1), (uint16_t)nwords};
     if (++L->cur_count > MAXEXPAND) {
         seterr(L, "%s: %s: expands to more than %d phrases", L->cur_file,
                L->cur_what, MAXEXPAND);
@@ -841,7 +874,7 @@ static int emit(struct loader *L, const struct rword *seq, size_t n)
     for (size_t i = 0; i < n; i++) {
         if (list_word(L, seq[i].s, seq[i].n, full[i], &fn[i]) != 0)
             return -1;
-        int64_t w = add_word(L, full[i], fn[i], seq[i].wild);
+        int64_t w = add_word(L, full[i], fn[i], seq[i].wild, 0);
         if (w < 0)
             return -1;
         if (i == 0)
@@ -858,7 +891,7 @@ static int emit(struct loader *L, const struct rword *seq, size_t n)
             memcpy(joined + k, full[i], fn[i]);
             k += fn[i];
         }
-        int64_t w = add_word(L, joined, k, 0);
+        int64_t w = add_word(L, joined, k, 0, 1);
         if (w < 0 || add_pattern(L, 0, (uint32_t)w, 1) != 0)
             return -1;
     }
@@ -977,7 +1010,8 @@ static int new_entry(struct loader *L, int kind, int severity, int names)
         return -1;
     }
     e->entries[e->nentries++] =
-        (struct entry){(uint8_t)kind, (uint8_t)severity, (uint8_t)names, (uint32_t)e->nxpats, 0};
+        (struct entry){(uint8_t)kind, (uint8_t)severity, (uint8_t)names, (uint32_t)e->nxpats, 0,
+                       NONE, 0};
     return 0;
 }
 
@@ -1070,30 +1104,150 @@ static int compile_entries(struct loader *L)
     return 0;
 }
 
-/* Builds the hash table and the masked-token candidate list; the engine is final after. */
+static int same_word(const modengine_t *e, uint32_t a, uint32_t b)
+{
+    const struct mword *x = &e->words[a], *y = &e->words[b];
+    return x->wild == y->wild && x->len == y->len &&
+           memcmp(e->chars + x->off, e->chars + y->off, 2u * x->len) == 0;
+}
+
+static int64_t new_node(modengine_t *e, uint32_t word)
+{
+    if (grow((void **)&e->nodes, &e->capnodes, e->nnodes + 1, sizeof *e->nodes))
+        return -1;
+    e->nodes[e->nnodes] = (struct tnode){0, word, NONE, NONE, NONE, NONE, 0, NONE};
+    return (int64_t)e->nnodes++;
+}
+
+/* Adds the words of p from index `from` below node n, and p's entry at the end. */
+static int trie_path(modengine_t *e, uint32_t n, const struct pattern *p, uint32_t from)
+{
+    for (uint32_t i = from; i < p->nwords; i++) {
+        uint32_t w = p->word0 + i, c = e->nodes[n].child, last = NONE;
+        while (c != NONE && !same_word(e, e->nodes[c].word, w)) {
+            last = c;
+            c = e->nodes[c].sibling;
+        }
+        if (c == NONE) {
+            int64_t k = new_node(e, w);
+            if (k < 0)
+                return -1;
+            c = (uint32_t)k;
+            if (last == NONE)
+                e->nodes[n].child = c;
+            else
+                e->nodes[last].sibling = c;
+        }
+        n = c;
+    }
+    for (uint32_t t = e->nodes[n].term; t != NONE; t = e->terms[t].next)
+        if (e->terms[t].entry == p->entry)
+            return 0;
+    if (grow((void **)&e->terms, &e->capterms, e->nterms + 1, sizeof *e->terms))
+        return -1;
+    e->terms[e->nterms] = (struct tterm){p->entry, e->nodes[n].term};
+    e->nodes[n].term = (uint32_t)e->nterms++;
+    if (e->entries[p->entry].kind < NCAT && p->entry < e->nodes[n].first_entry)
+        e->nodes[n].first_entry = p->entry;
+    return 0;
+}
+
+/* Adds one pattern to the trie: its first word through the hash table. */
+static int trie_insert(modengine_t *e, const struct pattern *p)
+{
+    const struct mword *w0 = &e->words[p->word0];
+    uint32_t h = hash_key(w0->wild, e->chars + w0->off, w0->len) & e->bmask;
+    uint32_t n = e->buckets[h];
+    while (n != NONE && !same_word(e, e->nodes[n].word, p->word0))
+        n = e->nodes[n].next;
+    if (n == NONE) {
+        int64_t k = new_node(e, p->word0);
+        if (k < 0)
+            return -1;
+        n = (uint32_t)k;
+        e->nodes[n].top = 1;
+        e->nodes[n].next = e->buckets[h];
+        e->buckets[h] = n;
+        e->lenmask[w0->wild] |= 1ull << w0->len;
+    }
+    return trie_path(e, n, p, 1);
+}
+
+/* Union of the kinds ending at or below node n (children have higher indexes). */
+static void trie_kinds(modengine_t *e)
+{
+    for (size_t n = e->nnodes; n-- > 0;) {
+        struct tnode *nd = &e->nodes[n];
+        for (uint32_t t = nd->term; t != NONE; t = e->terms[t].next)
+            nd->kinds |= (uint16_t)(1u << e->entries[e->terms[t].entry].kind);
+        for (uint32_t c = nd->child; c != NONE; c = e->nodes[c].sibling)
+            nd->kinds |= e->nodes[c].kinds;
+    }
+}
+
+/* Builds the trie, its first-level hash table and the masked-word candidates; the
+ * engine is final after this. */
 static int build_index(modengine_t *e)
 {
     size_t nb = 64;
     while (nb < 2 * e->npats)
         nb *= 2;
     e->buckets = malloc(nb * sizeof *e->buckets);
-    e->single = malloc((e->npats ? e->npats : 1) * sizeof *e->single);
-    if (!e->buckets || !e->single)
+    if (!e->buckets)
         return -1;
     e->bmask = (uint32_t)(nb - 1);
     for (size_t b = 0; b < nb; b++)
         e->buckets[b] = NONE;
-    /* Inserted last to first so that every chain lists patterns in list order. */
-    for (size_t i = e->npats; i-- > 0;) {
-        const struct mword *w = &e->words[e->pats[i].word0];
-        uint32_t h = hash_key(w->wild, e->chars + w->off, w->len) & e->bmask;
-        e->pats[i].next = e->buckets[h];
-        e->buckets[h] = (uint32_t)i;
-        e->lenmask[w->wild] |= 1ull << w->len;
-    }
     for (size_t i = 0; i < e->npats; i++)
-        if (e->pats[i].nwords == 1 && e->entries[e->pats[i].entry].kind < NCAT)
-            e->single[e->nsingle++] = (uint32_t)i;
+        if (trie_insert(e, &e->pats[i]) != 0)
+            return -1;
+    for (size_t i = 0; i < e->nentries; i++) {
+        struct entry *en = &e->entries[i];
+        if (!en->nx)
+            continue;
+        int64_t root = new_node(e, NONE);
+        if (root < 0)
+            return -1;
+        en->xroot = (uint32_t)root;
+        for (uint32_t x = en->x0; x < en->x0 + en->nx; x++) {
+            if (trie_path(e, en->xroot, &e->xpats[x], 0) != 0)
+                return -1;
+            if (e->xpats[x].nwords > en->xlen)
+                en->xlen = e->xpats[x].nwords;
+        }
+    }
+    trie_kinds(e);
+    e->single = malloc((e->nnodes ? e->nnodes : 1) * sizeof *e->single);
+    if (!e->single)
+        return -1;
+    /* Counting sort of the one-word content nodes: "*stem" words, then by first letter
+     * (node order within a letter, so the result does not depend on the hash). */
+    uint32_t count[258];
+    memset(count, 0, sizeof count);
+    for (int pass = 0; pass < 2; pass++) {
+        for (size_t n = 0; n < e->nnodes; n++) {
+            const struct tnode *nd = &e->nodes[n];
+            const struct mword *w = nd->word == NONE ? NULL : &e->words[nd->word];
+            if (!nd->top || nd->first_entry == NONE || w->joined)
+                continue;
+            unsigned slot = w->wild & W_LEAD ? 0 : 1 + (uint8_t)e->chars[w->off];
+            if (pass == 0)
+                count[slot + 1]++;
+            else
+                e->single[count[slot]++] = (uint32_t)n;
+        }
+        if (pass == 0) {
+            for (unsigned c = 1; c < 258; c++)
+                count[c] += count[c - 1];
+            for (unsigned c = 0; c < 257; c++)
+                e->single_at[c] = count[c + 1];
+            e->nsingle = count[257];
+        }
+    }
+    free(e->pats); /* the tries have them all */
+    free(e->xpats);
+    e->pats = e->xpats = NULL;
+    e->npats = e->cappats = e->nxpats = e->capxpats = 0;
     return 0;
 }
 
@@ -1193,6 +1347,9 @@ struct tok {
     uint16_t lex;            /* LX(LEX_*) | TF_ABUSE */
     uint16_t upper, cased;   /* letter case counts */
     uint32_t gend;           /* end of this token's join group, 0 if none */
+    uint32_t sk0;            /* its readings in scan.skel: per reading a length byte (0:
+                              * cannot match), the skeleton, the runs */
+    uint8_t nvar;            /* number of readings */
 };
 
 #define HF_VIRTUAL 1 /* matched on joined fragments */
@@ -1231,6 +1388,8 @@ struct scan {
     size_t nhit, caphit;
     struct span *span;
     size_t nspan, capspan;
+    uint8_t *skel;   /* the tokens' readings, computed once per call */
+    size_t nskel, capskel;
     int oom;
     unsigned links, emails, phones;
     unsigned longest_run; /* longest run of one repeated non-space character */
@@ -1351,24 +1510,71 @@ static int window_view(const struct scan *sc, uint32_t a, uint32_t b, char *buf,
     return 1;
 }
 
+/* Does one of the cached readings of token t fit list word w? */
+static int token_fits(const struct scan *sc, const struct tok *t, const struct mword *w)
+{
+    const uint8_t *p = sc->skel + t->sk0;
+    for (unsigned r = 0; r < t->nvar; r++) {
+        unsigned n = p[0];
+        if (n && word_fits(sc->e, w, (const char *)p + 1, p + 1 + n, (int)n))
+            return 1;
+        p += 1 + 2 * n;
+    }
+    return 0;
+}
+
+/* Computes and caches the readings of every unmasked token. */
+static void cache_readings(struct scan *sc)
+{
+    char sk[MAXWORD];
+    uint8_t runs[MAXWORD];
+    for (uint32_t i = 0; i < sc->ntok; i++) {
+        struct tok *t = &sc->tok[i];
+        struct view v;
+        t->sk0 = (uint32_t)sc->nskel;
+        t->nvar = 0;
+        if (t->flags & TK_MASKED)
+            continue;
+        token_view(sc, t, &v);
+        for (unsigned m = 0; m < (1u << v.namb); m++) {
+            int n = skeletonize(&v, m, sk, runs);
+            if (n < 0)
+                n = 0;
+            if (grow((void **)&sc->skel, &sc->capskel, sc->nskel + 1 + 2 * (size_t)n, 1)) {
+                sc->oom = 1;
+                return;
+            }
+            sc->skel[sc->nskel] = (uint8_t)n;
+            memcpy(sc->skel + sc->nskel + 1, sk, (size_t)n);
+            memcpy(sc->skel + sc->nskel + 1 + n, runs, (size_t)n);
+            sc->nskel += 1 + 2 * (size_t)n;
+            t->nvar++;
+        }
+    }
+}
+
 /* Tokens consumed when list word w is read at token pos (a token, or joined fragments);
  * 0 when it does not fit. */
-static uint32_t match_word_at(const struct scan *sc, const struct mword *w, uint32_t pos)
+static uint32_t match_word_at(struct scan *sc, const struct mword *w, uint32_t pos)
 {
     if (pos >= sc->ntok)
         return 0;
     const struct tok *t = &sc->tok[pos];
     struct view v;
-    if (!(t->flags & TK_MASKED)) {
-        token_view(sc, t, &v);
-        if (view_fits(sc->e, w, &v))
-            return 1;
-    }
-    if (t->gend > pos + 1) {
+    if (token_fits(sc, t, w))
+        return 1;
+    if (t->gend > pos + 1 && sc->window_budget) {
+        /* Joined fragments start with this token's first letter (either reading). */
+        char wc = sc->e->chars[w->off], c0 = sc->norm[t->n0];
+        int alt0 = t->namb && t->apos[0] == 0 && t->asub[0] == wc;
+        if (!(w->wild & W_LEAD) && c0 != wc && !alt0)
+            return 0;
         char buf[MAXJOIN];
-        for (uint32_t q = pos + 2; q <= t->gend && q - pos <= MAXFRAG; q++)
+        for (uint32_t q = pos + 2; q <= t->gend && q - pos <= MAXFRAG && sc->window_budget; q++) {
+            sc->window_budget--;
             if (window_view(sc, pos, q, buf, &v) && view_fits(sc->e, w, &v))
                 return q - pos;
+        }
     }
     return 0;
 }
@@ -1385,28 +1591,37 @@ static void add_hit(struct scan *sc, uint32_t entry, uint32_t t0, uint32_t t1, u
     sc->hit[sc->nhit++] = (struct hit){entry, t0, t1, flags};
 }
 
-/* The first word of p fits tokens [t0, t1): continues the phrase and records it. Returns
- * 1 for a content hit. */
-static int candidate(struct scan *sc, const struct pattern *p, uint32_t t0, uint32_t t1,
-                     unsigned allow, uint8_t hflags)
+/* The words down to node n fit tokens [t0, pos): records the entries ending at n and
+ * continues with each child. Returns the number of content hits. */
+static int walk(struct scan *sc, uint32_t n, uint32_t t0, uint32_t pos, unsigned allow,
+                uint8_t hflags)
 {
-    const struct entry *en = &sc->e->entries[p->entry];
-    if (!(allow & (1u << en->kind)))
+    const modengine_t *e = sc->e;
+    const struct tnode *nd = &e->nodes[n];
+    int found = 0;
+    if (!(nd->kinds & allow))
         return 0;
-    uint32_t pos = t1;
-    for (unsigned i = 1; i < p->nwords; i++) {
-        uint32_t c = match_word_at(sc, &sc->e->words[p->word0 + i], pos);
-        if (!c)
-            return 0;
-        pos += c;
+    for (uint32_t t = nd->term; t != NONE; t = e->terms[t].next) {
+        uint32_t entry = e->terms[t].entry;
+        unsigned kind = e->entries[entry].kind;
+        if (!(allow & (1u << kind)))
+            continue;
+        if (kind >= NCAT) {
+            if (!hflags)
+                sc->tok[t0].lex |= (uint16_t)LX(kind);
+            continue;
+        }
+        add_hit(sc, entry, t0, pos, hflags);
+        found++;
     }
-    if (en->kind >= NCAT) {
-        if (!hflags)
-            sc->tok[t0].lex |= (uint16_t)LX(en->kind);
-        return 0;
+    for (uint32_t c = nd->child; c != NONE; c = e->nodes[c].sibling) {
+        if (!(e->nodes[c].kinds & allow))
+            continue;
+        uint32_t k = match_word_at(sc, &e->words[e->nodes[c].word], pos);
+        if (k)
+            found += walk(sc, c, t0, pos + k, allow, hflags);
     }
-    add_hit(sc, p->entry, t0, pos, hflags);
-    return 1;
+    return found;
 }
 
 static int lookup(struct scan *sc, unsigned kind, const char *s, const uint8_t *runs, int n,
@@ -1415,13 +1630,12 @@ static int lookup(struct scan *sc, unsigned kind, const char *s, const uint8_t *
     const modengine_t *e = sc->e;
     int found = 0;
     for (uint32_t i = e->buckets[hash_key(kind, s, (size_t)n) & e->bmask]; i != NONE;
-         i = e->pats[i].next) {
-        const struct pattern *p = &e->pats[i];
-        const struct mword *w = &e->words[p->word0];
+         i = e->nodes[i].next) {
+        const struct mword *w = &e->words[e->nodes[i].word];
         if (w->wild != kind || w->len != n)
             continue;
         if (seg_fits(e->chars + w->off, (const uint8_t *)e->chars + w->off + n, s, runs, n))
-            found += candidate(sc, p, t0, t1, allow, hflags);
+            found += walk(sc, i, t0, t1, allow, hflags);
     }
     return found;
 }
@@ -1450,6 +1664,36 @@ static int probe(struct scan *sc, const struct view *v, uint32_t t0, uint32_t t1
                 for (int i = 0; i + L <= n; i++)
                     found += lookup(sc, W_TRAIL | W_LEAD, sk + i, runs + i, L, t0, t1, allow,
                                     hflags);
+        }
+    }
+    return found;
+}
+
+/* The same as probe, on a token's cached readings. */
+static int probe_token(struct scan *sc, uint32_t ti, unsigned allow)
+{
+    const modengine_t *e = sc->e;
+    const struct tok *t = &sc->tok[ti];
+    const uint8_t *p = sc->skel + t->sk0;
+    int found = 0;
+    for (unsigned r = 0; r < t->nvar; r++) {
+        int n = p[0];
+        const char *sk = (const char *)p + 1;
+        const uint8_t *runs = p + 1 + n;
+        p += 1 + 2 * n;
+        if (n == 0)
+            continue;
+        if (e->lenmask[0] >> n & 1)
+            found += lookup(sc, 0, sk, runs, n, ti, ti + 1, allow, 0);
+        for (int L = 1; L <= n; L++) {
+            if (e->lenmask[W_TRAIL] >> L & 1)
+                found += lookup(sc, W_TRAIL, sk, runs, L, ti, ti + 1, allow, 0);
+            if (e->lenmask[W_LEAD] >> L & 1)
+                found += lookup(sc, W_LEAD, sk + n - L, runs + n - L, L, ti, ti + 1, allow, 0);
+            if (e->lenmask[W_TRAIL | W_LEAD] >> L & 1)
+                for (int i = 0; i + L <= n; i++)
+                    found += lookup(sc, W_TRAIL | W_LEAD, sk + i, runs + i, L, ti, ti + 1, allow,
+                                    0);
         }
     }
     return found;
@@ -1521,6 +1765,21 @@ static int add_span(struct scan *sc, size_t b0, size_t b1, int email)
     return 0;
 }
 
+static int starts_ci(const uint8_t *s, size_t n, const char *prefix)
+{
+    size_t k = strlen(prefix);
+    return n >= k && strncasecmp((const char *)s, prefix, k) == 0;
+}
+
+/* The character at d continues a word, an address or a longer name: no domain ends there. */
+static int domain_continues(const uint8_t *s, size_t len, size_t d)
+{
+    if (d >= len)
+        return 0;
+    return s[d] == '@' || s[d] == '-' || is_alnum(s[d]) ||
+           (s[d] == '.' && d + 1 < len && is_alnum(s[d + 1]));
+}
+
 static int url_char(int c)
 {
     return c > ' ' && c != '"' && c != '<' && c != '>' && c != '`' && c < 0x7F;
@@ -1558,36 +1817,30 @@ static void detect_spans(struct scan *sc)
             }
         }
         if (boundary && is_alnum(s[i])) {
-            size_t end = 0;
-            if (len - i >= 7 && (strncasecmp((const char *)s + i, "http://", 7) == 0 ||
-                                 (len - i >= 8 && strncasecmp((const char *)s + i, "https://", 8) == 0)))
+            size_t end;
+            if (starts_ci(s + i, len - i, "http://") || starts_ci(s + i, len - i, "https://")) {
                 end = i + 7;
-            else if (len - i >= 5 && strncasecmp((const char *)s + i, "www.", 4) == 0 &&
-                     is_alnum(s[i + 4]))
+            } else if (starts_ci(s + i, len - i, "www.") && i + 4 < len && is_alnum(s[i + 4])) {
                 end = i + 4;
-            else {
+            } else {
                 unsigned labels;
                 size_t last = 0;
                 size_t d = scan_domain(s, len, i, &labels, &last);
-                if (labels >= 2 && is_tld(s + last, d - last) && (d == len || !(s[d] == '@' ||
-                    s[d] == '-' || is_alnum(s[d]) || (s[d] == '.' && d + 1 < len && is_alnum(s[d + 1])))))
-                    end = d;
-                else {
-                    i = d > i ? d : i + 1;
+                if (labels < 2 || !is_tld(s + last, d - last) || domain_continues(s, len, d)) {
+                    i = d > i ? d : i + 1; /* not a domain: skip the whole word */
                     continue;
                 }
+                end = d;
             }
-            if (end) {
-                while (end < len && url_char(s[end]) && (end == i || s[end] != '@'))
-                    end++;
-                while (end > i && strchr(".,;:!?)]}'", s[end - 1]) != NULL)
-                    end--;
-                if (add_span(sc, i, end, 0) != 0)
-                    return;
-                sc->links++;
-                i = end;
-                continue;
-            }
+            while (end < len && url_char(s[end]))
+                end++;
+            while (end > i && strchr(".,;:!?)]}'", s[end - 1]) != NULL)
+                end--; /* sentence punctuation after a link is not part of it */
+            if (add_span(sc, i, end, 0) != 0)
+                return;
+            sc->links++;
+            i = end;
+            continue;
         }
         i++;
     }
@@ -1702,13 +1955,12 @@ static uint8_t gap_kind(const struct gap *g)
 
 /* Ends the token whose characters are norm[b->c0 .. nnorm): strips edge symbols, maps
  * l33t, decides what kind of token it is, and resets the gap. */
-static void finish_token(struct scan *sc, struct building *b, size_t bend, struct gap *g)
+static void finish_token(struct scan *sc, struct building *b, struct gap *g)
 {
     char *s = sc->norm;
     const uint8_t *cl = sc->ncls;
     size_t a = b->c0, z = sc->nnorm;
     int lead_mask = 0;
-    (void)bend;
     while (a < z && (cl[a] == CL_MASK || (cl[a] == CL_LEET && strchr("!+|", s[a])))) {
         lead_mask |= cl[a] == CL_MASK;
         g->brk |= s[a] == '!';
@@ -1849,7 +2101,7 @@ static void tokenize(struct scan *sc)
             continue;
         }
         if (in_tok) {
-            finish_token(sc, &b, at, &g);
+            finish_token(sc, &b, &g);
             in_tok = 0;
         }
         g.chars++;
@@ -1865,7 +2117,7 @@ static void tokenize(struct scan *sc)
             g.dot = 1;
     }
     if (in_tok && !sc->oom)
-        finish_token(sc, &b, len, &g);
+        finish_token(sc, &b, &g);
 }
 
 /* Marks the join groups: neighbours glued by punctuation, or single characters glued by
@@ -1947,30 +2199,36 @@ static void match_masked(struct scan *sc, uint32_t ti)
         return;
     uint32_t best = NONE;
     int best_exact = 0;
-    for (size_t k = 0; k < e->nsingle; k++) {
-        const struct pattern *p = &e->pats[e->single[k]];
-        const struct mword *w = &e->words[p->word0];
-        const char *ws = e->chars + w->off;
-        int ok = 0;
-        if (w->wild & W_LEAD) {
-            for (size_t st = 0; st < pn && !ok; st++)
-                ok = glob(pat + st, pn - st, ws, w->len, w->wild & W_TRAIL);
-        } else {
-            ok = glob(pat, pn, ws, w->len, w->wild & W_TRAIL);
-        }
-        if (!ok)
-            continue;
-        unsigned full = 0;
-        for (unsigned r = 0; r < w->len; r++)
-            full += (uint8_t)ws[w->len + r];
-        int exact = full == t->nlen;
-        if (best == NONE || (exact && !best_exact)) {
-            best_exact = exact;
-            best = e->single[k];
+    /* Candidates: the "*stem" words, and the words starting with the first letter. */
+    uint8_t c0 = (uint8_t)pat[0];
+    const uint32_t range[2][2] = {{0, e->single_at[0]}, {e->single_at[c0], e->single_at[c0 + 1]}};
+    for (int r = 0; r < 2; r++) {
+        for (uint32_t k = range[r][0]; k < range[r][1]; k++) {
+            const struct tnode *nd = &e->nodes[e->single[k]];
+            const struct mword *w = &e->words[nd->word];
+            const char *ws = e->chars + w->off;
+            int ok = 0;
+            if (w->wild & W_LEAD) {
+                for (size_t st = 0; st < pn && !ok; st++)
+                    ok = glob(pat + st, pn - st, ws, w->len, w->wild & W_TRAIL);
+            } else {
+                ok = glob(pat, pn, ws, w->len, w->wild & W_TRAIL);
+            }
+            if (!ok)
+                continue;
+            unsigned full = 0;
+            for (unsigned j = 0; j < w->len; j++)
+                full += (uint8_t)ws[w->len + j];
+            int exact = full == t->nlen;
+            if (best == NONE || (exact && !best_exact) ||
+                (exact == best_exact && nd->first_entry < e->nodes[best].first_entry)) {
+                best_exact = exact;
+                best = e->single[k];
+            }
         }
     }
     if (best != NONE)
-        add_hit(sc, e->pats[best].entry, ti, ti + 1, HF_MASKED);
+        add_hit(sc, e->nodes[best].first_entry, ti, ti + 1, HF_MASKED);
 }
 
 /* Joined windows of each join group, longest first from each start. */
@@ -1998,27 +2256,31 @@ static void match_windows(struct scan *sc)
     }
 }
 
-/* Does exception x of the hit's entry occur over tokens overlapping the hit? */
-static int excepted(const struct scan *sc, const struct hit *h)
+/* An exception continues from node n at token pos; it excepts the hit if it reaches an
+ * end over tokens that overlap the hit. */
+static int xwalk(struct scan *sc, uint32_t n, uint32_t pos, const struct hit *h)
 {
     const modengine_t *e = sc->e;
-    const struct entry *en = &e->entries[h->entry];
-    for (uint32_t x = en->x0; x < en->x0 + en->nx; x++) {
-        const struct pattern *p = &e->xpats[x];
-        uint32_t back = 2u * p->nwords;
-        uint32_t from = h->t0 > back ? h->t0 - back : 0;
-        for (uint32_t st = from; st < h->t1; st++) {
-            uint32_t pos = st, i;
-            for (i = 0; i < p->nwords; i++) {
-                uint32_t c = match_word_at(sc, &e->words[p->word0 + i], pos);
-                if (!c)
-                    break;
-                pos += c;
-            }
-            if (i == p->nwords && pos > h->t0)
-                return 1;
-        }
+    if (e->nodes[n].term != NONE && pos > h->t0)
+        return 1;
+    for (uint32_t c = e->nodes[n].child; c != NONE; c = e->nodes[c].sibling) {
+        uint32_t k = match_word_at(sc, &e->words[e->nodes[c].word], pos);
+        if (k && xwalk(sc, c, pos + k, h))
+            return 1;
     }
+    return 0;
+}
+
+/* Does one of the entry's exceptions occur over tokens overlapping the hit? */
+static int excepted(struct scan *sc, const struct hit *h)
+{
+    const struct entry *en = &sc->e->entries[h->entry];
+    if (en->xroot == NONE)
+        return 0;
+    uint32_t back = 2u * en->xlen;
+    for (uint32_t st = h->t0 > back ? h->t0 - back : 0; st < h->t1; st++)
+        if (xwalk(sc, en->xroot, st, h))
+            return 1;
     return 0;
 }
 
@@ -2125,11 +2387,6 @@ static double word_repetition(struct scan *sc, unsigned nwords)
     double share = (double)best / nwords;
     double weight = best >= 6 ? 1.0 : best / 6.0;
     return clamp01(share * weight);
-}
-
-static json_t *num(double x)
-{
-    return json_real(x);
 }
 
 struct tally {
@@ -2281,29 +2538,29 @@ static json_t *build(struct scan *sc)
         return NULL;
     }
     int bad = 0;
-    bad |= json_object_set_new(e1, "baseline", num(r4(1 - risk)));
-    bad |= json_object_set_new(e1, "raceInvocation", num(floor_score(cat[CAT_SLURS])));
-    bad |= json_object_set_new(e1, "politicalLanguage", num(floor_score(saturate(0.7, political))));
-    bad |= json_object_set_new(e2, "raceInvocation", num(floor_score(cat[CAT_SLURS])));
-    bad |= json_object_set_new(e2, "defensive", num(floor_score(saturate(0.6, defensive))));
+    bad |= json_object_set_new(e1, "baseline", json_real(r4(1 - risk)));
+    bad |= json_object_set_new(e1, "raceInvocation", json_real(floor_score(cat[CAT_SLURS])));
+    bad |= json_object_set_new(e1, "politicalLanguage", json_real(floor_score(saturate(0.7, political))));
+    bad |= json_object_set_new(e2, "raceInvocation", json_real(floor_score(cat[CAT_SLURS])));
+    bad |= json_object_set_new(e2, "defensive", json_real(floor_score(saturate(0.6, defensive))));
     bad |= json_object_set_new(e2, "baseline", json_string("Not required in engine2"));
-    bad |= json_object_set_new(e2, "aggressive", num(floor_score(aggressive)));
-    bad |= json_object_set_new(e2, "vulgar", num(r4(vulgar)));
+    bad |= json_object_set_new(e2, "aggressive", json_real(floor_score(aggressive)));
+    bad |= json_object_set_new(e2, "vulgar", json_real(r4(vulgar)));
     bad |= json_object_set_new(e3, "invoked", json_boolean(risk >= RISK_ENGINE3));
     bad |= json_array_append_new(sa, json_string(action));
-    bad |= json_array_append_new(sa, num(risk));
+    bad |= json_array_append_new(sa, json_real(risk));
     bad |= json_object_set_new(pa, "curseWordOverride", json_boolean(ty.count[CAT_PROFANITY] > 0));
-    bad |= json_object_set_new(pa, "sentimentScore", num(r4(sentiment)));
+    bad |= json_object_set_new(pa, "sentimentScore", json_real(r4(sentiment)));
     bad |= json_array_append_new(dp, json_string(dialect >= 0.25 ? "english" : "unknown"));
-    bad |= json_array_append_new(dp, num(dialect));
+    bad |= json_array_append_new(dp, json_real(dialect));
     bad |= json_object_set_new(in, "dialectPrediction", dp);
     for (int c = 0; c < NCAT; c++)
-        bad |= json_object_set_new(ca, kind_names[c], num(r4(cat[c])));
+        bad |= json_object_set_new(ca, kind_names[c], json_real(r4(cat[c])));
     bad |= json_object_set_new(de, "links", json_integer(sc->links));
     bad |= json_object_set_new(de, "emails", json_integer(sc->emails));
     bad |= json_object_set_new(de, "phones", json_integer(sc->phones));
-    bad |= json_object_set_new(de, "shouting", num(r4(shouting)));
-    bad |= json_object_set_new(de, "repetition", num(r4(repetition)));
+    bad |= json_object_set_new(de, "shouting", json_real(r4(shouting)));
+    bad |= json_object_set_new(de, "repetition", json_real(r4(repetition)));
     bad |= json_object_set_new(r, "engine1", e1);
     bad |= json_object_set_new(r, "engine2", e2);
     bad |= json_object_set_new(r, "engine3", e3);
@@ -2327,7 +2584,7 @@ json_t *modengine_score(const modengine_t *e, const char *text, size_t len)
     sc.e = e;
     sc.text = (const uint8_t *)text;
     sc.len = text ? len : 0;
-    sc.window_budget = 4096 + 64 * (unsigned)(sc.len > 65536 ? 65536 : sc.len);
+    sc.window_budget = 20000 + 8 * (unsigned)(sc.len > 1000000 ? 1000000 : sc.len);
     /* A code point never yields more normalised characters than it has bytes. */
     sc.norm = malloc(sc.len + 1);
     sc.ncls = malloc(sc.len + 1);
@@ -2339,14 +2596,12 @@ json_t *modengine_score(const modengine_t *e, const char *text, size_t len)
     if (sc.oom)
         goto done;
     mark_groups(&sc);
+    cache_readings(&sc);
     for (uint32_t i = 0; i < sc.ntok && !sc.oom; i++) {
-        struct view v;
-        if (sc.tok[i].flags & TK_MASKED) {
+        if (sc.tok[i].flags & TK_MASKED)
             match_masked(&sc, i);
-            continue;
-        }
-        token_view(&sc, &sc.tok[i], &v);
-        probe(&sc, &v, i, i + 1, ALLOW_ALL, 0);
+        else
+            probe_token(&sc, i, ALLOW_ALL);
     }
     match_windows(&sc);
     if (!sc.oom)
@@ -2357,5 +2612,6 @@ done:
     free(sc.tok);
     free(sc.hit);
     free(sc.span);
+    free(sc.skel);
     return out;
 }

@@ -40,4 +40,11 @@ void modengine_free(modengine_t *e);
  */
 json_t *modengine_score(const modengine_t *e, const char *text, size_t len);
 
+/*
+ * json_dumps flags for a response that contains a modengine_score result. Scores are rounded
+ * to 4 decimals; jansson's default precision (17 digits) would print 0.3 as
+ * 0.29999999999999999, 10 digits print it as 0.3. Either way the output is deterministic.
+ */
+#define MODENGINE_JSON_FLAGS (JSON_COMPACT | JSON_REAL_PRECISION(10))
+
 #endif

@@ -105,7 +105,7 @@ static char *answer_body(mod_job_t *j)
     json_object_set_new(resp, "operator", json_object());
     json_t *body = json_pack("{s:s, s:b, s:o, s:s, s:s}", "api", API_NAME, "success", 1, "response", resp, "TOS",
                              TOS, "version", API_VERSION);
-    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    char *text = body ? json_dumps(body, MODENGINE_JSON_FLAGS) : NULL;
     json_decref(body);
     return text;
 }

@@ -100,7 +100,7 @@ static void test_hello_world_passes(void **state)
 {
     (void)state;
     json_t *r = score_with(engine, "hello world");
-    char *dump = json_dumps(r, JSON_COMPACT);
+    char *dump = json_dumps(r, MODENGINE_JSON_FLAGS);
     const char *keys[] = {"engine1", "engine2", "engine3", "suggestedAction", "patches",
                           "insights", "categories", "detectors"};
     size_t i = 0;
