@@ -513,6 +513,22 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 
 /* ------------------------------------------------------------------ upgrade and close */
 
+void conn_pause_reading(conn_t *c)
+{
+    uv_read_stop((uv_stream_t *)&c->tcp);
+}
+
+void conn_resume_reading(conn_t *c)
+{
+    /* uv_read_stop forgets the callbacks: give them again (issue found by the moderation tests:
+     * a keep-alive connection never read its next request after a deferred reply). */
+    if (c->flags & (CONN_F_CLOSING | CONN_F_EOF))
+        return;
+    int r = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+    if (r != 0)
+        conn_close(c, uv_strerror(r));
+}
+
 void conn_upgrade(conn_t *c, ws_session_t *ws, int endpoint)
 {
     http_conn_free(c);

@@ -703,7 +703,7 @@ void http_complete(http_pending_t *p, int status, const char *ctype, char *body,
     }
     conn_set_deadline(c, DL_KEEPALIVE);
     llhttp_resume(&h->parser);
-    uv_read_start((uv_stream_t *)&c->tcp, c->tcp.alloc_cb, c->tcp.read_cb);
+    conn_resume_reading(c);
     uint8_t *rest = h->backlog;
     size_t rest_len = h->backlog_len;
     h->backlog = NULL;
@@ -784,7 +784,7 @@ void http_on_data(conn_t *c, const uint8_t *data, size_t len)
                 h->backlog = nb;
                 h->backlog_len += len - used;
             }
-            uv_read_stop((uv_stream_t *)&c->tcp);
+            conn_pause_reading(c);
         }
         return; /* otherwise paused by on_message_complete because the connection is closing */
     }

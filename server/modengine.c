@@ -1846,13 +1846,24 @@ static void detect_spans(struct scan *sc)
     }
 }
 
-static int in_span(const struct scan *sc, size_t b)
+/* The span containing byte b, or -1. Spans are found in text order and do not overlap, so
+ * a binary search keeps texts full of links linear-logarithmic, not quadratic. */
+static long span_at(const struct scan *sc, size_t b)
 {
-    for (size_t k = 0; k < sc->nspan; k++)
-        if (b >= sc->span[k].b0 && b < sc->span[k].b1)
-            return 1;
-    return 0;
+    size_t lo = 0, hi = sc->nspan;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (b < sc->span[mid].b0)
+            hi = mid;
+        else if (b >= sc->span[mid].b1)
+            lo = mid + 1;
+        else
+            return (long)mid;
+    }
+    return -1;
 }
+
+static int in_span(const struct scan *sc, size_t b) { return span_at(sc, b) >= 0; }
 
 /* Phone numbers: 7-15 digits in groups with separators (" -.()"), or '+' and 8-15 digits;
  * dates, IP addresses and plain numbers (order numbers) are not phone numbers. */
@@ -1990,13 +2001,11 @@ static void finish_token(struct scan *sc, struct building *b, struct gap *g)
     } else {
         t.flags |= TK_WORD;
     }
-    if (in_span(sc, b->b0)) {
-        for (size_t k = 0; k < sc->nspan; k++)
-            if (b->b0 >= sc->span[k].b0 && b->b0 < sc->span[k].b1) {
-                if (sc->span[k].email)
-                    keep = 0; /* an address is a personal identifier, not words */
-                t.flags |= TK_URL;
-            }
+    long k = span_at(sc, b->b0);
+    if (k >= 0) {
+        if (sc->span[k].email)
+            keep = 0; /* an address is a personal identifier, not words */
+        t.flags |= TK_URL;
     }
     if (masks && (letters == 0 || letters + masks < 3))
         keep = 0;

@@ -89,6 +89,10 @@ void conn_abort_after_write(conn_t *c, const char *reason);
 void conn_set_deadline(conn_t *c, deadline_kind_t kind);
 void conn_clear_deadline(conn_t *c);
 
+/* Stops and restarts reading (e.g. while a deferred HTTP reply is awaited). */
+void conn_pause_reading(conn_t *c);
+void conn_resume_reading(conn_t *c);
+
 /* Hands the socket to the WebSocket session (after the 101 was queued). */
 void conn_upgrade(conn_t *c, ws_session_t *ws, int endpoint);
 

@@ -218,8 +218,9 @@ static mod_job_t *start_job(worker_t *w, const char *body, size_t len, json_t **
         json_decref(root);
         return NULL;
     }
+    /* Echoed as sent, whatever its type (a timestamp number is a documented choice). */
     json_t *ref = json_object_get(root, "reference");
-    *reference = json_is_string(ref) ? json_incref(ref) : json_null();
+    *reference = ref ? json_incref(ref) : json_null();
     json_t *sample = json_object_get(root, "sample");
     if (!json_is_string(sample)) {
         *error = sample ? "sample must be a string" : "sample is required";
@@ -307,8 +308,7 @@ static void on_message(ws_session_t *s, int opcode, const uint8_t *msg, size_t l
     if (m->inflight >= (uint32_t)server_live(m->w->srv)->cfg.moderation_max_in_flight) {
         json_t *root = json_loadb((const char *)msg, len, 0, NULL);
         json_t *r = json_object_get(root, "reference");
-        send_error(m, "too many requests in flight on this connection (moderation.max_in_flight)",
-                   json_is_string(r) ? r : NULL);
+        send_error(m, "too many requests in flight on this connection (moderation.max_in_flight)", r);
         json_decref(root);
         return;
     }
