@@ -210,6 +210,9 @@ static void print_banner(const config_t *cfg, int port)
     int dev_jwt = !cfg->jwt_secret && !cfg->auth_public_key;
     const char *key = shown(cfg->api_key, API_DEV_KEY);
     const char *modkey = shown(cfg->moderation_keys.n ? "x" : NULL, "wshub-development-moderation-key");
+    /* In the example commands a configured secret is referred to, not shown. */
+    const char *key_cmd = cfg->api_key ? "$WSHUB_API_KEY" : API_DEV_KEY;
+    const char *modkey_cmd = cfg->moderation_keys.n ? "<a key of WSHUB_MODERATION_KEYS>" : modkey;
     char *token = dev_jwt ? token_mint(TOKEN_DEV_SECRET, "dev-user", 24 * 3600, NULL, 0, NULL, 0) : NULL;
     const char *tok = token ? token : "$(wshubd token --sub dev-user -c FILE)";
     printf("\n"
@@ -242,7 +245,8 @@ static void print_banner(const config_t *cfg, int port)
                  "   WSHUB_MODERATION_KEYS, or a configuration file, before exposing this server)\n"
                : "",
            dev_jwt ? tok : "(sign one with the configured secret: wshubd token --sub NAME)", scheme, base, wscheme,
-           base, tok, key, scheme, base, key, scheme, base, modkey, scheme, base, wscheme, base, scheme, base);
+           base, tok, key_cmd, scheme, base, key_cmd, scheme, base, modkey_cmd, scheme, base, wscheme, base, scheme,
+           base);
     fflush(stdout);
     free(token);
 }
