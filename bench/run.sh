@@ -3,7 +3,7 @@
 # wshubd and the Node `ws` peer, side by side, same machine, same wsbench, one run:
 #
 #   bench/run.sh                 # REPS=3 (default) x {S1 S2L S3} x 4 targets, then the tables
-#   REPS=1 bench/run.sh          # a quick look (~4 min; REPS=3 takes ~12 min)
+#   REPS=1 bench/run.sh          # a quick look (~5 min; REPS=3 takes ~12-16 min with repeats)
 #   bench/run.sh --asan          # ASan/UBSan correctness run at reduced scale (see README.md)
 #   bench/run.sh --targets "wshub-B node-ws" --scenarios "S1"
 #
@@ -34,6 +34,8 @@
 # bench/summarize.sh OUT). bench/results/latest points to the last OUT.
 # Exit status: 0 when every run completed (and, with --asan, every check passed).
 set -uo pipefail
+{ # The whole script is one compound command: bash parses it completely before running it, so
+  # editing this file while a run is in progress cannot change (or break) that run.
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/.." && pwd)"
 SHARED_BENCH="$(realpath -m "${SHARED_BENCH:-$ROOT/../shared/bench}")"
@@ -170,8 +172,12 @@ ulimit -Sn "$HARD" || die "cannot raise the open-file soft limit to $HARD"
 perf_line() {
   local o
   if ! command -v perf >/dev/null; then echo "perf: not installed"; return; fi
-  o=$(perf stat -e instructions true 2>&1 | grep -E 'instructions' | sed 's/  */ /g;s/^ //')
-  echo "\`perf stat -e instructions true\`: ${o:-no output}; software events (cpu-clock): $(perf stat -e cpu-clock true 2>&1 | grep -q 'cpu-clock' && echo usable || echo unusable); perf_event_paranoid=$(cat /proc/sys/kernel/perf_event_paranoid 2>/dev/null); $(perf --version 2>/dev/null)"
+  local o sw
+  o=$(perf stat -e instructions true 2>&1)
+  o=$(printf '%s\n' "$o" | grep -E 'instructions' | sed 's/  */ /g;s/^ //')
+  sw=$(perf stat -e cpu-clock true 2>&1)
+  case $sw in *"not supported"*) sw="not supported" ;; *cpu-clock*) sw=usable ;; *) sw=unusable ;; esac
+  echo "\`perf stat -e instructions true\`: ${o:-no output} (\`<not supported>\` = no hardware PMU counters); software event cpu-clock: $sw; perf_event_paranoid=$(cat /proc/sys/kernel/perf_event_paranoid 2>/dev/null); $(perf --version 2>/dev/null)"
 }
 {
   echo "# bench/run.sh $MODE run $STAMP"
@@ -248,7 +254,7 @@ target_setup() {
 }
 
 # A fresh port: never used by this script and with no socket at all (no TIME_WAIT: PAWS).
-declare -A USED_PORTS=()
+declare -gA USED_PORTS=()
 fresh_port() {
   local p
   for _ in $(seq 1 500); do
@@ -321,17 +327,31 @@ start_server() {
   return 0
 }
 
-# other processes' share of the two CPUs during the measured phase (%), from the JSON line
+# Other processes' CPU during the run, in % of one CPU: the larger of (a) the increase of
+# utime+stime of every process outside this script's tree, kernel threads excepted, over the
+# wsbench run (bench/proc_cpu.py; exact, but blind to processes that start and exit inside the
+# window) and (b) wsbench's machine_busy_pct over the measured phase minus server and bench
+# (sees everything, but tick-sampled: it under-reports bursty work, see proc_cpu.py).
+# Prints: other_pct machine_pct '<json from proc_cpu.py>'
 other_load() {
-  python3 - "$1" <<'PY'
+  python3 - "$1" "$2" <<'PY'
 import json, sys
+proc = {}
+try:
+    proc = json.loads(sys.argv[2])
+except Exception:
+    pass
+mach = None
 try:
     d = json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])
     c = d["cpu"].get("publish") or d["cpu"]["connect"]
     m = c.get("machine_busy_pct", [])
-    print(int(max(sum(m) - max(c["server_pct"], 0) - max(c["bench_pct"], 0), 0)) if len(m) >= 2 else 0)
+    if len(m) >= 2:
+        mach = max(sum(m) - max(c["server_pct"], 0) - max(c["bench_pct"], 0), 0)
 except Exception:
-    print(100)
+    pass
+vals = [v for v in (proc.get("other_pct"), mach) if v is not None]
+print(int(round(max(vals))) if vals else 100, "null" if mach is None else round(mach, 1), json.dumps(proc) if proc else "{}")
 PY
 }
 
@@ -356,13 +376,24 @@ run_one() {
     printf '%q ' "${cmd[@]}" > "$base.cmd"; echo >> "$base.cmd"
     say "[$t $sc #$rep$([ "$attempt" -gt 1 ] && echo " attempt $attempt")] port $port, server pid $SPID (CPUs $SRV_CPUS${WORKERS:+, $WORKERS worker(s)})"
     say "  $(sed -E 's/token=[A-Za-z0-9._-]+/token=<JWT>/; s/Bearer\\? [A-Za-z0-9-]+/Bearer <key>/g' "$base.cmd")"
+    python3 "$HERE/proc_cpu.py" snap $$ > "$OUT/.procs0" 2>/dev/null
+    local t0 t1; t0=$(date +%s.%N)
     timeout 300 "${cmd[@]}" > "$base.json" 2> "$base.log"
     brc=$?
+    t1=$(date +%s.%N)
+    python3 "$HERE/proc_cpu.py" snap $$ > "$OUT/.procs1" 2>/dev/null
+    local procj; procj=$(python3 "$HERE/proc_cpu.py" diff "$OUT/.procs0" "$OUT/.procs1" "$(echo "$t1 - $t0" | bc)" 2>/dev/null)
+    rm -f "$OUT/.procs0" "$OUT/.procs1"
     stop_server
     RUNS=$((RUNS + 1))
     say "  wsbench rc=$brc, server rc=$SERVER_RC | $(grep -E '^(deliveries|latency|handshakes|server rss|errors)' "$base.log" | tr '\n' '|' | cut -c1-400)"
-    other=$(other_load "$base.json")
-    echo "{\"target\":\"$t\",\"scenario\":\"$sc\",\"rep\":$rep,\"attempt\":$attempt,\"port\":$port,\"bench_rc\":$brc,\"server_rc\":${SERVER_RC:-null},\"other_load_pct\":$other,\"server_cpus\":\"$SRV_CPUS\",\"bench_cpu\":\"$BENCH_CPU\",\"workers\":${WORKERS:-null}}" > "$base.run.json"
+    local ol other mach procs
+    [ -n "$procj" ] || procj='{}'
+    ol=$(other_load "$base.json" "$procj")
+    read -r other mach procs <<< "$ol"
+    # node exits on SIGTERM by the signal (no handler): 143 is its normal stop
+    echo "{\"target\":\"$t\",\"scenario\":\"$sc\",\"rep\":$rep,\"attempt\":$attempt,\"port\":$port,\"bench_rc\":$brc,\"server_rc\":${SERVER_RC:-null},\"server_rc_normal\":$([ "$SRV_KIND" = node ] && echo '[0,143]' || echo '[0]'),\"other_load_pct\":$other,\"other_machine_pct\":$mach,\"other_procs\":$procs,\"wall_s\":$(echo "$t1 - $t0" | bc),\"server_cpus\":\"$SRV_CPUS\",\"bench_cpu\":\"$BENCH_CPU\",\"workers\":${WORKERS:-null}}" > "$base.run.json"
+    [ "$other" -gt 5 ] && say "  other load ${other}% of a CPU (machine estimate ${mach}%; processes: $procs)"
     [ "$brc" = 0 ] || FAILED=$((FAILED + 1))
     sleep 1
     if [ "$other" -le "$MAX_OTHER" ] || [ "$attempt" = "$ATTEMPTS" ]; then
@@ -433,3 +464,4 @@ cat "$OUT/summary.md"
 say "tables: $OUT/summary.md"
 [ "$FAILED" = 0 ] || { say "$FAILED run(s) failed (wsbench exit status or server start)"; exit 1; }
 exit 0
+}

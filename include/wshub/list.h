@@ -27,6 +27,14 @@ static inline void list_insert_tail(list_node_t *head, list_node_t *n)
     head->prev = n;
 }
 
+static inline void list_insert_head(list_node_t *head, list_node_t *n)
+{
+    n->next = head->next;
+    n->prev = head;
+    head->next->prev = n;
+    head->next = n;
+}
+
 static inline void list_remove(list_node_t *n)
 {
     n->prev->next = n->next;

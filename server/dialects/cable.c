@@ -51,9 +51,16 @@ typedef struct ident {
     bool flat;         /* cable.event_envelope "flat" when the identifier was first used */
 } ident_t;
 
+/* Pings go out in PING_SLICES slices per interval, one slice per tick of the worker's one
+ * timer: every session still gets one ping per interval, but 10,000 sessions no longer
+ * make one 10,000-write burst that stalls the loop (S2L on /cable, bench/). */
+#define PING_SLICES 30
+
 typedef struct cable_worker {
     uv_timer_t ping;
-    list_node_t sessions; /* cable_t.node */
+    list_node_t slices[PING_SLICES]; /* cable_t.node, sessions spread round-robin */
+    unsigned next_slice;             /* the slice the next tick pings */
+    unsigned next_join;              /* the slice the next session joins */
     strmap_t idents;
 } cable_worker_t;
 
@@ -409,7 +416,8 @@ static void on_open(ws_session_t *s)
     char sid[22];
     make_sid(sid);
     send_json(v, json_pack("{s:s, s:s}", "type", "welcome", "sid", sid));
-    list_insert_tail(&state(v->w)->sessions, &v->node);
+    cable_worker_t *cw = state(v->w);
+    list_insert_tail(&cw->slices[cw->next_join++ % PING_SLICES], &v->node);
 }
 
 static void on_shutdown(ws_session_t *s)
@@ -433,19 +441,20 @@ static void on_close(ws_session_t *s)
 
 /* ------------------------------------------------------------------ pings */
 
-/* One frame per tick for every cable session of the worker: {"type":"ping","message":<unix s>}. */
+/* One frame per tick for one slice of the worker's sessions: {"type":"ping","message":<unix s>}. */
 static void on_ping(uv_timer_t *t)
 {
     worker_t *w = t->data;
     cable_worker_t *cw = state(w);
-    if (list_empty(&cw->sessions))
+    list_node_t *slice = &cw->slices[cw->next_slice++ % PING_SLICES];
+    if (list_empty(slice))
         return;
     char text[64];
     int n = snprintf(text, sizeof text, "{\"type\":\"ping\",\"message\":%lld}", (long long)time(NULL));
     frame_t *f = frame_build(WS_OP_TEXT, text, (size_t)n);
     if (!f)
         return;
-    for (list_node_t *p = cw->sessions.next; p != &cw->sessions; p = p->next)
+    for (list_node_t *p = slice->next; p != slice; p = p->next)
         ws_session_send_frame(container_of(p, cable_t, node)->s, f);
     frame_release(&f);
 }
@@ -455,12 +464,15 @@ static int cable_worker_start(worker_t *w)
     cable_worker_t *cw = calloc(1, sizeof *cw);
     if (!cw)
         return UV_ENOMEM;
-    list_init(&cw->sessions);
+    for (int i = 0; i < PING_SLICES; i++)
+        list_init(&cw->slices[i]);
     uv_timer_init(&w->loop, &cw->ping);
     cw->ping.data = w;
     w->dialect_state[EP_CABLE] = cw;
-    uint64_t every = w->cfg->cable_ping_interval_ms;
-    return uv_timer_start(&cw->ping, on_ping, every, every);
+    uint64_t tick = w->cfg->cable_ping_interval_ms / PING_SLICES;
+    if (tick == 0)
+        tick = 1;
+    return uv_timer_start(&cw->ping, on_ping, tick, tick);
 }
 
 static void cable_worker_stop(worker_t *w)
