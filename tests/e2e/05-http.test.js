@@ -4,6 +4,7 @@
 // abusive ones, and the RFC 6455 opening handshake rules of PROTOCOLS.md §0.
 // Raw `net` sockets are used wherever the exact bytes matter.
 const { test, before, after } = require('node:test');
+const { sleep } = require('./lib/util');
 const assert = require('node:assert');
 const net = require('node:net');
 const http = require('node:http');
@@ -277,7 +278,6 @@ function closeWs(ws, timeout = 3000) {
 }
 
 const median = (a) => { const s = [...a].sort((x, y) => x - y); const n = s.length; return n % 2 ? s[(n - 1) / 2] : (s[n / 2 - 1] + s[n / 2]) / 2; };
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 // ------------------------------------------------------------------ servers
 

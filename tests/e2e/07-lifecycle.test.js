@@ -5,6 +5,7 @@
 // Every test starts its own wshubd (lib/server.js) and every wait is bounded.
 //   WSHUB_BIN   the binary under test (scripts/test passes the sanitizer build)
 const { test } = require('node:test');
+const { sleep, waitFor } = require('./lib/util');
 const assert = require('node:assert/strict');
 const crypto = require('node:crypto');
 const fs = require('node:fs');
@@ -18,7 +19,6 @@ const { BIN, start, freePort, SANITIZER } = require('./lib/server');
 
 // ------------------------------------------------------------------ small helpers
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 // Resolves what `promise` resolves, or rejects after `ms` naming `what`.
 function within(promise, ms, what) {
@@ -30,15 +30,6 @@ function within(promise, ms, what) {
 }
 
 // Polls an (async) predicate until it returns a truthy value; bounded.
-async function waitFor(fn, ms, what, every = 20) {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await sleep(every);
-  }
-}
 
 // One sample of /metrics, e.g. metric(inst, 'wshub_connections_open{endpoint="echo"}').
 async function metric(inst, name) {

@@ -13,6 +13,7 @@
 // event to wait for (answers, pongs as fences, closes, process exit).
 //   WSHUB_BIN   the binary under test (e.g. build-asan/wshubd)
 const { test, describe, before, after } = require('node:test');
+const { sleep, within, waitFor } = require('./lib/util');
 const assert = require('node:assert/strict');
 const crypto = require('node:crypto');
 const fs = require('node:fs');
@@ -48,26 +49,9 @@ async function startServer(env = {}, opts = {}) {
   }
 }
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 let uniq = 0;
 const unique = (p) => `${p}-${++uniq}-${crypto.randomBytes(3).toString('hex')}`;
 
-function within(promise, ms, what) {
-  let timer;
-  const t = new Promise((_, reject) => { timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms); });
-  return Promise.race([promise, t]).finally(() => clearTimeout(timer));
-}
-
-// For the few things that give no event (counters, log lines): bounded polling.
-async function waitFor(fn, ms, what, every = 20) {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await sleep(every);
-  }
-}
 
 // ------------------------------------------------------------------ an inbox to await
 

@@ -9,6 +9,7 @@
 // bounded, and event-driven where the server gives an event to wait for.
 //   WSHUB_BIN   the binary under test (e.g. build-asan/wshubd)
 const { test, describe, before, after } = require('node:test');
+const { sleep, within, waitFor, now } = require('./lib/util');
 const assert = require('node:assert/strict');
 const crypto = require('node:crypto');
 const fs = require('node:fs');
@@ -48,25 +49,7 @@ async function startServer(opts = {}) {
 
 let uniq = 0;
 const unique = (p) => `${p}-${process.pid}-${++uniq}-${crypto.randomBytes(3).toString('hex')}`;
-const now = () => Math.floor(Date.now() / 1000);
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-function within(promise, ms, what) {
-  let timer;
-  const t = new Promise((_, reject) => { timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms); });
-  return Promise.race([promise, t]).finally(() => clearTimeout(timer));
-}
-
-// For the few things that give no event (counters, log lines): bounded polling.
-async function waitFor(fn, ms, what, every = 20) {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await sleep(every);
-  }
-}
 
 // ------------------------------------------------------------------ JWTs, by hand
 

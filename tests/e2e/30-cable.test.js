@@ -25,6 +25,7 @@
 //   CABLE_LOAD_SECONDS   publishing time of the load test (default 10)
 //   CABLE_LOAD_PUBLISHERS  sequential keep-alive publishers of the load test (default 4)
 const { test, before, after } = require('node:test');
+const { sleep, within, now } = require('./lib/util');
 const assert = require('node:assert/strict');
 const crypto = require('node:crypto');
 const fs = require('node:fs');
@@ -60,14 +61,7 @@ const MEMBER_CHANNELS = Object.keys(QUEUE);
 
 // ------------------------------------------------------------------ small helpers
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const now = () => Math.floor(Date.now() / 1000);
 
-function within(promise, ms, what) {
-  let timer;
-  const t = new Promise((_, reject) => { timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms); });
-  return Promise.race([promise, t]).finally(() => clearTimeout(timer));
-}
 
 // Bounded poll, only for state that has no event of its own (/metrics gauges).
 async function waitFor(fn, ms, what, every = 25) {

@@ -21,6 +21,7 @@
 //   WSHUB_BIN         the binary under test (build-asan/wshubd for the sanitizer run)
 //   CHROMIUM_PATH     the Chromium to drive (default /usr/bin/chromium)
 const { test, describe, before, after } = require('node:test');
+const { sleep, within } = require('./lib/util');
 const assert = require('node:assert/strict');
 const crypto = require('node:crypto');
 const fs = require('node:fs');
@@ -55,7 +56,6 @@ const ALL_FRAMES = [];
 
 // ------------------------------------------------------------------ small helpers
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 let seq = 0;
 const unique = (p) => `${p}-${process.pid}-${Date.now().toString(36)}-${seq++}`;
 
@@ -64,11 +64,6 @@ function short(v) {
   return s && s.length > 600 ? `${s.slice(0, 600)}…` : s;
 }
 
-function within(promise, ms, what) {
-  let timer;
-  const t = new Promise((_, reject) => { timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms); });
-  return Promise.race([promise, t]).finally(() => clearTimeout(timer));
-}
 
 function request(inst, { method = 'GET', path: p, headers = {}, body, timeout = 10000 }) {
   return new Promise((resolve, reject) => {
