@@ -7,11 +7,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include <jansson.h>
 #include <openssl/crypto.h>
 
+#include "wshub/auth.h"
 #include "wshub/dialect.h"
 #include "wshub/hub.h"
 #include "wshub/metrics.h"
@@ -48,15 +48,11 @@ static bool key_matches(const char *given, size_t glen, const char *key)
 static bool authorized(const http_request_t *req, const config_t *cfg)
 {
     size_t len;
+    char key[1024];
     const char *v = http_request_header(req, "Authorization", &len);
-    if (!v || len < 7 || strncasecmp(v, "Bearer ", 7) != 0)
+    if (!v || !auth_bearer_token(v, len, key, sizeof key))
         return false;
-    v += 7, len -= 7;
-    while (len && *v == ' ')
-        v++, len--;
-    while (len && v[len - 1] == ' ')
-        len--;
-    return key_matches(v, len, cfg->api_key ? cfg->api_key : API_DEV_KEY);
+    return key_matches(key, strlen(key), cfg->api_key ? cfg->api_key : API_DEV_KEY);
 }
 
 static const char *channel_problem(json_t *ch)

@@ -622,23 +622,6 @@ const char *auth_bearer_token(const char *value, size_t len, char *buf, size_t b
     return buf;
 }
 
-/* Is there a `name` parameter in the query, whatever its value? */
-static bool query_has(const http_request_t *req, const char *name)
-{
-    size_t qlen, nlen = strlen(name);
-    const char *q = http_request_query(req, &qlen), *end = q + qlen;
-
-    while (q < end) {
-        const char *amp = memchr(q, '&', (size_t)(end - q)), *pe = amp ? amp : end;
-        const char *eq = memchr(q, '=', (size_t)(pe - q)), *ke = eq ? eq : pe;
-
-        if ((size_t)(ke - q) == nlen && memcmp(q, name, nlen) == 0)
-            return true;
-        q = pe + 1;
-    }
-    return false;
-}
-
 const char *auth_request_token(const http_request_t *req, char *buf, size_t buflen)
 {
     const char *value;
@@ -651,10 +634,19 @@ const char *auth_request_token(const http_request_t *req, char *buf, size_t bufl
         return buf;
     /* NULL from the query is "absent" or "too long": a credential that was sent but does
      * not fit is refused, not silently swapped for the header's. */
-    if (!value && query_has(req, "token"))
+    if (!value && http_request_has_query_param(req, "token"))
         return NULL;
     value = http_request_header(req, "Authorization", &len);
     return value ? auth_bearer_token(value, len, buf, buflen) : NULL;
+}
+
+auth_reason_t auth_verify_request(const auth_verifier_t *v, const http_request_t *req, time_t now,
+                                  auth_claims_t *claims)
+{
+    char token[AUTH_TOKEN_MAX];
+    if (!auth_request_token(req, token, sizeof token))
+        return AUTH_MISSING;
+    return auth_verify(v, token, now, claims);
 }
 
 /* ---- Origin ---------------------------------------------------------------------- */

@@ -124,7 +124,8 @@ static const char *pct_decode(const char *src, size_t n, char *buf, size_t bufle
     return buf;
 }
 
-const char *http_request_query_param(const http_request_t *r, const char *name, char *buf, size_t buflen)
+/* The raw (still percent-encoded) value of the first `name` parameter, or NULL. */
+static const char *find_param(const http_request_t *r, const char *name, size_t *vlen)
 {
     size_t qlen, nlen = strlen(name);
     const char *q = http_request_query(r, &qlen), *end = q + qlen;
@@ -135,11 +136,25 @@ const char *http_request_query_param(const http_request_t *r, const char *name, 
         const char *ke = eq ? eq : pe;
         if ((size_t)(ke - q) == nlen && memcmp(q, name, nlen) == 0) {
             const char *v = eq ? eq + 1 : pe;
-            return pct_decode(v, (size_t)(pe - v), buf, buflen);
+            *vlen = (size_t)(pe - v);
+            return v;
         }
         q = pe + 1;
     }
     return NULL;
+}
+
+const char *http_request_query_param(const http_request_t *r, const char *name, char *buf, size_t buflen)
+{
+    size_t vlen;
+    const char *v = find_param(r, name, &vlen);
+    return v ? pct_decode(v, vlen, buf, buflen) : NULL;
+}
+
+int http_request_has_query_param(const http_request_t *r, const char *name)
+{
+    size_t vlen;
+    return find_param(r, name, &vlen) != NULL;
 }
 
 const uint8_t *http_request_body(const http_request_t *r, size_t *len)

@@ -89,6 +89,11 @@ void auth_claims_clear(auth_claims_t *claims);
  */
 const char *auth_request_token(const http_request_t *req, char *buf, size_t buflen);
 
+/* The credential of a request (auth_request_token), verified (auth_verify): what every
+ * endpoint that takes a JWT does. AUTH_MISSING when there is none (or it is too long). */
+auth_reason_t auth_verify_request(const auth_verifier_t *v, const http_request_t *req, time_t now,
+                                  auth_claims_t *claims);
+
 /*
  * The token of an Authorization header value (len bytes, not NUL-terminated):
  * "Bearer <token>" with the scheme in any case, spaces/tabs around the value and between

@@ -27,6 +27,8 @@ const char *http_request_header(const http_request_t *r, const char *name, size_
 int http_request_header_has_token(const http_request_t *r, const char *name, const char *token);
 /* The value of a query parameter, percent-decoded into buf (NUL-terminated); NULL if absent. */
 const char *http_request_query_param(const http_request_t *r, const char *name, char *buf, size_t buflen);
+/* Is there a `name` query parameter, whatever its value (tells "absent" from "too long")? */
+int http_request_has_query_param(const http_request_t *r, const char *name);
 const uint8_t *http_request_body(const http_request_t *r, size_t *len);
 
 typedef struct worker worker_t;

@@ -35,7 +35,6 @@
 #include "wshub/worker.h"
 #include "wshub/ws.h"
 
-#define MAX_TOKEN 8192
 #define MAX_IDENTIFIER 1024
 #define MAX_SUBSCRIPTIONS 256
 #define PROTOCOL "actioncable-v1-json"
@@ -371,12 +370,8 @@ static void accept_upgrade(const http_request_t *req, worker_t *w, dialect_accep
         v->failure = "origin not allowed";
         return;
     }
-    char *token = malloc(MAX_TOKEN);
     auth_claims_t claims = {0};
-    auth_reason_t r = AUTH_MISSING;
-    if (token && auth_request_token(req, token, MAX_TOKEN))
-        r = auth_verify(live->auth, token, time(NULL), &claims);
-    free(token);
+    auth_reason_t r = auth_verify_request(live->auth, req, time(NULL), &claims);
     json_t *cmid = r == AUTH_OK ? json_object_get(claims.payload, "community_member_id") : NULL;
     if (r == AUTH_OK && (cmid ? !member_id(cmid, &v->member)
                               : !member_id(json_object_get(claims.payload, "sub"), &v->member)))

@@ -30,7 +30,6 @@
 #include "wshub/ws.h"
 #include "wshub/wtimer.h"
 
-#define MAX_TOKEN 8192
 
 typedef struct svc {
     ws_session_t *s;
@@ -284,12 +283,8 @@ static void refuse(dialect_accept_t *out, const char *message, const char *why)
 static void accept_upgrade(const http_request_t *req, worker_t *w, dialect_accept_t *out)
 {
     const live_t *live = server_live(w->srv);
-    char *token = malloc(MAX_TOKEN);
     auth_claims_t claims = {0};
-    auth_reason_t r = AUTH_MISSING;
-    if (token && auth_request_token(req, token, MAX_TOKEN))
-        r = auth_verify(live->auth, token, time(NULL), &claims);
-    free(token);
+    auth_reason_t r = auth_verify_request(live->auth, req, time(NULL), &claims);
     if (r != AUTH_OK) {
         metrics_add(&w->metrics.auth_failures[r], 1);
         static const char *const messages[AUTH_REASON_COUNT] = {

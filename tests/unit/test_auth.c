@@ -66,9 +66,8 @@ const char *http_request_header(const http_request_t *r, const char *name, size_
     return r->authorization;
 }
 
-/* The contract of http.c: NULL if absent or if the value does not fit (no decoding here). */
-const char *http_request_query_param(const http_request_t *r, const char *name, char *buf,
-                                     size_t buflen)
+/* The raw value of the first `name` parameter, or NULL (the stubs do not decode). */
+static const char *find_param(const http_request_t *r, const char *name, size_t *vlen)
 {
     size_t qlen, nlen = strlen(name);
     const char *q = http_request_query(r, &qlen), *end = q + qlen;
@@ -79,16 +78,32 @@ const char *http_request_query_param(const http_request_t *r, const char *name, 
 
         if ((size_t)(ke - q) == nlen && memcmp(q, name, nlen) == 0) {
             const char *v = eq ? eq + 1 : pe;
-
-            if ((size_t)(pe - v) >= buflen)
-                return NULL;
-            memcpy(buf, v, (size_t)(pe - v));
-            buf[pe - v] = '\0';
-            return buf;
+            *vlen = (size_t)(pe - v);
+            return v;
         }
         q = pe + 1;
     }
     return NULL;
+}
+
+/* The contract of http.c: NULL if absent or if the value does not fit. */
+const char *http_request_query_param(const http_request_t *r, const char *name, char *buf,
+                                     size_t buflen)
+{
+    size_t vlen;
+    const char *v = find_param(r, name, &vlen);
+
+    if (!v || vlen >= buflen)
+        return NULL;
+    memcpy(buf, v, vlen);
+    buf[vlen] = '\0';
+    return buf;
+}
+
+int http_request_has_query_param(const http_request_t *r, const char *name)
+{
+    size_t vlen;
+    return find_param(r, name, &vlen) != NULL;
 }
 
 /* ---- fixture: keys --------------------------------------------------------------- */
