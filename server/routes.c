@@ -6,12 +6,6 @@
 #include "wshub/flow.h"
 #include "wshub/http.h"
 
-/* Example pages (server/static.c). */
-void static_page(const http_request_t *req, worker_t *w, http_reply_t *out);
-
-/* POST /text/moderation: server/dialects/moderation.c (the same API as its WebSocket). */
-void moderation_http(const http_request_t *req, worker_t *w, http_reply_t *out);
-
 const http_route_t http_routes[] = {
     {"/api/publish", api_publish},
     {"/text/moderation", moderation_http},

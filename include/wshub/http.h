@@ -64,6 +64,10 @@ typedef struct http_route {
 /* Plain HTTP endpoints of the APIs (exact paths), NULL-terminated; see server/routes.c. */
 extern const http_route_t http_routes[];
 
+/* Route handlers defined with their API's module (api_publish: api.h; flow_*: flow.h). */
+void moderation_http(const http_request_t *req, worker_t *w, http_reply_t *out); /* dialects/moderation.c */
+void static_page(const http_request_t *req, worker_t *w, http_reply_t *out);     /* static.c */
+
 /* Starts HTTP on a new connection. */
 int http_conn_start(conn_t *c);
 void http_on_data(conn_t *c, const uint8_t *data, size_t len);
