@@ -291,11 +291,22 @@ static void deliver_local(hub_local_t *l, hub_msg_t *m)
     hub_lchan_t *ch = e->value;
     metrics_t *mt = &l->w->metrics;
     /* Sending never frees a session synchronously (closes complete in uv_close callbacks),
-     * so the list cannot change under this loop. */
+     * so the list cannot change under this loop. A channel's subscribers nearly always share
+     * one envelope: its frame is looked up once, not per subscriber. */
+    const hub_envelope_t *env = NULL;
+    frame_t *shared = NULL;
     for (list_node_t *n = ch->subs.next; n != &ch->subs; n = n->next) {
         hub_sub_t *sub = container_of(n, hub_sub_t, chan_node);
-        frame_t *f = sub->variant && sub->env->variant_frame ? sub->env->variant_frame(m, sub->variant)
-                                                            : hub_msg_frame(m, sub->env);
+        frame_t *f;
+        if (sub->variant && sub->env->variant_frame) {
+            f = sub->env->variant_frame(m, sub->variant);
+        } else {
+            if (sub->env != env) {
+                env = sub->env;
+                shared = hub_msg_frame(m, env);
+            }
+            f = shared;
+        }
         if (f && ws_session_send_frame(sub->s, f) == 0)
             metrics_add(&mt->deliveries, 1);
     }
