@@ -21,6 +21,8 @@
 # .server.log (the server's output). Exits non-zero when a connection failed or a step failed.
 set -uo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=bench/lib.sh
+. "$HERE/lib.sh"
 ROOT="$(cd "$HERE/.." && pwd)"
 CONNS=${CONNS:-10000}
 K=${K:-200}
@@ -60,16 +62,9 @@ if [ "$HARD" != unlimited ] && [ "$HARD" -lt "$NEED" ]; then
 fi
 ulimit -Sn "$HARD" || die "cannot raise the open-file soft limit to $HARD"
 
-# ---------------------------------------------------------------- a fresh port
-# A port with no socket at all: reusing a port within 60 s collides with the previous run's
-# TIME_WAIT sockets and turns handshakes into 1 s SYN retransmits (wsbench README).
-port_unused() { [ -z "$(ss -Htan "( sport = :$1 or dport = :$1 )" 2>/dev/null)" ]; }
+# ---------------------------------------------------------------- a fresh port (lib.sh)
 if [ -z "${PORT:-}" ]; then
-  for _ in $(seq 1 200); do
-    p=$((20000 + RANDOM % 10000))
-    if port_unused "$p"; then PORT=$p; break; fi
-  done
-  [ -n "${PORT:-}" ] || die "no free port found in 20000-29999"
+  PORT=$(fresh_port) || die "no free port found in 20000-31999"
 fi
 
 # ---------------------------------------------------------------- an idle machine (bounded wait)
@@ -95,12 +90,7 @@ RUNDIR=$(mktemp -d "${TMPDIR:-/tmp}/wshub-idle.XXXXXX")
 SPID=
 stop_server() {
   [ -n "$SPID" ] || return 0
-  if kill -0 "$SPID" 2>/dev/null; then
-    kill -TERM "$SPID" 2>/dev/null
-    for _ in $(seq 1 100); do kill -0 "$SPID" 2>/dev/null || break; sleep 0.1; done
-    kill -0 "$SPID" 2>/dev/null && { echo "idle.sh: wshubd ignored SIGTERM for 10 s: SIGKILL" >&2; kill -KILL "$SPID" 2>/dev/null; }
-  fi
-  wait "$SPID" 2>/dev/null
+  stop_pid "$SPID"
   SERVER_RC=$?
   SPID=
 }

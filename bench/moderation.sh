@@ -22,6 +22,8 @@
 # Exit status: 0 when every run completed with no error and the server exited 0.
 set -uo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=bench/lib.sh
+. "$HERE/lib.sh"
 ROOT="$(cd "$HERE/.." && pwd)"
 RUNS=${RUNS:-3}
 CONNS=${CONNS:-100}
@@ -59,28 +61,13 @@ command -v node >/dev/null || die "node is required"
 say "binary $BIN ($(stat -c %y "$BIN" | cut -d. -f1)), $(nproc) CPUs, node $(node --version)"
 
 # ------------------------------------------------------------------ helpers
-declare -A USED_PORTS=()
-fresh_port() {
-  local p
-  for _ in $(seq 1 500); do
-    p=$((20000 + RANDOM % 12000))
-    [ -n "${USED_PORTS[$p]:-}" ] && continue
-    if [ -z "$(ss -Htan "( sport = :$p or dport = :$p )" 2>/dev/null)" ]; then
-      USED_PORTS[$p]=1; echo "$p"; return 0
-    fi
-  done
-  return 1
-}
 
 SPID=""
 SDIR=""
 stop_server() { # by PID only: SIGTERM, then SIGKILL after 10 s; sets SRC to its exit code
   SRC=""
   [ -n "$SPID" ] || return 0
-  kill -TERM "$SPID" 2>/dev/null
-  for _ in $(seq 1 100); do kill -0 "$SPID" 2>/dev/null || break; sleep 0.1; done
-  if kill -0 "$SPID" 2>/dev/null; then say "server $SPID still alive after 10 s: SIGKILL"; kill -KILL "$SPID" 2>/dev/null; fi
-  wait "$SPID" 2>/dev/null; SRC=$?
+  stop_pid "$SPID"; SRC=$?
   SPID=""
   [ -n "$SDIR" ] && rm -rf "$SDIR"; SDIR=""
 }

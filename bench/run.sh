@@ -37,6 +37,8 @@ set -uo pipefail
 { # The whole script is one compound command: bash parses it completely before running it, so
   # editing this file while a run is in progress cannot change (or break) that run.
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=bench/lib.sh
+. "$HERE/lib.sh"
 ROOT="$(cd "$HERE/.." && pwd)"
 SHARED_BENCH="$(realpath -m "${SHARED_BENCH:-$ROOT/../shared/bench}")"
 WSBENCH="$HERE/wsbench"
@@ -253,19 +255,6 @@ target_setup() {
   esac
 }
 
-# A fresh port: never used by this script and with no socket at all (no TIME_WAIT: PAWS).
-declare -gA USED_PORTS=()
-fresh_port() {
-  local p
-  for _ in $(seq 1 500); do
-    p=$((20000 + RANDOM % 12000))
-    [ -n "${USED_PORTS[$p]:-}" ] && continue
-    if [ -z "$(ss -Htan "( sport = :$p or dport = :$p )" 2>/dev/null)" ]; then
-      USED_PORTS[$p]=1; echo "$p"; return 0
-    fi
-  done
-  return 1
-}
 
 wait_quiet() {
   local tries=0 a b busy=0
@@ -286,12 +275,7 @@ wait_quiet() {
 stop_server() {
   SERVER_RC=
   [ -n "${SPID:-}" ] || return 0
-  if kill -0 "$SPID" 2>/dev/null; then
-    kill -TERM "$SPID" 2>/dev/null
-    for _ in $(seq 1 100); do kill -0 "$SPID" 2>/dev/null || break; sleep 0.1; done
-    kill -0 "$SPID" 2>/dev/null && { say "  server $SPID ignored SIGTERM for 10 s: SIGKILL"; kill -KILL "$SPID" 2>/dev/null; }
-  fi
-  wait "$SPID" 2>/dev/null
+  stop_pid "$SPID"
   SERVER_RC=$?
   SPID=
 }

@@ -25,7 +25,7 @@
 //   CABLE_LOAD_SECONDS   publishing time of the load test (default 10)
 //   CABLE_LOAD_PUBLISHERS  sequential keep-alive publishers of the load test (default 4)
 const { test, before, after } = require('node:test');
-const { sleep, within, now } = require('./lib/util');
+const { sleep, within, waitLog, now } = require('./lib/util');
 const assert = require('node:assert/strict');
 const crypto = require('node:crypto');
 const fs = require('node:fs');
@@ -146,25 +146,6 @@ async function metrics(inst) {
   return out;
 }
 
-// Waits until `re` matches the server's log (fs.watch on the log file; bounded).
-function waitLog(inst, re, ms, what) {
-  return new Promise((resolve, reject) => {
-    let watcher = null;
-    let timer = null;
-    const done = (err, m) => {
-      if (watcher) watcher.close();
-      clearTimeout(timer);
-      if (err) reject(err); else resolve(m);
-    };
-    const check = () => {
-      const m = re.exec(inst.log());
-      if (m) done(null, m);
-    };
-    watcher = fs.watch(inst.logFile, check);
-    timer = setTimeout(() => done(new Error(`timed out after ${ms} ms waiting for ${what} in the log:\n${inst.log().slice(-1500)}`)), ms);
-    check();
-  });
-}
 
 // ------------------------------------------------------------------ a cable client on `ws`
 

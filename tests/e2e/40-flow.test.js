@@ -21,7 +21,7 @@
 //   WSHUB_BIN         the binary under test (build-asan/wshubd for the sanitizer run)
 //   CHROMIUM_PATH     the Chromium to drive (default /usr/bin/chromium)
 const { test, describe, before, after } = require('node:test');
-const { sleep, within } = require('./lib/util');
+const { sleep, within, waitLog } = require('./lib/util');
 const assert = require('node:assert/strict');
 const crypto = require('node:crypto');
 const fs = require('node:fs');
@@ -130,28 +130,6 @@ async function history(inst, threadId, { unnoticed = false, viaQuery = false, or
 }
 
 // Waits until `re` matches the server's log (fs.watch on the log file; bounded). The log is the
-// only place naming a connection's worker (conn id % workers).
-function waitLog(inst, re, ms, what) {
-  return new Promise((resolve, reject) => {
-    let watcher = null;
-    let timer = null;
-    let done = false;
-    const finish = (err, m) => {
-      if (done) return;
-      done = true;
-      if (watcher) watcher.close();
-      clearTimeout(timer);
-      if (err) reject(err); else resolve(m);
-    };
-    const check = () => {
-      const m = re.exec(inst.log());
-      if (m) finish(null, m);
-    };
-    watcher = fs.watch(inst.logFile, check);
-    timer = setTimeout(() => finish(new Error(`timed out after ${ms} ms waiting for ${what} in the log:\n${inst.log().slice(-1500)}`)), ms);
-    check();
-  });
-}
 
 // ------------------------------------------------------------------ a Flow socket on `ws`
 

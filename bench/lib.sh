@@ -1,0 +1,29 @@
+# shellcheck shell=bash
+# What the bench scripts share (sourced by run.sh, moderation.sh and idle.sh).
+
+# A fresh port: never used by this script and with no socket at all on it (a TIME_WAIT left
+# by an earlier run would make the kernel reject some SYNs: PAWS, see ../shared/bench/README.md).
+declare -gA USED_PORTS=()
+fresh_port() {
+  local p
+  for _ in $(seq 1 500); do
+    p=$((20000 + RANDOM % 12000))
+    [ -n "${USED_PORTS[$p]:-}" ] && continue
+    if [ -z "$(ss -Htan "( sport = :$p or dport = :$p )" 2>/dev/null)" ]; then
+      USED_PORTS[$p]=1; echo "$p"; return 0
+    fi
+  done
+  return 1
+}
+
+# stop_pid PID: stops a server this shell started, by PID only: SIGTERM, SIGKILL after 10 s.
+# Returns the server's exit status.
+stop_pid() {
+  local pid=$1
+  if kill -0 "$pid" 2>/dev/null; then
+    kill -TERM "$pid" 2>/dev/null
+    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -0 "$pid" 2>/dev/null && { echo "bench: server $pid ignored SIGTERM for 10 s: SIGKILL" >&2; kill -KILL "$pid" 2>/dev/null; }
+  fi
+  wait "$pid" 2>/dev/null
+}
