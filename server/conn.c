@@ -77,7 +77,7 @@ static void log_conn(conn_t *c, log_level_t level, const char *event, const char
 
 void conn_accept(worker_t *w)
 {
-    conn_t *c = calloc(1, sizeof *c);
+    conn_t *c = mempool_alloc(&w->mem, sizeof *c);
     if (!c) {
         /* Out of memory: accept and drop, or the listener would spin on the pending one. */
         uv_tcp_t *t = malloc(sizeof *t);
@@ -151,12 +151,12 @@ static int q_reserve(conn_t *c)
     if (c->qcount < c->qcap)
         return 0;
     uint32_t ncap = c->qcap ? c->qcap * 2 : 4;
-    outq_entry_t *nq = malloc(ncap * sizeof *nq);
+    outq_entry_t *nq = mempool_alloc(&c->w->mem, ncap * sizeof *nq);
     if (!nq)
         return UV_ENOMEM;
     for (uint32_t i = 0; i < c->qcount; i++)
         nq[i] = *q_at(c, i);
-    free(c->q);
+    mempool_free(&c->w->mem, c->q, c->qcap * sizeof *nq);
     c->q = nq;
     c->qhead = 0;
     c->qcap = ncap;
@@ -184,13 +184,21 @@ static void q_pop(conn_t *c)
     c->qcount--;
 }
 
+/* An empty queue gives its ring back: an idle connection holds none. */
+static void q_release_empty(conn_t *c)
+{
+    if (c->qcount || !c->q)
+        return;
+    mempool_free(&c->w->mem, c->q, c->qcap * sizeof *c->q);
+    c->q = NULL;
+    c->qcap = c->qhead = 0;
+}
+
 static void q_clear(conn_t *c)
 {
     while (c->qcount)
         q_pop(c);
-    free(c->q);
-    c->q = NULL;
-    c->qcap = c->qhead = 0;
+    q_release_empty(c);
 }
 
 static void account_out(conn_t *c, size_t len)
@@ -359,6 +367,7 @@ static void flush(conn_t *c)
     if (c->flags & CONN_F_WRITING)
         return;
     if (c->qcount == 0) {
+        q_release_empty(c);
         if (c->flags & CONN_F_DRAIN)
             send_fin(c);
         return;
@@ -392,6 +401,7 @@ static void flush(conn_t *c)
         first++;
     }
     if (c->qcount == 0) {
+        q_release_empty(c);
         if (c->flags & CONN_F_DRAIN)
             send_fin(c);
         return;
@@ -619,7 +629,7 @@ static void on_closed(uv_handle_t *h)
     metrics_add(&w->metrics.tcp_closed, 1);
     atomic_fetch_sub(&w->srv->nconns, 1);
     w->nconns--;
-    free(c);
+    mempool_free(&w->mem, c, sizeof *c);
     if (w->stopping && w->nconns == 0)
         uv_stop(&w->loop); /* worker.c closes its own handles after uv_run returns */
 }

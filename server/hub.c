@@ -231,7 +231,7 @@ hub_sub_t *hub_subscribe(worker_t *w, const char *channel, size_t len, ws_sessio
         }
         ch->e = e;
     }
-    hub_sub_t *sub = calloc(1, sizeof *sub);
+    hub_sub_t *sub = mempool_alloc(&w->mem, sizeof *sub);
     if (!sub) {
         if (ch->n == 0) {
             strmap_remove(&l->chans, ch->e);
@@ -262,7 +262,7 @@ void hub_unsubscribe(worker_t *w, hub_sub_t *sub)
         strmap_remove(&l->chans, ch->e);
         free(ch);
     }
-    free(sub);
+    mempool_free(&w->mem, sub, sizeof *sub);
 }
 
 const char *hub_sub_channel(const hub_sub_t *sub, size_t *len)

@@ -122,6 +122,10 @@ char *metrics_render(size_t *len)
     head(f, "wshub_close_timeouts_total", "counter",
          "Close handshakes the peer did not complete within websocket.close_timeout_ms.");
     fprintf(f, "wshub_close_timeouts_total %llu\n", (unsigned long long)SUM(close_timeouts));
+    head(f, "wshub_state_pool_bytes", "gauge",
+         "Per-connection state in the workers' pools: pages held from the kernel, objects in use (50 ms old).");
+    fprintf(f, "wshub_state_pool_bytes{kind=\"pages\"} %llu\n", (unsigned long long)SUM(pool_page_bytes));
+    fprintf(f, "wshub_state_pool_bytes{kind=\"objects\"} %llu\n", (unsigned long long)SUM(pool_object_bytes));
     head(f, "wshub_workers", "gauge", "Worker threads.");
     fprintf(f, "wshub_workers %zu\n", nblocks);
 

@@ -29,8 +29,11 @@ static void on_prepare(uv_prepare_t *h) { conn_flush_dirty(h->data); }
 static void on_check(uv_check_t *h) { conn_flush_dirty(h->data); }
 static void on_tick(uv_timer_t *h)
 {
-    conn_sweep_deadlines(h->data);
-    wtimer_run(h->data);
+    worker_t *w = h->data;
+    conn_sweep_deadlines(w);
+    wtimer_run(w);
+    atomic_store_explicit(&w->metrics.pool_page_bytes, w->mem.page_bytes, memory_order_relaxed);
+    atomic_store_explicit(&w->metrics.pool_object_bytes, w->mem.object_bytes, memory_order_relaxed);
 }
 
 static void shutdown_walk(uv_handle_t *h, void *arg)
@@ -87,6 +90,7 @@ int worker_init(worker_t *w, server_t *srv, int idx, int listen_fd)
     w->idx = idx;
     w->listen_fd = listen_fd;
     list_init(&w->dirty);
+    mempool_init(&w->mem);
     for (int k = 0; k < DL_COUNT; k++)
         list_init(&w->deadlines[k]);
     w->rbuf = malloc(WORKER_RBUF_SIZE);
@@ -173,4 +177,5 @@ void worker_join(worker_t *w)
     wtimer_free_all(w);
     free(w->rbuf);
     free(w->tbuf);
+    mempool_destroy(&w->mem);
 }

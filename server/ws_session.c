@@ -247,9 +247,7 @@ ws_session_t *ws_session_start(conn_t *c, const dialect_t *d, void *dialect_data
 {
     /* No wslay context yet: it is made by the first frame or reply (a subscriber that only
      * receives fan-out never needs one), which saves an 8 KB allocation per handshake. */
-    ws_session_t *s = calloc(1, sizeof *s);
-    if (s)
-        s->c = c;
+    ws_session_t *s = mempool_alloc(&c->w->mem, sizeof *s);
     if (!s) {
         if (d->on_close && dialect_data) {
             ws_session_t tmp = {.c = c, .d = d, .data = dialect_data};
@@ -348,7 +346,7 @@ void ws_on_close(conn_t *c)
         s->d->on_close(s);
     if (s->ctx)
         wslay_event_context_free(s->ctx);
-    free(s);
+    mempool_free(&c->w->mem, s, sizeof *s);
     c->u.ws = NULL;
 }
 

@@ -72,6 +72,8 @@ typedef struct metrics {
     counter_t mod_latency_sum_us;
     counter_t slow_consumer_closes;
     counter_t close_timeouts;         /* close handshakes the peer did not finish */
+    counter_t pool_page_bytes;        /* gauges copied from the worker's mempool every tick */
+    counter_t pool_object_bytes;
 } metrics_t;
 
 static inline void metrics_add(counter_t *c, uint64_t n)

@@ -16,6 +16,7 @@
 #include <uv.h>
 
 #include "wshub/list.h"
+#include "wshub/mempool.h"
 #include "wshub/metrics.h"
 #include "wshub/server.h"
 
@@ -59,6 +60,7 @@ struct worker {
     size_t nconns;        /* connections of this worker not yet freed */
     atomic_bool stop_requested;
     bool stopping;
+    mempool_t mem;        /* long-lived per-connection objects (mempool.h) */
     metrics_t metrics;
 };
 

@@ -340,13 +340,14 @@ static void on_message(ws_session_t *s, int opcode, const uint8_t *msg, size_t l
 static void accept_upgrade(const http_request_t *req, worker_t *w, dialect_accept_t *out)
 {
     const live_t *live = server_live(w->srv);
-    cable_t *v = calloc(1, sizeof *v);
+    cable_t *v = mempool_alloc(&w->mem, sizeof *v);
     if (!v) {
         out->status = 503;
         out->hs_reason = HS_OVER_CAPACITY;
         out->why = "out of memory";
         return;
     }
+    v->w = w;
     list_init(&v->node);
     list_init(&v->subs);
     if (http_request_header_has_token(req, "Sec-WebSocket-Protocol", PROTOCOL))
@@ -357,7 +358,7 @@ static void accept_upgrade(const http_request_t *req, worker_t *w, dialect_accep
     const char *origin = http_request_header(req, "Origin", &olen);
     if (!auth_origin_allowed(&live->cfg.cable_allowed_origins, origin, olen)) {
         if (live->cfg.cable_origin_failure == CABLE_ORIGIN_HTTP403) { /* http.c counts the refusal */
-            free(v);
+            mempool_free(&w->mem, v, sizeof *v);
             out->data = NULL;
             out->subprotocol = NULL;
             out->status = 403;
@@ -401,7 +402,6 @@ static void on_open(ws_session_t *s)
 {
     cable_t *v = ws_session_data(s);
     v->s = s;
-    v->w = ws_session_worker(s);
     if (v->failure) {
         log_event(LOG_INFO, "cable_refused", ws_session_id(s), NULL, "cable", "%s", v->failure);
         send_disconnect(v, "unauthorized", false);
@@ -430,7 +430,7 @@ static void on_close(ws_session_t *s)
     list_remove(&v->node);
     while (!list_empty(&v->subs))
         drop_sub(v, container_of(v->subs.next, hub_sub_t, owner_node));
-    free(v);
+    mempool_free(&v->w->mem, v, sizeof *v);
     ws_session_set_data(s, NULL);
 }
 

@@ -31,16 +31,21 @@
 #include "wshub/wtimer.h"
 
 
+/* One allocation from the worker's pool (mempool.h) per connection, the token's strings
+ * included: a session lives as long as its connection, and a few compact bytes per idle
+ * connection is the point (bench/ S3). */
 typedef struct svc {
     ws_session_t *s;
     worker_t *w;
-    char *sub;          /* the token's subject */
-    json_t *patterns;   /* the token's `channels` claim (array of globs), or NULL */
     int64_t exp;        /* token expiry, seconds since the epoch, 0 = none */
     list_node_t subs;   /* explicit subscriptions (hub_sub_t.owner_node) */
-    uint32_t nsubs;
     hub_sub_t *user_sub; /* user:<sub>, implicit */
     wtimer_t expiry;
+    uint32_t nsubs;
+    uint32_t size;      /* bytes allocated for this struct and its strings */
+    uint16_t npatterns; /* globs of the `channels` claim, stored after sub */
+    bool has_patterns;  /* the token has a `channels` claim (even an empty one) */
+    char sub[];         /* the token's subject, NUL, then each glob of `channels`, NUL-ended */
 } svc_t;
 
 /* ------------------------------------------------------------------ envelope */
@@ -112,13 +117,11 @@ static bool allowed(svc_t *v, const char *ch)
 {
     if (is_user_channel(ch) && strcmp(ch + 5, v->sub) == 0)
         return true;
-    if (v->patterns) {
-        size_t i;
-        json_t *p;
-        json_array_foreach(v->patterns, i, p) {
-            if (json_is_string(p) && fnmatch(json_string_value(p), ch, 0) == 0)
+    if (v->has_patterns) {
+        const char *p = v->sub + strlen(v->sub) + 1;
+        for (uint16_t i = 0; i < v->npatterns; i++, p += strlen(p) + 1)
+            if (fnmatch(p, ch, 0) == 0)
                 return true;
-        }
         return false;
     }
     const live_t *live = server_live(v->w->srv);
@@ -307,27 +310,40 @@ static void accept_upgrade(const http_request_t *req, worker_t *w, dialect_accep
         auth_claims_clear(&claims);
         return;
     }
-    svc_t *v = calloc(1, sizeof *v);
-    if (!v || !(v->sub = strdup(claims.sub))) {
-        free(v);
-        auth_claims_clear(&claims);
-        out->status = 503;
-        out->hs_reason = HS_OVER_CAPACITY;
-        out->why = "out of memory";
-        return;
-    }
     json_t *patterns = json_object_get(claims.payload, "channels");
     if (patterns && !json_is_array(patterns)) {
         /* A claim meant to restrict must never widen: refuse what cannot be read. */
         metrics_add(&w->metrics.auth_failures[AUTH_MALFORMED], 1);
         refuse(out, "the token's channels claim must be an array of channel patterns", "channels not an array");
         auth_claims_clear(&claims);
-        free(v->sub);
-        free(v);
         return;
     }
-    if (patterns)
-        v->patterns = json_incref(patterns);
+    /* The subject and the globs (non-strings never match, as before) go after the struct. */
+    size_t size = sizeof(svc_t) + strlen(claims.sub) + 1, i, npat = 0;
+    json_t *p;
+    json_array_foreach(patterns, i, p) {
+        if (json_is_string(p)) {
+            size += strlen(json_string_value(p)) + 1;
+            npat++;
+        }
+    }
+    svc_t *v = npat <= UINT16_MAX && size <= UINT32_MAX ? mempool_alloc(&w->mem, size) : NULL;
+    if (!v) {
+        auth_claims_clear(&claims);
+        out->status = 503;
+        out->hs_reason = HS_OVER_CAPACITY;
+        out->why = "out of memory";
+        return;
+    }
+    v->w = w;
+    v->size = (uint32_t)size;
+    v->has_patterns = patterns != NULL;
+    v->npatterns = (uint16_t)npat;
+    char *s = stpcpy(v->sub, claims.sub) + 1;
+    json_array_foreach(patterns, i, p) {
+        if (json_is_string(p))
+            s = stpcpy(s, json_string_value(p)) + 1;
+    }
     v->exp = claims.exp;
     list_init(&v->subs);
     auth_claims_clear(&claims);
@@ -346,7 +362,6 @@ static void on_open(ws_session_t *s)
 {
     svc_t *v = ws_session_data(s);
     v->s = s;
-    v->w = ws_session_worker(s);
     char ch[API_MAX_CHANNEL + 8];
     int n = snprintf(ch, sizeof ch, "user:%s", v->sub);
     if (n > 0 && (size_t)n < sizeof ch)
@@ -368,16 +383,12 @@ static void on_close(ws_session_t *s)
     svc_t *v = ws_session_data(s);
     if (!v)
         return;
-    if (v->w) {
-        wtimer_stop(v->w, &v->expiry);
-        while (!list_empty(&v->subs))
-            hub_unsubscribe(v->w, container_of(v->subs.next, hub_sub_t, owner_node));
-        if (v->user_sub)
-            hub_unsubscribe(v->w, v->user_sub);
-    }
-    json_decref(v->patterns);
-    free(v->sub);
-    free(v);
+    wtimer_stop(v->w, &v->expiry);
+    while (!list_empty(&v->subs))
+        hub_unsubscribe(v->w, container_of(v->subs.next, hub_sub_t, owner_node));
+    if (v->user_sub)
+        hub_unsubscribe(v->w, v->user_sub);
+    mempool_free(&v->w->mem, v, v->size);
     ws_session_set_data(s, NULL);
 }
 

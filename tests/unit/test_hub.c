@@ -70,6 +70,7 @@ static int setup(void **state)
         worker_t *w = &workers[i];
         memset(w, 0, sizeof *w);
         w->idx = i;
+        mempool_init(&w->mem);
         uv_loop_init(&w->loop);
         uv_async_init(&w->loop, &w->wakeup, on_wakeup);
         w->wakeup.data = w;
@@ -89,6 +90,9 @@ static int teardown(void **state)
         uv_run(&w->loop, UV_RUN_DEFAULT);
         assert_int_equal(uv_loop_close(&w->loop), 0);
         hub_local_free(w->hub);
+        /* Every subscription was given back: nothing of the pool is still handed out. */
+        assert_int_equal(w->mem.object_bytes, 0);
+        mempool_destroy(&w->mem);
     }
     hub_free(hub);
     return 0;
