@@ -356,8 +356,30 @@ int ws_session_send(ws_session_t *s, int opcode, const void *data, size_t len)
 {
     if (s->c->flags & (CONN_F_CLOSING | CONN_F_DRAIN))
         return -1;
-    if (ctx_open(s) != 0)
-        return -1;
+    if (!s->ctx) {
+        /* A quiescent session (no context) has nothing queued, no close sent or received and
+         * no fragmented message: the frame goes straight into the connection's queue, and a
+         * handshake's first message (Action Cable's welcome) or a timer's never makes wslay's
+         * 8 KB context. */
+        uint8_t buf[1024]; /* header and payload in one piece: one TLS record when small */
+        size_t hl = frame_header(buf, opcode, len);
+        int r;
+        if (len <= sizeof buf - hl) {
+            if (len)
+                memcpy(buf + hl, data, len);
+            r = conn_send_copy(s->c, buf, hl + len);
+        } else {
+            r = conn_send_copy(s->c, buf, hl);
+            if (r == 0)
+                r = conn_send_copy(s->c, data, len);
+        }
+        if (r != 0) {
+            conn_close(s->c, "out of memory (send)");
+            return -1;
+        }
+        metrics_add(&s->c->w->metrics.frames_out[s->c->endpoint], 1);
+        return 0;
+    }
     struct wslay_event_msg msg = {(uint8_t)opcode, data, len};
     int r = wslay_event_queue_msg(s->ctx, &msg);
     if (r != 0)
