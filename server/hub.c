@@ -106,6 +106,7 @@ static hub_msg_t *msg_new(hub_t *hub, const char *channel, size_t clen, const ch
     m->data_len = dlen;
     free(ev_json);
     util_iso8601_now(m->timestamp);
+    m->created_ns = uv_hrtime();
     for (int i = 0; i < HUB_ENVELOPES; i++)
         atomic_init(&m->frames[i], NULL);
     return m;
@@ -295,6 +296,7 @@ static void deliver_local(hub_local_t *l, hub_msg_t *m)
      * one envelope: its frame is looked up once, not per subscriber. */
     const hub_envelope_t *env = NULL;
     frame_t *shared = NULL;
+    uint64_t delivered = 0;
     for (list_node_t *n = ch->subs.next; n != &ch->subs; n = n->next) {
         hub_sub_t *sub = container_of(n, hub_sub_t, chan_node);
         frame_t *f;
@@ -308,8 +310,13 @@ static void deliver_local(hub_local_t *l, hub_msg_t *m)
             f = shared;
         }
         if (f && ws_session_send_frame(sub->s, f) == 0)
-            metrics_add(&mt->deliveries, 1);
+            delivered++;
     }
+    metrics_add(&mt->deliveries, delivered);
+    worker_t *w = l->w;
+    if (delivered && (!w->turn_deliveries || m->created_ns < w->turn_oldest_ns))
+        w->turn_oldest_ns = m->created_ns;
+    w->turn_deliveries += delivered;
 }
 
 static int post(hub_local_t *l, hub_msg_t *m)

@@ -18,6 +18,16 @@ const char *const hs_reason_names[HS_COUNT] = {
     "forbidden_origin", "tls", "over_capacity"};
 
 const uint64_t metrics_mod_bucket_us[METRICS_MOD_BUCKETS] = {50, 100, 250, 500, 1000, 2500, 5000, 10000, 50000, 250000};
+const uint64_t metrics_fanout_bucket_us[METRICS_FANOUT_BUCKETS] = {100, 250, 500, 750, 1000, 1500, 2000, 3000, 4000, 5000, 7500, 10000, 25000, 100000};
+
+void metrics_observe_fanout(metrics_t *m, uint64_t us, uint64_t deliveries)
+{
+    for (int b = 0; b < METRICS_FANOUT_BUCKETS; b++)
+        if (us <= metrics_fanout_bucket_us[b])
+            metrics_add(&m->fanout_buckets[b], deliveries);
+    metrics_add(&m->fanout_count, deliveries);
+    metrics_add(&m->fanout_sum_us, us * deliveries);
+}
 
 static metrics_t *blocks[256];
 static size_t nblocks;
@@ -116,6 +126,15 @@ char *metrics_render(size_t *len)
     fprintf(f, "wshub_moderation_scoring_seconds_bucket{le=\"+Inf\"} %llu\n", (unsigned long long)SUM(mod_latency_count));
     fprintf(f, "wshub_moderation_scoring_seconds_sum %.6f\n", (double)SUM(mod_latency_sum_us) / 1e6);
     fprintf(f, "wshub_moderation_scoring_seconds_count %llu\n", (unsigned long long)SUM(mod_latency_count));
+    head(f, "wshub_fanout_delivery_seconds", "histogram",
+         "Fan-out deliveries by the time from the oldest message of their loop turn (made by a publish) to the end of "
+         "that turn's flush into the sockets: the server's share of a delivery's latency, an upper bound.");
+    for (int b = 0; b < METRICS_FANOUT_BUCKETS; b++)
+        fprintf(f, "wshub_fanout_delivery_seconds_bucket{le=\"%g\"} %llu\n", (double)metrics_fanout_bucket_us[b] / 1e6,
+                (unsigned long long)SUM(fanout_buckets[b]));
+    fprintf(f, "wshub_fanout_delivery_seconds_bucket{le=\"+Inf\"} %llu\n", (unsigned long long)SUM(fanout_count));
+    fprintf(f, "wshub_fanout_delivery_seconds_sum %.6f\n", (double)SUM(fanout_sum_us) / 1e6);
+    fprintf(f, "wshub_fanout_delivery_seconds_count %llu\n", (unsigned long long)SUM(fanout_count));
     head(f, "wshub_slow_consumer_closes_total", "counter",
          "Connections closed with 1013 because their queued output passed limits.max_queued_bytes.");
     fprintf(f, "wshub_slow_consumer_closes_total %llu\n", (unsigned long long)SUM(slow_consumer_closes));

@@ -25,8 +25,21 @@ static void on_connection(uv_stream_t *server, int status)
     conn_accept(w);
 }
 
-static void on_prepare(uv_prepare_t *h) { conn_flush_dirty(h->data); }
-static void on_check(uv_check_t *h) { conn_flush_dirty(h->data); }
+/* Flushes, then counts the turn's fan-out deliveries by how long their oldest message
+ * waited for this moment (wshub_fanout_delivery_seconds). */
+static void flush_turn(worker_t *w)
+{
+    conn_flush_dirty(w);
+    if (!w->turn_deliveries)
+        return;
+    uint64_t now = uv_hrtime();
+    uint64_t us = now > w->turn_oldest_ns ? (now - w->turn_oldest_ns) / 1000 : 0;
+    metrics_observe_fanout(&w->metrics, us, w->turn_deliveries);
+    w->turn_deliveries = 0;
+}
+
+static void on_prepare(uv_prepare_t *h) { flush_turn(h->data); }
+static void on_check(uv_check_t *h) { flush_turn(h->data); }
 static void on_tick(uv_timer_t *h)
 {
     worker_t *w = h->data;

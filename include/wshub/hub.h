@@ -47,6 +47,7 @@ typedef struct hub_msg {
     const char *data;      /* compact JSON object text */
     size_t data_len;
     char timestamp[32];    /* ISO-8601 UTC of the publish, e.g. 2026-11-23T12:00:00.123Z */
+    uint64_t created_ns;   /* uv_hrtime() when the message was made (fan-out latency metric) */
     _Atomic(frame_t *) frames[HUB_ENVELOPES]; /* prepared frames, built on first need */
     char buf[];
 } hub_msg_t;

@@ -50,6 +50,8 @@ typedef _Atomic uint64_t counter_t;
 /* Upper bounds (µs) of the moderation scoring-time histogram buckets. */
 #define METRICS_MOD_BUCKETS 10
 extern const uint64_t metrics_mod_bucket_us[METRICS_MOD_BUCKETS];
+#define METRICS_FANOUT_BUCKETS 14
+extern const uint64_t metrics_fanout_bucket_us[METRICS_FANOUT_BUCKETS];
 
 typedef struct metrics {
     counter_t tcp_accepted;
@@ -72,6 +74,12 @@ typedef struct metrics {
     counter_t mod_latency_sum_us;
     counter_t slow_consumer_closes;
     counter_t close_timeouts;         /* close handshakes the peer did not finish */
+    /* Fan-out deliveries by the time from their loop turn's oldest message to the end of
+     * that turn's flush (wshub_fanout_delivery_seconds): the server's own share of a
+     * delivery's latency, an upper bound per delivery. */
+    counter_t fanout_buckets[METRICS_FANOUT_BUCKETS];
+    counter_t fanout_count;
+    counter_t fanout_sum_us;
     counter_t pool_page_bytes;        /* gauges copied from the worker's mempool every tick */
     counter_t pool_object_bytes;
 } metrics_t;
@@ -84,6 +92,8 @@ static inline void metrics_add(counter_t *c, uint64_t n)
 
 /* Registers a worker's block; call before the workers start. At most 256 blocks. */
 void metrics_register(metrics_t *m);
+/* Counts `deliveries` fan-out deliveries that spent `us` in the server (cumulative buckets). */
+void metrics_observe_fanout(metrics_t *m, uint64_t us, uint64_t deliveries);
 
 /* Renders every counter, summed over the registered blocks; returns a malloc'd string. */
 char *metrics_render(size_t *len);

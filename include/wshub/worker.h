@@ -56,6 +56,8 @@ struct worker {
     void *dialect_state[EP_COUNT]; /* per-worker state of each dialect (dialect_t.worker_start) */
     wtimer_t **timers;    /* wtimer.h heap */
     uint32_t ntimers, timers_cap;
+    uint64_t turn_deliveries; /* fan-out deliveries queued in this loop turn, not yet flushed */
+    uint64_t turn_oldest_ns;  /* uv_hrtime() of the oldest message among them */
     uint64_t conn_seq;
     size_t nconns;        /* connections of this worker not yet freed */
     atomic_bool stop_requested;

@@ -1404,6 +1404,54 @@ test('subscribe/unsubscribe cycles under continuous publishing: no event before 
 
 // ------------------------------------------------------------------ metrics
 
+test('metrics: wshub_fanout_delivery_seconds counts each delivery once, in cumulative buckets; wshub_state_pool_bytes follows the connections', T, async () => {
+  const ch = `conversation:${unique('fanout')}`;
+  const subs = [];
+  const fan = (m) => Object.keys(m).filter((k) => k.startsWith('wshub_fanout_delivery_seconds_bucket{'))
+    .map((k) => ({ le: /le="([^"]+)"/.exec(k)[1], n: m[k] }));
+  const pool = (m) => m['wshub_state_pool_bytes{kind="objects"}'];
+  try {
+    const m0 = await metrics(srv);
+    for (let i = 0; i < 8; i++) subs.push(await connect(srv));
+    for (const c of subs) await c.subscribe(ch);
+    for (let k = 0; k < 3; k++) {
+      assert.equal((await publishOk(srv, { channel: ch, event: 'tick', data: { k } })).delivered, 8);
+      for (const c of subs) await c.expect('tick');
+    }
+    // The pool gauge is copied every 50 ms tick; the histogram is counted at the turn's flush.
+    const m1 = await waitFor(async () => {
+      const m = await metrics(srv);
+      return m.wshub_fanout_delivery_seconds_count - m0.wshub_fanout_delivery_seconds_count >= 24 &&
+        pool(m) > pool(m0) ? m : null;
+    }, 3000, 'fan-out histogram +24 and pool objects up');
+    assert.equal(m1.wshub_fanout_delivery_seconds_count - m0.wshub_fanout_delivery_seconds_count, 24);
+    assert.equal(m1.wshub_deliveries_total - m0.wshub_deliveries_total, 24);
+    const b0 = fan(m0), b1 = fan(m1);
+    assert.equal(b1.length, b0.length);
+    assert.equal(b1[b1.length - 1].le, '+Inf');
+    assert.equal(b1[b1.length - 1].n, m1.wshub_fanout_delivery_seconds_count);
+    for (let i = 1; i < b1.length; i++) assert.ok(b1[i].n >= b1[i - 1].n, `bucket ${b1[i].le} is cumulative`);
+    // On an idle test machine the 24 deliveries are written well within 100 ms.
+    const at100ms = b1.find((b) => b.le === '0.1').n - b0.find((b) => b.le === '0.1').n;
+    assert.equal(at100ms, 24);
+    assert.ok(m1.wshub_fanout_delivery_seconds_sum >= m0.wshub_fanout_delivery_seconds_sum);
+    // Eight sessions with a subscription each: at least a connection, a session and a subscription apiece.
+    assert.ok(pool(m1) - pool(m0) >= 8 * (300 + 64), `pool objects grew by ${pool(m1) - pool(m0)}`);
+    // Pages hold the objects (none in a sanitizer build: there every object is calloc'd).
+    const pages = m1['wshub_state_pool_bytes{kind="pages"}'];
+    assert.ok(pages === 0 || pages >= pool(m1), `pages ${pages} < objects ${pool(m1)}`);
+    await shutAll(subs.splice(0));
+    let last;
+    await waitFor(async () => {
+      last = await metrics(srv);
+      // within one HTTP connection (≤ 384 bytes) of the start: the /metrics request's own
+      return pool(last) <= pool(m0) + 384 ? last : null;
+    }, 3000, 'pool objects back to where they were once the connections closed').catch((e) => {
+      throw new Error(`${e.message}: ${pool(m0)} before, ${pool(m1)} open, ${pool(last)} now`);
+    });
+  } finally { await shutAll(subs); }
+});
+
 test('metrics: a publish to N subscribers moves wshub_publishes_total by 1 and wshub_deliveries_total by N', T, async () => {
   const ch = `conversation:${unique('metrics')}`;
   const subs = [];
