@@ -365,6 +365,9 @@ run_one() {
     timeout 300 "${cmd[@]}" > "$base.json" 2> "$base.log"
     brc=$?
     t1=$(date +%s.%N)
+    # the server's own share of the latency (wshub_fanout_delivery_seconds), before it stops
+    [ "$SRV_KIND" = wshub ] && curl -s --max-time 5 "http://127.0.0.1:$port/metrics" |
+      python3 "$HERE/fanout_metrics.py" > "$base.fanout.json" 2>/dev/null
     python3 "$HERE/proc_cpu.py" snap $$ > "$OUT/.procs1" 2>/dev/null
     local procj; procj=$(python3 "$HERE/proc_cpu.py" diff "$OUT/.procs0" "$OUT/.procs1" "$(echo "$t1 - $t0" | bc)" 2>/dev/null)
     rm -f "$OUT/.procs0" "$OUT/.procs1"
@@ -385,7 +388,7 @@ run_one() {
       break
     fi
     say "  other load ${other}% during the run: rejected, repeating"
-    for f in json log server.log cmd run.json; do mv "$base.$f" "$base.$f.rejected$attempt"; done
+    for f in json log server.log cmd run.json fanout.json; do [ -e "$base.$f" ] && mv "$base.$f" "$base.$f.rejected$attempt"; done
     [ "$brc" = 0 ] || FAILED=$((FAILED - 1))
   done
 }

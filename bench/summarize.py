@@ -79,7 +79,9 @@ FLOW = [("deliveries/s", "deliveries_per_s", 0, 1), ("publishes/s", "publishes_p
         ("lat max ms", "latency_us.max", 1, 1e-3), ("lost", "lost", 0, 1), ("dup", "dup", 0, 1),
         ("errors", "errors.total", 0, 1),
         ("server CPU %", "cpu.publish.server_pct", 0, 1), ("bench CPU %", "cpu.publish.bench_pct", 0, 1),
-        ("frames/read", "frames_per_read", 2, 1), ("bench ceiling dps est", "bench_ceiling_dps_est", 0, 1)]
+        ("frames/read", "frames_per_read", 2, 1), ("bench ceiling dps est", "bench_ceiling_dps_est", 0, 1),
+        ("server's share p50 ms ≤", "server.fanout_p50_ms", 2, 1),
+        ("server's share p99 ms ≤", "server.fanout_p99_ms", 2, 1)]
 FIXED_EXTRA = [("late publishes", "late_publishes", 0, 1)]
 IDLE = [("handshakes/s", "handshakes_per_s", 0, 1), ("KB/conn (after hold)", "kb_per_conn", 2, 1),
         ("KB/conn (connected only)", "kb_per_conn_connected", 2, 1), ("RSS end MB", "rss_kb.end", 1, 1 / 1024),
@@ -116,6 +118,9 @@ def main():
         if d is None:
             bad_files.append(name)
             continue
+        fo = os.path.join(out, "%s-%s-%s.fanout.json" % m.group(1, 2, 3))
+        if os.path.exists(fo):
+            d["server"] = load(fo) or {}
         runs[(m.group(1), m.group(2))].append(d)
         rj = os.path.join(out, "%s-%s-%s.run.json" % m.group(1, 2, 3))
         if os.path.exists(rj):
