@@ -1410,17 +1410,20 @@ test('metrics: wshub_fanout_delivery_seconds counts each delivery once, in cumul
   const fan = (m) => Object.keys(m).filter((k) => k.startsWith('wshub_fanout_delivery_seconds_bucket{'))
     .map((k) => ({ le: /le="([^"]+)"/.exec(k)[1], n: m[k] }));
   const pool = (m) => m['wshub_state_pool_bytes{kind="objects"}'];
+  // A server of its own: nothing else opens or closes connections while the pool is watched.
+  const own = await startServer();
   try {
-    const m0 = await metrics(srv);
-    for (let i = 0; i < 8; i++) subs.push(await connect(srv));
+    await sleep(120); // two 50 ms ticks: the gauge has seen the idle server
+    const m0 = await metrics(own);
+    for (let i = 0; i < 8; i++) subs.push(await connect(own));
     for (const c of subs) await c.subscribe(ch);
     for (let k = 0; k < 3; k++) {
-      assert.equal((await publishOk(srv, { channel: ch, event: 'tick', data: { k } })).delivered, 8);
+      assert.equal((await publishOk(own, { channel: ch, event: 'tick', data: { k } })).delivered, 8);
       for (const c of subs) await c.expect('tick');
     }
     // The pool gauge is copied every 50 ms tick; the histogram is counted at the turn's flush.
     const m1 = await waitFor(async () => {
-      const m = await metrics(srv);
+      const m = await metrics(own);
       return m.wshub_fanout_delivery_seconds_count - m0.wshub_fanout_delivery_seconds_count >= 24 &&
         pool(m) > pool(m0) ? m : null;
     }, 3000, 'fan-out histogram +24 and pool objects up');
@@ -1443,13 +1446,13 @@ test('metrics: wshub_fanout_delivery_seconds counts each delivery once, in cumul
     await shutAll(subs.splice(0));
     let last;
     await waitFor(async () => {
-      last = await metrics(srv);
+      last = await metrics(own);
       // within one HTTP connection (≤ 384 bytes) of the start: the /metrics request's own
       return pool(last) <= pool(m0) + 384 ? last : null;
     }, 3000, 'pool objects back to where they were once the connections closed').catch((e) => {
       throw new Error(`${e.message}: ${pool(m0)} before, ${pool(m1)} open, ${pool(last)} now`);
     });
-  } finally { await shutAll(subs); }
+  } finally { await shutAll(subs); await own.teardown(); }
 });
 
 test('metrics: a publish to N subscribers moves wshub_publishes_total by 1 and wshub_deliveries_total by N', T, async () => {
