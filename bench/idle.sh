@@ -37,15 +37,7 @@ die() { echo "idle.sh: $*" >&2; exit 1; }
 
 # ---------------------------------------------------------------- the two binaries
 "$HERE/build-wsbench.sh" || die "cannot build wsbench"
-if [ -n "${WSHUB_BIN:-}" ]; then
-  BIN="$(cd "$ROOT" && realpath "$WSHUB_BIN")" || die "WSHUB_BIN=$WSHUB_BIN not found"
-else
-  if [ ! -f "$ROOT/build-release/build.ninja" ]; then
-    (cd "$ROOT" && meson setup build-release --buildtype=release) >&2 || die "meson setup build-release failed"
-  fi
-  ninja -C "$ROOT/build-release" >&2 || die "the release build failed"
-  BIN="$ROOT/build-release/wshubd"
-fi
+BIN=$(wshub_bin "$ROOT") || die "no wshubd: the release build failed or WSHUB_BIN is wrong"
 [ -x "$BIN" ] || die "$BIN is not an executable"
 
 # ---------------------------------------------------------------- descriptors

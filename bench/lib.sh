@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# What the bench scripts share (sourced by run.sh, moderation.sh and idle.sh).
+# What the bench scripts share (sourced by run.sh, moderation.sh, idle.sh and callgrind.sh).
 
 # A fresh port: never used by this script and with no socket at all on it (a TIME_WAIT left
 # by an earlier run would make the kernel reject some SYNs: PAWS, see ../shared/bench/README.md).
@@ -14,6 +14,21 @@ fresh_port() {
     fi
   done
   return 1
+}
+
+# wshub_bin ROOT: prints the wshubd to measure: $WSHUB_BIN, or build-release/wshubd (set up
+# with --buildtype=release and built when needed). Build output goes to stderr.
+wshub_bin() {
+  local root=$1
+  if [ -n "${WSHUB_BIN:-}" ]; then
+    (cd "$root" && realpath "$WSHUB_BIN") || { echo "bench: WSHUB_BIN=$WSHUB_BIN not found" >&2; return 1; }
+    return 0
+  fi
+  if [ ! -f "$root/build-release/build.ninja" ]; then
+    (cd "$root" && meson setup build-release --buildtype=release) >&2 || return 1
+  fi
+  ninja -C "$root/build-release" >&2 || return 1
+  echo "$root/build-release/wshubd"
 }
 
 # stop_pid PID: stops a server this shell started, by PID only: SIGTERM, SIGKILL after 10 s.
