@@ -313,10 +313,7 @@ static void deliver_local(hub_local_t *l, hub_msg_t *m)
             delivered++;
     }
     metrics_add(&mt->deliveries, delivered);
-    worker_t *w = l->w;
-    if (delivered && (!w->turn_deliveries || m->created_ns < w->turn_oldest_ns))
-        w->turn_oldest_ns = m->created_ns;
-    w->turn_deliveries += delivered;
+    worker_note_fanout(l->w, delivered, m->created_ns);
 }
 
 static int post(hub_local_t *l, hub_msg_t *m)

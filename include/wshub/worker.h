@@ -75,6 +75,17 @@ void worker_request_stop(worker_t *w);
 /* Joins the thread and releases the loop; the loop must have ended. */
 void worker_join(worker_t *w);
 
+/* Counts n fan-out deliveries queued in this loop turn for a message made at created_ns
+ * (uv_hrtime); the turn's flush observes them in wshub_fanout_delivery_seconds. */
+static inline void worker_note_fanout(worker_t *w, uint64_t n, uint64_t created_ns)
+{
+    if (!n)
+        return;
+    if (!w->turn_deliveries || created_ns < w->turn_oldest_ns)
+        w->turn_oldest_ns = created_ns;
+    w->turn_deliveries += n;
+}
+
 /* Time of the current loop iteration, in ms (uv_now). */
 static inline uint64_t worker_now(worker_t *w) { return uv_now(&w->loop); }
 
