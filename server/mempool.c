@@ -60,6 +60,7 @@ static page_t *page_new(mempool_t *p, mempool_class_t *cls, uint32_t size)
     list_insert_head(&cls->partial, &pg->node);
     list_insert_tail(&p->pages, &pg->all);
     cls->npages++;
+    cls->nempty++;
     p->page_bytes += MEMPOOL_PAGE;
     return pg;
 }
@@ -69,6 +70,8 @@ static void page_free(mempool_t *p, page_t *pg)
     list_remove(&pg->node);
     list_remove(&pg->all);
     pg->cls->npages--;
+    if (pg->nfree == pg->cap)
+        pg->cls->nempty--;
     p->page_bytes -= MEMPOOL_PAGE;
     munmap(pg, MEMPOOL_PAGE);
 }
@@ -98,6 +101,8 @@ void *mempool_alloc(mempool_t *p, size_t size)
     if (!pg)
         return NULL;
     void *o;
+    if (pg->nfree == pg->cap)
+        cls->nempty--;
     if (pg->free) {
         o = pg->free;
         memcpy(&pg->free, o, sizeof(void *));
@@ -128,8 +133,10 @@ void mempool_free(mempool_t *p, void *obj, size_t size)
     memcpy(obj, &pg->free, sizeof(void *));
     pg->free = obj;
     if (pg->nfree++ == 0)
-        list_insert_tail(&cls->partial, &pg->node);
-    /* An empty page goes back to the kernel unless it is the class's last one. */
-    if (pg->nfree == pg->cap && cls->npages > 1)
+        list_insert_head(&cls->partial, &pg->node); /* filled before the spare empty page */
+    /* An empty page goes back to the kernel unless it is the class's only empty one: one
+     * spare per class, or a fan-out whose queue rings spill into a new page would map and
+     * unmap it on every loop turn. */
+    if (pg->nfree == pg->cap && cls->nempty++ >= 1)
         page_free(p, pg);
 }

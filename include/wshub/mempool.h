@@ -36,6 +36,7 @@
 typedef struct mempool_class {
     list_node_t partial; /* pages with at least one free slot */
     uint32_t npages;
+    uint32_t nempty;     /* pages with no object (at most one is kept, see mempool_free) */
 } mempool_class_t;
 
 typedef struct mempool {

@@ -146,6 +146,42 @@ static void test_dense(void **state)
     free(v);
 }
 
+/* One spare empty page per class: a burst that spills into a new page and then empties it
+ * (fan-out queue rings, every loop turn) keeps that page instead of mapping it again; a
+ * second empty page goes back. */
+static void test_spare_page(void **state)
+{
+    (void)state;
+    enum { SIZE = 64 };
+    mempool_t p;
+    mempool_init(&p);
+    size_t per_page = 1; /* objects in the first page so far */
+    void *first = mempool_alloc(&p, SIZE);
+    /* fill the first page exactly */
+    void **v = calloc(4096, sizeof *v);
+    assert_non_null(v);
+    v[0] = first;
+    while ((uintptr_t)(v[per_page] = mempool_alloc(&p, SIZE)) / MEMPOOL_PAGE == (uintptr_t)first / MEMPOOL_PAGE)
+        per_page++;
+    /* v[per_page] opened a second page */
+    assert_int_equal(p.page_bytes, 2 * MEMPOOL_PAGE);
+    for (int round = 0; round < 100; round++) {
+        mempool_free(&p, v[per_page], SIZE); /* the second page empties: kept as the spare */
+        assert_int_equal(p.page_bytes, 2 * MEMPOOL_PAGE);
+        void *again = mempool_alloc(&p, SIZE);
+        assert_int_equal((uintptr_t)again / MEMPOOL_PAGE, (uintptr_t)v[per_page] / MEMPOOL_PAGE);
+        v[per_page] = again;
+    }
+    /* emptying both pages keeps one of them */
+    for (size_t i = 0; i <= per_page; i++)
+        mempool_free(&p, v[i], SIZE);
+    assert_int_equal(p.page_bytes, MEMPOOL_PAGE);
+    assert_int_equal(p.object_bytes, 0);
+    mempool_destroy(&p);
+    assert_int_equal(p.page_bytes, 0);
+    free(v);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -153,6 +189,7 @@ int main(void)
         cmocka_unit_test(test_large_goes_to_heap),
         cmocka_unit_test(test_random_churn),
         cmocka_unit_test(test_dense),
+        cmocka_unit_test(test_spare_page),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
