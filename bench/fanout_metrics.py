@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Reads wshubd's /metrics text on stdin and prints the server's own share of the fan-out
-latency as JSON: percentiles of wshub_fanout_delivery_seconds (deliveries weighted, so they
-compare with wsbench's per-delivery latency), each the upper bound of the bucket it falls in.
+latency as JSON: percentiles of wshub_fanout_delivery_seconds (per delivery, publish -> write
+into the subscriber's socket, so they compare with wsbench's per-delivery publish -> receive
+latency), each the upper bound of the bucket it falls in.
 
     curl -s http://127.0.0.1:PORT/metrics | bench/fanout_metrics.py
     {"deliveries": 500000, "fanout_p50_ms": 1.0, "fanout_p99_ms": 2.0, "fanout_mean_ms": 0.61}

@@ -302,6 +302,17 @@ static void send_fin(conn_t *c)
     req->data = c;
 }
 
+/* A fan-out frame has reached the kernel for this subscriber: counts the time since its
+ * publish in wshub_fanout_delivery_seconds. *now is read once per write. */
+static void observe_delivery(conn_t *c, const outq_entry_t *e, uint64_t *now)
+{
+    if (!e->shared || !e->f->born_ns)
+        return;
+    if (!*now)
+        *now = uv_hrtime();
+    metrics_observe_fanout(&c->w->metrics, *now > e->f->born_ns ? (*now - e->f->born_ns) / 1000 : 0, 1);
+}
+
 static void on_write(uv_write_t *req, int status)
 {
     conn_t *c = req->data;
@@ -310,8 +321,12 @@ static void on_write(uv_write_t *req, int status)
     uint32_t n = c->inflight;
     c->inflight = 0;
     c->flags &= ~CONN_F_WRITING;
-    while (n-- && c->qcount)
+    uint64_t now = 0;
+    while (n-- && c->qcount) {
+        if (status >= 0)
+            observe_delivery(c, q_at(c, 0), &now);
         q_pop(c);
+    }
     if (c->flags & CONN_F_CLOSING)
         return;
     if (status < 0) {
@@ -416,6 +431,7 @@ static void flush(conn_t *c)
     }
     size_t wrote = (size_t)sent;
     uint32_t first = 0;
+    uint64_t now = 0;
     while (wrote && c->qcount) {
         outq_entry_t *e = q_at(c, 0);
         size_t left = e->f->len - e->off;
@@ -427,6 +443,7 @@ static void flush(conn_t *c)
             break;
         }
         wrote -= left;
+        observe_delivery(c, e, &now);
         q_pop(c);
         first++;
     }
@@ -454,13 +471,14 @@ static void flush(conn_t *c)
     c->flags |= CONN_F_WRITING;
 }
 
-void conn_flush_dirty(worker_t *w)
+bool conn_flush_dirty(worker_t *w, unsigned budget)
 {
     list_node_t *n;
-    while ((n = list_first(&w->dirty))) {
+    while (budget-- && (n = list_first(&w->dirty))) {
         list_remove(n);
         flush(container_of(n, conn_t, dirty_node));
     }
+    return list_empty(&w->dirty);
 }
 
 /* ------------------------------------------------------------------ deadlines */

@@ -16,6 +16,7 @@ frame_t *frame_new(size_t cap)
     atomic_init(&f->refs, 1);
     f->len = 0;
     f->cap = (uint32_t)cap;
+    f->born_ns = 0;
     return f;
 }
 

@@ -120,6 +120,7 @@ frame_t *hub_msg_frame(hub_msg_t *m, const hub_envelope_t *env)
     frame_t *built = env->build(m);
     if (!built)
         return NULL;
+    built->born_ns = m->created_ns; /* before it is shared */
     frame_t *expected = NULL;
     if (atomic_compare_exchange_strong_explicit(&m->frames[env->slot], &expected, built,
                                                 memory_order_acq_rel, memory_order_acquire))
@@ -313,7 +314,6 @@ static void deliver_local(hub_local_t *l, hub_msg_t *m)
             delivered++;
     }
     metrics_add(&mt->deliveries, delivered);
-    worker_note_fanout(l->w, delivered, m->created_ns);
 }
 
 static int post(hub_local_t *l, hub_msg_t *m)

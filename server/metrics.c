@@ -127,8 +127,8 @@ char *metrics_render(size_t *len)
     fprintf(f, "wshub_moderation_scoring_seconds_sum %.6f\n", (double)SUM(mod_latency_sum_us) / 1e6);
     fprintf(f, "wshub_moderation_scoring_seconds_count %llu\n", (unsigned long long)SUM(mod_latency_count));
     head(f, "wshub_fanout_delivery_seconds", "histogram",
-         "Fan-out deliveries by the time from the oldest message of their loop turn (made by a publish) to the end of "
-         "that turn's flush into the sockets: the server's share of a delivery's latency, an upper bound.");
+         "Fan-out deliveries by the time from the publish to the write of their frame into the subscriber's socket: "
+         "the server's share of a delivery's latency (TLS connections, which copy frames, are not counted).");
     for (int b = 0; b < METRICS_FANOUT_BUCKETS; b++)
         fprintf(f, "wshub_fanout_delivery_seconds_bucket{le=\"%g\"} %llu\n", (double)metrics_fanout_bucket_us[b] / 1e6,
                 (unsigned long long)SUM(fanout_buckets[b]));

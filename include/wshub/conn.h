@@ -17,6 +17,7 @@
 #ifndef WSHUB_CONN_H
 #define WSHUB_CONN_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
@@ -99,8 +100,9 @@ void conn_upgrade(conn_t *c, ws_session_t *ws, int endpoint);
 /* Writes "ip:port" of the peer into buf. */
 const char *conn_peer(conn_t *c, char *buf, size_t len);
 
-/* Called by the worker: flush every connection in w->dirty; sweep expired deadlines. */
-void conn_flush_dirty(worker_t *w);
+/* Called by the worker: flush up to `budget` connections of w->dirty, in order; true when
+ * none is left. Sweep expired deadlines. */
+bool conn_flush_dirty(worker_t *w, unsigned budget);
 void conn_sweep_deadlines(worker_t *w);
 /* Called by the worker on shutdown, for every connection. */
 void conn_shutdown(conn_t *c);

@@ -23,6 +23,7 @@ typedef struct frame {
     atomic_uint refs; /* references held; the frame is freed when it reaches 0 */
     uint32_t len;     /* bytes of data in use */
     uint32_t cap;     /* bytes allocated for data */
+    uint64_t born_ns; /* a fan-out frame: uv_hrtime() of its message's publish (metrics); 0 otherwise */
     uint8_t data[];
 } frame_t;
 

@@ -58,7 +58,8 @@ typedef struct hub_envelope {
     /* Builds the shared frame of m (one reference, given to the hub). NULL on failure. */
     frame_t *(*build)(const hub_msg_t *m);
     /* For subscriptions with a variant: a frame for m and this variant, borrowed (the
-     * variant's owner keeps it, e.g. a cache of the last message). NULL = use build. */
+     * variant's owner keeps it, e.g. a cache of the last message), with born_ns set to
+     * m->created_ns. NULL = use build. */
     frame_t *(*variant_frame)(const hub_msg_t *m, void *variant);
 } hub_envelope_t;
 

@@ -74,9 +74,8 @@ typedef struct metrics {
     counter_t mod_latency_sum_us;
     counter_t slow_consumer_closes;
     counter_t close_timeouts;         /* close handshakes the peer did not finish */
-    /* Fan-out deliveries by the time from their loop turn's oldest message to the end of
-     * that turn's flush (wshub_fanout_delivery_seconds): the server's own share of a
-     * delivery's latency, an upper bound per delivery. */
+    /* Fan-out deliveries by the time from the publish to the write of their frame into the
+     * subscriber's socket (wshub_fanout_delivery_seconds, counted in conn.c). */
     counter_t fanout_buckets[METRICS_FANOUT_BUCKETS];
     counter_t fanout_count;
     counter_t fanout_sum_us;

@@ -44,6 +44,7 @@ struct worker {
     uv_async_t wakeup;    /* hub mailbox deliveries from other workers; stop requests */
     uv_prepare_t prepare; /* flushes output queued by timers, before the loop blocks */
     uv_check_t check;     /* flushes output queued by I/O callbacks, once per iteration */
+    uv_idle_t idle;       /* keeps poll from blocking while a flush left connections dirty */
     uv_timer_t tick;      /* sweeps the deadline lists */
     uv_timer_t drain;     /* the shutdown deadline */
     server_t *srv;
@@ -56,8 +57,6 @@ struct worker {
     void *dialect_state[EP_COUNT]; /* per-worker state of each dialect (dialect_t.worker_start) */
     wtimer_t **timers;    /* wtimer.h heap */
     uint32_t ntimers, timers_cap;
-    uint64_t turn_deliveries; /* fan-out deliveries queued in this loop turn, not yet flushed */
-    uint64_t turn_oldest_ns;  /* uv_hrtime() of the oldest message among them */
     uint64_t conn_seq;
     size_t nconns;        /* connections of this worker not yet freed */
     atomic_bool stop_requested;
@@ -74,17 +73,6 @@ int worker_start(worker_t *w);
 void worker_request_stop(worker_t *w);
 /* Joins the thread and releases the loop; the loop must have ended. */
 void worker_join(worker_t *w);
-
-/* Counts n fan-out deliveries queued in this loop turn for a message made at created_ns
- * (uv_hrtime); the turn's flush observes them in wshub_fanout_delivery_seconds. */
-static inline void worker_note_fanout(worker_t *w, uint64_t n, uint64_t created_ns)
-{
-    if (!n)
-        return;
-    if (!w->turn_deliveries || created_ns < w->turn_oldest_ns)
-        w->turn_oldest_ns = created_ns;
-    w->turn_deliveries += n;
-}
 
 /* Time of the current loop iteration, in ms (uv_now). */
 static inline uint64_t worker_now(worker_t *w) { return uv_now(&w->loop); }

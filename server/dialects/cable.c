@@ -147,6 +147,8 @@ static frame_t *variant_frame(const hub_msg_t *m, void *variant)
     frame_release(&id->frame);
     id->frame = build_data(m, id, id->flat);
     id->seq = m->seq;
+    if (id->frame)
+        id->frame->born_ns = m->created_ns;
     return id->frame;
 }
 
