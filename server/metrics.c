@@ -22,9 +22,12 @@ const uint64_t metrics_fanout_bucket_us[METRICS_FANOUT_BUCKETS] = {100, 250, 500
 
 void metrics_observe_fanout(metrics_t *m, uint64_t us, uint64_t deliveries)
 {
-    for (int b = 0; b < METRICS_FANOUT_BUCKETS; b++)
-        if (us <= metrics_fanout_bucket_us[b])
-            metrics_add(&m->fanout_buckets[b], deliveries);
+    /* One bucket per observation (it runs per delivery); the render makes them cumulative. */
+    int b = 0;
+    while (b < METRICS_FANOUT_BUCKETS && us > metrics_fanout_bucket_us[b])
+        b++;
+    if (b < METRICS_FANOUT_BUCKETS)
+        metrics_add(&m->fanout_buckets[b], deliveries);
     metrics_add(&m->fanout_count, deliveries);
     metrics_add(&m->fanout_sum_us, us * deliveries);
 }
@@ -129,9 +132,12 @@ char *metrics_render(size_t *len)
     head(f, "wshub_fanout_delivery_seconds", "histogram",
          "Fan-out deliveries by the time from the publish to the write of their frame into the subscriber's socket: "
          "the server's share of a delivery's latency (TLS connections, which copy frames, are not counted).");
-    for (int b = 0; b < METRICS_FANOUT_BUCKETS; b++)
+    uint64_t cum = 0;
+    for (int b = 0; b < METRICS_FANOUT_BUCKETS; b++) {
+        cum += SUM(fanout_buckets[b]);
         fprintf(f, "wshub_fanout_delivery_seconds_bucket{le=\"%g\"} %llu\n", (double)metrics_fanout_bucket_us[b] / 1e6,
-                (unsigned long long)SUM(fanout_buckets[b]));
+                (unsigned long long)cum);
+    }
     fprintf(f, "wshub_fanout_delivery_seconds_bucket{le=\"+Inf\"} %llu\n", (unsigned long long)SUM(fanout_count));
     fprintf(f, "wshub_fanout_delivery_seconds_sum %.6f\n", (double)SUM(fanout_sum_us) / 1e6);
     fprintf(f, "wshub_fanout_delivery_seconds_count %llu\n", (unsigned long long)SUM(fanout_count));

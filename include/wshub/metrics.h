@@ -75,7 +75,8 @@ typedef struct metrics {
     counter_t slow_consumer_closes;
     counter_t close_timeouts;         /* close handshakes the peer did not finish */
     /* Fan-out deliveries by the time from the publish to the write of their frame into the
-     * subscriber's socket (wshub_fanout_delivery_seconds, counted in conn.c). */
+     * subscriber's socket (wshub_fanout_delivery_seconds, counted in conn.c). Each bucket
+     * counts its own interval (not cumulative: one add per delivery); the render sums them. */
     counter_t fanout_buckets[METRICS_FANOUT_BUCKETS];
     counter_t fanout_count;
     counter_t fanout_sum_us;
