@@ -13,7 +13,7 @@
 // event to wait for (answers, pongs as fences, closes, process exit).
 //   WSHUB_BIN   the binary under test (e.g. build-asan/wshubd)
 const { test, describe, before, after } = require('node:test');
-const { sleep, within, waitFor } = require('./lib/util');
+const { sleep, within, waitFor, httpRequest, parseMetrics } = require('./lib/util');
 const assert = require('node:assert/strict');
 const crypto = require('node:crypto');
 const fs = require('node:fs');
@@ -153,21 +153,7 @@ async function shutAll() { await Promise.all([...SHUT].map((c) => c.shut())); SH
 
 // One HTTP request on its own connection; resolves {status, headers, body, json}.
 function request(inst, { method = 'GET', path: p = '/', headers = {}, body } = {}) {
-  return new Promise((resolve, reject) => {
-    const data = body === undefined ? undefined : Buffer.isBuffer(body) ? body : Buffer.from(typeof body === 'string' ? body : JSON.stringify(body));
-    const req = http.request({ host: '127.0.0.1', port: inst.port, method, path: p, agent: false, timeout: 10000,
-      headers: { ...(data ? { 'Content-Type': 'application/json', 'Content-Length': data.length } : {}), ...headers } }, (res) => {
-      const chunks = [];
-      res.on('data', (c) => chunks.push(c));
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString('utf8');
-        resolve({ status: res.statusCode, headers: res.headers, body: text, json: text ? parseMsg(text) : null });
-      });
-    });
-    req.on('timeout', () => req.destroy(new Error(`${method} ${p}: no answer within 10 s`)));
-    req.on('error', reject);
-    req.end(data);
-  });
+  return httpRequest(inst, { method, path: p, headers, body, parse: parseMsg });
 }
 const post = (inst, body, { key = KEY, query = '', headers = {} } = {}) =>
   request(inst, { method: 'POST', path: `/text/moderation${query}`, body, headers: { ...(key === null ? {} : { 'x-chatsight-api-auth': key }), ...headers } });
@@ -213,13 +199,7 @@ function rawHttp(inst) {
 async function metrics(inst) {
   const r = await request(inst, { path: '/metrics' });
   assert.equal(r.status, 200, `/metrics -> ${r.status}`);
-  const out = {};
-  for (const line of r.body.split('\n')) {
-    if (!line || line.startsWith('#')) continue;
-    const i = line.lastIndexOf(' ');
-    out[line.slice(0, i)] = Number(line.slice(i + 1));
-  }
-  return out;
+  return parseMetrics(r.body);
 }
 const M = {
   requests: 'wshub_moderation_requests_total',

@@ -9,7 +9,7 @@
 // bounded, and event-driven where the server gives an event to wait for.
 //   WSHUB_BIN   the binary under test (e.g. build-asan/wshubd)
 const { test, describe, before, after } = require('node:test');
-const { sleep, within, waitFor, now } = require('./lib/util');
+const { sleep, within, waitFor, now, httpRequest, parseMetrics } = require('./lib/util');
 const assert = require('node:assert/strict');
 const crypto = require('node:crypto');
 const fs = require('node:fs');
@@ -82,23 +82,7 @@ function agentFor(inst) {
 
 // One HTTP request; resolves {status, headers, body, json}.
 function request(inst, { method = 'GET', path: p = '/', headers = {}, body, agent } = {}) {
-  return new Promise((resolve, reject) => {
-    const data = body === undefined ? undefined : Buffer.isBuffer(body) ? body : Buffer.from(typeof body === 'string' ? body : JSON.stringify(body));
-    const req = http.request({ host: '127.0.0.1', port: inst.port, method, path: p, agent: agent === undefined ? agentFor(inst) : agent, timeout: 10000,
-      headers: { ...(data ? { 'Content-Type': 'application/json', 'Content-Length': data.length } : {}), ...headers } }, (res) => {
-      const chunks = [];
-      res.on('data', (c) => chunks.push(c));
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString('utf8');
-        let json = null;
-        try { json = JSON.parse(text); } catch { /* not JSON */ }
-        resolve({ status: res.statusCode, headers: res.headers, body: text, json });
-      });
-    });
-    req.on('timeout', () => req.destroy(new Error(`${method} ${p}: no answer within 10 s`)));
-    req.on('error', reject);
-    req.end(data);
-  });
+  return httpRequest(inst, { method, path: p, headers, body, agent: agent === undefined ? agentFor(inst) : agent });
 }
 
 function publish(inst, body, { key = API_KEY, method = 'POST', headers = {} } = {}) {
@@ -115,13 +99,7 @@ async function publishOk(inst, body) {
 async function metrics(inst) {
   const r = await request(inst, { path: '/metrics', agent: false });
   assert.equal(r.status, 200, `/metrics -> ${r.status}`);
-  const out = {};
-  for (const line of r.body.split('\n')) {
-    if (!line || line.startsWith('#')) continue;
-    const i = line.lastIndexOf(' ');
-    out[line.slice(0, i)] = Number(line.slice(i + 1));
-  }
-  return out;
+  return parseMetrics(r.body);
 }
 const authKey = (reason) => `wshub_auth_failures_total{reason="${reason}"}`;
 function authDiff(before, after) {

@@ -25,7 +25,7 @@
 //   CABLE_LOAD_SECONDS   publishing time of the load test (default 10)
 //   CABLE_LOAD_PUBLISHERS  sequential keep-alive publishers of the load test (default 4)
 const { test, before, after } = require('node:test');
-const { sleep, within, waitLog, now } = require('./lib/util');
+const { sleep, within, waitLog, now, httpRequest } = require('./lib/util');
 const assert = require('node:assert/strict');
 const crypto = require('node:crypto');
 const fs = require('node:fs');
@@ -103,23 +103,7 @@ function agentFor(inst) {
 }
 
 function request(inst, method, p, { body, headers = {}, agent = agentFor(inst), timeout = 10000 } = {}) {
-  return new Promise((resolve, reject) => {
-    const data = body === undefined ? null : Buffer.from(typeof body === 'string' ? body : JSON.stringify(body));
-    const req = http.request({ host: '127.0.0.1', port: inst.port, method, path: p, agent, timeout,
-      headers: { ...(data ? { 'Content-Type': 'application/json', 'Content-Length': data.length } : {}), ...headers } }, (res) => {
-      const chunks = [];
-      res.on('data', (c) => chunks.push(c));
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString('utf8');
-        let json = null;
-        try { json = JSON.parse(text); } catch { /* not JSON */ }
-        resolve({ status: res.statusCode, headers: res.headers, text, json });
-      });
-    });
-    req.on('timeout', () => req.destroy(new Error(`${method} ${p}: no answer within ${timeout} ms`)));
-    req.on('error', reject);
-    req.end(data || undefined);
-  });
+  return httpRequest(inst, { method, path: p, body, headers, agent, timeout });
 }
 
 function publish(inst, body, opts = {}) {

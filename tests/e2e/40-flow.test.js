@@ -21,7 +21,7 @@
 //   WSHUB_BIN         the binary under test (build-asan/wshubd for the sanitizer run)
 //   CHROMIUM_PATH     the Chromium to drive (default /usr/bin/chromium)
 const { test, describe, before, after } = require('node:test');
-const { sleep, within, waitLog } = require('./lib/util');
+const { sleep, within, waitLog, httpRequest } = require('./lib/util');
 const assert = require('node:assert/strict');
 const crypto = require('node:crypto');
 const fs = require('node:fs');
@@ -66,23 +66,7 @@ function short(v) {
 
 
 function request(inst, { method = 'GET', path: p, headers = {}, body, timeout = 10000 }) {
-  return new Promise((resolve, reject) => {
-    const data = body === undefined ? null : Buffer.from(typeof body === 'string' ? body : JSON.stringify(body));
-    const req = http.request({ host: '127.0.0.1', port: inst.port, method, path: p, agent: false, timeout,
-      headers: { ...(data ? { 'Content-Type': 'application/json', 'Content-Length': data.length } : {}), ...headers } }, (res) => {
-      const chunks = [];
-      res.on('data', (c) => chunks.push(c));
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString('utf8');
-        let json = null;
-        try { json = JSON.parse(text); } catch { /* not JSON */ }
-        resolve({ status: res.statusCode, headers: res.headers, text, json });
-      });
-    });
-    req.on('timeout', () => req.destroy(new Error(`${method} ${p}: no answer within ${timeout} ms`)));
-    req.on('error', reject);
-    req.end(data || undefined);
-  });
+  return httpRequest(inst, { method, path: p, headers, body, timeout });
 }
 
 async function publishOk(inst, body) {
