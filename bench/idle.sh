@@ -60,19 +60,8 @@ if [ -z "${PORT:-}" ]; then
 fi
 
 # ---------------------------------------------------------------- an idle machine (bounded wait)
-wait_quiet() {
-  local tries=0 a b busy=0
-  while [ $tries -lt "${QUIET_TRIES:-15}" ]; do
-    a=$(awk '/^cpu /{print $2+$3+$4+$7+$8+$9, $2+$3+$4+$5+$6+$7+$8+$9}' /proc/stat)
-    sleep 1
-    b=$(awk '/^cpu /{print $2+$3+$4+$7+$8+$9, $2+$3+$4+$5+$6+$7+$8+$9}' /proc/stat)
-    busy=$(echo "$a $b" | awk '{d=$4-$2; print (d>0)? int(100*($3-$1)/d) : 0}')
-    [ "$busy" -le "${QUIET_PCT:-10}" ] && return 0
-    tries=$((tries + 1))
-  done
-  echo "idle.sh: WARNING: the machine is still ${busy}% busy: the figures include other work" >&2
-}
-wait_quiet
+wait_quiet "${QUIET_TRIES:-15}" ||
+  echo "idle.sh: WARNING: the machine is still ${QUIET_BUSY}% busy: the figures include other work" >&2
 
 # ---------------------------------------------------------------- the server
 mkdir -p "$RESULTS"

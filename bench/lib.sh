@@ -31,6 +31,24 @@ wshub_bin() {
   echo "$root/build-release/wshubd"
 }
 
+# wait_quiet TRIES: waits (at most TRIES seconds) until the machine is at most $QUIET_PCT
+# (default 10) percent busy over one second. Sets QUIET_WAITED (seconds waited) and QUIET_BUSY
+# (the last reading); returns 1 when the machine never got quiet.
+wait_quiet() {
+  local a b
+  QUIET_BUSY=0
+  QUIET_WAITED=0
+  while [ "$QUIET_WAITED" -lt "$1" ]; do
+    a=$(awk '/^cpu /{print $2+$3+$4+$7+$8+$9, $2+$3+$4+$5+$6+$7+$8+$9}' /proc/stat)
+    sleep 1
+    b=$(awk '/^cpu /{print $2+$3+$4+$7+$8+$9, $2+$3+$4+$5+$6+$7+$8+$9}' /proc/stat)
+    QUIET_BUSY=$(echo "$a $b" | awk '{d=$4-$2; print (d>0)? int(100*($3-$1)/d) : 0}')
+    [ "$QUIET_BUSY" -le "${QUIET_PCT:-10}" ] && return 0
+    QUIET_WAITED=$((QUIET_WAITED + 1))
+  done
+  return 1
+}
+
 # stop_pid PID: stops a server this shell started, by PID only: SIGTERM, SIGKILL after 10 s.
 # Returns the server's exit status.
 stop_pid() {

@@ -256,20 +256,14 @@ target_setup() {
 }
 
 
-wait_quiet() {
-  local tries=0 a b busy=0
-  while [ $tries -lt "${QUIET_TRIES:-30}" ]; do
-    a=$(awk '/^cpu /{print $2+$3+$4+$7+$8+$9, $2+$3+$4+$5+$6+$7+$8+$9}' /proc/stat)
-    sleep 1
-    b=$(awk '/^cpu /{print $2+$3+$4+$7+$8+$9, $2+$3+$4+$5+$6+$7+$8+$9}' /proc/stat)
-    busy=$(echo "$a $b" | awk '{d=$4-$2; print (d>0)? int(100*($3-$1)/d) : 0}')
-    if [ "$busy" -le "${QUIET_PCT:-10}" ]; then
-      [ $tries -gt 0 ] && say "  (waited ${tries}s for an idle machine)"
-      return 0
-    fi
-    tries=$((tries + 1))
-  done
-  say "  WARNING: the machine is still ${busy}% busy before the run"
+# before each run: an idle machine (lib.sh wait_quiet), said when it took a while
+quiet_before_run() {
+  if wait_quiet "${QUIET_TRIES:-30}"; then
+    [ "$QUIET_WAITED" -gt 0 ] && say "  (waited ${QUIET_WAITED}s for an idle machine)"
+  else
+    say "  WARNING: the machine is still ${QUIET_BUSY}% busy before the run"
+  fi
+  return 0
 }
 
 stop_server() {
@@ -348,7 +342,7 @@ run_one() {
   args=$(scenario_args "$sc") || { FAILED=$((FAILED + 1)); return; }
   for attempt in $(seq 1 "$ATTEMPTS"); do
     port=$(fresh_port) || die "no free port"
-    [ "$ASAN" = 1 ] || wait_quiet
+    [ "$ASAN" = 1 ] || quiet_before_run
     if ! start_server "$t" "$port" "$base.server.log"; then
       FAILED=$((FAILED + 1))
       echo "{\"target\":\"$t\",\"scenario\":\"$sc\",\"rep\":$rep,\"attempt\":$attempt,\"port\":$port,\"start_failed\":true}" > "$base.run.json"
