@@ -508,7 +508,7 @@ static bool key_valid(const char *key, size_t len)
     return EVP_DecodeBlock(out, (const unsigned char *)key, 24) == 18;
 }
 
-static void accept_value(const char *key, size_t len, char out[29])
+void http_ws_accept_value(const char *key, size_t len, char out[29])
 {
     static const char guid[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
     unsigned char in[24 + sizeof guid], md[SHA_DIGEST_LENGTH];
@@ -581,7 +581,7 @@ static bool websocket_handshake(http_conn_t *h, const dialect_t *d)
     }
 
     char accept[29];
-    accept_value(key, klen, accept);
+    http_ws_accept_value(key, klen, accept);
     char resp[256];
     int n = snprintf(resp, sizeof resp,
                      "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"

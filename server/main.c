@@ -16,8 +16,6 @@
 #include <netinet/in.h>
 #include <time.h>
 
-#include <openssl/sha.h>
-
 #include <uv.h>
 
 #include "wshub/api.h"
@@ -25,6 +23,7 @@
 #include "wshub/config.h"
 #include "wshub/conn.h"
 #include "wshub/flow.h"
+#include "wshub/http.h"
 #include "wshub/hub.h"
 #include "wshub/modengine.h"
 #include "wshub/log.h"
@@ -324,9 +323,8 @@ static int parse_args(int argc, char **argv, opts_t *o)
  */
 static void warm_up_crypto(const live_t *live)
 {
-    static const char key[] = "dGhlIHNhbXBsZSBub25jZQ==258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
-    unsigned char md[SHA_DIGEST_LENGTH];
-    SHA1((const unsigned char *)key, sizeof key - 1, md);
+    char accept[29];
+    http_ws_accept_value("dGhlIHNhbXBsZSBub25jZQ==", 24, accept);
     const config_t *cfg = &live->cfg;
     if (cfg->auth_public_key)
         return;

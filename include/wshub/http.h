@@ -78,4 +78,7 @@ void http_on_timeout(conn_t *c, int kind);
 /* The connection is gone: free the HTTP state. */
 void http_conn_free(conn_t *c);
 
+/* Sec-WebSocket-Accept for a Sec-WebSocket-Key of len (<= 24) bytes: 28 characters and a NUL. */
+void http_ws_accept_value(const char *key, size_t len, char out[29]);
+
 #endif
