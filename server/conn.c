@@ -136,7 +136,7 @@ void conn_accept(worker_t *w)
  * loop turn carries more frames per subscriber write (bench/ S1). */
 static void mark_dirty(conn_t *c)
 {
-    if (list_linked(&c->dirty_node))
+    if (list_linked(&c->dirty_node) || (c->flags & CONN_F_CLOSING))
         return;
     if (c->state == CONN_HTTP)
         list_insert_head(&c->w->dirty, &c->dirty_node);
@@ -419,7 +419,9 @@ static void flush(conn_t *c)
     }
 
     uv_buf_t bufs[MAX_IOV];
-    uint32_t n = c->qcount < MAX_IOV ? c->qcount : MAX_IOV;
+    uint32_t n;
+again:
+    n = c->qcount < MAX_IOV ? c->qcount : MAX_IOV;
     for (uint32_t i = 0; i < n; i++) {
         outq_entry_t *e = q_at(c, i);
         bufs[i] = uv_buf_init((char *)e->f->data + e->off, e->f->len - e->off);
@@ -453,6 +455,10 @@ static void flush(conn_t *c)
             send_fin(c);
         return;
     }
+    /* The socket took every entry of this batch and more are queued (more than MAX_IOV
+     * entries): write the next batch. uv_write must never get zero buffers (issue 11). */
+    if (first == n)
+        goto again;
     /* The socket is full: hand what remains of this batch to one uv_write. */
     uint32_t k = n - first;
     uv_write_t *req = malloc(sizeof *req);
@@ -485,6 +491,10 @@ bool conn_flush_dirty(worker_t *w, unsigned budget)
 
 void conn_set_deadline(conn_t *c, deadline_kind_t kind)
 {
+    /* A closing connection is freed by its close callback: it must be in no list then
+     * (issue 11: a deferred reply completed between conn_close and that callback). */
+    if (c->flags & CONN_F_CLOSING)
+        return;
     const config_t *cfg = c->w->cfg;
     uint64_t ms = kind == DL_REQUEST     ? cfg->http_request_timeout_ms
                   : kind == DL_KEEPALIVE ? cfg->http_keepalive_timeout_ms
@@ -665,6 +675,8 @@ static void on_closed(uv_handle_t *h)
 {
     conn_t *c = h->data;
     worker_t *w = c->w;
+    list_remove(&c->dirty_node); /* conn_close took it out of both: never free a linked node */
+    list_remove(&c->dl_node);
     if (c->state == CONN_WS) {
         ws_on_close(c);
         metrics_add(&w->metrics.conns_closed[c->endpoint], 1);

@@ -710,6 +710,10 @@ void http_complete(http_pending_t *p, int status, const char *ctype, char *body,
     }
     conn_t *c = h->c;
     h->pending = NULL;
+    if (c->flags & (CONN_F_CLOSING | CONN_F_DRAIN)) {
+        free(body); /* the client is gone or going: nothing to answer, no deadline to set */
+        return;
+    }
     respond(h, status, ctype ? ctype : "application/json", body, len, NULL);
     free(body);
     if (h->close_after) {
