@@ -55,6 +55,11 @@ static bool authorized(const http_request_t *req, const config_t *cfg)
     return key_matches(key, strlen(key), cfg->api_key ? cfg->api_key : API_DEV_KEY);
 }
 
+bool api_authorized(const http_request_t *req, worker_t *w)
+{
+    return authorized(req, &server_live(w->srv)->cfg);
+}
+
 static const char *channel_problem(json_t *ch)
 {
     if (!json_is_string(ch))

@@ -100,9 +100,40 @@ static const char *const bool_words[] = {"true", "false", "1", "0", "yes", "no",
       "Output bytes queued for one connection before it is closed as a slow consumer "        \
       "(1013).")                                                                              \
     X("limits.max_connections", "WSHUB_LIMITS_MAX_CONNECTIONS", T_SIZE, max_connections, 0,   \
-      0, NULL, "0", 0, "Open connections per process; 0 = unlimited.")                        \
+      0, NULL, "0", 0, "Open connections per process; 0 = the descriptor limit less a "       \
+      "reserve. Past it requests get 503 (/healthz and /metrics are still answered); accept "  \
+      "pauses only near the descriptor limit.")                                               \
+    X("limits.max_connections_per_ip", "WSHUB_LIMITS_MAX_CONNECTIONS_PER_IP", T_SIZE,         \
+      max_connections_per_ip, 0, 0, NULL, "256", 0,                                           \
+      "Open connections from one IP address; more are reset at accept; 0 = unlimited.")       \
+    X("limits.accept_rate_per_ip", "WSHUB_LIMITS_ACCEPT_RATE_PER_IP", T_INT,                  \
+      accept_rate_per_ip, 0, 1000000, NULL, "100", 0,                                         \
+      "New connections per second from one IP address (bursts of twice as many); more are "   \
+      "reset at accept; 0 = unlimited.")                                                      \
+    X("limits.exempt_loopback", "WSHUB_LIMITS_EXEMPT_LOOPBACK", T_BOOL,                       \
+      limits_exempt_loopback, 0, 0, NULL, "true", 0,                                          \
+      "The per-IP limits do not apply to loopback peers (local tests, a proxy on the same "   \
+      "host).")                                                                               \
+    X("limits.message_rate", "WSHUB_LIMITS_MESSAGE_RATE", T_INT, message_rate, 0, 10000000,   \
+      NULL, "1000", 0,                                                                        \
+      "WebSocket frames per second one connection may send (averaged over "                  \
+      "limits.message_burst); more get the API's error, then close 1008; 0 = unlimited.")     \
+    X("limits.message_burst", "WSHUB_LIMITS_MESSAGE_BURST", T_INT, message_burst, 1,          \
+      100000000, NULL, "2000", 0, "Frames a connection may send at once above "               \
+      "limits.message_rate.")                                                                 \
+    X("limits.tcp_keepalive_s", "WSHUB_LIMITS_TCP_KEEPALIVE_S", T_INT, tcp_keepalive_s, 0,    \
+      7200, NULL, "60", 0, "TCP keepalive idle time in seconds, so that dead peers are "      \
+      "found; 0 = off.")                                                                      \
     X("http.max_header_bytes", "WSHUB_HTTP_MAX_HEADER_BYTES", T_SIZE, http_max_header_bytes,  \
-      256, 0, NULL, "8192", 0, "Largest HTTP request line plus headers.")                     \
+      256, 0, NULL, "16384", 0, "Largest HTTP request line plus headers (431 past it).")      \
+    X("http.max_body_total_bytes", "WSHUB_HTTP_MAX_BODY_TOTAL_BYTES", T_SIZE,                 \
+      http_max_body_total_bytes, 0, 0, NULL, "67108864", 0,                                   \
+      "Request-body bytes held by the whole process at once; a request that would pass it "   \
+      "gets 503.")                                                                            \
+    X("http.handshake_timeout_ms", "WSHUB_HTTP_HANDSHAKE_TIMEOUT_MS", T_MS,                   \
+      http_handshake_timeout_ms, 10, 0, NULL, "10000", 0,                                     \
+      "Time from accept to a complete first request (TLS handshake included), in "            \
+      "milliseconds.")                                                                        \
     X("http.max_headers", "WSHUB_HTTP_MAX_HEADERS", T_INT, http_max_headers, 1, 1000, NULL,   \
       "64", 0, "Most header fields in one HTTP request.")                                     \
     X("http.max_body_bytes", "WSHUB_HTTP_MAX_BODY_BYTES", T_SIZE, http_max_body_bytes, 0, 0,  \
@@ -117,6 +148,14 @@ static const char *const bool_words[] = {"true", "false", "1", "0", "yes", "no",
       ws_close_timeout_ms, 10, 0, NULL, "5000", 0,                                            \
       "Time allowed for the WebSocket close handshake before the TCP connection is "          \
       "dropped, in milliseconds.")                                                            \
+    X("websocket.ping_interval_ms", "WSHUB_WEBSOCKET_PING_INTERVAL_MS", T_MS,                 \
+      ws_ping_interval_ms, 0, 0, NULL, "30000", 0,                                            \
+      "A WebSocket connection silent this long gets a ping (not on Flow sockets, which have " \
+      "their own idle rule); 0 = off.")                                                       \
+    X("websocket.ping_timeout_ms", "WSHUB_WEBSOCKET_PING_TIMEOUT_MS", T_MS,                   \
+      ws_ping_timeout_ms, 10, 0, NULL, "10000", 0,                                            \
+      "Time to answer that ping with any frame before the connection is closed (1001, "       \
+      "ping timeout).")                                                                       \
     X("shutdown.timeout_ms", "WSHUB_SHUTDOWN_TIMEOUT_MS", T_MS, shutdown_timeout_ms, 0, 0,    \
       NULL, "5000", 0,                                                                        \
       "Time to drain queued output on SIGTERM/SIGINT before exiting, in milliseconds.")       \

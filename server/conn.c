@@ -7,11 +7,13 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/socket.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
 
 #include "wshub/http.h"
+#include "wshub/iplimit.h"
 #include "wshub/log.h"
 #include "wshub/tls.h"
 #include "wshub/ws.h"
@@ -45,22 +47,12 @@ conn_t *conn_from_handle(uv_handle_t *h)
 
 const char *conn_peer(conn_t *c, char *buf, size_t len)
 {
-    struct sockaddr_storage ss;
-    int n = sizeof ss;
+    static const uint8_t v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
     char ip[INET6_ADDRSTRLEN] = "?";
-    int port = 0;
-    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &n) == 0) {
-        if (ss.ss_family == AF_INET) {
-            struct sockaddr_in *a = (struct sockaddr_in *)&ss;
-            uv_ip4_name(a, ip, sizeof ip);
-            port = ntohs(a->sin_port);
-        } else if (ss.ss_family == AF_INET6) {
-            struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
-            uv_ip6_name(a, ip, sizeof ip);
-            port = ntohs(a->sin6_port);
-        }
-    }
-    snprintf(buf, len, ss.ss_family == AF_INET6 ? "[%s]:%d" : "%s:%d", ip, port);
+    int port = c->peer_port_hi << 8 | c->peer_port_lo;
+    bool v4 = memcmp(c->peer, v4mapped, 12) == 0;
+    inet_ntop(v4 ? AF_INET : AF_INET6, v4 ? c->peer + 12 : c->peer, ip, sizeof ip);
+    snprintf(buf, len, v4 ? "%s:%d" : "[%s]:%d", ip, port);
     return buf;
 }
 
@@ -75,19 +67,48 @@ static void log_conn(conn_t *c, log_level_t level, const char *event, const char
 
 /* ------------------------------------------------------------------ accept */
 
-void conn_accept(worker_t *w)
+static void record_peer(conn_t *c, const struct sockaddr *addr)
+{
+    int port = 0;
+    memset(c->peer, 0, sizeof c->peer);
+    if (addr->sa_family == AF_INET) {
+        const struct sockaddr_in *a = (const struct sockaddr_in *)addr;
+        c->peer[10] = c->peer[11] = 0xff;
+        memcpy(c->peer + 12, &a->sin_addr, 4);
+        port = ntohs(a->sin_port);
+    } else if (addr->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)addr;
+        memcpy(c->peer, &a->sin6_addr, 16);
+        port = ntohs(a->sin6_port);
+    }
+    c->peer_port_hi = (uint8_t)(port >> 8);
+    c->peer_port_lo = (uint8_t)port;
+}
+
+/* Per-IP limits at accept: refused connections are reset at once (cheap for us, clear for
+ * the peer), counted by reason and logged at most once a second per worker. */
+static bool ip_admit(conn_t *c)
+{
+    const config_t *cfg = c->w->cfg;
+    if (cfg->limits_exempt_loopback && iplimit_is_loopback(c->peer))
+        return true;
+    iplimit_result_t r = iplimit_acquire(c->peer, uv_hrtime() / 1000000, cfg);
+    if (r == IPLIMIT_OK)
+        c->flags |= CONN_F_IPCOUNTED;
+    if (r == IPLIMIT_OK || r == IPLIMIT_UNCOUNTED)
+        return true;
+    hs_reason_t why = r == IPLIMIT_TOO_MANY ? HS_PER_IP : HS_ACCEPT_RATE;
+    metrics_add(&c->w->metrics.handshake_failures[why], 1);
+    conn_abort(c, r == IPLIMIT_TOO_MANY ? "over limits.max_connections_per_ip" : "over limits.accept_rate_per_ip");
+    return false;
+}
+
+void conn_accept_fd(worker_t *w, int fd, const struct sockaddr *addr)
 {
     conn_t *c = mempool_alloc(&w->mem, sizeof *c);
     if (!c) {
-        /* Out of memory: accept and drop, or the listener would spin on the pending one. */
-        uv_tcp_t *t = malloc(sizeof *t);
-        if (t && uv_tcp_init(&w->loop, t) == 0) {
-            if (uv_accept((uv_stream_t *)&w->listener, (uv_stream_t *)t) == 0)
-                log_error("accept", "out of memory: connection dropped");
-            uv_close((uv_handle_t *)t, (uv_close_cb)free);
-        } else {
-            free(t);
-        }
+        close(fd); /* out of memory: the peer sees a reset rather than a hang */
+        log_error("accept", "out of memory: connection dropped");
         return;
     }
     uv_tcp_init(&w->loop, &c->tcp);
@@ -97,24 +118,23 @@ void conn_accept(worker_t *w)
     c->endpoint = EP_HTTP;
     list_init(&c->dirty_node);
     list_init(&c->dl_node);
+    record_peer(c, addr);
     w->nconns++;
-    atomic_fetch_add(&w->srv->nconns, 1);
+    size_t open = atomic_fetch_add(&w->srv->nconns, 1) + 1;
     metrics_add(&w->metrics.tcp_accepted, 1);
 
-    if (uv_accept((uv_stream_t *)&w->listener, (uv_stream_t *)&c->tcp) != 0) {
+    if (uv_tcp_open(&c->tcp, fd) != 0) {
+        close(fd);
         c->flags |= CONN_F_CLOSING;
         uv_close((uv_handle_t *)&c->tcp, on_closed);
         return;
     }
     uv_tcp_nodelay(&c->tcp, 1);
+    if (w->cfg->tcp_keepalive_s)
+        uv_tcp_keepalive(&c->tcp, 1, (unsigned)w->cfg->tcp_keepalive_s);
     log_conn(c, LOG_DEBUG, "conn_open", NULL);
-
-    size_t maxc = w->cfg->max_connections;
-    if (maxc && atomic_load(&w->srv->nconns) > maxc) {
-        metrics_add(&w->metrics.handshake_failures[HS_OVER_CAPACITY], 1);
-        conn_abort(c, "over limits.max_connections");
+    if (!ip_admit(c))
         return;
-    }
     if (w->srv->tls) {
         c->tls = tls_conn_new(w->srv->tls);
         if (!c->tls) {
@@ -122,7 +142,8 @@ void conn_accept(worker_t *w)
             return;
         }
     }
-    if (http_conn_start(c) != 0) {
+    /* Past limits.max_connections the connection still gets an answer: 503, or /healthz. */
+    if (http_conn_start(c, open > w->conn_limit) != 0) {
         conn_close(c, "out of memory (http)");
         return;
     }
@@ -243,13 +264,20 @@ static int tls_out(void *arg, const uint8_t *data, size_t len)
     return queue_bytes(arg, data, len);
 }
 
+/* A send that failed may have queued part of its bytes (half a frame, a broken TLS record):
+ * the stream is corrupt, so the connection is closed here and no caller can carry on. */
+static int send_failed(conn_t *c, int r)
+{
+    conn_close(c, r == UV_EPROTO ? "TLS encryption failed" : "out of memory (output)");
+    return r;
+}
+
 int conn_send_copy(conn_t *c, const void *data, size_t len)
 {
     if (c->flags & (CONN_F_CLOSING | CONN_F_DRAIN))
         return UV_ECANCELED;
-    if (c->tls)
-        return tls_conn_write(c->tls, data, len, tls_out, c) ? UV_EPROTO : 0;
-    return queue_bytes(c, data, len);
+    int r = c->tls ? (tls_conn_write(c->tls, data, len, tls_out, c) ? UV_EPROTO : 0) : queue_bytes(c, data, len);
+    return r ? send_failed(c, r) : 0;
 }
 
 int conn_send_frame(conn_t *c, frame_t *f)
@@ -261,7 +289,7 @@ int conn_send_frame(conn_t *c, frame_t *f)
     int r = q_push(c, frame_ref(f), 1);
     if (r) {
         frame_release(&f);
-        return r;
+        return send_failed(c, r);
     }
     account_out(c, f->len);
     return 0;
@@ -273,8 +301,10 @@ static void on_shutdown(uv_shutdown_t *req, int status)
 {
     conn_t *c = req->data;
     free(req);
+    /* ENOTCONN, EPIPE, ECONNRESET: the peer closed first, an ordinary end (issue 11). */
+    bool gone = status == UV_ENOTCONN || status == UV_EPIPE || status == UV_ECONNRESET;
     if (status < 0 && !(c->flags & CONN_F_CLOSING))
-        conn_close(c, "shutdown failed");
+        conn_close(c, gone ? NULL : uv_strerror(status));
     else if ((c->flags & CONN_F_EOF) && !(c->flags & CONN_F_CLOSING))
         conn_close(c, NULL);
 }
@@ -397,6 +427,16 @@ static ssize_t try_send(conn_t *c, uv_buf_t *bufs, uint32_t n)
     return errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS ? 0 : -errno;
 }
 
+/* Everything queued is written. */
+static void drained(conn_t *c)
+{
+    q_release_empty(c);
+    if (c->flags & CONN_F_DRAIN)
+        send_fin(c);
+    else if (c->state == CONN_HTTP)
+        http_on_drained(c); /* the next piece of a large response, if one is being sent */
+}
+
 static void flush(conn_t *c)
 {
     if (c->flags & CONN_F_CLOSING)
@@ -412,9 +452,7 @@ static void flush(conn_t *c)
     if (c->flags & CONN_F_WRITING)
         return;
     if (c->qcount == 0) {
-        q_release_empty(c);
-        if (c->flags & CONN_F_DRAIN)
-            send_fin(c);
+        drained(c);
         return;
     }
 
@@ -450,9 +488,7 @@ again:
         first++;
     }
     if (c->qcount == 0) {
-        q_release_empty(c);
-        if (c->flags & CONN_F_DRAIN)
-            send_fin(c);
+        drained(c);
         return;
     }
     /* The socket took every entry of this batch and more are queued (more than MAX_IOV
@@ -473,7 +509,7 @@ again:
         conn_close(c, uv_strerror(r));
         return;
     }
-    c->inflight = k;
+    c->inflight = (uint16_t)k;
     c->flags |= CONN_F_WRITING;
 }
 
@@ -498,11 +534,32 @@ void conn_set_deadline(conn_t *c, deadline_kind_t kind)
     const config_t *cfg = c->w->cfg;
     uint64_t ms = kind == DL_REQUEST     ? cfg->http_request_timeout_ms
                   : kind == DL_KEEPALIVE ? cfg->http_keepalive_timeout_ms
+                  : kind == DL_HANDSHAKE ? (cfg->http_handshake_timeout_ms < cfg->http_request_timeout_ms
+                                                ? cfg->http_handshake_timeout_ms
+                                                : cfg->http_request_timeout_ms)
+                  : kind == DL_IDLE      ? cfg->ws_ping_interval_ms
+                  : kind == DL_PONG      ? cfg->ws_ping_timeout_ms
                                          : cfg->ws_close_timeout_ms;
     list_remove(&c->dl_node);
     c->dl_kind = (uint8_t)kind;
     c->deadline = worker_now(c->w) + ms;
     list_insert_tail(&c->w->deadlines[kind], &c->dl_node);
+}
+
+bool conn_evict_unready(worker_t *w, uint64_t min_age_ms)
+{
+    list_node_t *n = list_first(&w->deadlines[DL_HANDSHAKE]);
+    if (!n)
+        return false;
+    conn_t *c = container_of(n, conn_t, dl_node);
+    uint64_t hs = w->cfg->http_handshake_timeout_ms < w->cfg->http_request_timeout_ms ? w->cfg->http_handshake_timeout_ms
+                                                                                   : w->cfg->http_request_timeout_ms;
+    uint64_t accepted = c->deadline - hs;
+    if (worker_now(w) < accepted + min_age_ms)
+        return false;
+    metrics_add(&w->metrics.evictions, 1);
+    conn_abort(c, "evicted: no request yet, at the descriptor budget");
+    return true;
 }
 
 void conn_clear_deadline(conn_t *c)
@@ -524,8 +581,11 @@ void conn_sweep_deadlines(worker_t *w)
             if (k == DL_CLOSE) {
                 metrics_add(&w->metrics.close_timeouts, 1);
                 conn_close(c, "close timeout");
+            } else if (k == DL_IDLE || k == DL_PONG) {
+                if (c->state == CONN_WS)
+                    ws_on_idle(c, k == DL_PONG);
             } else {
-                http_on_timeout(c, k);
+                http_on_timeout(c, k == DL_HANDSHAKE ? DL_REQUEST : k);
             }
         }
     }
@@ -677,6 +737,8 @@ static void on_closed(uv_handle_t *h)
     worker_t *w = c->w;
     list_remove(&c->dirty_node); /* conn_close took it out of both: never free a linked node */
     list_remove(&c->dl_node);
+    if (c->flags & CONN_F_IPCOUNTED)
+        iplimit_release(c->peer);
     if (c->state == CONN_WS) {
         ws_on_close(c);
         metrics_add(&w->metrics.conns_closed[c->endpoint], 1);
@@ -690,6 +752,7 @@ static void on_closed(uv_handle_t *h)
     atomic_fetch_sub(&w->srv->nconns, 1);
     w->nconns--;
     mempool_free(&w->mem, c, sizeof *c);
+    worker_on_conn_freed(w);
     if (w->stopping && w->nconns == 0)
         uv_stop(&w->loop); /* worker.c closes its own handles after uv_run returns */
 }

@@ -55,7 +55,16 @@ struct http_conn {
     bool in_request;     /* on_message_begin seen, on_message_complete not yet */
     bool upgrade;        /* a complete request asks for an upgrade: handled after execute */
     bool close_after;    /* the response ends the connection */
+    bool over_capacity;  /* accepted past limits.max_connections: 503 but for /healthz, /metrics */
+    bool refuse_early;   /* a route refused the request from its headers: answer, skip the body */
+    char *out;           /* a large response body still being sent, in pieces as the socket drains */
+    size_t out_len, out_off;
 };
+
+/* Response bodies larger than this are queued a piece at a time, each when the connection's
+ * output has drained, so that a large answer (GET /thread.history) is never cut off by
+ * limits.max_queued_bytes and never sits whole in the output queue. */
+#define HTTP_PIECE (64 * 1024)
 
 static llhttp_settings_t settings;
 static int settings_ready;
@@ -203,10 +212,17 @@ static void respond(http_conn_t *h, int status, const char *ctype, const char *b
                      "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\nConnection: %s\r\n\r\n",
                      status, status_text(status), ctype, blen, h->close_after ? "close" : "keep-alive");
     }
-    conn_send_copy(c, head, (size_t)n);
-    if (blen && !head_only)
-        conn_send_copy(c, body, blen);
     metrics_add(&c->w->metrics.http_responses[status / 100], 1);
+    /* A failed send has closed the connection (conn.h): nothing more to do. */
+    if (conn_send_copy(c, head, (size_t)n) != 0 || !blen || head_only)
+        return;
+    if (blen > HTTP_PIECE && !h->out && (h->out = malloc(blen - HTTP_PIECE))) {
+        memcpy(h->out, body + HTTP_PIECE, blen - HTTP_PIECE);
+        h->out_len = blen - HTTP_PIECE;
+        h->out_off = 0;
+        blen = HTTP_PIECE;
+    }
+    conn_send_copy(c, body, blen);
 }
 
 /* A JSON error answer: {"error":"<code>","message":"<message>"}. */
@@ -268,9 +284,20 @@ static int buf_terminate(http_conn_t *h)
     return 0;
 }
 
+/* A body is held only while its request is handled. */
+static void body_free(struct http_request *r)
+{
+    if (r->body_cap)
+        atomic_fetch_sub(&metrics_http_body_bytes, r->body_cap);
+    free(r->body);
+    r->body = NULL;
+    r->body_cap = r->body_len = 0;
+}
+
 static void request_reset(http_conn_t *h)
 {
     struct http_request *r = &h->req;
+    body_free(r);
     r->len = r->url = r->url_len = r->cur = 0;
     r->nhdrs = 0;
     r->body_len = 0;
@@ -285,9 +312,11 @@ static int on_message_begin(llhttp_t *p)
 {
     http_conn_t *h = of(p);
     request_reset(h);
+    h->refuse_early = false;
     h->in_request = true;
-    /* A new connection's request deadline runs from the accept, not from its first byte. */
-    if (h->c->dl_kind != DL_REQUEST)
+    /* A new connection's first request must complete within the handshake timeout from its
+     * accept, not from its first byte. */
+    if (h->c->dl_kind != DL_REQUEST && h->c->dl_kind != DL_HANDSHAKE)
         conn_set_deadline(h->c, DL_REQUEST);
     return 0;
 }
@@ -369,6 +398,8 @@ static int on_body(llhttp_t *p, const char *at, size_t len)
 {
     http_conn_t *h = of(p);
     struct http_request *r = &h->req;
+    if (h->refuse_early)
+        return 0; /* refused from its headers: nothing of the body is kept */
     size_t limit = h->c->w->cfg->http_max_body_bytes;
     if (r->body_len + len > limit) {
         h->error_status = 413;
@@ -379,9 +410,18 @@ static int on_body(llhttp_t *p, const char *at, size_t len)
         size_t ncap = r->body_cap ? r->body_cap : 1024;
         while (ncap < r->body_len + len)
             ncap *= 2;
-        uint8_t *nb = realloc(r->body, ncap);
-        if (!nb)
+        if (ncap > limit)
+            ncap = limit;
+        /* Every body held counts against one process-wide bound (http.max_body_total_bytes). */
+        size_t grow = ncap - r->body_cap;
+        size_t held = atomic_fetch_add(&metrics_http_body_bytes, grow) + grow;
+        uint8_t *nb = held <= h->c->w->cfg->http_max_body_total_bytes ? realloc(r->body, ncap) : NULL;
+        if (!nb) {
+            atomic_fetch_sub(&metrics_http_body_bytes, grow);
+            h->error_status = 503;
+            h->error_reason = HS_BODY_MEMORY;
             return -1;
+        }
         r->body = nb;
         r->body_cap = ncap;
     }
@@ -394,9 +434,19 @@ static void handle_request(http_conn_t *h);
 
 /* A declared body over the limit is refused before it is sent (and Expect: 100-continue
  * clients do not wait for a timeout). */
+static const http_route_t *find_route(const http_request_t *r);
+
 static int on_headers_complete(llhttp_t *p)
 {
     http_conn_t *h = of(p);
+    /* Credentials are checked before a body is read: an unauthenticated client cannot make
+     * the server hold its bodies (issue 11). The route's handler gives its own refusal. */
+    bool has_body = ((p->flags & F_CONTENT_LENGTH) && p->content_length > 0) || (p->flags & F_CHUNKED);
+    const http_route_t *rt = has_body ? find_route(&h->req) : NULL;
+    if (rt && rt->authorized && !rt->authorized(&h->req, h->c->w)) {
+        h->refuse_early = true; /* the body is read and dropped; the 401 keeps its order */
+        return 0;
+    }
     if ((p->flags & F_CONTENT_LENGTH) && p->content_length > h->c->w->cfg->http_max_body_bytes) {
         h->error_status = 413;
         h->error_reason = HS_BODY_TOO_LARGE;
@@ -418,8 +468,9 @@ static int on_message_complete(llhttp_t *p)
     }
     h->close_after = !llhttp_should_keep_alive(p);
     handle_request(h);
-    if (h->pending)
-        return HPE_PAUSED; /* the reply comes later: http_complete resumes the parser */
+    body_free(&h->req);
+    if (h->pending || h->out)
+        return HPE_PAUSED; /* the reply comes later, or in pieces: resume_after_reply */
     if (h->close_after) {
         conn_close_after_write(h->c);
         return HPE_PAUSED;
@@ -594,6 +645,14 @@ static bool websocket_handshake(http_conn_t *h, const dialect_t *d)
     return ws_session_start(c, d, acc.data) != NULL;
 }
 
+static const http_route_t *find_route(const http_request_t *r)
+{
+    for (const http_route_t *rt = http_routes; rt->path; rt++)
+        if (path_is(r, rt->path))
+            return rt;
+    return NULL;
+}
+
 static void handle_request(http_conn_t *h)
 {
     http_request_t *r = &h->req;
@@ -626,6 +685,12 @@ static void handle_request(http_conn_t *h)
         }
         respond(h, 200, "text/plain; version=0.0.4; charset=utf-8", text, len, NULL);
         free(text);
+        return;
+    }
+    if (h->over_capacity) {
+        h->close_after = true;
+        refuse(h, 503, HS_OVER_CAPACITY, "over_capacity",
+               "the server is at limits.max_connections: retry later", "Retry-After: 1\r\n");
         return;
     }
     for (const http_route_t *rt = http_routes; rt->path; rt++) {
@@ -671,7 +736,7 @@ static void handle_request(http_conn_t *h)
 
 /* ------------------------------------------------------------------ connection glue */
 
-int http_conn_start(conn_t *c)
+int http_conn_start(conn_t *c, bool over_capacity)
 {
     if (!settings_ready)
         settings_init(); /* first call happens before the workers start (main.c) */
@@ -679,14 +744,17 @@ int http_conn_start(conn_t *c)
     if (!h)
         return -1;
     h->c = c;
+    h->over_capacity = over_capacity;
     llhttp_init(&h->parser, HTTP_REQUEST, &settings);
     h->parser.data = h;
     c->state = CONN_HTTP;
     c->u.http = h;
-    /* A new connection must send a complete request within the request timeout. */
-    conn_set_deadline(c, DL_REQUEST);
+    /* A new connection must send a complete request within the handshake timeout. */
+    conn_set_deadline(c, DL_HANDSHAKE);
     return 0;
 }
+
+static void resume_after_reply(http_conn_t *h);
 
 http_pending_t *http_defer(const http_request_t *req)
 {
@@ -716,6 +784,16 @@ void http_complete(http_pending_t *p, int status, const char *ctype, char *body,
     }
     respond(h, status, ctype ? ctype : "application/json", body, len, NULL);
     free(body);
+    if (!h->out)
+        resume_after_reply(h);
+}
+
+/* A reply is complete (deferred, or its last piece queued): the next request may be read. */
+static void resume_after_reply(http_conn_t *h)
+{
+    conn_t *c = h->c;
+    if (c->flags & (CONN_F_CLOSING | CONN_F_DRAIN))
+        return;
     if (h->close_after) {
         conn_close_after_write(c);
         return;
@@ -742,7 +820,8 @@ void http_conn_free(conn_t *c)
     free(h->backlog);
     free(h->req.buf);
     free(h->req.hdrs);
-    free(h->req.body);
+    body_free(&h->req);
+    free(h->out);
     free(h);
     c->u.http = NULL;
 }
@@ -774,14 +853,15 @@ void http_on_data(conn_t *c, const uint8_t *data, size_t len)
         size_t plen;
         http_request_path(&h->req, &plen);
         const dialect_t *d = find_dialect(&h->req, c->w->cfg);
-        if (d && websocket_handshake(h, d)) {
+        if (d && !h->over_capacity && websocket_handshake(h, d)) {
             /* h is freed now; bytes after the request belong to the WebSocket. */
             if (used < len && !(c->flags & CONN_F_CLOSING))
                 ws_on_data(c, data + used, len - used);
             return;
         }
-        if (!d) {
-            /* An upgrade to something we do not speak: answer the request as plain HTTP. */
+        if (!d || h->over_capacity) {
+            /* An upgrade to something we do not speak, or past limits.max_connections:
+             * answer the request as plain HTTP. */
             h->close_after = true;
             handle_request(h);
         }
@@ -789,7 +869,7 @@ void http_on_data(conn_t *c, const uint8_t *data, size_t len)
         return;
     }
     if (err == HPE_PAUSED) {
-        if (h->pending) {
+        if (h->pending || h->out) {
             /* Keep what follows the deferred request until its reply is sent. */
             const char *rest = llhttp_get_error_pos(&h->parser);
             size_t used = rest ? (size_t)(rest - (const char *)data) : len;
@@ -811,11 +891,14 @@ void http_on_data(conn_t *c, const uint8_t *data, size_t len)
     if (h->error_status) {
         const char *msg = h->error_status == 431 ? "request header fields too large"
                           : h->error_status == 413 ? "request body too large"
-                                                   : "server error";
+                          : h->error_reason == HS_BODY_MEMORY
+                              ? "too many request bodies held: retry later"
+                              : "server error";
         refuse(h, h->error_status, h->error_reason, h->error_status == 413 ? "payload_too_large"
                                                     : h->error_status == 431 ? "header_too_large"
+                                                    : h->error_status == 503 ? "busy"
                                                                              : "internal_error",
-               msg, NULL);
+               msg, h->error_status == 503 ? "Retry-After: 1\r\n" : NULL);
     } else {
         refuse(h, 400, HS_BAD_REQUEST, "bad_request", llhttp_errno_name(err), NULL);
     }
@@ -851,6 +934,10 @@ void http_on_timeout(conn_t *c, int kind)
         conn_close(c, "keep-alive timeout");
         return;
     }
+    if (h->out) {
+        conn_close(c, "timeout"); /* cannot happen: no request deadline while sending */
+        return;
+    }
     h->close_after = true;
     if (h->in_request) {
         refuse(h, 408, HS_TIMEOUT, "request_timeout", "the request did not complete in time", NULL);
@@ -859,4 +946,22 @@ void http_on_timeout(conn_t *c, int kind)
         metrics_add(&c->w->metrics.handshake_failures[HS_TIMEOUT], 1);
         conn_close(c, "no request in time");
     }
+}
+
+void http_on_drained(conn_t *c)
+{
+    http_conn_t *h = c->state == CONN_HTTP ? c->u.http : NULL;
+    if (!h || !h->out || (c->flags & (CONN_F_CLOSING | CONN_F_DRAIN)))
+        return;
+    size_t n = h->out_len - h->out_off;
+    if (n > HTTP_PIECE)
+        n = HTTP_PIECE;
+    if (conn_send_copy(c, h->out + h->out_off, n) != 0)
+        return;
+    h->out_off += n;
+    if (h->out_off < h->out_len)
+        return;
+    free(h->out);
+    h->out = NULL;
+    resume_after_reply(h);
 }

@@ -15,7 +15,9 @@ const char *const endpoint_names[EP_COUNT] = {"http", "echo", "service", "cable"
 const char *const hs_reason_names[HS_COUNT] = {
     "bad_request", "method", "not_upgrade", "bad_version", "bad_key", "not_found",
     "header_too_large", "too_many_headers", "body_too_large", "timeout", "unauthorized",
-    "forbidden_origin", "tls", "over_capacity"};
+    "forbidden_origin", "tls", "over_capacity", "per_ip_limit", "accept_rate", "body_memory"};
+
+atomic_size_t metrics_http_body_bytes;
 
 const uint64_t metrics_mod_bucket_us[METRICS_MOD_BUCKETS] = {50, 100, 250, 500, 1000, 2500, 5000, 10000, 50000, 250000};
 const uint64_t metrics_fanout_bucket_us[METRICS_FANOUT_BUCKETS] = {100, 250, 500, 750, 1000, 1500, 2000, 3000, 4000, 5000, 7500, 10000, 25000, 100000};
@@ -72,7 +74,11 @@ char *metrics_render(size_t *len)
     if (!f)
         return NULL;
 
-    uint64_t acc = SUM(tcp_accepted), clo = SUM(tcp_closed);
+    /* Closed before accepted, and a gauge never below zero: a connection accepted and closed
+     * between the two reads must not make it wrap (issue 11). */
+    uint64_t clo = SUM(tcp_closed), acc = SUM(tcp_accepted);
+    if (acc < clo)
+        acc = clo;
     head(f, "wshub_tcp_connections_accepted_total", "counter", "TCP connections accepted.");
     fprintf(f, "wshub_tcp_connections_accepted_total %llu\n", (unsigned long long)acc);
     head(f, "wshub_tcp_connections_closed_total", "counter", "TCP connections closed.");
@@ -86,9 +92,9 @@ char *metrics_render(size_t *len)
                 offsetof(metrics_t, conns_closed), 1);
     head(f, "wshub_connections_open", "gauge", "WebSocket connections open now, by endpoint.");
     for (int e = 1; e < EP_COUNT; e++) {
-        uint64_t o = SUM(conns_opened[e]), c = SUM(conns_closed[e]);
+        uint64_t c = SUM(conns_closed[e]), o = SUM(conns_opened[e]);
         fprintf(f, "wshub_connections_open{endpoint=\"%s\"} %llu\n", endpoint_names[e],
-                (unsigned long long)(o - c));
+                (unsigned long long)(o > c ? o - c : 0));
     }
     by_endpoint(f, "wshub_frames_in_total", "WebSocket messages received, by endpoint.",
                 offsetof(metrics_t, frames_in), 1);
@@ -147,6 +153,24 @@ char *metrics_render(size_t *len)
     head(f, "wshub_close_timeouts_total", "counter",
          "Close handshakes the peer did not complete within websocket.close_timeout_ms.");
     fprintf(f, "wshub_close_timeouts_total %llu\n", (unsigned long long)SUM(close_timeouts));
+    head(f, "wshub_accept_pauses_total", "counter",
+         "Times a worker stopped accepting: near the descriptor limit, or out of descriptors or memory.");
+    fprintf(f, "wshub_accept_pauses_total %llu\n", (unsigned long long)SUM(accept_pauses));
+    head(f, "wshub_accept_paused_workers", "gauge", "Workers not accepting now (they resume as connections close).");
+    fprintf(f, "wshub_accept_paused_workers %llu\n", (unsigned long long)SUM(accept_paused));
+    head(f, "wshub_evictions_total", "counter",
+         "Connections that had not completed a request, reset at the descriptor budget to make room.");
+    fprintf(f, "wshub_evictions_total %llu\n", (unsigned long long)SUM(evictions));
+    head(f, "wshub_accept_errors_total", "counter", "accept() failures: EMFILE, ENFILE, ENOBUFS, ENOMEM.");
+    fprintf(f, "wshub_accept_errors_total %llu\n", (unsigned long long)SUM(accept_errors));
+    head(f, "wshub_ping_timeouts_total", "counter",
+         "WebSocket connections closed because nothing came back within websocket.ping_timeout_ms of a ping.");
+    fprintf(f, "wshub_ping_timeouts_total %llu\n", (unsigned long long)SUM(ping_timeouts));
+    head(f, "wshub_rate_limited_closes_total", "counter",
+         "WebSocket connections closed (1008) for sending faster than limits.message_rate.");
+    fprintf(f, "wshub_rate_limited_closes_total %llu\n", (unsigned long long)SUM(rate_limited));
+    head(f, "wshub_http_body_bytes", "gauge", "Request-body bytes held now (bounded by http.max_body_total_bytes).");
+    fprintf(f, "wshub_http_body_bytes %zu\n", atomic_load_explicit(&metrics_http_body_bytes, memory_order_relaxed));
     head(f, "wshub_state_pool_bytes", "gauge",
          "Per-connection state in the workers' pools: pages held from the kernel, objects in use (50 ms old).");
     fprintf(f, "wshub_state_pool_bytes{kind=\"pages\"} %llu\n", (unsigned long long)SUM(pool_page_bytes));

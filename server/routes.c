@@ -7,11 +7,11 @@
 #include "wshub/http.h"
 
 const http_route_t http_routes[] = {
-    {"/api/publish", api_publish},
-    {"/text/moderation", moderation_http},
-    {"/socket.info", flow_socket_info},
-    {"/thread.history", flow_thread_history},
-    {"/thread.unnoticed", flow_thread_unnoticed},
-    {"/examples/flow.html", static_page},
-    {NULL, NULL},
+    {"/api/publish", api_publish, api_authorized},
+    {"/text/moderation", moderation_http, moderation_http_authorized},
+    {"/socket.info", flow_socket_info, NULL},
+    {"/thread.history", flow_thread_history, NULL},
+    {"/thread.unnoticed", flow_thread_unnoticed, NULL},
+    {"/examples/flow.html", static_page, NULL},
+    {NULL, NULL, NULL},
 };

@@ -4,8 +4,13 @@
  */
 #include "wshub/worker.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "wshub/conn.h"
 #include "wshub/dialect.h"
@@ -16,14 +21,101 @@
 #define TICK_MS 50
 #define FLUSH_BUDGET 64 /* connections written per flush (twice per loop turn) */
 
-static void on_connection(uv_stream_t *server, int status)
+#define EVICT_MIN_AGE_MS 100 /* a connection this young may still be sending its request */
+#define ACCEPT_BATCH 64 /* connections accepted per readable event, then the loop goes on */
+
+static void on_listener(uv_poll_t *h, int status, int events);
+
+static void accept_pause(worker_t *w, const char *why)
 {
-    worker_t *w = container_of((uv_tcp_t *)server, worker_t, listener);
-    if (status < 0) {
-        log_warn("accept", "worker %d: %s", w->idx, uv_strerror(status));
+    if (w->accept_paused)
+        return;
+    w->accept_paused = true;
+    uv_poll_stop(&w->listener);
+    metrics_add(&w->metrics.accept_pauses, 1);
+    atomic_store_explicit(&w->metrics.accept_paused, 1, memory_order_relaxed);
+    uint64_t now = worker_now(w);
+    if (!w->accept_logged || now - w->accept_logged >= 10000) {
+        w->accept_logged = now;
+        log_warn("accept", "worker %d: accepting paused (%s; %zu connections open, at most %zu): "
+                 "resumes as connections close", w->idx, why, atomic_load(&w->srv->nconns), w->conn_hard);
+    }
+}
+
+/* Called on every tick and whenever one of w's connections is freed. A pause for lack of
+ * descriptors or memory is retried on the tick: accept fails again at once if nothing
+ * changed, and pauses again, without spinning. */
+static void accept_resume(worker_t *w)
+{
+    if (!w->accept_paused || w->stopping)
+        return;
+    if (atomic_load(&w->srv->nconns) >= w->conn_hard) {
+        /* Silent connections must not lock everyone out (a storm of half-open clients):
+         * the oldest one without a request makes room; its close resumes accepting. */
+        conn_evict_unready(w, EVICT_MIN_AGE_MS);
         return;
     }
-    conn_accept(w);
+    w->accept_paused = false;
+    atomic_store_explicit(&w->metrics.accept_paused, 0, memory_order_relaxed);
+    uv_poll_start(&w->listener, UV_READABLE, on_listener);
+}
+
+void worker_on_conn_freed(worker_t *w)
+{
+    if (w->accept_paused && atomic_load(&w->srv->nconns) + 1 < w->conn_hard)
+        accept_resume(w);
+}
+
+static void on_listener(uv_poll_t *h, int status, int events)
+{
+    (void)events;
+    worker_t *w = h->data;
+    if (status < 0) {
+        accept_pause(w, uv_strerror(status));
+        return;
+    }
+    for (int i = 0; i < ACCEPT_BATCH; i++) {
+        if (atomic_load(&w->srv->nconns) >= w->conn_hard) {
+            accept_pause(w, "at the descriptor budget");
+            conn_evict_unready(w, EVICT_MIN_AGE_MS);
+            return;
+        }
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof ss;
+        int fd = accept4(w->listen_fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd >= 0) {
+            conn_accept_fd(w, fd, (struct sockaddr *)&ss);
+            continue;
+        }
+        if (errno == EINTR || errno == ECONNABORTED || errno == EPROTO || errno == EPERM)
+            continue; /* that one is gone; the next may be fine */
+        if (errno == EAGAIN || errno == EWOULDBLOCK)
+            return;
+        metrics_add(&w->metrics.accept_errors, 1);
+        /* EMFILE, ENFILE, ENOBUFS, ENOMEM: the pending connections wait in the backlog. */
+        accept_pause(w, strerror(errno));
+        return;
+    }
+}
+
+/* The descriptor budget: RLIMIT_NOFILE (raised to its hard limit by main.c) less what the
+ * process holds besides connections (stdio, each worker's epoll, eventfd and listener, the
+ * thread pool's, files read on reload). limits.max_connections (or 7/8 of the budget) is
+ * where new clients start getting 503: between the two, a connection is still accepted and
+ * answered, so that /healthz works at the limit and an over-capacity client hears why. */
+static void conn_budget(worker_t *w)
+{
+    struct rlimit rl;
+    size_t nofile = 1024;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
+        nofile = rl.rlim_cur == RLIM_INFINITY ? (size_t)1 << 20 : (size_t)rl.rlim_cur;
+    size_t fixed = 16 + 4 * w->srv->nworkers;
+    w->conn_hard = nofile > fixed + 32 ? nofile - fixed : 32;
+    size_t margin = w->conn_hard / 8 > 16 ? w->conn_hard / 8 : 16;
+    size_t soft = w->conn_hard > margin ? w->conn_hard - margin : 1;
+    if (w->cfg->max_connections && w->cfg->max_connections < soft)
+        soft = w->cfg->max_connections;
+    w->conn_limit = soft;
 }
 
 static void on_idle(uv_idle_t *h) { (void)h; }
@@ -50,6 +142,7 @@ static void on_tick(uv_timer_t *h)
     worker_t *w = h->data;
     conn_sweep_deadlines(w);
     wtimer_run(w);
+    accept_resume(w);
     atomic_store_explicit(&w->metrics.pool_page_bytes, w->mem.page_bytes, memory_order_relaxed);
     atomic_store_explicit(&w->metrics.pool_object_bytes, w->mem.object_bytes, memory_order_relaxed);
 }
@@ -84,6 +177,8 @@ static void begin_stop(worker_t *w)
         return;
     w->stopping = true;
     uv_close((uv_handle_t *)&w->listener, NULL);
+    close(w->listen_fd); /* the poll handle does not own it */
+    w->listen_fd = -1;
     if (w->nconns == 0) {
         uv_stop(&w->loop);
         return;
@@ -118,9 +213,13 @@ int worker_init(worker_t *w, server_t *srv, int idx, int listen_fd)
     int r = uv_loop_init(&w->loop);
     if (r)
         return r;
-    uv_tcp_init(&w->loop, &w->listener);
-    if ((r = uv_tcp_open(&w->listener, listen_fd)) != 0)
+    int fl = fcntl(listen_fd, F_GETFL);
+    if (fl < 0 || fcntl(listen_fd, F_SETFL, fl | O_NONBLOCK) < 0)
+        return uv_translate_sys_error(errno);
+    if ((r = uv_poll_init(&w->loop, &w->listener, listen_fd)) != 0)
         return r;
+    w->listener.data = w;
+    conn_budget(w);
     uv_async_init(&w->loop, &w->wakeup, on_wakeup);
     w->wakeup.data = w;
     uv_prepare_init(&w->loop, &w->prepare);
@@ -152,8 +251,8 @@ static void close_walk(uv_handle_t *h, void *arg)
 static void run(void *arg)
 {
     worker_t *w = arg;
-    /* The listen backlog is shared by the socket; SOMAXCONN is what the kernel allows. */
-    int r = uv_listen((uv_stream_t *)&w->listener, SOMAXCONN, on_connection);
+    /* main.c listened with SOMAXCONN, the backlog the kernel allows. */
+    int r = uv_poll_start(&w->listener, UV_READABLE, on_listener);
     if (r) {
         log_error("listen", "worker %d: %s", w->idx, uv_strerror(r));
         return;

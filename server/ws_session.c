@@ -37,6 +37,9 @@ struct ws_session {
     bool in_recv;          /* inside wslay_event_recv: sends are pumped after it returns */
     uint64_t last_rx;      /* uv_now() of the last frame received */
     bool close_deadline;   /* the close-handshake deadline is armed */
+    uint16_t close_code;   /* status code of the close frame being received (0: none yet) */
+    float tokens;          /* frames the client may still send now (limits.message_rate) */
+    uint32_t tokens_at;    /* uv_now() (low 32 bits) when tokens was computed */
     bool failed;           /* we queued a close because the peer broke the protocol */
 };
 
@@ -80,6 +83,33 @@ static void fail(ws_session_t *s, uint16_t code, const char *reason)
     wslay_event_shutdown_read(s->ctx);
 }
 
+/* A token bucket per connection: limits.message_rate frames a second on average, bursts of
+ * limits.message_burst. Every message and control frame counts (a flood of pings costs as
+ * much as one of messages); the fragments of one message count once, being bounded by
+ * limits.max_message_bytes (Autobahn 9.3 sends 65,536 of them). Past it the client
+ * gets its API's error, then close 1008 (issue 11). */
+static bool rate_ok(ws_session_t *s)
+{
+    const config_t *cfg = s->c->w->cfg;
+    if (!cfg->message_rate || s->failed)
+        return !s->failed;
+    uint32_t now = (uint32_t)s->last_rx;
+    uint32_t dt = now - s->tokens_at;
+    s->tokens_at = now;
+    s->tokens += (float)dt * (float)cfg->message_rate / 1000.0f;
+    if (s->tokens > (float)cfg->message_burst)
+        s->tokens = (float)cfg->message_burst;
+    if (s->tokens >= 1.0f) {
+        s->tokens -= 1.0f;
+        return true;
+    }
+    metrics_add(&s->c->w->metrics.rate_limited, 1);
+    if (s->d->on_rate_limited)
+        s->d->on_rate_limited(s);
+    fail(s, WS_CLOSE_POLICY, "message rate exceeded");
+    return false;
+}
+
 static void on_frame_start(wslay_event_context_ptr ctx, const struct wslay_event_on_frame_recv_start_arg *arg,
                            void *user)
 {
@@ -87,6 +117,8 @@ static void on_frame_start(wslay_event_context_ptr ctx, const struct wslay_event
     ws_session_t *s = user;
     s->frame_op = arg->opcode;
     s->last_rx = worker_now(s->c->w);
+    if (arg->opcode != WSLAY_CONTINUATION_FRAME && !rate_ok(s))
+        return;
     /* Client frames are masked (wslay fails unmasked ones) and lengths minimal (it fails
      * others), so the wire size follows from the payload length. */
     uint64_t len = arg->payload_length;
@@ -100,6 +132,7 @@ static void on_frame_start(wslay_event_context_ptr ctx, const struct wslay_event
     if (arg->opcode == WSLAY_CONNECTION_CLOSE) {
         s->close_utf8 = UTF8_ACCEPT;
         s->close_off = 0;
+        s->close_code = 0;
         /* A close payload of one byte cannot hold a status code (RFC 6455 §5.5.1). */
         if (arg->payload_length == 1)
             fail(s, WS_CLOSE_PROTOCOL_ERROR, "close frame with a 1-byte payload");
@@ -113,6 +146,8 @@ static void close_chunk(ws_session_t *s, const uint8_t *data, size_t len)
     size_t skip = s->close_off < 2 ? 2u - s->close_off : 0;
     if (skip > len)
         skip = len;
+    for (size_t i = 0; i < skip; i++)
+        s->close_code = (uint16_t)(s->close_code << 8 | data[i]);
     s->close_off = (uint8_t)(s->close_off + len);
     if (len > skip)
         s->close_utf8 = utf8_validate(s->close_utf8, data + skip, len - skip);
@@ -126,6 +161,13 @@ static void on_frame_end(wslay_event_context_ptr ctx, void *user)
     s->frame_bytes = 0;
     if (s->frame_op == WSLAY_CONNECTION_CLOSE && s->close_utf8 != UTF8_ACCEPT && !s->failed)
         fail(s, WS_CLOSE_INVALID_PAYLOAD, "invalid UTF-8 in the close reason");
+    else if (s->frame_op == WSLAY_CONNECTION_CLOSE && s->close_off >= 2 && s->close_code >= 1012 &&
+             s->close_code <= 1014 && !s->failed) {
+        /* Service Restart, Try Again Later, Bad Gateway: registered with IANA after wslay's
+         * list, which answers them with 1002. Our echo goes first, so wslay's is never sent;
+         * the exchange then ends as any other (issue 11). */
+        wslay_event_queue_close(s->ctx, s->close_code, NULL, 0);
+    }
 }
 
 /* Text is validated as it arrives, across fragments, so that an invalid message fails
@@ -261,7 +303,11 @@ ws_session_t *ws_session_start(conn_t *c, const dialect_t *d, void *dialect_data
     s->data = dialect_data;
     s->utf8 = UTF8_ACCEPT;
     s->last_rx = worker_now(c->w);
+    s->tokens = (float)c->w->cfg->message_burst;
+    s->tokens_at = (uint32_t)s->last_rx;
     conn_upgrade(c, s, d->endpoint);
+    if (c->w->cfg->ws_ping_interval_ms && !d->no_ws_ping)
+        conn_set_deadline(c, DL_IDLE);
     if (d->on_open)
         d->on_open(s);
     pump_and_rest(s);
@@ -274,6 +320,10 @@ void ws_on_data(conn_t *c, const uint8_t *data, size_t len)
     if (ctx_open(s) != 0) {
         conn_close(c, "out of memory (ws)");
         return;
+    }
+    if (c->dl_kind == DL_IDLE || c->dl_kind == DL_PONG) {
+        c->flags &= ~CONN_F_PINGED;
+        conn_set_deadline(c, DL_IDLE); /* anything from the peer shows it is alive */
     }
     s->fed += len;
     s->in = data;
@@ -327,6 +377,21 @@ void ws_on_slow_consumer(conn_t *c)
     /* Nothing more is read from a client that does not read what it is sent. */
     wslay_event_shutdown_read(s->ctx);
     pump(s);
+}
+
+void ws_on_idle(conn_t *c, bool pong_due)
+{
+    ws_session_t *s = c->u.ws;
+    if (pong_due) {
+        metrics_add(&c->w->metrics.ping_timeouts, 1);
+        log_event(LOG_INFO, "ws_ping_timeout", c->id, NULL, s->d->name, "nothing received after a ping");
+        ws_session_close(s, WS_CLOSE_GOING_AWAY, "ping timeout");
+        return;
+    }
+    if (ws_session_send(s, WS_OP_PING, NULL, 0) != 0)
+        return;
+    c->flags |= CONN_F_PINGED;
+    conn_set_deadline(c, DL_PONG);
 }
 
 void ws_on_shutdown(conn_t *c)

@@ -15,6 +15,8 @@
 #define API_MAX_CHANNEL 256
 
 void api_publish(const http_request_t *req, worker_t *w, http_reply_t *out);
+/* The request's bearer key is api.key: checked before its body is read (http_route_t). */
+bool api_authorized(const http_request_t *req, worker_t *w);
 
 /* Sets out to a JSON error {"ok":false,"error":code,"message":message}. */
 void api_error(http_reply_t *out, int status, const char *code, const char *message);

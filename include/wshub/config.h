@@ -45,8 +45,19 @@ typedef struct config {
 
     size_t max_message_bytes;       /* "limits.max_message_bytes" (1 MiB): larger -> close 1009 */
     size_t max_queued_bytes;        /* "limits.max_queued_bytes" (4 MiB): output bound -> 1013 */
-    size_t max_connections;         /* "limits.max_connections" (0 = unlimited), per process */
-    size_t http_max_header_bytes;   /* "http.max_header_bytes" (8 KiB): request line + headers */
+    size_t max_connections;         /* "limits.max_connections" (0 = the descriptor limit less a
+                                       reserve), per process */
+    size_t max_connections_per_ip;  /* "limits.max_connections_per_ip" (256; 0 = unlimited) */
+    int accept_rate_per_ip;         /* "limits.accept_rate_per_ip" (100/s, burst twice; 0 = off) */
+    bool limits_exempt_loopback;    /* "limits.exempt_loopback" (true): per-IP limits skip loopback */
+    int message_rate;               /* "limits.message_rate" (1000/s per connection; 0 = off) */
+    int message_burst;              /* "limits.message_burst" (2000) */
+    int tcp_keepalive_s;            /* "limits.tcp_keepalive_s" (60; 0 = off) */
+    size_t http_max_header_bytes;   /* "http.max_header_bytes" (16 KiB): request line + headers */
+    size_t http_max_body_total_bytes; /* "http.max_body_total_bytes" (64 MiB): bodies held, process */
+    uint32_t http_handshake_timeout_ms; /* "http.handshake_timeout_ms" (10 s): accept to 1st request */
+    uint32_t ws_ping_interval_ms;   /* "websocket.ping_interval_ms" (30 s; 0 = off) */
+    uint32_t ws_ping_timeout_ms;    /* "websocket.ping_timeout_ms" (10 s) */
     int http_max_headers;           /* "http.max_headers" (64) */
     size_t http_max_body_bytes;     /* "http.max_body_bytes" (1 MiB) */
     uint32_t http_request_timeout_ms;   /* "http.request_timeout_ms" (10 s): whole request */

@@ -40,6 +40,8 @@ typedef enum { CONN_HTTP = 0, CONN_WS } conn_state_t;
 #define CONN_F_EOF 0x20      /* the peer sent FIN */
 #define CONN_F_RST 0x40      /* with CONN_F_DRAIN: end with a TCP RST instead of a FIN */
 #define CONN_F_SLOW 0x80     /* declared a slow consumer: counted and handled once */
+#define CONN_F_IPCOUNTED 0x100 /* counted in iplimit: released when freed */
+#define CONN_F_PINGED 0x200  /* a liveness ping is out (DL_PONG): any input clears it */
 
 typedef struct outq_entry {
     frame_t *f;     /* one reference held by this entry */
@@ -52,10 +54,13 @@ typedef struct conn {
     worker_t *w;
     uint64_t id;         /* unique in the process, for logs */
     uint8_t state;       /* conn_state_t */
-    uint8_t flags;       /* CONN_F_* */
     uint8_t endpoint;    /* endpoint_t, for metrics: EP_HTTP until an upgrade */
     uint8_t dl_kind;     /* deadline_kind_t of the list dl_node is in */
-    uint32_t inflight;   /* queue entries handed to the in-flight uv_write */
+    uint8_t peer_port_hi, peer_port_lo; /* the peer's port, recorded at accept */
+    uint16_t flags;      /* CONN_F_* */
+    uint16_t inflight;   /* queue entries handed to the in-flight uv_write (<= MAX_IOV) */
+    uint8_t peer[16];    /* the peer's address at accept (IPv4 mapped into IPv6): logs and
+                            per-IP limits never ask the socket, which may be reset by then */
     tls_conn_t *tls;     /* NULL for plain TCP */
     union {
         http_conn_t *http;
@@ -69,8 +74,9 @@ typedef struct conn {
     list_node_t dl_node;
 } conn_t;
 
-/* Accepts a pending connection from w's listener. */
-void conn_accept(worker_t *w);
+struct sockaddr;
+/* Takes over an accepted socket (non-blocking) from w's listener; addr is its peer. */
+void conn_accept_fd(worker_t *w, int fd, const struct sockaddr *addr);
 
 /* Queues a copy of data (a private buffer). Returns 0 or a negative libuv error. */
 int conn_send_copy(conn_t *c, const void *data, size_t len);
@@ -85,6 +91,10 @@ void conn_close_after_write(conn_t *c);
 void conn_abort(conn_t *c, const char *reason);
 /* Writes what is queued, then closes with a TCP RST (no close frame, no FIN). */
 void conn_abort_after_write(conn_t *c, const char *reason);
+
+/* At the descriptor budget: resets this worker's oldest connection that has not completed a
+ * first request, if it has waited at least min_age_ms. Returns whether one was. */
+bool conn_evict_unready(worker_t *w, uint64_t min_age_ms);
 
 /* Puts the connection in a deadline list (replacing any previous deadline). */
 void conn_set_deadline(conn_t *c, deadline_kind_t kind);

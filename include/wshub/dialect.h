@@ -52,6 +52,11 @@ typedef struct dialect {
     void (*on_publish)(worker_t *w, const char *channel, size_t channel_len, const char *event,
                        const char *data, size_t data_len);
     void (*worker_stop)(worker_t *w);
+    /* The client sends faster than limits.message_rate: send the API's error (the session
+     * then closes 1008). NULL = close only. */
+    void (*on_rate_limited)(ws_session_t *s);
+    /* The API has a liveness rule of its own (Flow's idle timeout): no WebSocket pings. */
+    int no_ws_ping;
 } dialect_t;
 
 extern const dialect_t dialect_echo;

@@ -8,6 +8,7 @@
 #ifndef WSHUB_HTTP_H
 #define WSHUB_HTTP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -60,16 +61,24 @@ void http_complete(http_pending_t *p, int status, const char *ctype, char *body,
 typedef struct http_route {
     const char *path;
     http_handler_fn fn;
+    /* Are the request's credentials good? Asked when the headers are complete, before any
+     * body byte is read; false = fn is called at once (it gives the API's refusal) and the
+     * connection closes. NULL = no credentials, or fn checks them. */
+    bool (*authorized)(const http_request_t *req, worker_t *w);
 } http_route_t;
 /* Plain HTTP endpoints of the APIs (exact paths), NULL-terminated; see server/routes.c. */
 extern const http_route_t http_routes[];
 
 /* Route handlers defined with their API's module (api_publish: api.h; flow_*: flow.h). */
 void moderation_http(const http_request_t *req, worker_t *w, http_reply_t *out); /* dialects/moderation.c */
+bool moderation_http_authorized(const http_request_t *req, worker_t *w);         /* dialects/moderation.c */
 void static_page(const http_request_t *req, worker_t *w, http_reply_t *out);     /* static.c */
 
-/* Starts HTTP on a new connection. */
-int http_conn_start(conn_t *c);
+/* Starts HTTP on a new connection; over_capacity: past limits.max_connections (503 to all
+ * but /healthz and /metrics, then close). */
+int http_conn_start(conn_t *c, bool over_capacity);
+/* The connection's output queue is empty: the next piece of a large response goes out. */
+void http_on_drained(conn_t *c);
 void http_on_data(conn_t *c, const uint8_t *data, size_t len);
 /* The peer closed its side. */
 void http_on_eof(conn_t *c);

@@ -41,6 +41,9 @@ typedef enum {
     HS_FORBIDDEN_ORIGIN,
     HS_TLS,             /* TLS handshake failed */
     HS_OVER_CAPACITY,   /* limits.max_connections reached */
+    HS_PER_IP,          /* limits.max_connections_per_ip reached: reset at accept */
+    HS_ACCEPT_RATE,     /* limits.accept_rate_per_ip passed: reset at accept */
+    HS_BODY_MEMORY,     /* http.max_body_total_bytes would be passed: 503 */
     HS_COUNT
 } hs_reason_t;
 extern const char *const hs_reason_names[HS_COUNT];
@@ -80,6 +83,12 @@ typedef struct metrics {
     counter_t fanout_buckets[METRICS_FANOUT_BUCKETS];
     counter_t fanout_count;
     counter_t fanout_sum_us;
+    counter_t accept_pauses;          /* times accepting paused (descriptors, limits) */
+    counter_t accept_paused;          /* gauge: 1 while this worker's accept is paused */
+    counter_t evictions;              /* connections without a request reset to make room */
+    counter_t accept_errors;          /* accept() failures: EMFILE, ENFILE, ENOBUFS, ENOMEM */
+    counter_t ping_timeouts;          /* WebSocket connections closed for not answering a ping */
+    counter_t rate_limited;           /* WebSocket connections closed over limits.message_rate */
     counter_t pool_page_bytes;        /* gauges copied from the worker's mempool every tick */
     counter_t pool_object_bytes;
 } metrics_t;
@@ -94,6 +103,9 @@ static inline void metrics_add(counter_t *c, uint64_t n)
 void metrics_register(metrics_t *m);
 /* Counts `deliveries` fan-out deliveries that spent `us` in the server (cumulative buckets). */
 void metrics_observe_fanout(metrics_t *m, uint64_t us, uint64_t deliveries);
+
+/* Request-body bytes held by the whole process (http.c), for the gauge. */
+extern atomic_size_t metrics_http_body_bytes;
 
 /* Renders every counter, summed over the registered blocks; returns a malloc'd string. */
 char *metrics_render(size_t *len);

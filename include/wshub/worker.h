@@ -30,6 +30,9 @@ typedef enum {
     DL_REQUEST,   /* an HTTP request has started and must complete (http.request_timeout_ms) */
     DL_KEEPALIVE, /* an idle keep-alive HTTP connection (http.keepalive_timeout_ms) */
     DL_CLOSE,     /* a close handshake or a FIN waiting for the peer (websocket.close_timeout_ms) */
+    DL_HANDSHAKE, /* accepted, the first request not complete yet (http.handshake_timeout_ms) */
+    DL_IDLE,      /* an open WebSocket: silent this long gets a ping (websocket.ping_interval_ms) */
+    DL_PONG,      /* that ping is out: silent this long is closed (websocket.ping_timeout_ms) */
     DL_COUNT
 } deadline_kind_t;
 
@@ -40,7 +43,11 @@ struct worker {
     uv_thread_t thread;
     int idx;
     int listen_fd;        /* bound and listening by main.c before the thread starts */
-    uv_tcp_t listener;
+    uv_poll_t listener;   /* readable = connections to accept; stopped while paused */
+    bool accept_paused;   /* near the descriptor budget, or accept() ran out of something */
+    uint64_t accept_logged; /* uv_now() of the last "accept paused" line (one per 10 s) */
+    size_t conn_limit;    /* limits.max_connections, or derived from RLIMIT_NOFILE */
+    size_t conn_hard;     /* descriptors connections may use at most: accept pauses there */
     uv_async_t wakeup;    /* hub mailbox deliveries from other workers; stop requests */
     uv_prepare_t prepare; /* flushes output queued by timers, before the loop blocks */
     uv_check_t check;     /* flushes output queued by I/O callbacks, once per iteration */
@@ -73,6 +80,9 @@ int worker_start(worker_t *w);
 void worker_request_stop(worker_t *w);
 /* Joins the thread and releases the loop; the loop must have ended. */
 void worker_join(worker_t *w);
+
+/* A connection of w was freed: accepting may resume. */
+void worker_on_conn_freed(worker_t *w);
 
 /* Time of the current loop iteration, in ms (uv_now). */
 static inline uint64_t worker_now(worker_t *w) { return uv_now(&w->loop); }

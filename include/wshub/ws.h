@@ -43,6 +43,9 @@ void ws_on_eof(conn_t *c);
 void ws_on_slow_consumer(conn_t *c);
 void ws_on_shutdown(conn_t *c);
 void ws_on_close(conn_t *c);
+/* The connection was silent for websocket.ping_interval_ms (pong_due false: send a ping), or
+ * for websocket.ping_timeout_ms after that ping (pong_due true: close 1001). */
+void ws_on_idle(conn_t *c, bool pong_due);
 
 /* For dialects. Sends are no-ops once the session is closing. Return 0 or negative. */
 int ws_session_send(ws_session_t *s, int opcode, const void *data, size_t len);

@@ -482,7 +482,17 @@ static void cable_worker_stop(worker_t *w)
     w->dialect_state[EP_CABLE] = NULL;
 }
 
+/* Faster than limits.message_rate: Action Cable's goodbye, then ws_session closes 1008. A
+ * client that floods would flood again: no reconnect. */
+static void on_rate_limited(ws_session_t *s)
+{
+    cable_t *v = ws_session_data(s);
+    if (v)
+        send_disconnect(v, "rate_limited", false);
+}
+
 const dialect_t dialect_cable = {
+    .on_rate_limited = on_rate_limited,
     .name = "cable",
     .path = "/cable",
     .endpoint = EP_CABLE,

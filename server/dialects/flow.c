@@ -835,7 +835,17 @@ static void flow_worker_stop(worker_t *w)
     uv_mutex_unlock(&G.lock);
 }
 
+/* Faster than limits.message_rate: Flow's error, then ws_session closes 1008. */
+static void on_rate_limited(ws_session_t *s)
+{
+    flow_t *v = ws_session_data(s);
+    if (v)
+        send_error(v, "rate limited: messages sent faster than the server allows");
+}
+
 const dialect_t dialect_flow = {
+    .on_rate_limited = on_rate_limited,
+    .no_ws_ping = 1, /* the contract's idle rule (50 s without a client frame) is the liveness */
     .name = "flow",
     .path = "/ws/",
     .path_prefix = 1,

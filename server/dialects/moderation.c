@@ -283,6 +283,11 @@ static bool request_key_ok(const http_request_t *req, const config_t *cfg)
     return false;
 }
 
+bool moderation_http_authorized(const http_request_t *req, worker_t *w)
+{
+    return request_key_ok(req, &server_live(w->srv)->cfg);
+}
+
 /* ------------------------------------------------------------------ WebSocket */
 
 static void send_error(mod_sess_t *m, const char *message, json_t *reference)
@@ -456,7 +461,16 @@ static void mod_worker_stop(worker_t *w)
     w->dialect_state[EP_MODERATION] = NULL;
 }
 
+/* Faster than limits.message_rate: an error answer, then ws_session closes 1008. */
+static void on_rate_limited(ws_session_t *s)
+{
+    mod_sess_t *m = ws_session_data(s);
+    if (m)
+        send_error(m, "rate limited: requests sent faster than the server allows", NULL);
+}
+
 const dialect_t dialect_moderation = {
+    .on_rate_limited = on_rate_limited,
     .name = "moderation",
     .path = "/text/moderation",
     .endpoint = EP_MODERATION,

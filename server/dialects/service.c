@@ -392,7 +392,16 @@ static void on_close(ws_session_t *s)
     ws_session_set_data(s, NULL);
 }
 
+/* Faster than limits.message_rate: the API's error, then ws_session closes 1008. */
+static void on_rate_limited(ws_session_t *s)
+{
+    svc_t *v = ws_session_data(s);
+    if (v)
+        send_error(v, "rate_limited", "messages sent faster than the server allows: closing", NULL);
+}
+
 const dialect_t dialect_service = {
+    .on_rate_limited = on_rate_limited,
     .name = "service",
     .path = "/api/ws",
     .endpoint = EP_SERVICE,

@@ -261,7 +261,7 @@ static void test_defaults(void **state)
     assert_int_equal(cfg.max_message_bytes, 1048576);
     assert_int_equal(cfg.max_queued_bytes, 4194304);
     assert_int_equal(cfg.max_connections, 0);
-    assert_int_equal(cfg.http_max_header_bytes, 8192);
+    assert_int_equal(cfg.http_max_header_bytes, 16384);
     assert_int_equal(cfg.http_max_headers, 64);
     assert_int_equal(cfg.http_max_body_bytes, 1048576);
     assert_int_equal(cfg.http_request_timeout_ms, 10000);
@@ -340,7 +340,7 @@ static void test_key_table(void **state)
 
     (void)state;
     assert_non_null(root);
-    assert_int_equal(n, 47);
+    assert_int_equal(n, 57);
     assert_ptr_equal(config_keys(NULL), keys);
     for (size_t i = 0; i < n; i++) {
         char env[128] = "WSHUB_", comment[128], section[64] = "";
