@@ -10,6 +10,8 @@ const net = require('node:net');
 
 const { start } = require('./lib/server');
 const { sleep, within, waitFor, httpRequest, parseMetrics } = require('./lib/util');
+const fs = require('node:fs');
+const WebSocket = require('ws');
 const { OP, encodeFrame, closeInfo, RawWs } = require('./lib/rawws');
 
 const T = { timeout: 60000 };
@@ -152,6 +154,338 @@ test('2: a POST /text/moderation answered after its client reset the connection:
     assert.ok(inst.alive(), 'wshubd is alive');
   } finally {
     await inst.teardown(); // fails on the sanitizer's heap-use-after-free report
+  }
+});
+
+// ------------------------------------------------------------------ 3. descriptor exhaustion
+
+// CPU seconds (user + system) the process has used so far.
+function cpuSeconds(pid) {
+  const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const rest = f.slice(f.lastIndexOf(')') + 2).split(' ');
+  return (Number(rest[11]) + Number(rest[12])) / 100; // utime, stime in clock ticks (USER_HZ 100)
+}
+
+function openEcho(inst) {
+  return new Promise((resolve) => {
+    const ws = new WebSocket(`${inst.wsUrl}/echo`, { handshakeTimeout: 15000 });
+    ws.on('open', () => resolve(ws));
+    ws.on('error', () => resolve(null));
+    ws.on('unexpected-response', () => resolve(null));
+  });
+}
+
+test('3: descriptor limit 256, 2 workers, 350 clients at once: /healthz answers, CPU calm after the storm, new clients served as others leave', { timeout: 120000 }, async (t) => {
+  const inst = await start({ wrap: ['prlimit', '--nofile=256:256'], env: { WSHUB_WORKERS: '2', WSHUB_LOG_LEVEL: 'warn' } });
+  let clients = [];
+  try {
+    // Raw sockets hold descriptors without a handshake, like a storm of half-open clients.
+    const storm = await Promise.all(Array.from({ length: 350 }, () => new Promise((resolve) => {
+      const s = net.connect({ host: '127.0.0.1', port: inst.port });
+      s.on('error', () => resolve(s));
+      s.on('connect', () => resolve(s));
+    })));
+    await sleep(300);
+    const during = await inst.get('/healthz', { timeout: 5000 });
+    assert.equal(during.status, 200, '/healthz during the storm');
+    const m = parseMetrics((await inst.get('/metrics', { timeout: 5000 })).body);
+    t.diagnostic(`during: open ${m.wshub_tcp_connections_open}, paused workers ${m.wshub_accept_paused_workers}, pauses ${m.wshub_accept_pauses_total}`);
+    // CPU once the storm stopped: the held sockets stay open, nothing new arrives.
+    const c0 = cpuSeconds(inst.pid);
+    await sleep(2000);
+    const cpu = (cpuSeconds(inst.pid) - c0) / 2;
+    t.diagnostic(`CPU after the storm: ${(cpu * 100).toFixed(1)}% of one core`);
+    assert.ok(cpu < 0.3, `CPU ${(cpu * 100).toFixed(1)}% after the storm (limit 30%)`);
+    // The storm leaves; new clients are served.
+    for (const s of storm) s.destroy();
+    await sleep(200);
+    clients = await Promise.all(Array.from({ length: 100 }, () => openEcho(inst)));
+    assert.equal(clients.filter(Boolean).length, 100, 'new WebSocket clients accepted after the storm left');
+    const echoed = await within(new Promise((resolve) => { clients[0].once('message', (d) => resolve(String(d))); clients[0].send('still here'); }), 5000, 'echo');
+    assert.equal(echoed, 'still here');
+    assert.ok(!/accept.*\n(.*accept.*\n){50}/.test(inst.log()), 'the accept storm is not logged line by line');
+  } finally {
+    for (const c of clients) if (c) c.terminate();
+    await inst.teardown();
+  }
+});
+
+test('3: past limits.max_connections a client is still answered: 503 to an upgrade, 200 to /healthz; under it again, served', T, async () => {
+  const inst = await start({ env: { WSHUB_LIMITS_MAX_CONNECTIONS: '3' } });
+  const held = [];
+  try {
+    for (let i = 0; i < 3; i++) held.push(await RawWs.connect(inst.port));
+    const refused = await new Promise((resolve) => {
+      const ws = new WebSocket(`${inst.wsUrl}/echo`);
+      ws.on('unexpected-response', (req, res) => { resolve(res.statusCode); ws.terminate(); });
+      ws.on('open', () => { resolve('open'); ws.terminate(); });
+      ws.on('error', () => resolve('error'));
+    });
+    assert.equal(refused, 503, 'the upgrade past the limit');
+    assert.equal((await inst.get('/healthz')).status, 200, '/healthz past the limit');
+    held.pop().destroy();
+    await sleep(100);
+    const ok = await RawWs.connect(inst.port);
+    ok.destroy();
+    const m = await metrics(inst);
+    assert.ok(m['wshub_handshake_failures_total{reason="over_capacity"}'] >= 1);
+  } finally {
+    for (const h of held) h.destroy();
+    await inst.teardown();
+  }
+});
+
+// ------------------------------------------------------------------ limits an operator expects
+
+test('limits: connections per IP and accept rate (loopback not exempt here): the excess is reset and counted', T, async () => {
+  const inst = await start({ env: { WSHUB_LIMITS_EXEMPT_LOOPBACK: 'false', WSHUB_LIMITS_MAX_CONNECTIONS_PER_IP: '3', WSHUB_LIMITS_ACCEPT_RATE_PER_IP: '1000' } });
+  const held = [];
+  try {
+    for (let i = 0; i < 3; i++) held.push(await RawWs.connect(inst.port));
+    await assert.rejects(RawWs.connect(inst.port, { timeout: 3000 }), 'the 4th connection from one address');
+    held.pop().destroy();
+    await sleep(100);
+    held.push(await RawWs.connect(inst.port));
+    let m = await metrics(inst).catch(() => null);
+    // /metrics itself is a connection from the same address: ask with one slot free.
+    held.pop().destroy();
+    await sleep(100);
+    m = await metrics(inst);
+    assert.ok(m['wshub_handshake_failures_total{reason="per_ip_limit"}'] >= 1, 'per_ip_limit counted');
+  } finally {
+    for (const h of held) h.destroy();
+    await inst.teardown();
+  }
+  const slow = await start({ env: { WSHUB_LIMITS_EXEMPT_LOOPBACK: 'false', WSHUB_LIMITS_ACCEPT_RATE_PER_IP: '5' } });
+  try {
+    await sleep(2100); // the readiness probes spent some of the bucket
+    const results = [];
+    for (let i = 0; i < 20; i++) results.push(await RawWs.connect(slow.port, { timeout: 3000 }).then((w) => { w.destroy(); return 'ok'; }, () => 'refused'));
+    const ok = results.filter((r) => r === 'ok').length;
+    assert.ok(ok >= 8 && ok <= 12, `a burst of twice the rate (10) is accepted, then refused: ${results.join(',')}`);
+    await sleep(1500);
+    const m = await metrics(slow);
+    assert.ok(m['wshub_handshake_failures_total{reason="accept_rate"}'] >= 8, 'accept_rate counted');
+  } finally {
+    await slow.teardown();
+  }
+});
+
+test('limits: a client over limits.message_rate gets its API\'s error, then close 1008; others are unaffected', T, async () => {
+  const inst = await start({ env: { WSHUB_JWT_SECRET: SECRET, WSHUB_LIMITS_MESSAGE_RATE: '50', WSHUB_LIMITS_MESSAGE_BURST: '100' } });
+  try {
+    const calm = await RawWs.connect(inst.port, { path: `/api/ws?token=${token('calm')}` });
+    const ws = await RawWs.connect(inst.port, { path: `/api/ws?token=${token('u1')}` });
+    const ping = encodeFrame(OP.TEXT, JSON.stringify({ type: 'ping' }));
+    ws.write(Buffer.concat(Array(300).fill(ping)));
+    const c = await ws.waitClose(5000);
+    assert.equal(c.code, 1008);
+    const texts = ws.frames.filter((f) => f.op === OP.TEXT).map((f) => JSON.parse(f.payload));
+    assert.equal(texts.filter((m) => m.type === 'pong').length, 100, 'the burst is served');
+    const err = texts.find((m) => m.type === 'error');
+    assert.ok(err && err.data.code === 'rate_limited', `an error in API B's format: ${JSON.stringify(err)}`);
+    calm.send(OP.TEXT, JSON.stringify({ type: 'ping' }));
+    await calm.until(() => calm.frames.some((f) => f.op === OP.TEXT && JSON.parse(f.payload).type === 'pong'), 3000, 'pong');
+    calm.destroy();
+    const m = await metrics(inst);
+    assert.equal(m.wshub_rate_limited_closes_total, 1);
+  } finally {
+    await inst.teardown();
+  }
+});
+
+test('limits: a silent client gets a ping; one that never answers is closed 1001 "ping timeout", one that answers stays', T, async () => {
+  const inst = await start({ env: { WSHUB_WEBSOCKET_PING_INTERVAL_MS: '300', WSHUB_WEBSOCKET_PING_TIMEOUT_MS: '300' } });
+  try {
+    const mute = await RawWs.connect(inst.port); // RawWs answers nothing by itself
+    const live = await new Promise((resolve, reject) => { const w = new WebSocket(`${inst.wsUrl}/echo`); w.on('open', () => resolve(w)); w.on('error', reject); });
+    let pings = 0;
+    live.on('ping', () => pings++);
+    const c = await mute.waitClose(5000);
+    assert.deepEqual({ code: c.code, reason: c.reason }, { code: 1001, reason: 'ping timeout' });
+    assert.ok(mute.frames.some((f) => f.op === OP.PING), 'the mute client was pinged first');
+    await sleep(1000);
+    assert.ok(pings >= 2, `the live client was pinged (${pings}) and kept`);
+    assert.equal(live.readyState, WebSocket.OPEN);
+    live.terminate();
+    const m = await metrics(inst);
+    assert.equal(m.wshub_ping_timeouts_total, 1);
+  } finally {
+    await inst.teardown();
+  }
+});
+
+test('limits: a connection that sends no complete request within http.handshake_timeout_ms is closed', T, async () => {
+  const inst = await start({ env: { WSHUB_HTTP_HANDSHAKE_TIMEOUT_MS: '300' } });
+  try {
+    const s = net.connect({ host: '127.0.0.1', port: inst.port });
+    s.on('error', () => {});
+    await new Promise((r) => s.on('connect', r));
+    s.resume();
+    s.write('GET /echo HTTP/1.1\r\nHost: x\r\n'); // never finished
+    const t0 = Date.now();
+    await within(new Promise((r) => s.on('close', r)), 3000, 'the server to close');
+    assert.ok(Date.now() - t0 < 2000);
+  } finally {
+    await inst.teardown();
+  }
+});
+
+// ------------------------------------------------------------------ 4. bodies before credentials
+
+test('4: request bodies are not read before the key is checked; the bodies held have a process-wide bound (503)', T, async () => {
+  const inst = await start({ env: { WSHUB_API_KEY: 'k', WSHUB_MODERATION_KEYS: 'mk', WSHUB_HTTP_MAX_BODY_TOTAL_BYTES: String(3 * 1024 * 1024) } });
+  const socks = [];
+  try {
+    // Unauthenticated partial bodies are read and dropped, never held: 20 x 900 KB in flight
+    // hold nothing (the old code held every one, 413 MiB for 400).
+    const partial = [];
+    for (const [path, auth] of [['/api/publish', 'Authorization: Bearer wrong'], ['/text/moderation', 'x-chatsight-api-auth: wrong']]) {
+      for (let i = 0; i < 10; i++) {
+        const s = net.connect({ host: '127.0.0.1', port: inst.port });
+        socks.push(s);
+        s.on('error', () => {});
+        let got = '';
+        s.on('data', (d) => { got += d; });
+        partial.push({ s, got: () => got });
+        await new Promise((r) => s.on('connect', r));
+        s.write(`POST ${path} HTTP/1.1\r\nHost: x\r\n${auth}\r\nContent-Length: 1048576\r\n\r\n` + 'x'.repeat(900000));
+      }
+    }
+    await sleep(300);
+    assert.equal((await metrics(inst)).wshub_http_body_bytes, 0, 'no unauthenticated body is held');
+    // Completed, each gets its API's 401.
+    for (const p of partial) p.s.write('x'.repeat(1048576 - 900000));
+    await waitFor(() => partial.every((p) => /^HTTP\/1\.1 401 /.test(p.got())), 5000, 'every unauthenticated POST to get 401');
+    // Authenticated partial bodies: the 4th 1 MiB body would pass the 3 MiB bound.
+    const head = 'POST /api/publish HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer k\r\nContent-Length: 1048000\r\n\r\n';
+    const answers = [];
+    for (let i = 0; i < 4; i++) {
+      const s = net.connect({ host: '127.0.0.1', port: inst.port });
+      socks.push(s);
+      s.on('error', () => {});
+      let got = '';
+      s.on('data', (d) => { got += d; });
+      answers.push(() => got);
+      await new Promise((r) => s.on('connect', r));
+      s.write(head + 'x'.repeat(1000000));
+      await sleep(150);
+    }
+    await waitFor(() => answers[3]().startsWith('HTTP/1.1 503'), 3000, 'the 4th body to get 503');
+    assert.match(answers[3](), /"busy"/);
+    const m = await metrics(inst);
+    assert.ok(m.wshub_http_body_bytes <= 3 * 1024 * 1024, `held ${m.wshub_http_body_bytes}`);
+    assert.ok(m['wshub_handshake_failures_total{reason="body_memory"}'] >= 1);
+    for (const s of socks) s.destroy();
+    await waitFor(async () => (await metrics(inst)).wshub_http_body_bytes === 0, 3000, 'the bodies to be released');
+  } finally {
+    for (const s of socks) s.destroy();
+    await inst.teardown();
+  }
+});
+
+// ------------------------------------------------------------------ 7. valid input refused
+
+test('7: a JWT of 8 KB in the query or the Authorization header gets the API\'s auth answer, not 431', T, async () => {
+  const inst = await start({ env: { WSHUB_JWT_SECRET: SECRET } });
+  try {
+    const big = token('u-big', { pad: 'p'.repeat(6000) });
+    assert.ok(big.length > 8000);
+    const ws = await RawWs.connect(inst.port, { path: `/api/ws?token=${big}` });
+    ws.destroy();
+    const bad = hs256({ sub: 'x', exp: Math.floor(Date.now() / 1000) + 60, pad: 'p'.repeat(6000) }, 'wrong-secret');
+    const r = await httpRequest(inst, { path: '/api/ws', headers: { Authorization: `Bearer ${bad}`, Upgrade: 'websocket', Connection: 'Upgrade', 'Sec-WebSocket-Key': 'dGhlIHNhbXBsZSBub25jZQ==', 'Sec-WebSocket-Version': '13' } });
+    assert.equal(r.status, 401);
+    const huge = await burst(inst.port, `GET /healthz HTTP/1.1\r\nHost: x\r\nX-Pad: ${'p'.repeat(17000)}\r\n\r\n`, (b) => b.includes('\r\n\r\n'), 3000);
+    assert.match(huge.toString(), /^HTTP\/1\.1 431 /, 'past 16 KiB: 431');
+  } finally {
+    await inst.teardown();
+  }
+});
+
+for (const code of [1012, 1013, 1014]) {
+  test(`7: a client's close code ${code} (IANA-registered) is accepted and echoed, not answered with 1002`, T, async () => {
+    const inst = await start();
+    try {
+      const ws = await RawWs.connect(inst.port);
+      const p = Buffer.alloc(2);
+      p.writeUInt16BE(code);
+      ws.send(OP.CLOSE, p);
+      const c = await ws.waitClose(3000);
+      assert.equal(c.code, code);
+      await ws.waitEnd(3000);
+    } finally {
+      await inst.teardown();
+    }
+  });
+}
+
+// ------------------------------------------------------------------ 8. errors dropped on the floor
+
+test('8: the peer of a connection reset right away is logged as it was at accept (no "?:0"); ordinary closes are not "shutdown failed"', T, async () => {
+  const inst = await start({ env: { WSHUB_LOG_LEVEL: 'debug' } });
+  try {
+    for (let i = 0; i < 30; i++) {
+      const s = net.connect({ host: '127.0.0.1', port: inst.port });
+      s.on('error', () => {});
+      await new Promise((r) => s.on('connect', r));
+      s.resetAndDestroy();
+    }
+    for (let i = 0; i < 10; i++) {
+      const ws = await RawWs.connect(inst.port);
+      ws.send(OP.CLOSE, Buffer.from([0x03, 0xe8]));
+      ws.sock.end();
+      await ws.waitEnd(3000);
+    }
+    await sleep(300);
+    const log = inst.log();
+    assert.ok(!log.includes('?:0'), 'no unknown peer in the log');
+    assert.ok(!log.includes('shutdown failed'), 'no "shutdown failed" for ordinary closes');
+  } finally {
+    await inst.teardown();
+  }
+});
+
+test('8: the open-connection gauges never wrap under churn', T, async () => {
+  const inst = await start();
+  try {
+    let stop = false;
+    const churn = (async () => {
+      while (!stop) {
+        const ws = await RawWs.connect(inst.port).catch(() => null);
+        if (ws) ws.destroy();
+      }
+    })();
+    for (let i = 0; i < 40; i++) {
+      const m = await metrics(inst);
+      assert.ok(m.wshub_tcp_connections_open < 1e6, `tcp gauge ${m.wshub_tcp_connections_open}`);
+      assert.ok(m['wshub_connections_open{endpoint="echo"}'] < 1e6, `echo gauge ${m['wshub_connections_open{endpoint="echo"}']}`);
+    }
+    stop = true;
+    await churn;
+  } finally {
+    await inst.teardown();
+  }
+});
+
+// ------------------------------------------------------------------ 9. large HTTP answers
+
+test('9: a GET /thread.history of more than 4 MiB is sent whole, in pieces as the socket drains', T, async () => {
+  const inst = await start({ env: { WSHUB_FLOW_HISTORY_LIMIT: '100', WSHUB_FLOW_MAX_HISTORY_BYTES: '16777216', WSHUB_FLOW_MAX_HISTORY_TOTAL_BYTES: '67108864', WSHUB_API_KEY: 'k' } });
+  try {
+    const text = 'h'.repeat(60000);
+    for (let i = 0; i < 90; i++) {
+      const r = await httpRequest(inst, { method: 'POST', path: '/api/publish', headers: { Authorization: 'Bearer k', 'Content-Type': 'application/json' },
+        body: JSON.stringify({ channel: 'thread:big', event: 'message', data: { text: `${i}:${text}` } }) });
+      assert.equal(r.status, 200, r.body);
+    }
+    const r = await httpRequest(inst, { path: '/thread.history', headers: { 'x-flowai-clientid': 'c', 'x-flowai-threadid': 'big' }, timeout: 20000 });
+    assert.equal(r.status, 200);
+    assert.ok(r.body.length > 4 * 1024 * 1024, `body ${r.body.length} bytes`);
+    const h = JSON.parse(r.body);
+    assert.equal(h.payload.history.length, 90);
+  } finally {
+    await inst.teardown();
   }
 });
 

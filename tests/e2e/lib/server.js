@@ -40,7 +40,8 @@ const SANITIZER = /(ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:|
 
 // Starts wshubd. opts.env: extra WSHUB_* variables; opts.config: an object written as the
 // JSON config file; opts.args: extra arguments. Resolves to an instance handle.
-async function start({ env = {}, config, args = [], readyTimeout = 10000 } = {}) {
+// opts.wrap: a command line the binary runs under, e.g. ['prlimit', '--nofile=256:256'] (it must exec).
+async function start({ env = {}, config, args = [], readyTimeout = 10000, wrap = [] } = {}) {
   const port = await freePort();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wshub-e2e-'));
   const logFile = path.join(dir, 'server.log');
@@ -53,7 +54,8 @@ async function start({ env = {}, config, args = [], readyTimeout = 10000 } = {})
   const childEnv = { ...process.env, WSHUB_LISTEN: `127.0.0.1:${port}`, WSHUB_PUBLIC_URL: `http://127.0.0.1:${port}`,
     WSHUB_WORKERS: '2', WSHUB_LOG_LEVEL: 'info', ...env };
   const out = fs.openSync(logFile, 'a');
-  const child = spawn(BIN, argv, { env: childEnv, cwd: dir, stdio: ['ignore', out, out] });
+  const child = wrap.length ? spawn(wrap[0], [...wrap.slice(1), BIN, ...argv], { env: childEnv, cwd: dir, stdio: ['ignore', out, out] })
+    : spawn(BIN, argv, { env: childEnv, cwd: dir, stdio: ['ignore', out, out] });
   fs.closeSync(out);
   let exitInfo = null;
   const exited = new Promise((resolve) => child.on('exit', (code, signal) => { exitInfo = { code, signal }; resolve(exitInfo); }));
