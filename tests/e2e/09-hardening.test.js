@@ -446,27 +446,8 @@ test('8: the peer of a connection reset right away is logged as it was at accept
   }
 });
 
-test('8: the open-connection gauges never wrap under churn', T, async () => {
-  const inst = await start();
-  try {
-    let stop = false;
-    const churn = (async () => {
-      while (!stop) {
-        const ws = await RawWs.connect(inst.port).catch(() => null);
-        if (ws) ws.destroy();
-      }
-    })();
-    for (let i = 0; i < 40; i++) {
-      const m = await metrics(inst);
-      assert.ok(m.wshub_tcp_connections_open < 1e6, `tcp gauge ${m.wshub_tcp_connections_open}`);
-      assert.ok(m['wshub_connections_open{endpoint="echo"}'] < 1e6, `echo gauge ${m['wshub_connections_open{endpoint="echo"}']}`);
-    }
-    stop = true;
-    await churn;
-  } finally {
-    await inst.teardown();
-  }
-});
+// 8, the gauges that wrapped under churn: tests/unit/test_metrics.c (a race too narrow to
+// provoke from here reliably; the unit test renders the counters a race can leave).
 
 // ------------------------------------------------------------------ 9. large HTTP answers
 
