@@ -121,6 +121,14 @@ static const char *const bool_words[] = {"true", "false", "1", "0", "yes", "no",
     X("limits.message_burst", "WSHUB_LIMITS_MESSAGE_BURST", T_INT, message_burst, 1,          \
       100000000, NULL, "2000", 0, "Frames a connection may send at once above "               \
       "limits.message_rate.")                                                                 \
+    X("limits.max_inbound_total_bytes", "WSHUB_LIMITS_MAX_INBOUND_TOTAL_BYTES", T_SIZE,       \
+      max_inbound_total_bytes, 65536, 0, NULL, "268435456", 0,                                \
+      "Bytes of unfinished inbound WebSocket messages the process holds; the connection "     \
+      "that would pass it is closed with 1013.")                                              \
+    X("limits.max_queued_total_bytes", "WSHUB_LIMITS_MAX_QUEUED_TOTAL_BYTES", T_SIZE,         \
+      max_queued_total_bytes, 65536, 0, NULL, "1073741824", 0,                                \
+      "Output bytes of replies queued in the process (a fan-out frame shared by its "         \
+      "subscribers is not counted); the connection that would pass it is a slow consumer.")   \
     X("limits.tcp_keepalive_s", "WSHUB_LIMITS_TCP_KEEPALIVE_S", T_INT, tcp_keepalive_s, 0,    \
       7200, NULL, "60", 0, "TCP keepalive idle time in seconds, so that dead peers are "      \
       "found; 0 = off.")                                                                      \

@@ -200,6 +200,8 @@ static void q_pop(conn_t *c)
 {
     outq_entry_t *e = q_at(c, 0);
     c->queued -= e->f->len - e->off;
+    if (!e->shared)
+        c->w->private_queued -= e->f->len - e->off;
     frame_release(&e->f);
     c->qhead = (c->qhead + 1) & (c->qcap - 1);
     c->qcount--;
@@ -252,6 +254,7 @@ static int queue_bytes(conn_t *c, const uint8_t *data, size_t len)
             tail = q_at(c, c->qcount - 1);
         }
         size_t n = frame_append(tail->f, data, len);
+        c->w->private_queued += n; /* bounded in conn_enforce_total */
         account_out(c, n);
         data += n;
         len -= n;
@@ -478,6 +481,8 @@ again:
         if (wrote < left) {
             e->off += (uint32_t)wrote;
             c->queued -= wrote;
+            if (!e->shared)
+                c->w->private_queued -= wrote;
             bufs[first].base += wrote;
             bufs[first].len -= wrote;
             break;
@@ -511,6 +516,40 @@ again:
     }
     c->inflight = (uint16_t)k;
     c->flags |= CONN_F_WRITING;
+}
+
+typedef struct {
+    conn_t *best;   /* the live connection with the most queued */
+    size_t doomed;  /* queued by connections already closing as slow consumers */
+} largest_t;
+
+static void largest_walk(uv_handle_t *h, void *arg)
+{
+    conn_t *c = conn_from_handle(h);
+    largest_t *l = arg;
+    if (!c)
+        return;
+    if (c->flags & (CONN_F_CLOSING | CONN_F_SLOW | CONN_F_OVERFLOW))
+        l->doomed += c->queued; /* freed by their close, now or within the close timeout */
+    else if (!l->best || c->queued > l->best->queued)
+        l->best = c;
+}
+
+void conn_enforce_total(worker_t *w)
+{
+    /* Over the worker's share of limits.max_queued_total_bytes: the connections holding the
+     * most are the slow consumers, not whoever replies next (a /healthz must still work). */
+    size_t share = w->cfg->max_queued_total_bytes / w->srv->nworkers;
+    for (int i = 0; i < 64 && w->private_queued > share; i++) {
+        largest_t l = {0};
+        uv_walk(&w->loop, largest_walk, &l);
+        if (!l.best || w->private_queued - (l.doomed < w->private_queued ? l.doomed : w->private_queued) <= share)
+            return;
+        /* Its close frame would wait behind all it holds: the memory is needed now. */
+        metrics_add(&w->metrics.slow_consumer_closes, 1);
+        log_conn(l.best, LOG_WARN, "slow_consumer", "holds the most output past limits.max_queued_total_bytes");
+        conn_close(l.best, "slow consumer (limits.max_queued_total_bytes)");
+    }
 }
 
 bool conn_flush_dirty(worker_t *w, unsigned budget)

@@ -18,6 +18,7 @@ const char *const hs_reason_names[HS_COUNT] = {
     "forbidden_origin", "tls", "over_capacity", "per_ip_limit", "accept_rate", "body_memory"};
 
 atomic_size_t metrics_http_body_bytes;
+atomic_size_t metrics_ws_inbound_bytes;
 
 const uint64_t metrics_mod_bucket_us[METRICS_MOD_BUCKETS] = {50, 100, 250, 500, 1000, 2500, 5000, 10000, 50000, 250000};
 const uint64_t metrics_fanout_bucket_us[METRICS_FANOUT_BUCKETS] = {100, 250, 500, 750, 1000, 1500, 2000, 3000, 4000, 5000, 7500, 10000, 25000, 100000};
@@ -171,6 +172,12 @@ char *metrics_render(size_t *len)
     fprintf(f, "wshub_rate_limited_closes_total %llu\n", (unsigned long long)SUM(rate_limited));
     head(f, "wshub_http_body_bytes", "gauge", "Request-body bytes held now (bounded by http.max_body_total_bytes).");
     fprintf(f, "wshub_http_body_bytes %zu\n", atomic_load_explicit(&metrics_http_body_bytes, memory_order_relaxed));
+    head(f, "wshub_ws_inbound_bytes", "gauge",
+         "Bytes of unfinished inbound WebSocket messages held now (bounded by limits.max_inbound_total_bytes).");
+    fprintf(f, "wshub_ws_inbound_bytes %zu\n", atomic_load_explicit(&metrics_ws_inbound_bytes, memory_order_relaxed));
+    head(f, "wshub_queued_reply_bytes", "gauge",
+         "Reply bytes queued for clients now, fan-out frames excepted (bounded by limits.max_queued_total_bytes).");
+    fprintf(f, "wshub_queued_reply_bytes %llu\n", (unsigned long long)SUM(private_queued));
     head(f, "wshub_state_pool_bytes", "gauge",
          "Per-connection state in the workers' pools: pages held from the kernel, objects in use (50 ms old).");
     fprintf(f, "wshub_state_pool_bytes{kind=\"pages\"} %llu\n", (unsigned long long)SUM(pool_page_bytes));

@@ -141,9 +141,11 @@ static void on_tick(uv_timer_t *h)
 {
     worker_t *w = h->data;
     conn_sweep_deadlines(w);
+    conn_enforce_total(w);
     wtimer_run(w);
     accept_resume(w);
     atomic_store_explicit(&w->metrics.pool_page_bytes, w->mem.page_bytes, memory_order_relaxed);
+    atomic_store_explicit(&w->metrics.private_queued, w->private_queued, memory_order_relaxed);
     atomic_store_explicit(&w->metrics.pool_object_bytes, w->mem.object_bytes, memory_order_relaxed);
 }
 

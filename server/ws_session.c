@@ -38,6 +38,7 @@ struct ws_session {
     uint64_t last_rx;      /* uv_now() of the last frame received */
     bool close_deadline;   /* the close-handshake deadline is armed */
     uint16_t close_code;   /* status code of the close frame being received (0: none yet) */
+    uint32_t held;         /* bytes of the unfinished data message wslay holds for us */
     float tokens;          /* frames the client may still send now (limits.message_rate) */
     uint32_t tokens_at;    /* uv_now() (low 32 bits) when tokens was computed */
     bool failed;           /* we queued a close because the peer broke the protocol */
@@ -170,6 +171,26 @@ static void on_frame_end(wslay_event_context_ptr ctx, void *user)
     }
 }
 
+/* Unfinished inbound messages of every connection share one bound (a client may hold up to
+ * limits.max_message_bytes on each of its connections otherwise): the connection whose
+ * bytes would pass it is closed with 1013 (issue 11). */
+static void hold(ws_session_t *s, size_t n)
+{
+    if (s->failed || !n)
+        return;
+    size_t total = atomic_fetch_add(&metrics_ws_inbound_bytes, n) + n;
+    s->held += (uint32_t)n;
+    if (total > s->c->w->cfg->max_inbound_total_bytes)
+        fail(s, WS_CLOSE_TRY_AGAIN_LATER, "server busy: too many unfinished messages");
+}
+
+static void unhold(ws_session_t *s)
+{
+    if (s->held)
+        atomic_fetch_sub(&metrics_ws_inbound_bytes, s->held);
+    s->held = 0;
+}
+
 /* Text is validated as it arrives, across fragments, so that an invalid message fails
  * before the rest of it is read (fail fast, PROTOCOLS.md §0.4). */
 static void on_frame_chunk(wslay_event_context_ptr ctx, const struct wslay_event_on_frame_recv_chunk_arg *arg,
@@ -181,6 +202,9 @@ static void on_frame_chunk(wslay_event_context_ptr ctx, const struct wslay_event
         close_chunk(s, arg->data, arg->data_length);
         return;
     }
+    if (s->frame_op == WSLAY_TEXT_FRAME || s->frame_op == WSLAY_BINARY_FRAME ||
+        s->frame_op == WSLAY_CONTINUATION_FRAME)
+        hold(s, arg->data_length);
     bool data_frame = s->frame_op == WSLAY_TEXT_FRAME || s->frame_op == WSLAY_CONTINUATION_FRAME;
     if (!data_frame || s->msg_op != WSLAY_TEXT_FRAME || s->failed)
         return;
@@ -204,6 +228,7 @@ static void on_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_
         /* fall through */
     case WSLAY_BINARY_FRAME:
         s->fragmented = false;
+        unhold(s);
         metrics_add(&s->c->w->metrics.frames_in[s->c->endpoint], 1);
         if (s->d->on_message)
             s->d->on_message(s, arg->opcode, arg->msg, arg->msg_length);
@@ -409,6 +434,7 @@ void ws_on_close(conn_t *c)
         return;
     if (s->d->on_close)
         s->d->on_close(s);
+    unhold(s);
     if (s->ctx)
         wslay_event_context_free(s->ctx);
     mempool_free(&c->w->mem, s, sizeof *s);

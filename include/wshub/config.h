@@ -52,6 +52,10 @@ typedef struct config {
     bool limits_exempt_loopback;    /* "limits.exempt_loopback" (true): per-IP limits skip loopback */
     int message_rate;               /* "limits.message_rate" (1000/s per connection; 0 = off) */
     int message_burst;              /* "limits.message_burst" (2000) */
+    size_t max_inbound_total_bytes; /* "limits.max_inbound_total_bytes" (256 MiB): unfinished
+                                       inbound WebSocket messages held, process */
+    size_t max_queued_total_bytes;  /* "limits.max_queued_total_bytes" (1 GiB): private output
+                                       queued, process (shared fan-out frames not counted) */
     int tcp_keepalive_s;            /* "limits.tcp_keepalive_s" (60; 0 = off) */
     size_t http_max_header_bytes;   /* "http.max_header_bytes" (16 KiB): request line + headers */
     size_t http_max_body_total_bytes; /* "http.max_body_total_bytes" (64 MiB): bodies held, process */

@@ -114,6 +114,9 @@ const char *conn_peer(conn_t *c, char *buf, size_t len);
  * none is left. Sweep expired deadlines. */
 bool conn_flush_dirty(worker_t *w, unsigned budget);
 void conn_sweep_deadlines(worker_t *w);
+/* Called by the worker every tick: past its share of limits.max_queued_total_bytes, the
+ * connection with the most queued output is handled as a slow consumer. */
+void conn_enforce_total(worker_t *w);
 /* Called by the worker on shutdown, for every connection. */
 void conn_shutdown(conn_t *c);
 

@@ -89,6 +89,7 @@ typedef struct metrics {
     counter_t accept_errors;          /* accept() failures: EMFILE, ENFILE, ENOBUFS, ENOMEM */
     counter_t ping_timeouts;          /* WebSocket connections closed for not answering a ping */
     counter_t rate_limited;           /* WebSocket connections closed over limits.message_rate */
+    counter_t private_queued;         /* gauge: reply bytes queued on this worker (conn.c) */
     counter_t pool_page_bytes;        /* gauges copied from the worker's mempool every tick */
     counter_t pool_object_bytes;
 } metrics_t;
@@ -106,6 +107,8 @@ void metrics_observe_fanout(metrics_t *m, uint64_t us, uint64_t deliveries);
 
 /* Request-body bytes held by the whole process (http.c), for the gauge. */
 extern atomic_size_t metrics_http_body_bytes;
+/* Bytes of unfinished inbound WebSocket messages held by the whole process (ws_session.c). */
+extern atomic_size_t metrics_ws_inbound_bytes;
 
 /* Renders every counter, summed over the registered blocks; returns a malloc'd string. */
 char *metrics_render(size_t *len);

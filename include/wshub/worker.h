@@ -65,6 +65,7 @@ struct worker {
     wtimer_t **timers;    /* wtimer.h heap */
     uint32_t ntimers, timers_cap;
     uint64_t conn_seq;
+    size_t private_queued; /* reply bytes queued on this worker's connections (conn.c) */
     size_t nconns;        /* connections of this worker not yet freed */
     atomic_bool stop_requested;
     bool stopping;

@@ -331,6 +331,52 @@ test('limits: a connection that sends no complete request within http.handshake_
   }
 });
 
+test('limits: unfinished inbound messages of all connections share limits.max_inbound_total_bytes (1013 past it)', T, async () => {
+  const inst = await start({ env: { WSHUB_LIMITS_MAX_INBOUND_TOTAL_BYTES: String(1024 * 1024) } });
+  const conns = [];
+  try {
+    // A frame header announcing 900 KB, then 600 KB of it, on three connections.
+    const frame = encodeFrame(OP.BINARY, Buffer.alloc(900 * 1024, 1));
+    for (let i = 0; i < 3; i++) {
+      const ws = await RawWs.connect(inst.port);
+      conns.push(ws);
+      ws.write(frame.subarray(0, 600 * 1024));
+      await sleep(100);
+    }
+    const closed = conns.filter((w) => w.closeFrame());
+    assert.ok(closed.length >= 1, 'a connection past the bound was closed');
+    for (const w of closed) assert.equal(closeInfo(w.closeFrame()).code, 1013);
+    const m = await metrics(inst);
+    assert.ok(m.wshub_ws_inbound_bytes <= 1024 * 1024 + 64 * 1024, `held ${m.wshub_ws_inbound_bytes}`);
+    for (const w of conns) w.destroy();
+    await waitFor(async () => (await metrics(inst)).wshub_ws_inbound_bytes === 0, 3000, 'the held bytes to be released');
+  } finally {
+    for (const w of conns) w.destroy();
+    await inst.teardown();
+  }
+});
+
+test('limits: replies queued for clients that do not read share limits.max_queued_total_bytes (slow consumer past it)', T, async () => {
+  const inst = await start({ env: { WSHUB_LIMITS_MAX_QUEUED_TOTAL_BYTES: String(8 * 1024 * 1024), WSHUB_LIMITS_MAX_QUEUED_BYTES: String(256 * 1024 * 1024), WSHUB_LIMITS_MAX_MESSAGE_BYTES: String(2 * 1024 * 1024) } });
+  const conns = [];
+  try {
+    const msg = encodeFrame(OP.BINARY, Buffer.alloc(1024 * 1024, 2));
+    for (let i = 0; i < 8; i++) {
+      const ws = await RawWs.connect(inst.port);
+      ws.sock.pause(); // reads nothing: every echo stays queued in the server
+      conns.push(ws);
+    }
+    for (const ws of conns) for (let k = 0; k < 8; k++) ws.write(msg);
+    await waitFor(async () => (await metrics(inst)).wshub_slow_consumer_closes_total >= 1, 10000, 'a slow-consumer close');
+    // Enforced on the 50 ms tick: within a few ticks the queued replies are under the bound.
+    await waitFor(async () => (await metrics(inst)).wshub_queued_reply_bytes <= 8 * 1024 * 1024, 3000, 'the queued replies under the bound');
+    assert.equal((await inst.get('/healthz')).status, 200, 'other clients are still answered');
+  } finally {
+    for (const w of conns) w.destroy();
+    await inst.teardown();
+  }
+});
+
 // ------------------------------------------------------------------ 4. bodies before credentials
 
 test('4: request bodies are not read before the key is checked; the bodies held have a process-wide bound (503)', T, async () => {
