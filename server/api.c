@@ -76,6 +76,16 @@ static const char *channel_problem(json_t *ch)
     return NULL;
 }
 
+/* The APIs' own replies: a publish must never pass for one (PROTOCOLS.md "The server API"). */
+static bool is_control_reply(const char *event)
+{
+    static const char *const replies[] = {"subscribed", "unsubscribed", "pong", "error"};
+    for (size_t i = 0; i < sizeof replies / sizeof replies[0]; i++)
+        if (strcmp(event, replies[i]) == 0)
+            return true;
+    return false;
+}
+
 void api_publish(const http_request_t *req, worker_t *w, http_reply_t *out)
 {
     if (strcmp(http_request_method(req), "POST") != 0) {
@@ -93,7 +103,7 @@ void api_publish(const http_request_t *req, worker_t *w, http_reply_t *out)
     size_t blen;
     const uint8_t *body = http_request_body(req, &blen);
     json_error_t jerr;
-    json_t *root = json_loadb((const char *)(body ? body : (const uint8_t *)""), blen, 0, &jerr);
+    json_t *root = json_loadb((const char *)(body ? body : (const uint8_t *)""), blen, DIALECT_JSON_FLAGS, &jerr);
     char *data_text = NULL;
     if (!root) {
         bad(out, "body: not valid JSON: %s", jerr.text);
@@ -136,6 +146,15 @@ void api_publish(const http_request_t *req, worker_t *w, http_reply_t *out)
     }
     if (!json_is_string(event) || json_string_length(event) == 0) {
         bad(out, "event: required (a non-empty string)%s", "");
+        goto done;
+    }
+    if (!dialect_cstr(event)) { /* the hub and the envelopes read the event as a C string */
+        bad(out, "event: must not contain NUL characters%s", "");
+        goto done;
+    }
+    if (is_control_reply(json_string_value(event))) {
+        bad(out, "event: \"%s\" is a control reply of the APIs (subscribed, unsubscribed, pong, error) and "
+                 "cannot be published", json_string_value(event));
         goto done;
     }
     if (data && !json_is_object(data)) {

@@ -249,7 +249,20 @@ static const char *const bool_words[] = {"true", "false", "1", "0", "yes", "no",
     X("flow.bot_file", "WSHUB_FLOW_BOT_FILE", T_STRING, flow_bot_file, 0, 0, NULL, NULL, 0,   \
       "JSON file of bot rules (see config/flow-bot.example.json); null = echo bot.")          \
     X("flow.history_limit", "WSHUB_FLOW_HISTORY_LIMIT", T_INT, flow_history_limit, 0, 100000, \
-      NULL, "100", 0, "Messages kept per thread for GET /thread.history.")
+      NULL, "100", 0, "Messages kept per thread for GET /thread.history.")                  \
+    X("flow.max_tickets", "WSHUB_FLOW_MAX_TICKETS", T_INT, flow_max_tickets, 1, 100000000,    \
+      NULL, "100000", 0, "Unused /ws/<token> endpoints held at once; past it /socket.info "   \
+      "answers 503.")                                                                         \
+    X("flow.max_history_bytes", "WSHUB_FLOW_MAX_HISTORY_BYTES", T_SIZE,                       \
+      flow_max_history_bytes, 1024, 0, NULL, "1048576", 0,                                    \
+      "History bytes kept per thread; the oldest messages are dropped first.")                \
+    X("flow.max_history_total_bytes", "WSHUB_FLOW_MAX_HISTORY_TOTAL_BYTES", T_SIZE,           \
+      flow_max_history_total_bytes, 1024, 0, NULL, "67108864", 0,                             \
+      "History bytes kept for all threads; the least recently active threads lose their "     \
+      "oldest messages first.")                                                               \
+    X("flow.thread_ttl_s", "WSHUB_FLOW_THREAD_TTL_S", T_INT, flow_thread_ttl_s, 1, 31536000,  \
+      NULL, "3600", 0, "A thread with no socket and no message for this many seconds is "     \
+      "forgotten, its history with it.")
 
 #define AS_KEY(path, env, type, field, min, max, names, def, flags, summary) \
     {path, env, type, offsetof(config_t, field), min, max, names, def, flags, summary},

@@ -193,14 +193,19 @@ void hub_local_free(hub_local_t *l)
 
 /* ------------------------------------------------------------------ subscriptions */
 
-static void reg_add(hub_t *hub, const char *channel, size_t len, int widx, int delta)
+/* Counts a subscription in (+1) or out (-1). Returns 0, or UV_ENOMEM when a channel's first
+ * subscription could not be registered: publishes would never find it (issue 11). */
+static int reg_add(hub_t *hub, const char *channel, size_t len, int widx, int delta)
 {
+    int rc = 0;
     uv_mutex_lock(&hub->lock);
     strmap_entry_t *e = strmap_find(&hub->reg, channel, len);
     if (!e && delta > 0) {
         reg_entry_t *r = calloc(1, sizeof *r + hub->nworkers * sizeof(uint32_t));
         if (r && !(e = strmap_insert(&hub->reg, channel, len, r)))
             free(r);
+        if (!e)
+            rc = UV_ENOMEM;
     }
     if (e) {
         reg_entry_t *r = e->value;
@@ -212,6 +217,7 @@ static void reg_add(hub_t *hub, const char *channel, size_t len, int widx, int d
         }
     }
     uv_mutex_unlock(&hub->lock);
+    return rc;
 }
 
 hub_sub_t *hub_subscribe(worker_t *w, const char *channel, size_t len, ws_session_t *s,
@@ -234,13 +240,8 @@ hub_sub_t *hub_subscribe(worker_t *w, const char *channel, size_t len, ws_sessio
         ch->e = e;
     }
     hub_sub_t *sub = mempool_alloc(&w->mem, sizeof *sub);
-    if (!sub) {
-        if (ch->n == 0) {
-            strmap_remove(&l->chans, ch->e);
-            free(ch);
-        }
-        return NULL;
-    }
+    if (!sub)
+        goto fail;
     sub->ch = ch;
     sub->s = s;
     sub->env = env;
@@ -249,8 +250,17 @@ hub_sub_t *hub_subscribe(worker_t *w, const char *channel, size_t len, ws_sessio
     list_insert_tail(&ch->subs, &sub->chan_node);
     ch->n++;
     /* Local first, registry second: a publish that counts this subscription finds it here. */
-    reg_add(l->hub, channel, len, w->idx, +1);
-    return sub;
+    if (reg_add(l->hub, channel, len, w->idx, +1) == 0)
+        return sub;
+    list_remove(&sub->chan_node);
+    ch->n--;
+    mempool_free(&w->mem, sub, sizeof *sub);
+fail:
+    if (ch->n == 0) {
+        strmap_remove(&l->chans, ch->e);
+        free(ch);
+    }
+    return NULL;
 }
 
 void hub_unsubscribe(worker_t *w, hub_sub_t *sub)

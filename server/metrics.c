@@ -35,6 +35,8 @@ void metrics_observe_fanout(metrics_t *m, uint64_t us, uint64_t deliveries)
     metrics_add(&m->fanout_sum_us, us * deliveries);
 }
 
+metrics_gauges_t metrics_gauges;
+
 static metrics_t *blocks[256];
 static size_t nblocks;
 
@@ -182,6 +184,23 @@ char *metrics_render(size_t *len)
          "Per-connection state in the workers' pools: pages held from the kernel, objects in use (50 ms old).");
     fprintf(f, "wshub_state_pool_bytes{kind=\"pages\"} %llu\n", (unsigned long long)SUM(pool_page_bytes));
     fprintf(f, "wshub_state_pool_bytes{kind=\"objects\"} %llu\n", (unsigned long long)SUM(pool_object_bytes));
+    head(f, "wshub_flow_tickets", "gauge", "Unused Flow endpoints (/ws/<token>) held; flow.max_tickets bounds them.");
+    fprintf(f, "wshub_flow_tickets %llu\n", (unsigned long long)atomic_load(&metrics_gauges.flow_tickets));
+    head(f, "wshub_flow_ticket_refusals_total", "counter", "GET /socket.info answered 503 because flow.max_tickets was reached.");
+    fprintf(f, "wshub_flow_ticket_refusals_total %llu\n", (unsigned long long)SUM(flow_ticket_refusals));
+    head(f, "wshub_flow_tickets_expired_total", "counter", "Unused Flow endpoints freed when they expired.");
+    fprintf(f, "wshub_flow_tickets_expired_total %llu\n", (unsigned long long)SUM(flow_tickets_expired));
+    head(f, "wshub_flow_threads", "gauge", "Flow threads known (with a history or a socket).");
+    fprintf(f, "wshub_flow_threads %llu\n", (unsigned long long)atomic_load(&metrics_gauges.flow_threads));
+    head(f, "wshub_flow_history_bytes", "gauge", "Bytes of Flow thread history held; flow.max_history_total_bytes bounds them.");
+    fprintf(f, "wshub_flow_history_bytes %llu\n", (unsigned long long)atomic_load(&metrics_gauges.flow_history_bytes));
+    head(f, "wshub_flow_history_dropped_total", "counter",
+         "Flow history entries dropped, by reason: thread_bytes (flow.max_history_bytes), total_bytes "
+         "(flow.max_history_total_bytes), expired (flow.thread_ttl_s), threads (too many threads).");
+    static const char *const drops[FLOW_DROP_COUNT] = {"thread_bytes", "total_bytes", "expired", "threads"};
+    for (int d = 0; d < FLOW_DROP_COUNT; d++)
+        fprintf(f, "wshub_flow_history_dropped_total{reason=\"%s\"} %llu\n", drops[d],
+                (unsigned long long)SUM(flow_history_dropped[d]));
     head(f, "wshub_workers", "gauge", "Worker threads.");
     fprintf(f, "wshub_workers %zu\n", nblocks);
 

@@ -7,6 +7,7 @@
 #ifndef WSHUB_DIALECT_H
 #define WSHUB_DIALECT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -68,6 +69,18 @@ extern const dialect_t dialect_flow;
 /* Sends msg as compact JSON text on s and releases msg (NULL is ignored): the dialects'
  * per-connection replies, never fan-out (that is the hub's prepared frames). */
 int dialect_send_json(ws_session_t *s, json_t *msg);
+
+/* Flags for json_loadb of anything a client sends: \u0000 is valid JSON (RFC 8259), so a
+ * string may hold NUL bytes and is read with its length (json_string_length), never as a C
+ * string, unless dialect_cstr vouched for it (issue 11). */
+#define DIALECT_JSON_FLAGS JSON_ALLOW_NUL
+
+/* v's value when v is a string without NUL bytes (a name, an id, a command), else NULL: a
+ * "a\u0000b" must never act as "a". */
+const char *dialect_cstr(const json_t *v);
+
+/* Is v a string equal to lit, length included? */
+bool dialect_str_is(const json_t *v, const char *lit);
 
 /* Every dialect, for routing; NULL-terminated. */
 extern const dialect_t *const dialects[];

@@ -82,7 +82,8 @@ void hub_local_free(hub_local_t *l);
 
 /*
  * Subscribes s to channel on s's worker. The caller checks duplicates and authorization.
- * Returns the subscription, or NULL when out of memory.
+ * Returns the subscription, or NULL when out of memory (locally or in the process-wide
+ * registry): then nothing was subscribed, and the dialect answers its API's error.
  */
 hub_sub_t *hub_subscribe(worker_t *w, const char *channel, size_t len, ws_session_t *s,
                          const hub_envelope_t *env, void *variant);

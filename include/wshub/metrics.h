@@ -50,6 +50,15 @@ extern const char *const hs_reason_names[HS_COUNT];
 
 typedef _Atomic uint64_t counter_t;
 
+/* Why Flow thread history was dropped (wshub_flow_history_dropped_total{reason}). */
+enum {
+    FLOW_DROP_THREAD_BYTES = 0, /* flow.max_history_bytes of one thread */
+    FLOW_DROP_TOTAL_BYTES,      /* flow.max_history_total_bytes of all threads */
+    FLOW_DROP_EXPIRED,          /* the thread expired (flow.thread_ttl_s) */
+    FLOW_DROP_THREADS,          /* too many threads */
+    FLOW_DROP_COUNT
+};
+
 /* Upper bounds (µs) of the moderation scoring-time histogram buckets. */
 #define METRICS_MOD_BUCKETS 10
 extern const uint64_t metrics_mod_bucket_us[METRICS_MOD_BUCKETS];
@@ -92,7 +101,18 @@ typedef struct metrics {
     counter_t private_queued;         /* gauge: reply bytes queued on this worker (conn.c) */
     counter_t pool_page_bytes;        /* gauges copied from the worker's mempool every tick */
     counter_t pool_object_bytes;
+    counter_t flow_ticket_refusals;   /* /socket.info answered 503: flow.max_tickets reached */
+    counter_t flow_tickets_expired;   /* unused tickets freed at their expiry */
+    counter_t flow_history_dropped[FLOW_DROP_COUNT]; /* history entries dropped, by reason */
 } metrics_t;
+
+/* Gauges of stores every worker shares, written by their owner under its lock. */
+typedef struct metrics_gauges {
+    counter_t flow_tickets;       /* unused /ws/<token> tickets held (flow.c) */
+    counter_t flow_threads;       /* Flow threads known (flow.c) */
+    counter_t flow_history_bytes; /* bytes of Flow thread history held (flow.c) */
+} metrics_gauges_t;
+extern metrics_gauges_t metrics_gauges;
 
 static inline void metrics_add(counter_t *c, uint64_t n)
 {

@@ -80,7 +80,7 @@ static cable_worker_t *state(worker_t *w) { return w->dialect_state[EP_CABLE]; }
 /* flat: {"event":E, <the data's members but "event">}, so the published name always wins. */
 static char *flat_message(const hub_msg_t *m)
 {
-    json_t *data = json_loadb(m->data, m->data_len, 0, NULL);
+    json_t *data = json_loadb(m->data, m->data_len, DIALECT_JSON_FLAGS, NULL);
     json_t *msg = json_pack("{s:s}", "event", m->event);
     const char *k;
     json_t *v;
@@ -161,10 +161,11 @@ static void send_disconnect(cable_t *v, const char *reason, bool reconnect)
     send_json(v, json_pack("{s:s, s:s, s:b}", "type", "disconnect", "reason", reason, "reconnect", reconnect));
 }
 
-/* {"identifier":"<raw>","type":"confirm_subscription"|"reject_subscription"} */
-static void send_subscription_reply(cable_t *v, const char *identifier, const char *type)
+/* {"identifier":"<raw>","type":"confirm_subscription"|"reject_subscription"}: the identifier's
+ * len bytes exactly as received, NULs included. */
+static void send_subscription_reply(cable_t *v, const char *identifier, size_t len, const char *type)
 {
-    send_json(v, json_pack("{s:s, s:s}", "identifier", identifier, "type", type));
+    send_json(v, json_pack("{s:s%, s:s}", "identifier", identifier, len, "type", type));
 }
 
 /* ------------------------------------------------------------------ identifiers */
@@ -211,10 +212,8 @@ static bool member_id(json_t *v, int64_t *out)
         *out = json_integer_value(v);
         return true;
     }
-    if (!json_is_string(v))
-        return false;
-    const char *s = json_string_value(v);
-    if (!*s || strlen(s) > 18)
+    const char *s = dialect_cstr(v); /* "42\u0000x" is not member 42 */
+    if (!s || !*s || strlen(s) > 18)
         return false;
     for (const char *p = s; *p; p++)
         if (!isdigit((unsigned char)*p))
@@ -230,9 +229,9 @@ static bool room_id(json_t *v, char *out, size_t outlen)
         snprintf(out, outlen, "%lld", (long long)json_integer_value(v));
         return true;
     }
-    if (!json_is_string(v) || json_string_length(v) == 0 || json_string_length(v) >= outlen)
+    const char *s = dialect_cstr(v);
+    if (!s || !*s || strlen(s) >= outlen)
         return false;
-    const char *s = json_string_value(v);
     for (const char *p = s; *p; p++)
         if (!isalnum((unsigned char)*p) && *p != '-' && *p != '_')
             return false;
@@ -246,7 +245,7 @@ static bool room_id(json_t *v, char *out, size_t outlen)
  */
 static bool queue_for(cable_t *v, json_t *params, char *out, size_t outlen)
 {
-    const char *ch = json_string_value(json_object_get(params, "channel"));
+    const char *ch = dialect_cstr(json_object_get(params, "channel"));
     if (!ch)
         return false;
     if (strcmp(ch, "Chats::RoomChannel") == 0) {
@@ -292,12 +291,12 @@ static void cmd_subscribe(cable_t *v, const char *raw, size_t len)
 {
     if (find_sub(v, raw, len))
         return; /* a duplicate is not confirmed twice (the official client retries until confirmed) */
-    json_t *params = len <= MAX_IDENTIFIER ? json_loadb(raw, len, 0, NULL) : NULL;
+    json_t *params = len <= MAX_IDENTIFIER ? json_loadb(raw, len, DIALECT_JSON_FLAGS, NULL) : NULL;
     char queue[API_MAX_CHANNEL + 1];
     bool ok = json_is_object(params) && queue_for(v, params, queue, sizeof queue) && v->nsubs < MAX_SUBSCRIPTIONS;
     json_decref(params);
     if (!ok) {
-        send_subscription_reply(v, raw, "reject_subscription");
+        send_subscription_reply(v, raw, len, "reject_subscription");
         return;
     }
     const live_t *live = server_live(v->w->srv);
@@ -306,12 +305,12 @@ static void cmd_subscribe(cable_t *v, const char *raw, size_t len)
     if (!sub) {
         if (id)
             ident_put(state(v->w), id);
-        send_subscription_reply(v, raw, "reject_subscription");
+        send_subscription_reply(v, raw, len, "reject_subscription");
         return;
     }
     list_insert_tail(&v->subs, &sub->owner_node);
     v->nsubs++;
-    send_subscription_reply(v, raw, "confirm_subscription");
+    send_subscription_reply(v, raw, len, "confirm_subscription");
 }
 
 static void on_message(ws_session_t *s, int opcode, const uint8_t *msg, size_t len)
@@ -319,16 +318,16 @@ static void on_message(ws_session_t *s, int opcode, const uint8_t *msg, size_t l
     cable_t *v = ws_session_data(s);
     if (v->failure || opcode != WS_OP_TEXT)
         return;
-    json_t *root = json_loadb((const char *)msg, len, 0, NULL);
+    json_t *root = json_loadb((const char *)msg, len, DIALECT_JSON_FLAGS, NULL);
     /* Non-JSON, unknown commands and `message` (Circle's channels have no actions) are ignored. */
-    const char *cmd = json_string_value(json_object_get(root, "command"));
+    json_t *cmd = json_object_get(root, "command");
     json_t *ident = json_object_get(root, "identifier");
-    if (cmd && json_is_string(ident)) {
+    if (json_is_string(ident)) {
         const char *raw = json_string_value(ident);
         size_t rlen = json_string_length(ident);
-        if (strcmp(cmd, "subscribe") == 0) {
+        if (dialect_str_is(cmd, "subscribe")) {
             cmd_subscribe(v, raw, rlen);
-        } else if (strcmp(cmd, "unsubscribe") == 0) {
+        } else if (dialect_str_is(cmd, "unsubscribe")) {
             hub_sub_t *sub = find_sub(v, raw, rlen);
             if (sub)
                 drop_sub(v, sub); /* no reply (Action Cable sends none) */

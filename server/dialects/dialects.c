@@ -26,3 +26,15 @@ int dialect_send_json(ws_session_t *s, json_t *msg)
     json_decref(msg);
     return r;
 }
+
+const char *dialect_cstr(const json_t *v)
+{
+    const char *s = json_string_value(v);
+    return s && strlen(s) == json_string_length(v) ? s : NULL;
+}
+
+bool dialect_str_is(const json_t *v, const char *lit)
+{
+    const char *s = dialect_cstr(v);
+    return s && strcmp(s, lit) == 0;
+}

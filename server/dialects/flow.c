@@ -42,21 +42,46 @@
 
 /* ------------------------------------------------------------------ process-wide state */
 
+/*
+ * Bounded, so that no client, without any credential, can grow the daemon (issue 11):
+ * unused tickets by flow.max_tickets (then /socket.info answers 503) and freed when they
+ * expire; thread histories by flow.history_limit entries and flow.max_history_bytes per
+ * thread, flow.max_history_total_bytes in all (the least recently active threads lose their
+ * oldest entries first), MAX_THREADS threads, and flow.thread_ttl_s: a thread without a
+ * socket and without activity for that long is forgotten. Gauges: metrics_gauges.flow_*.
+ */
+
 typedef struct ticket {
     char *client_id, *session_id, *thread_id; /* thread_id may be NULL */
     uint64_t expires_ms;                      /* uv_hrtime() clock */
+    strmap_entry_t *e;                        /* in G.tickets */
+    list_node_t node;                         /* in G.ticket_order, oldest first */
 } ticket_t;
 
+/* One history entry as its compact JSON text {type, payload, createdAt}: a third of the
+ * memory of the json_t tree, and its size is what the byte limits count. */
+typedef struct hist_entry {
+    size_t len;
+    bool received; /* a message.received (what GET /thread.unnoticed lists) */
+    char text[];
+} hist_entry_t;
+
 typedef struct thread_log {
-    json_t *items;  /* array of {type, payload, createdAt}, oldest first (under lock) */
-    size_t noticed; /* items before this index were noticed (thread.noticed) */
+    hist_entry_t **items; /* oldest first (under lock) */
+    size_t n, cap;
+    size_t noticed;       /* items before this index were noticed (thread.noticed) */
+    size_t bytes;         /* entry_bytes() of the items */
+    uint64_t active_ms;   /* last message, join or leave (now_ms() clock) */
+    uint32_t sockets;     /* sockets of this thread: while > 0 it is never freed */
     strmap_entry_t *e;
-    list_node_t lru; /* in G.lru, most recently written last */
+    list_node_t lru;      /* in G.lru, least recently active first */
 } thread_log_t;
 
-/* Threads kept at once: past it the least recently written thread's history is dropped,
- * so clients inventing thread ids cannot grow the daemon without bound. */
+/* Threads kept at once: past it the least recently active thread without a socket is
+ * dropped, so clients inventing thread ids cannot grow the daemon without bound. */
 #define MAX_THREADS 10000
+/* How often worker 0 frees expired tickets and threads. */
+#define SWEEP_MS 500
 
 /* A bot rule: text containing `match` (case-insensitive) or an event attachment named
  * `event` gets `reply`, with optional quick replies. */
@@ -67,10 +92,11 @@ typedef struct bot_rule {
 
 static struct {
     uv_mutex_t lock;
-    strmap_t tickets; /* token -> ticket_t* */
-    strmap_t threads; /* thread id -> thread_log_t* */
-    list_node_t lru;  /* thread_log_t.lru */
-    uint64_t last_purge_ms;
+    strmap_t tickets;         /* token -> ticket_t* */
+    list_node_t ticket_order; /* ticket_t.node */
+    strmap_t threads;         /* thread id -> thread_log_t* */
+    list_node_t lru;          /* thread_log_t.lru */
+    size_t history_bytes;     /* of every thread */
     bot_rule_t *rules;
     size_t nrules;
     int users; /* workers started (the state is freed when the last stops) */
@@ -80,9 +106,18 @@ static void g_init(void)
 {
     uv_mutex_init(&G.lock);
     list_init(&G.lru);
+    list_init(&G.ticket_order);
 }
 
 static uint64_t now_ms(void) { return uv_hrtime() / 1000000; }
+
+/* Called with the lock held, after every change. */
+static void publish_gauges(void)
+{
+    atomic_store_explicit(&metrics_gauges.flow_tickets, G.tickets.count, memory_order_relaxed);
+    atomic_store_explicit(&metrics_gauges.flow_threads, G.threads.count, memory_order_relaxed);
+    atomic_store_explicit(&metrics_gauges.flow_history_bytes, G.history_bytes, memory_order_relaxed);
+}
 
 static void ticket_free(ticket_t *t)
 {
@@ -92,37 +127,142 @@ static void ticket_free(ticket_t *t)
     free(t);
 }
 
-static void free_map(strmap_t *m, int tickets)
+/* Takes a ticket out of the store (lock held); the caller frees it. */
+static void ticket_unlink(ticket_t *t)
 {
-    for (size_t i = 0; i < m->nbuckets; i++)
-        for (strmap_entry_t *e = m->buckets[i]; e; e = e->next) {
-            if (tickets) {
-                ticket_free(e->value);
-            } else {
-                thread_log_t *t = e->value;
-                json_decref(t->items);
-                free(t);
-            }
-        }
-    strmap_clear(m);
-    if (!tickets)
-        list_init(&G.lru);
+    strmap_remove(&G.tickets, t->e);
+    list_remove(&t->node);
 }
 
-/* Drops tickets past their time (called with the lock held, on each new ticket). */
-static void purge_tickets(uint64_t now)
+/* Frees the expired tickets (lock held). They expire in the order they were made (one TTL);
+ * a TTL shortened by a reload only delays the freeing of the later ones. */
+static void purge_tickets(uint64_t now, metrics_t *mt)
 {
-    for (size_t i = 0; i < G.tickets.nbuckets; i++) {
-        strmap_entry_t *e = G.tickets.buckets[i], *next;
-        for (; e; e = next) {
-            next = e->next;
-            ticket_t *t = e->value;
-            if (t->expires_ms <= now) {
-                ticket_free(t);
-                strmap_remove(&G.tickets, e);
-            }
-        }
+    list_node_t *n;
+    while ((n = list_first(&G.ticket_order)) && container_of(n, ticket_t, node)->expires_ms <= now) {
+        ticket_t *t = container_of(n, ticket_t, node);
+        ticket_unlink(t);
+        ticket_free(t);
+        metrics_add(&mt->flow_tickets_expired, 1);
     }
+}
+
+static size_t entry_bytes(const hist_entry_t *h) { return sizeof *h + sizeof h + h->len; }
+
+static void drop_oldest(thread_log_t *t, metrics_t *mt, int reason)
+{
+    hist_entry_t *h = t->items[0];
+    t->bytes -= entry_bytes(h);
+    G.history_bytes -= entry_bytes(h);
+    free(h);
+    memmove(t->items, t->items + 1, --t->n * sizeof *t->items);
+    if (t->noticed)
+        t->noticed--;
+    if (mt)
+        metrics_add(&mt->flow_history_dropped[reason], 1);
+}
+
+static void thread_free(thread_log_t *t, metrics_t *mt, int reason)
+{
+    while (t->n)
+        drop_oldest(t, mt, reason);
+    free(t->items);
+    list_remove(&t->lru);
+    strmap_remove(&G.threads, t->e);
+    free(t);
+}
+
+static void thread_touch(thread_log_t *t)
+{
+    t->active_ms = now_ms();
+    list_remove(&t->lru);
+    list_insert_tail(&G.lru, &t->lru);
+}
+
+/* The thread's log, made if new (lock held); NULL when out of memory. */
+static thread_log_t *thread_get(const char *thread, size_t len, metrics_t *mt)
+{
+    strmap_entry_t *e = strmap_find(&G.threads, thread, len);
+    if (e)
+        return e->value;
+    thread_log_t *t = calloc(1, sizeof *t);
+    if (!t || !(t->e = strmap_insert(&G.threads, thread, len, t))) {
+        free(t);
+        return NULL;
+    }
+    list_init(&t->lru);
+    thread_touch(t);
+    /* Over the count: forget the least recently active thread that no socket is on. */
+    for (list_node_t *n = G.lru.next; G.threads.count > MAX_THREADS && n != &G.lru;) {
+        thread_log_t *old = container_of(n, thread_log_t, lru);
+        n = n->next;
+        if (!old->sockets && old != t)
+            thread_free(old, mt, FLOW_DROP_THREADS);
+    }
+    return t;
+}
+
+/* Past flow.max_history_total_bytes: the least recently active threads lose their oldest
+ * entries first; one left empty and without a socket is forgotten. */
+static void trim_total(const config_t *cfg, metrics_t *mt)
+{
+    for (list_node_t *n = G.lru.next; G.history_bytes > cfg->flow_max_history_total_bytes && n != &G.lru;) {
+        thread_log_t *t = container_of(n, thread_log_t, lru);
+        n = n->next;
+        while (t->n && G.history_bytes > cfg->flow_max_history_total_bytes)
+            drop_oldest(t, mt, FLOW_DROP_TOTAL_BYTES);
+        if (!t->n && !t->sockets)
+            thread_free(t, mt, FLOW_DROP_TOTAL_BYTES);
+    }
+}
+
+/* Frees expired tickets, and threads without a socket quiet for flow.thread_ttl_s. */
+static void sweep(worker_t *w)
+{
+    const config_t *cfg = &server_live(w->srv)->cfg;
+    uint64_t now = now_ms(), ttl = (uint64_t)cfg->flow_thread_ttl_s * 1000;
+    uv_mutex_lock(&G.lock);
+    purge_tickets(now, &w->metrics);
+    for (list_node_t *n = G.lru.next; n != &G.lru;) {
+        thread_log_t *t = container_of(n, thread_log_t, lru);
+        n = n->next;
+        if (now - t->active_ms < ttl)
+            break; /* the rest were active later */
+        if (!t->sockets)
+            thread_free(t, &w->metrics, FLOW_DROP_EXPIRED);
+    }
+    publish_gauges();
+    uv_mutex_unlock(&G.lock);
+}
+
+static void free_all(void)
+{
+    list_node_t *n;
+    while ((n = list_first(&G.ticket_order))) {
+        ticket_t *t = container_of(n, ticket_t, node);
+        ticket_unlink(t);
+        ticket_free(t);
+    }
+    while ((n = list_first(&G.lru)))
+        thread_free(container_of(n, thread_log_t, lru), NULL, 0);
+    strmap_clear(&G.tickets);
+    strmap_clear(&G.threads);
+    publish_gauges();
+}
+
+/* A socket joins (+1) or leaves (-1) a thread; returns its log (NULL when out of memory). */
+static thread_log_t *thread_sockets(const char *thread, thread_log_t *t, int delta, metrics_t *mt)
+{
+    uv_mutex_lock(&G.lock);
+    if (!t)
+        t = thread_get(thread, strlen(thread), mt);
+    if (t) {
+        t->sockets += (uint32_t)delta;
+        thread_touch(t);
+    }
+    publish_gauges();
+    uv_mutex_unlock(&G.lock);
+    return t;
 }
 
 static json_t *history_entry(const char *type, json_t *payload)
@@ -133,48 +273,50 @@ static json_t *history_entry(const char *type, json_t *payload)
                      "createdAt", (json_int_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
 }
 
-/* Appends to a thread's bounded history (a deep copy: the log outlives the caller's JSON). */
-static void history_add(const config_t *cfg, const char *thread, const char *type, json_t *payload)
+/* Appends to a thread's bounded history (as text: the log outlives the caller's JSON). */
+static void history_add(worker_t *w, const char *thread, const char *type, json_t *payload)
 {
+    const config_t *cfg = &server_live(w->srv)->cfg;
     if (cfg->flow_history_limit <= 0)
         return;
     json_t *entry = history_entry(type, payload);
-    json_t *copy = entry ? json_deep_copy(entry) : NULL;
+    size_t len = entry ? json_dumpb(entry, NULL, 0, JSON_COMPACT) : 0;
+    hist_entry_t *h = len ? malloc(sizeof *h + len) : NULL;
+    if (h) {
+        h->len = json_dumpb(entry, h->text, len, JSON_COMPACT);
+        h->received = strcmp(type, "message.received") == 0;
+    }
     json_decref(entry);
-    if (!copy)
+    if (!h)
         return;
+    metrics_t *mt = &w->metrics;
     uv_mutex_lock(&G.lock);
-    size_t len = strlen(thread);
-    strmap_entry_t *e = strmap_find(&G.threads, thread, len);
-    thread_log_t *t = e ? e->value : NULL;
-    if (!t && (t = calloc(1, sizeof *t))) {
-        list_init(&t->lru);
-        if (!(t->items = json_array()) || !(t->e = strmap_insert(&G.threads, thread, len, t))) {
-            json_decref(t->items);
-            free(t);
-            t = NULL;
+    thread_log_t *t = thread_get(thread, strlen(thread), mt);
+    if (t && t->n == t->cap) {
+        size_t ncap = t->cap ? t->cap * 2 : 8;
+        hist_entry_t **ni = realloc(t->items, ncap * sizeof *ni);
+        if (ni) {
+            t->items = ni;
+            t->cap = ncap;
         }
     }
-    if (t && G.threads.count > MAX_THREADS) {
-        thread_log_t *old = container_of(list_first(&G.lru), thread_log_t, lru);
-        list_remove(&old->lru);
-        strmap_remove(&G.threads, old->e);
-        json_decref(old->items);
-        free(old);
+    if (t && t->n < t->cap) {
+        t->items[t->n++] = h;
+        t->bytes += entry_bytes(h);
+        G.history_bytes += entry_bytes(h);
+        h = NULL;
+        thread_touch(t);
+        while (t->n > (size_t)cfg->flow_history_limit)
+            drop_oldest(t, NULL, 0);
+        while (t->n && t->bytes > cfg->flow_max_history_bytes)
+            drop_oldest(t, mt, FLOW_DROP_THREAD_BYTES);
+        if (!t->n && !t->sockets) /* its one entry was over the bound: nothing left to keep */
+            thread_free(t, NULL, 0);
+        trim_total(cfg, mt);
     }
-    if (t) {
-        list_remove(&t->lru);
-        list_insert_tail(&G.lru, &t->lru);
-        json_array_append_new(t->items, copy);
-        copy = NULL;
-        while (json_array_size(t->items) > (size_t)cfg->flow_history_limit) {
-            json_array_remove(t->items, 0);
-            if (t->noticed)
-                t->noticed--;
-        }
-    }
+    publish_gauges();
     uv_mutex_unlock(&G.lock);
-    json_decref(copy);
+    free(h);
 }
 
 /* ------------------------------------------------------------------ bot replies */
@@ -185,10 +327,11 @@ static json_t *bot_originator(void)
                      "profile", "fullName", "system");
 }
 
-/* The message.received payload: {threadId, messages:[{…, responses:[text]}], originator}. */
-static json_t *reply_payload(const char *thread, const char *text, json_t *reply_to, json_t *quick)
+/* The message.received payload: {threadId, messages:[{…, responses:[text]}], originator};
+ * text is len bytes (NULs included: a text round-trips exactly). */
+static json_t *reply_payload(const char *thread, const char *text, size_t len, json_t *reply_to, json_t *quick)
 {
-    json_t *resp_payload = json_pack("{s:s}", "text", text);
+    json_t *resp_payload = json_pack("{s:s%}", "text", text, len);
     if (quick && json_array_size(quick)) {
         json_t *qr = json_array();
         size_t i;
@@ -199,33 +342,51 @@ static json_t *reply_payload(const char *thread, const char *text, json_t *reply
         }
         json_object_set_new(resp_payload, "quickReplies", qr);
     }
-    return json_pack("{s:s, s:[{s:s, s:b, s:O, s:o, s:[], s:[{s:s, s:i, s:o}]}], s:o}", "threadId", thread,
-                     "messages", "fallback", text, "silent", 0, "replyTo", reply_to ? reply_to : json_null(),
+    return json_pack("{s:s, s:[{s:s%, s:b, s:O, s:o, s:[], s:[{s:s, s:i, s:o}]}], s:o}", "threadId", thread,
+                     "messages", "fallback", text, len, "silent", 0, "replyTo", reply_to ? reply_to : json_null(),
                      "originator", bot_originator(), "actions", "responses", "type", "text", "delay", 0, "payload",
                      resp_payload, "originator", bot_originator());
+}
+
+/* Does text (len bytes, NULs included) contain needle, ignoring ASCII case? */
+static bool contains_nocase(const char *text, size_t len, const char *needle)
+{
+    size_t n = strlen(needle);
+    for (size_t i = 0; i + n <= len; i++)
+        if (strncasecmp(text + i, needle, n) == 0)
+            return true;
+    return false;
 }
 
 /* What the bot answers to a message.send payload: a rule, or the echo. */
 static json_t *bot_reply(const char *thread, json_t *payload)
 {
-    const char *speech = json_string_value(json_object_get(payload, "speech"));
+    json_t *speech = json_object_get(payload, "speech");
     json_t *att = json_object_get(payload, "attachment");
-    const char *event = NULL;
-    if (json_is_object(att) && json_is_string(json_object_get(att, "type")) &&
-        strcmp(json_string_value(json_object_get(att, "type")), "event") == 0)
-        event = json_string_value(json_object_get(json_object_get(att, "payload"), "name"));
+    json_t *event = NULL; /* the event's name (a string) */
+    if (json_is_object(att) && dialect_str_is(json_object_get(att, "type"), "event") &&
+        json_is_string(json_object_get(json_object_get(att, "payload"), "name")))
+        event = json_object_get(json_object_get(att, "payload"), "name");
     for (size_t i = 0; i < G.nrules; i++) {
         bot_rule_t *r = &G.rules[i];
-        bool hit = r->event ? (event && strcasecmp(event, r->event) == 0)
-                            : (r->match && speech && strcasestr(speech, r->match) != NULL);
+        bool hit = r->event ? (dialect_cstr(event) && strcasecmp(json_string_value(event), r->event) == 0)
+                            : (r->match && contains_nocase(json_string_value(speech), json_string_length(speech),
+                                                           r->match));
         if (hit)
-            return reply_payload(thread, r->reply, json_object_get(payload, "speech"), r->quick_replies);
+            return reply_payload(thread, r->reply, strlen(r->reply), speech, r->quick_replies);
     }
-    /* The whole text, however long: cutting it could also split a UTF-8 character. */
-    char *text = NULL;
-    if (asprintf(&text, event ? "Event received: %s" : "You said: %s", event ? event : speech ? speech : "") < 0)
+    /* The whole text, however long (cutting it could also split a UTF-8 character), and
+     * byte for byte: a NUL inside is echoed too. */
+    const char *prefix = event ? "Event received: " : "You said: ";
+    json_t *what = event ? event : speech;
+    size_t plen = strlen(prefix), wlen = json_string_length(what);
+    char *text = malloc(plen + wlen + 1);
+    if (!text)
         return NULL;
-    json_t *r = reply_payload(thread, text, json_object_get(payload, "speech"), NULL);
+    memcpy(text, prefix, plen);
+    if (wlen)
+        memcpy(text + plen, json_string_value(what), wlen);
+    json_t *r = reply_payload(thread, text, plen + wlen, speech, NULL);
     free(text);
     return r;
 }
@@ -282,16 +443,22 @@ void flow_bot_free(void)
 
 /* ------------------------------------------------------------------ the hub envelope */
 
-/* A publish to thread:<id> as Flow's message.received (or agent.typing). */
+/* The server types of PROTOCOLS.md §D a publish may name, sent with its data as their
+ * payload. pong and error are control replies the server API refuses; message.received is
+ * the default below. No other type is ever sent: the SDK reports unknown types as errors. */
+static const char *const published_types[] = {"message.delivered", "activities.delivered", "activities.created",
+                                              "agent.typing", "secret.generated", "interruption.occurred"};
+
+/* A publish to thread:<id>: a server type its event names, else Flow's message.received. */
 static json_t *published_payload(const char *thread, const char *event, json_t *data, const char **type)
 {
-    *type = "message.received";
-    if (event && strcmp(event, "agent.typing") == 0) {
-        *type = "agent.typing";
-        json_t *p = json_deep_copy(data);
-        json_object_set_new(p, "threadId", json_string(thread));
-        return p;
+    for (size_t i = 0; event && i < sizeof published_types / sizeof published_types[0]; i++) {
+        if (strcmp(event, published_types[i]) == 0) {
+            *type = published_types[i];
+            return json_incref(data);
+        }
     }
+    *type = "message.received";
     if (json_is_array(json_object_get(data, "messages"))) {
         json_t *p = json_deep_copy(data);
         json_object_set_new(p, "threadId", json_string(thread));
@@ -299,14 +466,15 @@ static json_t *published_payload(const char *thread, const char *event, json_t *
             json_object_set_new(p, "originator", bot_originator());
         return p;
     }
-    const char *text = json_string_value(json_object_get(data, "text"));
-    return reply_payload(thread, text ? text : "", NULL, json_object_get(data, "quickReplies"));
+    json_t *text = json_object_get(data, "text");
+    return reply_payload(thread, json_is_string(text) ? json_string_value(text) : "", json_string_length(text), NULL,
+                         json_object_get(data, "quickReplies"));
 }
 
 static frame_t *build_frame(const hub_msg_t *m)
 {
     const char *thread = m->channel + strlen(THREAD_PREFIX);
-    json_t *data = json_loadb(m->data, m->data_len, 0, NULL);
+    json_t *data = json_loadb(m->data, m->data_len, DIALECT_JSON_FLAGS, NULL);
     const char *type;
     json_t *payload = data ? published_payload(thread, m->event, data, &type) : NULL;
     json_t *msg = payload ? json_pack("{s:s, s:o}", "type", type, "payload", payload) : NULL;
@@ -330,11 +498,11 @@ static void on_publish(worker_t *w, const char *channel, size_t len, const char 
     char thread[MAX_ID + 1];
     memcpy(thread, channel + plen, len - plen);
     thread[len - plen] = 0;
-    json_t *d = json_loadb(data, dlen, 0, NULL);
+    json_t *d = json_loadb(data, dlen, DIALECT_JSON_FLAGS, NULL);
     const char *type;
     json_t *payload = d ? published_payload(thread, event, d, &type) : NULL;
     if (payload && strcmp(type, "message.received") == 0)
-        history_add(&server_live(w->srv)->cfg, thread, type, payload);
+        history_add(w, thread, type, payload);
     json_decref(payload);
     json_decref(d);
 }
@@ -474,6 +642,8 @@ void flow_socket_info(const http_request_t *req, worker_t *w, http_reply_t *out)
     for (int i = 0; i < 16; i++)
         snprintf(token + 2 * i, 3, "%02x", rnd[i]);
     ticket_t *t = calloc(1, sizeof *t);
+    if (t)
+        list_init(&t->node);
     if (!t || !(t->client_id = strdup(client_id)) || !(t->session_id = strdup(session_id)) ||
         (thread_id && !(t->thread_id = strdup(thread_id)))) {
         if (t)
@@ -484,15 +654,21 @@ void flow_socket_info(const http_request_t *req, worker_t *w, http_reply_t *out)
     uint64_t now = now_ms();
     t->expires_ms = now + cfg->flow_token_ttl_ms;
     uv_mutex_lock(&G.lock);
-    if (now - G.last_purge_ms >= 1000) { /* amortised: not a scan per request */
-        purge_tickets(now);
-        G.last_purge_ms = now;
-    }
-    bool ok = strmap_insert(&G.tickets, token, 32, t) != NULL;
+    purge_tickets(now, &w->metrics);
+    bool full = G.tickets.count >= (size_t)cfg->flow_max_tickets;
+    bool ok = !full && (t->e = strmap_insert(&G.tickets, token, 32, t)) != NULL;
+    if (ok)
+        list_insert_tail(&G.ticket_order, &t->node);
+    publish_gauges();
     uv_mutex_unlock(&G.lock);
     if (!ok) {
         ticket_free(t);
-        reply_error(out, 500, "out of memory");
+        if (full) {
+            metrics_add(&w->metrics.flow_ticket_refusals, 1);
+            reply_error(out, 503, "too many unused endpoints (flow.max_tickets): try again later");
+        } else {
+            reply_error(out, 500, "out of memory");
+        }
         return;
     }
     /* ws:// or wss:// on the configured public URL, never the Host the request carried. */
@@ -531,14 +707,10 @@ static void history_reply(const http_request_t *req, worker_t *w, http_reply_t *
     strmap_entry_t *e = strmap_find(&G.threads, thread_id, strlen(thread_id));
     thread_log_t *t = e ? e->value : NULL;
     json_t *items = json_array();
-    if (t) {
-        size_t from = unnoticed ? t->noticed : 0;
-        for (size_t i = from; i < json_array_size(t->items); i++) {
-            json_t *it = json_array_get(t->items, i);
-            /* Unnoticed: what the thread's user has not seen yet (bot and agent messages). */
-            if (!unnoticed || strcmp(json_string_value(json_object_get(it, "type")), "message.received") == 0)
-                json_array_append_new(items, json_deep_copy(it));
-        }
+    for (size_t i = t && unnoticed ? t->noticed : 0; t && i < t->n; i++) {
+        /* Unnoticed: what the thread's user has not seen yet (bot and agent messages). */
+        if (!unnoticed || t->items[i]->received)
+            json_array_append_new(items, json_loadb(t->items[i]->text, t->items[i]->len, JSON_ALLOW_NUL, NULL));
     }
     uv_mutex_unlock(&G.lock);
     reply(out, 200, "ok", json_pack("{s:s, s:o}", "threadId", thread_id, unnoticed ? "unnoticed" : "history", items));
@@ -568,6 +740,7 @@ typedef struct flow_reply {
 
 typedef struct flow_worker {
     list_node_t replies;
+    uv_timer_t sweep; /* worker 0 only: frees expired tickets and threads */
 } flow_worker_t;
 
 typedef struct flow {
@@ -575,6 +748,7 @@ typedef struct flow {
     worker_t *w;
     char *client_id, *session_id;
     char *thread;        /* the thread this socket belongs to, or NULL */
+    thread_log_t *log;   /* its log, counting this socket (NULL when out of memory) */
     hub_sub_t *sub;      /* thread:<thread> */
     wtimer_t idle;
 } flow_t;
@@ -586,24 +760,40 @@ static void send_error(flow_t *v, const char *message)
     send_json(v, json_pack("{s:s, s:s}", "type", "error", "message", message));
 }
 
+static void leave(flow_t *v)
+{
+    if (v->sub)
+        hub_unsubscribe(v->w, v->sub);
+    v->sub = NULL;
+    if (v->log)
+        thread_sockets(NULL, v->log, -1, &v->w->metrics);
+    v->log = NULL;
+    free(v->thread);
+    v->thread = NULL;
+}
+
 static void join(flow_t *v, const char *thread)
 {
     if (v->thread && strcmp(v->thread, thread) == 0)
         return;
-    if (v->sub)
-        hub_unsubscribe(v->w, v->sub);
-    v->sub = NULL;
-    free(v->thread);
+    leave(v);
     v->thread = strdup(thread);
     char ch[MAX_ID + 16];
     int n = snprintf(ch, sizeof ch, THREAD_PREFIX "%s", thread);
     if (v->thread && n > 0 && (size_t)n < sizeof ch)
         v->sub = hub_subscribe(v->w, ch, (size_t)n, v->s, &envelope, NULL);
+    if (!v->sub) { /* the thread's messages would never arrive: say so (a later send retries) */
+        send_error(v, "could not join the thread (out of memory)");
+        free(v->thread);
+        v->thread = NULL;
+        return;
+    }
+    v->log = thread_sockets(thread, NULL, +1, &v->w->metrics);
 }
 
 static void publish_reply(worker_t *w, const char *thread, json_t *payload)
 {
-    history_add(&server_live(w->srv)->cfg, thread, "message.received", payload);
+    history_add(w, thread, "message.received", payload);
     char *text = json_dumps(payload, JSON_COMPACT);
     char ch[MAX_ID + 16];
     int n = snprintf(ch, sizeof ch, THREAD_PREFIX "%s", thread);
@@ -631,23 +821,23 @@ static void on_reply_due(wtimer_t *t)
 static void cmd_send(flow_t *v, json_t *payload)
 {
     json_t *thread = json_object_get(payload, "threadId"), *speech = json_object_get(payload, "speech");
-    if (!json_is_object(payload) || !json_is_string(thread) || json_string_length(thread) == 0 ||
-        json_string_length(thread) > MAX_ID) {
-        send_error(v, "message.send needs payload.threadId (a string)");
+    /* A thread id is a name: one with a NUL inside would alias the thread before the NUL. */
+    const char *tid = dialect_cstr(thread);
+    if (!json_is_object(payload) || !tid || !*tid || strlen(tid) > MAX_ID) {
+        send_error(v, "message.send needs payload.threadId (a string without NUL characters)");
         return;
     }
     if (!json_is_string(speech)) {
         send_error(v, "message.send needs payload.speech (a string)");
         return;
     }
-    const char *tid = json_string_value(thread);
     /* Delivered: what was sent, without the nonce (the secret), always with metadata. */
     json_t *delivered = json_copy(payload);
     json_object_del(delivered, "nonce");
     if (!json_is_object(json_object_get(delivered, "metadata")))
         json_object_set_new(delivered, "metadata", json_object());
     join(v, tid);
-    history_add(&server_live(v->w->srv)->cfg, tid, "message.send", delivered);
+    history_add(v->w, tid, "message.send", delivered);
     send_json(v, json_pack("{s:s, s:o}", "type", "message.delivered", "payload", delivered));
 
     json_t *answer = bot_reply(tid, payload);
@@ -668,40 +858,55 @@ static void cmd_send(flow_t *v, json_t *payload)
     r->w = v->w;
     r->payload = answer;
     list_insert_tail(&((flow_worker_t *)v->w->dialect_state[EP_FLOW])->replies, &r->node);
+    if (wtimer_start(v->w, &r->timer, worker_now(v->w) + delay, on_reply_due) != 0) {
+        on_reply_due(&r->timer); /* no timer (out of memory): the reply now, never lost */
+        return;
+    }
     send_json(v, json_pack("{s:s, s:{s:s}}", "type", "agent.typing", "payload", "threadId", tid));
-    wtimer_start(v->w, &r->timer, worker_now(v->w) + delay, on_reply_due);
 }
 
 static void on_message(ws_session_t *s, int opcode, const uint8_t *msg, size_t len)
 {
     flow_t *v = ws_session_data(s);
-    json_t *root = opcode == WS_OP_TEXT ? json_loadb((const char *)msg, len, 0, NULL) : NULL;
-    const char *type = json_string_value(json_object_get(root, "type"));
+    json_t *root = opcode == WS_OP_TEXT ? json_loadb((const char *)msg, len, DIALECT_JSON_FLAGS, NULL) : NULL;
+    json_t *type = json_object_get(root, "type");
     json_t *payload = json_object_get(root, "payload");
     if (!json_is_object(root)) {
         send_error(v, "expected a JSON object {\"type\": …, \"payload\": {…}}");
-    } else if (!type) {
+    } else if (!json_is_string(type)) {
         send_error(v, "type is required");
-    } else if (strcmp(type, "ping") == 0) {
+    } else if (dialect_str_is(type, "ping")) {
         send_json(v, json_pack("{s:s}", "type", "pong"));
-    } else if (strcmp(type, "message.send") == 0) {
+    } else if (dialect_str_is(type, "message.send")) {
         cmd_send(v, payload);
-    } else if (strcmp(type, "thread.noticed") == 0) {
+    } else if (dialect_str_is(type, "thread.noticed")) {
         /* A socket marks its own thread as seen, never another one. */
-        const char *tid = json_string_value(json_object_get(payload, "threadId"));
+        const char *tid = dialect_cstr(json_object_get(payload, "threadId"));
         if (!tid || (v->thread && strcmp(tid, v->thread) != 0))
             tid = v->thread;
         if (tid) {
             uv_mutex_lock(&G.lock);
             strmap_entry_t *e = strmap_find(&G.threads, tid, strlen(tid));
             if (e)
-                ((thread_log_t *)e->value)->noticed = json_array_size(((thread_log_t *)e->value)->items);
+                ((thread_log_t *)e->value)->noticed = ((thread_log_t *)e->value)->n;
             uv_mutex_unlock(&G.lock);
         }
-    } else if (strcmp(type, "activity.user.typing") != 0 && strcmp(type, "log") != 0) {
+    } else if (!dialect_str_is(type, "activity.user.typing") && !dialect_str_is(type, "log")) {
         send_error(v, "unknown type");
     }
     json_decref(root);
+}
+
+static void on_idle(wtimer_t *t);
+
+/* Arms the idle timeout in `after` ms. Without a timer (out of memory) the socket could
+ * never time out: it is closed instead (1011). */
+static void arm_idle(flow_t *v, uint64_t after)
+{
+    if (wtimer_start(v->w, &v->idle, worker_now(v->w) + after, on_idle) == 0)
+        return;
+    send_error(v, "the idle timeout could not be scheduled (out of memory)");
+    ws_session_close(v->s, WS_CLOSE_INTERNAL, "out of memory");
 }
 
 /* No client frame for flow.idle_timeout_ms: close 1000 "idle timeout" (any frame resets it). */
@@ -710,11 +915,10 @@ static void on_idle(wtimer_t *t)
     flow_t *v = container_of(t, flow_t, idle);
     uint64_t limit = server_live(v->w->srv)->cfg.flow_idle_timeout_ms;
     uint64_t quiet = worker_now(v->w) - ws_session_last_rx(v->s);
-    if (quiet < limit) {
-        wtimer_start(v->w, &v->idle, worker_now(v->w) + (limit - quiet), on_idle);
-        return;
-    }
-    ws_session_close(v->s, WS_CLOSE_NORMAL, "idle timeout");
+    if (quiet < limit)
+        arm_idle(v, limit - quiet);
+    else
+        ws_session_close(v->s, WS_CLOSE_NORMAL, "idle timeout");
 }
 
 static void refuse(dialect_accept_t *out, int status, const char *message, int reason)
@@ -742,7 +946,8 @@ static void accept_upgrade(const http_request_t *req, worker_t *w, dialect_accep
     strmap_entry_t *e = strmap_find(&G.tickets, token, tlen);
     if (e) {
         t = e->value;
-        strmap_remove(&G.tickets, e); /* single use, whatever happens next */
+        ticket_unlink(t); /* single use, whatever happens next */
+        publish_gauges();
     }
     uv_mutex_unlock(&G.lock);
     if (!t || t->expires_ms <= now_ms()) {
@@ -780,7 +985,7 @@ static void on_open(ws_session_t *s)
         join(v, t);
         free(t);
     }
-    wtimer_start(v->w, &v->idle, worker_now(v->w) + server_live(v->w->srv)->cfg.flow_idle_timeout_ms, on_idle);
+    arm_idle(v, server_live(v->w->srv)->cfg.flow_idle_timeout_ms);
 }
 
 static void on_close(ws_session_t *s)
@@ -790,8 +995,7 @@ static void on_close(ws_session_t *s)
         return;
     if (v->s) {
         wtimer_stop(v->w, &v->idle);
-        if (v->sub)
-            hub_unsubscribe(v->w, v->sub);
+        leave(v);
     }
     free(v->thread);
     free(v->client_id);
@@ -799,6 +1003,8 @@ static void on_close(ws_session_t *s)
     free(v);
     ws_session_set_data(s, NULL);
 }
+
+static void on_sweep(uv_timer_t *t) { sweep(t->data); }
 
 static int flow_worker_start(worker_t *w)
 {
@@ -811,7 +1017,12 @@ static int flow_worker_start(worker_t *w)
     uv_mutex_lock(&G.lock);
     G.users++;
     uv_mutex_unlock(&G.lock);
-    return 0;
+    if (w->idx != 0)
+        return 0;
+    /* Expired tickets are freed even when no request comes to purge them (issue 11). */
+    uv_timer_init(&w->loop, &fw->sweep);
+    fw->sweep.data = w;
+    return uv_timer_start(&fw->sweep, on_sweep, SWEEP_MS, SWEEP_MS);
 }
 
 static void flow_worker_stop(worker_t *w)
@@ -828,10 +1039,8 @@ static void flow_worker_stop(worker_t *w)
         w->dialect_state[EP_FLOW] = NULL;
     }
     uv_mutex_lock(&G.lock);
-    if (--G.users == 0) {
-        free_map(&G.tickets, 1);
-        free_map(&G.threads, 0);
-    }
+    if (--G.users == 0)
+        free_all();
     uv_mutex_unlock(&G.lock);
 }
 

@@ -185,9 +185,11 @@ static void after_work(uv_work_t *req, int status)
         if (RAND_bytes((unsigned char *)&r, sizeof r) != 1)
             r = (uint32_t)rand();
         mod_worker_t *mw = j->w->dialect_state[EP_MODERATION];
-        list_insert_tail(&mw->delayed, &j->node);
-        wtimer_start(j->w, &j->delay, worker_now(j->w) + r % (delay + 1), on_delay);
-        return;
+        /* Without a timer (out of memory) the answer goes out now, never parked (issue 11). */
+        if (wtimer_start(j->w, &j->delay, worker_now(j->w) + r % (delay + 1), on_delay) == 0) {
+            list_insert_tail(&mw->delayed, &j->node);
+            return;
+        }
     }
     deliver(j);
 }
@@ -211,7 +213,7 @@ static mod_job_t *start_job(worker_t *w, const char *body, size_t len, json_t **
 {
     const live_t *live = server_live(w->srv);
     *reference = NULL;
-    json_t *root = json_loadb(body, len, 0, NULL);
+    json_t *root = json_loadb(body, len, DIALECT_JSON_FLAGS, NULL);
     if (!json_is_object(root)) {
         *error = root ? "the request must be a JSON object {\"sample\": …, \"reference\": …}"
                       : "the request is not valid JSON";
@@ -311,7 +313,7 @@ static void on_message(ws_session_t *s, int opcode, const uint8_t *msg, size_t l
     json_t *ref = NULL;
     const char *error = NULL;
     if (m->inflight >= (uint32_t)server_live(m->w->srv)->cfg.moderation_max_in_flight) {
-        json_t *root = json_loadb((const char *)msg, len, 0, NULL);
+        json_t *root = json_loadb((const char *)msg, len, DIALECT_JSON_FLAGS, NULL);
         json_t *r = json_object_get(root, "reference");
         send_error(m, "too many requests in flight on this connection (moderation.max_in_flight)", r);
         json_decref(root);

@@ -83,15 +83,18 @@ static void send_msg(svc_t *v, const char *type, json_t *data)
     dialect_send_json(v->s, json_pack("{s:s, s:o, s:s}", "type", type, "data", data ? data : json_object(), "timestamp", ts));
 }
 
-static void send_error(svc_t *v, const char *code, const char *message, const char *channel)
+/* channel (len bytes, NULs included: it is echoed as the client sent it) is added when not NULL. */
+static void send_error(svc_t *v, const char *code, const char *message, const char *channel, size_t len)
 {
     json_t *data = json_pack("{s:s, s:s}", "code", code, "message", message);
     if (channel)
-        json_object_set_new(data, "channel", json_string(channel));
+        json_object_set_new(data, "channel", json_stringn(channel, len));
     send_msg(v, "error", data);
 }
 
 /* ------------------------------------------------------------------ channels */
+
+#define SUBSCRIBE_FAILED "the subscription could not be registered (out of memory)"
 
 /* <kind>:<id>, at most 256 bytes; kind of [A-Za-z0-9_.-], id without spaces or controls. */
 static bool channel_valid(const char *ch, size_t len)
@@ -111,12 +114,21 @@ static bool channel_valid(const char *ch, size_t len)
     return true;
 }
 
-static bool is_user_channel(const char *ch) { return strncmp(ch, "user:", 5) == 0; }
+static bool is_user_channel(const char *ch, size_t len) { return len >= 5 && memcmp(ch, "user:", 5) == 0; }
 
-static bool allowed(svc_t *v, const char *ch)
+/* user:<sub> of this connection's subject (compared with the length: bytes after a NUL count). */
+static bool own_user_channel(const svc_t *v, const char *ch, size_t len)
 {
-    if (is_user_channel(ch) && strcmp(ch + 5, v->sub) == 0)
-        return true;
+    return is_user_channel(ch, len) && len - 5 == strlen(v->sub) && memcmp(ch + 5, v->sub, len - 5) == 0;
+}
+
+/* ch is a valid channel (channel_valid: no NUL inside). */
+static bool allowed(svc_t *v, const char *ch, size_t len)
+{
+    /* user:<id> is only ever the subject's own, whatever the claim's patterns match ("*",
+     * "user:*", "[!x]*" included): PROTOCOLS.md §B, issue 11. */
+    if (is_user_channel(ch, len))
+        return own_user_channel(v, ch, len);
     if (v->has_patterns) {
         const char *p = v->sub + strlen(v->sub) + 1;
         for (uint16_t i = 0; i < v->npatterns; i++, p += strlen(p) + 1)
@@ -125,9 +137,7 @@ static bool allowed(svc_t *v, const char *ch)
         return false;
     }
     const live_t *live = server_live(v->w->srv);
-    if (live->cfg.service_default_policy == SERVICE_POLICY_DENY)
-        return false;
-    return !is_user_channel(ch); /* never another user's notifications */
+    return live->cfg.service_default_policy != SERVICE_POLICY_DENY;
 }
 
 static hub_sub_t *find_sub(svc_t *v, const char *ch, size_t len)
@@ -142,23 +152,24 @@ static hub_sub_t *find_sub(svc_t *v, const char *ch, size_t len)
     return NULL;
 }
 
-static json_t *channel_data(const char *ch) { return json_pack("{s:s}", "channel", ch); }
+static json_t *channel_data(const char *ch, size_t len) { return json_pack("{s:s%}", "channel", ch, len); }
 
 /* ------------------------------------------------------------------ commands */
 
 static void cmd_subscribe(svc_t *v, const char *ch, size_t len)
 {
     if (!channel_valid(ch, len)) {
-        send_error(v, "subscription_failed", "invalid channel name: expected <kind>:<id>, at most 256 bytes", ch);
+        send_error(v, "subscription_failed", "invalid channel name: expected <kind>:<id>, at most 256 bytes", ch,
+                   len);
         return;
     }
-    if (!allowed(v, ch)) {
-        send_error(v, "unauthorized", "not allowed to subscribe to this channel", ch);
+    if (!allowed(v, ch, len)) {
+        send_error(v, "unauthorized", "not allowed to subscribe to this channel", ch, len);
         return;
     }
-    bool own = is_user_channel(ch) && strcmp(ch + 5, v->sub) == 0;
+    bool own = own_user_channel(v, ch, len);
     if (own && !v->user_sub && !(v->user_sub = hub_subscribe(v->w, ch, len, v->s, &envelope, NULL))) {
-        send_error(v, "internal_error", "out of memory", ch);
+        send_error(v, "subscription_failed", SUBSCRIBE_FAILED, ch, len);
         return;
     }
     if (!own && !find_sub(v, ch, len)) {
@@ -166,24 +177,24 @@ static void cmd_subscribe(svc_t *v, const char *ch, size_t len)
         if ((int)v->nsubs >= max) {
             char msg[96];
             snprintf(msg, sizeof msg, "subscription limit reached (%d channels per connection)", max);
-            send_error(v, "subscription_failed", msg, ch);
+            send_error(v, "subscription_failed", msg, ch, len);
             return;
         }
         hub_sub_t *sub = hub_subscribe(v->w, ch, len, v->s, &envelope, NULL);
         if (!sub) {
-            send_error(v, "internal_error", "out of memory", ch);
+            send_error(v, "subscription_failed", SUBSCRIBE_FAILED, ch, len);
             return;
         }
         list_insert_tail(&v->subs, &sub->owner_node);
         v->nsubs++;
     }
-    send_msg(v, "subscribed", channel_data(ch)); /* idempotent: again for a duplicate */
+    send_msg(v, "subscribed", channel_data(ch, len)); /* idempotent: again for a duplicate */
 }
 
 static void cmd_unsubscribe(svc_t *v, const char *ch, size_t len)
 {
     /* The implicit user:<sub> too: nothing may arrive after "unsubscribed" (PROTOCOLS.md §B). */
-    if (v->user_sub && is_user_channel(ch) && strcmp(ch + 5, v->sub) == 0) {
+    if (v->user_sub && own_user_channel(v, ch, len)) {
         hub_unsubscribe(v->w, v->user_sub);
         v->user_sub = NULL;
     }
@@ -192,35 +203,36 @@ static void cmd_unsubscribe(svc_t *v, const char *ch, size_t len)
         hub_unsubscribe(v->w, sub);
         v->nsubs--;
     }
-    send_msg(v, "unsubscribed", channel_data(ch));
+    send_msg(v, "unsubscribed", channel_data(ch, len));
 }
 
 static void cmd_chat_message(svc_t *v, json_t *data)
 {
     json_t *conv = json_object_get(data, "conversation_id"), *content = json_object_get(data, "content");
+    const char *conv_id = dialect_cstr(conv); /* an id with a NUL inside is no id */
     if (!json_is_string(conv) || json_string_length(conv) == 0) {
-        send_error(v, "invalid_request", "data.conversation_id: required (a non-empty string)", NULL);
+        send_error(v, "invalid_request", "data.conversation_id: required (a non-empty string)", NULL, 0);
         return;
     }
     if (!json_is_string(content)) {
-        send_error(v, "invalid_request", "data.content: required (a string)", NULL);
+        send_error(v, "invalid_request", "data.content: required (a string)", NULL, 0);
         return;
     }
     char ch[API_MAX_CHANNEL + 32];
-    int n = snprintf(ch, sizeof ch, "conversation:%s", json_string_value(conv));
+    int n = conv_id ? snprintf(ch, sizeof ch, "conversation:%s", conv_id) : -1;
     if (n < 0 || (size_t)n >= sizeof ch || !channel_valid(ch, (size_t)n)) {
-        send_error(v, "invalid_request", "data.conversation_id: not a valid conversation id", NULL);
+        send_error(v, "invalid_request", "data.conversation_id: not a valid conversation id", NULL, 0);
         return;
     }
-    if (!allowed(v, ch)) {
-        send_error(v, "unauthorized", "not allowed to post to this conversation", ch);
+    if (!allowed(v, ch, (size_t)n)) {
+        send_error(v, "unauthorized", "not allowed to post to this conversation", ch, (size_t)n);
         return;
     }
     json_t *event = json_pack("{s:O, s:s, s:O}", "conversation_id", conv, "sender_id", v->sub, "content", content);
     char *text = event ? json_dumps(event, JSON_COMPACT) : NULL;
     size_t delivered;
     if (!text || hub_publish(v->w, ch, (size_t)n, "chat_message", text, strlen(text), &delivered) != 0)
-        send_error(v, "internal_error", "the message could not be published", NULL);
+        send_error(v, "internal_error", "the message could not be published", NULL, 0);
     free(text);
     json_decref(event);
 }
@@ -229,41 +241,40 @@ static void on_message(ws_session_t *s, int opcode, const uint8_t *msg, size_t l
 {
     svc_t *v = ws_session_data(s);
     if (opcode != WS_OP_TEXT) {
-        send_error(v, "invalid_request", "binary messages are not supported: send JSON text", NULL);
+        send_error(v, "invalid_request", "binary messages are not supported: send JSON text", NULL, 0);
         return;
     }
     json_error_t jerr;
-    json_t *root = json_loadb((const char *)msg, len, 0, &jerr);
+    json_t *root = json_loadb((const char *)msg, len, DIALECT_JSON_FLAGS, &jerr);
     if (!root) {
-        send_error(v, "invalid_request", "the message is not valid JSON", NULL);
+        send_error(v, "invalid_request", "the message is not valid JSON", NULL, 0);
         return;
     }
     json_t *type = json_object_get(root, "type"), *data = json_object_get(root, "data");
-    const char *t;
     if (!json_is_object(root)) {
-        send_error(v, "invalid_request", "expected a JSON object {\"type\":…,\"data\":{…}}", NULL);
+        send_error(v, "invalid_request", "expected a JSON object {\"type\":…,\"data\":{…}}", NULL, 0);
     } else if (!json_is_string(type)) {
-        send_error(v, "invalid_request", "type: required (a string)", NULL);
+        send_error(v, "invalid_request", "type: required (a string)", NULL, 0);
     } else if (data && !json_is_object(data)) {
-        send_error(v, "invalid_request", "data: expected an object", NULL);
-    } else if (strcmp(t = json_string_value(type), "ping") == 0) {
+        send_error(v, "invalid_request", "data: expected an object", NULL, 0);
+    } else if (dialect_str_is(type, "ping")) {
         send_msg(v, "pong", json_object());
-    } else if (strcmp(t, "subscribe") == 0 || strcmp(t, "unsubscribe") == 0) {
+    } else if (dialect_str_is(type, "subscribe") || dialect_str_is(type, "unsubscribe")) {
         json_t *ch = data ? json_object_get(data, "channel") : NULL;
         if (!json_is_string(ch))
-            send_error(v, "invalid_request", "data.channel: required (a string)", NULL);
-        else if (t[0] == 's')
+            send_error(v, "invalid_request", "data.channel: required (a string)", NULL, 0);
+        else if (dialect_str_is(type, "subscribe"))
             cmd_subscribe(v, json_string_value(ch), json_string_length(ch));
         else
             cmd_unsubscribe(v, json_string_value(ch), json_string_length(ch));
-    } else if (strcmp(t, "chat_message") == 0) {
+    } else if (dialect_str_is(type, "chat_message")) {
         if (data)
             cmd_chat_message(v, data);
         else
-            send_error(v, "invalid_request", "data.conversation_id: required (a non-empty string)", NULL);
+            send_error(v, "invalid_request", "data.conversation_id: required (a non-empty string)", NULL, 0);
     } else {
         send_error(v, "invalid_request", "unknown type: expected subscribe, unsubscribe, ping or chat_message",
-                   NULL);
+                   NULL, 0);
     }
     json_decref(root);
 }
@@ -354,7 +365,7 @@ static void accept_upgrade(const http_request_t *req, worker_t *w, dialect_accep
 static void on_expiry(wtimer_t *t)
 {
     svc_t *v = container_of(t, svc_t, expiry);
-    send_error(v, "unauthorized", "the token has expired", NULL);
+    send_error(v, "unauthorized", "the token has expired", NULL, 0);
     ws_session_close(v->s, WS_CLOSE_POLICY, "token expired");
 }
 
@@ -364,8 +375,9 @@ static void on_open(ws_session_t *s)
     v->s = s;
     char ch[API_MAX_CHANNEL + 8];
     int n = snprintf(ch, sizeof ch, "user:%s", v->sub);
-    if (n > 0 && (size_t)n < sizeof ch)
-        v->user_sub = hub_subscribe(v->w, ch, (size_t)n, s, &envelope, NULL);
+    /* Without it the user's notifications would never arrive: say so (a subscribe retries). */
+    if (n > 0 && (size_t)n < sizeof ch && !(v->user_sub = hub_subscribe(v->w, ch, (size_t)n, s, &envelope, NULL)))
+        send_error(v, "subscription_failed", SUBSCRIBE_FAILED, ch, (size_t)n);
     /* Expire at exp + the leeway the token was accepted with; an exp beyond a century is
      * treated as none (and keeps the arithmetic below far from overflow). */
     int64_t leeway = server_live(v->w->srv)->cfg.auth_leeway_s;
@@ -374,7 +386,11 @@ static void on_open(ws_session_t *s)
     if (v->exp && v->exp < (int64_t)tv.tv_sec + 100LL * 365 * 86400) {
         int64_t now_ms = (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
         int64_t left = (v->exp + leeway) * 1000 - now_ms;
-        wtimer_start(v->w, &v->expiry, worker_now(v->w) + (uint64_t)(left > 0 ? left : 0), on_expiry);
+        if (wtimer_start(v->w, &v->expiry, worker_now(v->w) + (uint64_t)(left > 0 ? left : 0), on_expiry) != 0) {
+            /* A token whose expiry cannot be enforced is not honoured past now. */
+            send_error(v, "internal_error", "the token's expiry could not be scheduled", NULL, 0);
+            ws_session_close(v->s, WS_CLOSE_INTERNAL, "out of memory");
+        }
     }
 }
 
@@ -397,7 +413,7 @@ static void on_rate_limited(ws_session_t *s)
 {
     svc_t *v = ws_session_data(s);
     if (v)
-        send_error(v, "rate_limited", "messages sent faster than the server allows: closing", NULL);
+        send_error(v, "rate_limited", "messages sent faster than the server allows: closing", NULL, 0);
 }
 
 const dialect_t dialect_service = {

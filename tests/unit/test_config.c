@@ -176,6 +176,10 @@ static void assert_config_equal(const config_t *a, const config_t *b)
     assert_int_equal(a->flow_reply_delay_ms, b->flow_reply_delay_ms);
     assert_str_or_null(a->flow_bot_file, b->flow_bot_file);
     assert_int_equal(a->flow_history_limit, b->flow_history_limit);
+    assert_int_equal(a->flow_max_tickets, b->flow_max_tickets);
+    assert_int_equal(a->flow_max_history_bytes, b->flow_max_history_bytes);
+    assert_int_equal(a->flow_max_history_total_bytes, b->flow_max_history_total_bytes);
+    assert_int_equal(a->flow_thread_ttl_s, b->flow_thread_ttl_s);
 }
 
 /* Loads and expects success; a failure prints the message. */
@@ -298,6 +302,10 @@ static void test_defaults(void **state)
     assert_int_equal(cfg.flow_reply_delay_ms, 0);
     assert_null(cfg.flow_bot_file);
     assert_int_equal(cfg.flow_history_limit, 100);
+    assert_int_equal(cfg.flow_max_tickets, 100000);
+    assert_int_equal(cfg.flow_max_history_bytes, 1048576);
+    assert_int_equal(cfg.flow_max_history_total_bytes, 67108864);
+    assert_int_equal(cfg.flow_thread_ttl_s, 3600);
     assert_null(cfg.source_path);
     config_free(&cfg);
     assert_zeroed(&cfg);
@@ -340,7 +348,7 @@ static void test_key_table(void **state)
 
     (void)state;
     assert_non_null(root);
-    assert_int_equal(n, 59);
+    assert_int_equal(n, 63);
     assert_ptr_equal(config_keys(NULL), keys);
     for (size_t i = 0; i < n; i++) {
         char env[128] = "WSHUB_", comment[128], section[64] = "";
@@ -472,6 +480,10 @@ static void test_env_every_key(void **state)
                    "WSHUB_FLOW_REPLY_DELAY_MS=5",
                    "WSHUB_FLOW_BOT_FILE=/etc/wshub/bot.json",
                    "WSHUB_FLOW_HISTORY_LIMIT=0",
+                   "WSHUB_FLOW_MAX_TICKETS=1",
+                   "WSHUB_FLOW_MAX_HISTORY_BYTES=1024",
+                   "WSHUB_FLOW_MAX_HISTORY_TOTAL_BYTES=2048",
+                   "WSHUB_FLOW_THREAD_TTL_S=31536000",
                    NULL};
     static const char *const mod[] = {"mod-key-1", "mod-key-2"};
     static const char *const origins[] = {"https://app.example.com"};
@@ -527,6 +539,10 @@ static void test_env_every_key(void **state)
     assert_int_equal(cfg.flow_reply_delay_ms, 5);
     assert_string_equal(cfg.flow_bot_file, "/etc/wshub/bot.json");
     assert_int_equal(cfg.flow_history_limit, 0);
+    assert_int_equal(cfg.flow_max_tickets, 1);
+    assert_int_equal(cfg.flow_max_history_bytes, 1024);
+    assert_int_equal(cfg.flow_max_history_total_bytes, 2048);
+    assert_int_equal(cfg.flow_thread_ttl_s, 31536000);
     assert_null(cfg.source_path);
     config_free(&cfg);
 }

@@ -4,6 +4,8 @@
  * references that reach zero (ASan/LSan report a leak otherwise).
  * The session is a collaborator: ws_session_send_frame is stubbed here and records what it
  * was given (the linker takes this definition; ws_session.o is never pulled in).
+ * hub.c is included (white-box) with its calloc counted, so that a test can make one
+ * allocation fail (issue 11: a subscription the registry could not count never received).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -15,6 +17,18 @@
 
 #include "wshub/hub.h"
 #include "wshub/worker.h"
+
+/* hub.c's calloc: fails the allocation numbered calloc_fail_at (0 = the next), never when -1. */
+static int calloc_fail_at = -1;
+static void *counted_calloc(size_t n, size_t size)
+{
+    if (calloc_fail_at >= 0 && calloc_fail_at-- == 0)
+        return NULL;
+    return calloc(n, size);
+}
+#define calloc counted_calloc
+#include "../../server/hub.c"
+#undef calloc
 
 /* ------------------------------------------------------------------ stubs */
 
@@ -218,6 +232,27 @@ static void test_many_channels(void **state)
     assert_int_equal(hub_count(hub, "k:7", 3), 0);
 }
 
+/* An allocation failure, in the worker's channel map or in the process-wide registry, fails
+ * the subscribe (so the dialect can answer its error) and leaves nothing behind. */
+static void test_subscribe_reports_allocation_failure(void **state)
+{
+    (void)state;
+    for (int at = 0; at < 2; at++) { /* 0: the local channel; 1: the registry entry */
+        calloc_fail_at = at;
+        assert_null(hub_subscribe(&workers[0], "c:oom", 5, S(0), &env, NULL));
+        calloc_fail_at = -1;
+        assert_int_equal(hub_count(hub, "c:oom", 5), 0);
+        assert_null(strmap_find(&workers[0].hub->chans, "c:oom", 5));
+    }
+    /* Once memory is back, the same subscribe works and receives. */
+    hub_sub_t *a = hub_subscribe(&workers[0], "c:oom", 5, S(0), &env, NULL);
+    assert_non_null(a);
+    assert_int_equal(publish(1, "c:oom", "{}"), 1);
+    run(0);
+    assert_int_equal(count_for(S(0)), 1);
+    hub_unsubscribe(&workers[0], a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -226,6 +261,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_order_across_workers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_undelivered_are_released, setup, teardown),
         cmocka_unit_test_setup_teardown(test_many_channels, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_subscribe_reports_allocation_failure, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
