@@ -232,6 +232,9 @@ static const char *const bool_words[] = {"true", "false", "1", "0", "yes", "no",
       0, envelope_names, "nested", 0,                                                         \
       "Message object of /cable data frames: nested = {event, data}, flat = the data's "      \
       "members beside event.")                                                                \
+    X("cable.max_subscriptions", "WSHUB_CABLE_MAX_SUBSCRIPTIONS", T_INT,                      \
+      cable_max_subscriptions, 1, 100000, NULL, "256", 0,                                     \
+      "Subscriptions one /cable connection may hold; one more is reject_subscription.")       \
     X("cable.ping_interval_ms", "WSHUB_CABLE_PING_INTERVAL_MS", T_MS, cable_ping_interval_ms, \
       100, 0, NULL, "3000", 0, "Interval of the Action Cable ping frames, in milliseconds.")  \
     X("flow.client_ids", "WSHUB_FLOW_CLIENT_IDS", T_LIST, flow_client_ids, 0, 0, NULL, "", 0, \

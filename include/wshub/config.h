@@ -93,6 +93,7 @@ typedef struct config {
     config_strlist_t cable_allowed_origins; /* "cable.allowed_origins" (empty = any) */
     cable_origin_failure_t cable_origin_failure; /* "cable.origin_failure" (close) */
     cable_envelope_t cable_event_envelope;  /* "cable.event_envelope" (nested) */
+    int cable_max_subscriptions;            /* "cable.max_subscriptions" (256) per connection */
     uint32_t cable_ping_interval_ms;        /* "cable.ping_interval_ms" (3000) */
     config_strlist_t flow_client_ids;       /* "flow.client_ids" (empty = any) */
     config_strlist_t flow_allowed_origins;  /* "flow.allowed_origins" (empty = any) */

@@ -36,7 +36,6 @@
 #include "wshub/ws.h"
 
 #define MAX_IDENTIFIER 1024
-#define MAX_SUBSCRIPTIONS 256
 #define PROTOCOL "actioncable-v1-json"
 
 /* One distinct identifier string on one worker: the variant of the hub envelope. */
@@ -293,7 +292,7 @@ static void cmd_subscribe(cable_t *v, const char *raw, size_t len)
         return; /* a duplicate is not confirmed twice (the official client retries until confirmed) */
     json_t *params = len <= MAX_IDENTIFIER ? json_loadb(raw, len, DIALECT_JSON_FLAGS, NULL) : NULL;
     char queue[API_MAX_CHANNEL + 1];
-    bool ok = json_is_object(params) && queue_for(v, params, queue, sizeof queue) && v->nsubs < MAX_SUBSCRIPTIONS;
+    bool ok = json_is_object(params) && queue_for(v, params, queue, sizeof queue) && v->nsubs < (size_t)v->w->cfg->cable_max_subscriptions;
     json_decref(params);
     if (!ok) {
         send_subscription_reply(v, raw, len, "reject_subscription");
