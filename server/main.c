@@ -47,6 +47,7 @@ typedef struct opts {
 static server_t srv;
 static live_t *configs; /* every configuration loaded so far, newest first (server.h) */
 static uv_signal_t sig_term, sig_int, sig_hup;
+static uv_timer_t log_tick; /* reports suppressed log lines once a second (log.h) */
 static int stopping;
 
 static void usage(FILE *f)
@@ -268,7 +269,14 @@ static void on_stop_signal(uv_signal_t *h, int signum)
     uv_close((uv_handle_t *)&sig_term, NULL);
     uv_close((uv_handle_t *)&sig_int, NULL);
     uv_close((uv_handle_t *)&sig_hup, NULL);
+    uv_close((uv_handle_t *)&log_tick, NULL);
     (void)h;
+}
+
+static void on_log_tick(uv_timer_t *h)
+{
+    (void)h;
+    log_flush_suppressed();
 }
 
 static void on_hup(uv_signal_t *h, int signum)
@@ -283,6 +291,7 @@ static void on_hup(uv_signal_t *h, int signum)
     }
     log_set_level(live->cfg.log_level);
     log_set_format(live->cfg.log_format);
+    log_set_rate_limit((unsigned)live->cfg.log_rate_limit_per_s);
     atomic_store(&srv.live, live);
     log_info("reload", "reloaded %s: log level, keys and allow-lists (listen, workers, tls and limits need a restart)",
              path ? path : "the environment");
@@ -352,6 +361,7 @@ int main(int argc, char **argv)
     const config_t *cfg = &live->cfg;
     log_set_level(cfg->log_level);
     log_set_format(cfg->log_format);
+    log_set_rate_limit((unsigned)cfg->log_rate_limit_per_s);
 
     char err[512];
     if (cfg->tls_cert && tls_server_new(&srv.tls, cfg->tls_cert, cfg->tls_key, err, sizeof err) != 0) {
@@ -427,6 +437,8 @@ int main(int argc, char **argv)
     uv_signal_start(&sig_term, on_stop_signal, SIGTERM);
     uv_signal_start(&sig_int, on_stop_signal, SIGINT);
     uv_signal_start(&sig_hup, on_hup, SIGHUP);
+    uv_timer_init(loop, &log_tick);
+    uv_timer_start(&log_tick, on_log_tick, 1000, 1000);
     log_info("listening", "%s://%s:%d with %zu workers (pid %d, config: %s)", cfg->tls_cert ? "https" : "http",
              cfg->listen_host, port, srv.nworkers, (int)getpid(), path ? path : "embedded default");
     if (!path)
@@ -440,6 +452,7 @@ stop:
         worker_request_stop(srv.workers[i]);
     for (size_t i = 0; i < started; i++)
         worker_join(srv.workers[i]);
+    log_flush_suppressed();
     if (rc == 0)
         log_info("shutdown", "every connection closed, exiting");
 out:

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 
 #include "wshub/auth.h"
+#include "wshub/log.h"
 
 _Static_assert(AUTH_REASON_COUNT <= 16, "metrics_t.auth_failures is too small");
 
@@ -151,6 +152,9 @@ char *metrics_render(size_t *len)
          "Per-connection state in the workers' pools: pages held from the kernel, objects in use (50 ms old).");
     fprintf(f, "wshub_state_pool_bytes{kind=\"pages\"} %llu\n", (unsigned long long)SUM(pool_page_bytes));
     fprintf(f, "wshub_state_pool_bytes{kind=\"objects\"} %llu\n", (unsigned long long)SUM(pool_object_bytes));
+    head(f, "wshub_log_lines_suppressed_total", "counter",
+         "Log lines left out by the rate limit (log.rate_limit_per_s lines per reason per second).");
+    fprintf(f, "wshub_log_lines_suppressed_total %llu\n", (unsigned long long)log_suppressed_total());
     head(f, "wshub_workers", "gauge", "Worker threads.");
     fprintf(f, "wshub_workers %zu\n", nblocks);
 
