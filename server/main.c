@@ -448,10 +448,16 @@ int main(int argc, char **argv)
     rc = 0;
 
 stop:
-    for (size_t i = 0; i < started; i++)
+    /* After a signal every worker was asked already, and one that has stopped has closed its
+     * wake-up handle: ask only on the way out of a failed start. */
+    for (size_t i = 0; !stopping && i < started; i++)
         worker_request_stop(srv.workers[i]);
+    /* Join every worker before freeing any: a worker still draining may publish to the
+     * mailbox of one that has stopped (issue 11). */
     for (size_t i = 0; i < started; i++)
         worker_join(srv.workers[i]);
+    for (size_t i = 0; i < started; i++)
+        worker_destroy(srv.workers[i]);
     log_flush_suppressed();
     if (rc == 0)
         log_info("shutdown", "every connection closed, exiting");
