@@ -13,6 +13,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <time.h>
 
@@ -42,6 +43,7 @@ extern char **environ;
 typedef struct opts {
     const char *config_path;
     int check_config;
+    int insecure_dev; /* --insecure-dev: the development credentials on a non-loopback address */
 } opts_t;
 
 static server_t srv;
@@ -49,16 +51,20 @@ static live_t *configs; /* every configuration loaded so far, newest first (serv
 static uv_signal_t sig_term, sig_int, sig_hup;
 static uv_timer_t log_tick; /* reports suppressed log lines once a second (log.h) */
 static int stopping;
+static int exposed;      /* the listen address is not loopback (decided at start) */
+static int insecure_dev; /* --insecure-dev */
 
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: wshubd [-c FILE] [--check-config]\n"
+            "usage: wshubd [-c FILE] [--check-config] [--insecure-dev]\n"
             "       wshubd token --sub SUBJECT [--ttl 1h] [--claim key=value ...] [-c FILE]\n"
             "\n"
             "  -c, --config FILE   JSON configuration (default: %s if it exists, else the\n"
             "                      embedded development default on 127.0.0.1:8080)\n"
             "      --check-config  validate the configuration (and TLS files) and exit\n"
+            "      --insecure-dev  allow the public development credentials on an address\n"
+            "                      other than loopback (refused without it)\n"
             "  -h, --help          this text\n"
             "  -V, --version       print the version\n"
             "Every key can be overridden by a WSHUB_* environment variable: see\n"
@@ -193,6 +199,71 @@ static void raise_nofile(void)
     }
 }
 
+/* ------------------------------------------------------------------ development credentials */
+
+/* Is every address the listen host resolves to a loopback one (127.0.0.0/8, ::1)? A name that
+ * does not resolve counts as exposed: nothing says it stays on this host. */
+static int listen_is_loopback(const char *host)
+{
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
+    struct addrinfo *ai = NULL;
+    if (getaddrinfo(host, NULL, &hints, &ai) != 0)
+        return 0;
+    int loopback = ai != NULL;
+    for (const struct addrinfo *a = ai; a; a = a->ai_next) {
+        if (a->ai_family == AF_INET) {
+            uint32_t ip = ntohl(((const struct sockaddr_in *)a->ai_addr)->sin_addr.s_addr);
+            loopback &= (ip >> 24) == 127;
+        } else if (a->ai_family == AF_INET6) {
+            const struct in6_addr *ip = &((const struct sockaddr_in6 *)a->ai_addr)->sin6_addr;
+            loopback &= IN6_IS_ADDR_LOOPBACK(ip) ||
+                        (IN6_IS_ADDR_V4MAPPED(ip) && ip->s6_addr[12] == 127);
+        } else {
+            loopback = 0;
+        }
+    }
+    freeaddrinfo(ai);
+    return loopback;
+}
+
+/* Names the public development credentials cfg leaves in use ("" if none): the settings and
+ * the variables that replace them. */
+static void dev_credentials(const config_t *cfg, char *keys, size_t klen, char *vars, size_t vlen)
+{
+    int jwt = !cfg->jwt_secret && !cfg->auth_public_key, api = !cfg->api_key, mod = !cfg->moderation_keys.n;
+    snprintf(keys, klen, "%s%s%s%s%s", jwt ? "auth.jwt_secret" : "", jwt && (api || mod) ? ", " : "",
+             api ? "api.key" : "", api && mod ? ", " : "", mod ? "moderation.keys" : "");
+    snprintf(vars, vlen, "%s%s%s%s%s", jwt ? "WSHUB_JWT_SECRET" : "", jwt && (api || mod) ? ", " : "",
+             api ? "WSHUB_API_KEY" : "", api && mod ? ", " : "", mod ? "WSHUB_MODERATION_KEYS" : "");
+}
+
+/*
+ * The development credentials are printed in the banner and in this repository: on an address
+ * other hosts can reach they would let anyone mint tokens, publish and use the moderation API
+ * (issue 11). Refused there unless --insecure-dev says it is meant; then a loud warning. Returns
+ * 0 if the server may start, else -1 with the one-line reason in err.
+ */
+static int check_dev_credentials(const config_t *cfg, const char *host, int port, char *err, size_t errlen)
+{
+    char keys[96], vars[96];
+    dev_credentials(cfg, keys, sizeof keys, vars, sizeof vars);
+    if (!keys[0] || !exposed)
+        return 0;
+    int v6 = strchr(host, ':') != NULL;
+    if (!insecure_dev) {
+        snprintf(err, errlen,
+                 "refusing to listen on %s%s%s:%d (not loopback) with the public development credentials "
+                 "(%s): set %s (or the keys in the configuration), or listen on 127.0.0.1, or pass --insecure-dev",
+                 v6 ? "[" : "", host, v6 ? "]" : "", port, keys, vars);
+        return -1;
+    }
+    log_warn("insecure_dev",
+             "--insecure-dev: listening on %s%s%s:%d, reachable from other hosts, with the PUBLIC development "
+             "credentials (%s): anyone who can reach this server can use them; set %s",
+             v6 ? "[" : "", host, v6 ? "]" : "", port, keys, vars);
+    return 0;
+}
+
 /* ------------------------------------------------------------------ banner */
 
 /* Shows a credential only when it is the public development default: configured secrets
@@ -289,6 +360,12 @@ static void on_hup(uv_signal_t *h, int signum)
         log_error("reload", "configuration rejected, keeping the running one");
         return;
     }
+    /* The listen address needs a restart: the running one decides. */
+    char err[512];
+    if (check_dev_credentials(&live->cfg, srv.cfg->listen_host, srv.cfg->listen_port, err, sizeof err) != 0) {
+        log_error("reload", "configuration rejected, keeping the running one: %s", err);
+        return; /* the rejected configuration stays in `configs`, freed at exit */
+    }
     log_set_level(live->cfg.log_level);
     log_set_format(live->cfg.log_format);
     log_set_rate_limit((unsigned)live->cfg.log_rate_limit_per_s);
@@ -303,13 +380,14 @@ static int parse_args(int argc, char **argv, opts_t *o)
 {
     static const struct option longopts[] = {
         {"config", required_argument, NULL, 'c'}, {"check-config", no_argument, NULL, 'C'},
-        {"help", no_argument, NULL, 'h'},         {"version", no_argument, NULL, 'V'},
-        {NULL, 0, NULL, 0}};
+        {"insecure-dev", no_argument, NULL, 'I'}, {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},      {NULL, 0, NULL, 0}};
     int ch;
     while ((ch = getopt_long(argc, argv, "c:hV", longopts, NULL)) != -1) {
         switch (ch) {
         case 'c': o->config_path = optarg; break;
         case 'C': o->check_config = 1; break;
+        case 'I': o->insecure_dev = 1; break;
         case 'h': usage(stdout); exit(0);
         case 'V': printf("wshubd %s\n", WSHUB_VERSION); exit(0);
         default: usage(stderr); return -1;
@@ -364,6 +442,14 @@ int main(int argc, char **argv)
     log_set_rate_limit((unsigned)cfg->log_rate_limit_per_s);
 
     char err[512];
+    /* Before anything is loaded or bound: a refusal is immediate, --check-config says the same. */
+    insecure_dev = o.insecure_dev;
+    exposed = !listen_is_loopback(cfg->listen_host);
+    if (check_dev_credentials(cfg, cfg->listen_host, cfg->listen_port, err, sizeof err) != 0) {
+        fprintf(stderr, "wshubd: %s\n", err);
+        free_configs();
+        return 1;
+    }
     if (cfg->tls_cert && tls_server_new(&srv.tls, cfg->tls_cert, cfg->tls_key, err, sizeof err) != 0) {
         fprintf(stderr, "wshubd: %s\n", err);
         free_configs();
