@@ -3,7 +3,8 @@
  *
  * Owns: the current level and format (both changeable at runtime, e.g. on SIGHUP), and the
  * rate limit: at most log.rate_limit_per_s lines per reason per second, where a reason is the
- * event name and the level; what is left out is counted, reported by the reason's next line
+ * event name and the level (debug lines are never limited: that level is chosen to see
+ * every line); what is left out is counted, reported by the reason's next line
  * or by log_flush_suppressed() ("… (N more suppressed in the last second)"), and summed in
  * /metrics (wshub_log_lines_suppressed_total). The first line of a reason is never left out.
  * Never: buffers across lines or blocks on anything but the single write(2) of a line.

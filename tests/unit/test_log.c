@@ -116,10 +116,21 @@ static void test_level_is_part_of_the_reason(void **state)
     (void)state;
     for (int i = 0; i < 5; i++)
         log_info("storm_e", "i");
-    log_debug("storm_e", "d");
+    log_warn("storm_e", "w");
     const char *s = logged();
     assert_int_equal(count(s, "info storm_e i"), 3);
-    assert_int_equal(count(s, "debug storm_e d"), 1);
+    assert_int_equal(count(s, "warn storm_e w"), 1);
+}
+
+/* Debug is chosen to see every line (e.g. each connection's conn_open). */
+static void test_debug_is_not_limited(void **state)
+{
+    (void)state;
+    uint64_t before = log_suppressed_total();
+    for (int i = 0; i < 50; i++)
+        log_debug("storm_i", "d");
+    assert_int_equal(count(logged(), "debug storm_i d\n"), 50);
+    assert_int_equal(log_suppressed_total(), before);
 }
 
 static void test_zero_means_unlimited(void **state)
@@ -190,6 +201,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_next_line_reports_count, setup, teardown),
         cmocka_unit_test_setup_teardown(test_flush_reports_ended_seconds_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_level_is_part_of_the_reason, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_debug_is_not_limited, setup, teardown),
         cmocka_unit_test_setup_teardown(test_zero_means_unlimited, setup, teardown),
         cmocka_unit_test_setup_teardown(test_json_line_carries_the_count, setup, teardown),
         cmocka_unit_test_setup_teardown(test_threads, setup, teardown),
