@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <netdb.h>
 #include <signal.h>
 #include <stdio.h>
@@ -49,7 +50,7 @@ typedef struct opts {
 static server_t srv;
 static live_t *configs; /* every configuration loaded so far, newest first (server.h) */
 static uv_signal_t sig_term, sig_int, sig_hup;
-static uv_timer_t log_tick; /* reports suppressed log lines once a second (log.h) */
+static uv_timer_t log_tick; /* once a second: suppressed log lines (log.h), malloc_trim */
 static int stopping;
 static int exposed;      /* the listen address is not loopback (decided at start) */
 static int insecure_dev; /* --insecure-dev */
@@ -344,10 +345,19 @@ static void on_stop_signal(uv_signal_t *h, int signum)
     (void)h;
 }
 
+#define TRIM_EVERY_S 10
+
 static void on_log_tick(uv_timer_t *h)
 {
+    static unsigned ticks;
     (void)h;
     log_flush_suppressed();
+    /* glibc keeps what the workers free in their arenas, as much as their busiest moment
+     * needed: after a burst of clients leaves, RSS would stay at the burst's high-water mark
+     * (bench/soak.sh: 17 MB against 12 MB after a trim, for an 8.8 MB idle daemon). A trim
+     * locks one arena at a time for well under a millisecond here. */
+    if (++ticks % TRIM_EVERY_S == 0)
+        malloc_trim(0);
 }
 
 static void on_hup(uv_signal_t *h, int signum)
