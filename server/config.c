@@ -88,6 +88,10 @@ static const char *const bool_words[] = {"true", "false", "1", "0", "yes", "no",
       "Least severe level logged: error, warn, info or debug.")                               \
     X("log.format", "WSHUB_LOG_FORMAT", T_ENUM, log_format, 0, 0, format_names, "human", 0,   \
       "Log line format: human, or json (one object per line).")                               \
+    X("log.rate_limit_per_s", "WSHUB_LOG_RATE_LIMIT_PER_S", T_INT, log_rate_limit_per_s, 0,   \
+      1000000, NULL, "20", 0,                                                                 \
+      "Lines per reason (event and level) per second at error, warn and info (debug is not "  \
+      "limited); the rest are counted and reported once a second; 0 = no limit.")             \
     X("tls.cert", "WSHUB_TLS_CERT", T_STRING, tls_cert, 0, 0, NULL, NULL, 0,                  \
       "PEM certificate chain file; null = plain TCP. Requires tls.key.")                      \
     X("tls.key", "WSHUB_TLS_KEY", T_STRING, tls_key, 0, 0, NULL, NULL, 0,                     \

@@ -67,7 +67,7 @@ struct http_conn {
 #define HTTP_PIECE (64 * 1024)
 
 static llhttp_settings_t settings;
-static int settings_ready;
+static uv_once_t settings_once = UV_ONCE_INIT;
 
 /* ------------------------------------------------------------------ request accessors */
 
@@ -492,7 +492,6 @@ static void settings_init(void)
     settings.on_headers_complete = on_headers_complete;
     settings.on_body = on_body;
     settings.on_message_complete = on_message_complete;
-    settings_ready = 1;
 }
 
 /* ------------------------------------------------------------------ routing */
@@ -738,8 +737,9 @@ static void handle_request(http_conn_t *h)
 
 int http_conn_start(conn_t *c, bool over_capacity)
 {
-    if (!settings_ready)
-        settings_init(); /* first call happens before the workers start (main.c) */
+    /* Once per process, whichever worker accepts first: the workers share the table
+     * (issue 11: a plain flag here was a data race between the first connections). */
+    uv_once(&settings_once, settings_init);
     http_conn_t *h = calloc(1, sizeof *h);
     if (!h)
         return -1;

@@ -47,12 +47,13 @@ struct hub_local {
     hub_t *hub;
     worker_t *w;
     strmap_t chans;     /* channel -> hub_lchan_t*, worker thread only */
-    uv_mutex_t mlock;   /* guards mbox, mlen, mcap */
+    uv_mutex_t mlock;   /* guards mbox, mlen, mcap, closed */
     hub_msg_t **mbox;
     size_t mlen, mcap;
     hub_msg_t **spare;  /* the drained array, reused: worker thread only */
     size_t spare_cap;
     atomic_bool pending;
+    bool closed;        /* the worker has stopped: posts are refused (hub_local_close) */
 };
 
 /* ------------------------------------------------------------------ messages */
@@ -175,11 +176,20 @@ hub_local_t *hub_local_new(hub_t *hub, worker_t *w)
     return l;
 }
 
+void hub_local_close(hub_local_t *l)
+{
+    if (!l)
+        return;
+    uv_mutex_lock(&l->mlock);
+    l->closed = true;
+    uv_mutex_unlock(&l->mlock);
+}
+
 void hub_local_free(hub_local_t *l)
 {
     if (!l)
         return;
-    /* Messages posted after this worker stopped are dropped with it. */
+    /* Messages posted before hub_local_close and not delivered are dropped with it. */
     for (size_t i = 0; i < l->mlen; i++)
         msg_release(&l->mbox[i]);
     free(l->mbox);
@@ -326,9 +336,15 @@ static void deliver_local(hub_local_t *l, hub_msg_t *m)
     metrics_add(&mt->deliveries, delivered);
 }
 
+/* Queues m for l's worker and wakes it. The wake-up is sent under the lock, so that it never
+ * reaches a handle the worker has closed (issue 11: workers stop one by one). */
 static int post(hub_local_t *l, hub_msg_t *m)
 {
     uv_mutex_lock(&l->mlock);
+    if (l->closed) {
+        uv_mutex_unlock(&l->mlock);
+        return UV_ECANCELED;
+    }
     if (l->mlen == l->mcap) {
         size_t ncap = l->mcap ? l->mcap * 2 : 64;
         hub_msg_t **nb = realloc(l->mbox, ncap * sizeof *nb);
@@ -341,6 +357,7 @@ static int post(hub_local_t *l, hub_msg_t *m)
     }
     l->mbox[l->mlen++] = m;
     atomic_store_explicit(&l->pending, true, memory_order_release);
+    uv_async_send(&l->w->wakeup);
     uv_mutex_unlock(&l->mlock);
     return 0;
 }
@@ -394,10 +411,8 @@ int hub_publish(worker_t *w, const char *channel, size_t channel_len, const char
         if (!targets[i] || i == (size_t)w->idx || !hub->locals[i])
             continue;
         hub_msg_t *ref = msg_ref(m);
-        if (post(hub->locals[i], ref) == 0)
-            uv_async_send(&hub->locals[i]->w->wakeup);
-        else
-            msg_release(&ref); /* out of memory: that worker's subscribers miss this one */
+        if (post(hub->locals[i], ref) != 0)
+            msg_release(&ref); /* out of memory, or that worker has stopped: its subscribers miss it */
     }
     /* What other workers posted to us earlier goes out first: publish order is kept. */
     hub_drain(w);

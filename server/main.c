@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <netdb.h>
 #include <signal.h>
 #include <stdio.h>
@@ -13,6 +14,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <time.h>
 
@@ -42,22 +44,28 @@ extern char **environ;
 typedef struct opts {
     const char *config_path;
     int check_config;
+    int insecure_dev; /* --insecure-dev: the development credentials on a non-loopback address */
 } opts_t;
 
 static server_t srv;
 static live_t *configs; /* every configuration loaded so far, newest first (server.h) */
 static uv_signal_t sig_term, sig_int, sig_hup;
+static uv_timer_t log_tick; /* once a second: suppressed log lines (log.h), malloc_trim */
 static int stopping;
+static int exposed;      /* the listen address is not loopback (decided at start) */
+static int insecure_dev; /* --insecure-dev */
 
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: wshubd [-c FILE] [--check-config]\n"
+            "usage: wshubd [-c FILE] [--check-config] [--insecure-dev]\n"
             "       wshubd token --sub SUBJECT [--ttl 1h] [--claim key=value ...] [-c FILE]\n"
             "\n"
             "  -c, --config FILE   JSON configuration (default: %s if it exists, else the\n"
             "                      embedded development default on 127.0.0.1:8080)\n"
             "      --check-config  validate the configuration (and TLS files) and exit\n"
+            "      --insecure-dev  allow the public development credentials on an address\n"
+            "                      other than loopback (refused without it)\n"
             "  -h, --help          this text\n"
             "  -V, --version       print the version\n"
             "Every key can be overridden by a WSHUB_* environment variable: see\n"
@@ -192,6 +200,71 @@ static void raise_nofile(void)
     }
 }
 
+/* ------------------------------------------------------------------ development credentials */
+
+/* Is every address the listen host resolves to a loopback one (127.0.0.0/8, ::1)? A name that
+ * does not resolve counts as exposed: nothing says it stays on this host. */
+static int listen_is_loopback(const char *host)
+{
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
+    struct addrinfo *ai = NULL;
+    if (getaddrinfo(host, NULL, &hints, &ai) != 0)
+        return 0;
+    int loopback = ai != NULL;
+    for (const struct addrinfo *a = ai; a; a = a->ai_next) {
+        if (a->ai_family == AF_INET) {
+            uint32_t ip = ntohl(((const struct sockaddr_in *)a->ai_addr)->sin_addr.s_addr);
+            loopback &= (ip >> 24) == 127;
+        } else if (a->ai_family == AF_INET6) {
+            const struct in6_addr *ip = &((const struct sockaddr_in6 *)a->ai_addr)->sin6_addr;
+            loopback &= IN6_IS_ADDR_LOOPBACK(ip) ||
+                        (IN6_IS_ADDR_V4MAPPED(ip) && ip->s6_addr[12] == 127);
+        } else {
+            loopback = 0;
+        }
+    }
+    freeaddrinfo(ai);
+    return loopback;
+}
+
+/* Names the public development credentials cfg leaves in use ("" if none): the settings and
+ * the variables that replace them. */
+static void dev_credentials(const config_t *cfg, char *keys, size_t klen, char *vars, size_t vlen)
+{
+    int jwt = !cfg->jwt_secret && !cfg->auth_public_key, api = !cfg->api_key, mod = !cfg->moderation_keys.n;
+    snprintf(keys, klen, "%s%s%s%s%s", jwt ? "auth.jwt_secret" : "", jwt && (api || mod) ? ", " : "",
+             api ? "api.key" : "", api && mod ? ", " : "", mod ? "moderation.keys" : "");
+    snprintf(vars, vlen, "%s%s%s%s%s", jwt ? "WSHUB_JWT_SECRET" : "", jwt && (api || mod) ? ", " : "",
+             api ? "WSHUB_API_KEY" : "", api && mod ? ", " : "", mod ? "WSHUB_MODERATION_KEYS" : "");
+}
+
+/*
+ * The development credentials are printed in the banner and in this repository: on an address
+ * other hosts can reach they would let anyone mint tokens, publish and use the moderation API
+ * (issue 11). Refused there unless --insecure-dev says it is meant; then a loud warning. Returns
+ * 0 if the server may start, else -1 with the one-line reason in err.
+ */
+static int check_dev_credentials(const config_t *cfg, const char *host, int port, char *err, size_t errlen)
+{
+    char keys[96], vars[96];
+    dev_credentials(cfg, keys, sizeof keys, vars, sizeof vars);
+    if (!keys[0] || !exposed)
+        return 0;
+    int v6 = strchr(host, ':') != NULL;
+    if (!insecure_dev) {
+        snprintf(err, errlen,
+                 "refusing to listen on %s%s%s:%d (not loopback) with the public development credentials "
+                 "(%s): set %s (or the keys in the configuration), or listen on 127.0.0.1, or pass --insecure-dev",
+                 v6 ? "[" : "", host, v6 ? "]" : "", port, keys, vars);
+        return -1;
+    }
+    log_warn("insecure_dev",
+             "--insecure-dev: listening on %s%s%s:%d, reachable from other hosts, with the PUBLIC development "
+             "credentials (%s): anyone who can reach this server can use them; set %s",
+             v6 ? "[" : "", host, v6 ? "]" : "", port, keys, vars);
+    return 0;
+}
+
 /* ------------------------------------------------------------------ banner */
 
 /* Shows a credential only when it is the public development default: configured secrets
@@ -268,7 +341,23 @@ static void on_stop_signal(uv_signal_t *h, int signum)
     uv_close((uv_handle_t *)&sig_term, NULL);
     uv_close((uv_handle_t *)&sig_int, NULL);
     uv_close((uv_handle_t *)&sig_hup, NULL);
+    uv_close((uv_handle_t *)&log_tick, NULL);
     (void)h;
+}
+
+#define TRIM_EVERY_S 10
+
+static void on_log_tick(uv_timer_t *h)
+{
+    static unsigned ticks;
+    (void)h;
+    log_flush_suppressed();
+    /* glibc keeps what the workers free in their arenas, as much as their busiest moment
+     * needed: after a burst of clients leaves, RSS would stay at the burst's high-water mark
+     * (bench/soak.sh: 17 MB against 12 MB after a trim, for an 8.8 MB idle daemon). A trim
+     * locks one arena at a time for well under a millisecond here. */
+    if (++ticks % TRIM_EVERY_S == 0)
+        malloc_trim(0);
 }
 
 static void on_hup(uv_signal_t *h, int signum)
@@ -281,8 +370,15 @@ static void on_hup(uv_signal_t *h, int signum)
         log_error("reload", "configuration rejected, keeping the running one");
         return;
     }
+    /* The listen address needs a restart: the running one decides. */
+    char err[512];
+    if (check_dev_credentials(&live->cfg, srv.cfg->listen_host, srv.cfg->listen_port, err, sizeof err) != 0) {
+        log_error("reload", "configuration rejected, keeping the running one: %s", err);
+        return; /* the rejected configuration stays in `configs`, freed at exit */
+    }
     log_set_level(live->cfg.log_level);
     log_set_format(live->cfg.log_format);
+    log_set_rate_limit((unsigned)live->cfg.log_rate_limit_per_s);
     atomic_store(&srv.live, live);
     log_info("reload", "reloaded %s: log level, keys and allow-lists (listen, workers, tls and limits need a restart)",
              path ? path : "the environment");
@@ -294,13 +390,14 @@ static int parse_args(int argc, char **argv, opts_t *o)
 {
     static const struct option longopts[] = {
         {"config", required_argument, NULL, 'c'}, {"check-config", no_argument, NULL, 'C'},
-        {"help", no_argument, NULL, 'h'},         {"version", no_argument, NULL, 'V'},
-        {NULL, 0, NULL, 0}};
+        {"insecure-dev", no_argument, NULL, 'I'}, {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},      {NULL, 0, NULL, 0}};
     int ch;
     while ((ch = getopt_long(argc, argv, "c:hV", longopts, NULL)) != -1) {
         switch (ch) {
         case 'c': o->config_path = optarg; break;
         case 'C': o->check_config = 1; break;
+        case 'I': o->insecure_dev = 1; break;
         case 'h': usage(stdout); exit(0);
         case 'V': printf("wshubd %s\n", WSHUB_VERSION); exit(0);
         default: usage(stderr); return -1;
@@ -352,8 +449,17 @@ int main(int argc, char **argv)
     const config_t *cfg = &live->cfg;
     log_set_level(cfg->log_level);
     log_set_format(cfg->log_format);
+    log_set_rate_limit((unsigned)cfg->log_rate_limit_per_s);
 
     char err[512];
+    /* Before anything is loaded or bound: a refusal is immediate, --check-config says the same. */
+    insecure_dev = o.insecure_dev;
+    exposed = !listen_is_loopback(cfg->listen_host);
+    if (check_dev_credentials(cfg, cfg->listen_host, cfg->listen_port, err, sizeof err) != 0) {
+        fprintf(stderr, "wshubd: %s\n", err);
+        free_configs();
+        return 1;
+    }
     if (cfg->tls_cert && tls_server_new(&srv.tls, cfg->tls_cert, cfg->tls_key, err, sizeof err) != 0) {
         fprintf(stderr, "wshubd: %s\n", err);
         free_configs();
@@ -427,6 +533,8 @@ int main(int argc, char **argv)
     uv_signal_start(&sig_term, on_stop_signal, SIGTERM);
     uv_signal_start(&sig_int, on_stop_signal, SIGINT);
     uv_signal_start(&sig_hup, on_hup, SIGHUP);
+    uv_timer_init(loop, &log_tick);
+    uv_timer_start(&log_tick, on_log_tick, 1000, 1000);
     log_info("listening", "%s://%s:%d with %zu workers (pid %d, config: %s)", cfg->tls_cert ? "https" : "http",
              cfg->listen_host, port, srv.nworkers, (int)getpid(), path ? path : "embedded default");
     if (!path)
@@ -436,10 +544,17 @@ int main(int argc, char **argv)
     rc = 0;
 
 stop:
-    for (size_t i = 0; i < started; i++)
+    /* After a signal every worker was asked already, and one that has stopped has closed its
+     * wake-up handle: ask only on the way out of a failed start. */
+    for (size_t i = 0; !stopping && i < started; i++)
         worker_request_stop(srv.workers[i]);
+    /* Join every worker before freeing any: a worker still draining may publish to the
+     * mailbox of one that has stopped (issue 11). */
     for (size_t i = 0; i < started; i++)
         worker_join(srv.workers[i]);
+    for (size_t i = 0; i < started; i++)
+        worker_destroy(srv.workers[i]);
+    log_flush_suppressed();
     if (rc == 0)
         log_info("shutdown", "every connection closed, exiting");
 out:

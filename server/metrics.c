@@ -8,6 +8,7 @@
 #include <stdlib.h>
 
 #include "wshub/auth.h"
+#include "wshub/log.h"
 
 _Static_assert(AUTH_REASON_COUNT <= 16, "metrics_t.auth_failures is too small");
 
@@ -201,6 +202,9 @@ char *metrics_render(size_t *len)
     for (int d = 0; d < FLOW_DROP_COUNT; d++)
         fprintf(f, "wshub_flow_history_dropped_total{reason=\"%s\"} %llu\n", drops[d],
                 (unsigned long long)SUM(flow_history_dropped[d]));
+    head(f, "wshub_log_lines_suppressed_total", "counter",
+         "Log lines left out by the rate limit (log.rate_limit_per_s lines per reason per second).");
+    fprintf(f, "wshub_log_lines_suppressed_total %llu\n", (unsigned long long)log_suppressed_total());
     head(f, "wshub_workers", "gauge", "Worker threads.");
     fprintf(f, "wshub_workers %zu\n", nblocks);
 

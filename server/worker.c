@@ -271,6 +271,8 @@ static void run(void *arg)
     if (atomic_load(&w->stop_requested))
         begin_stop(w);
     uv_run(&w->loop, UV_RUN_DEFAULT);
+    /* Other workers may still be publishing: they stop posting here before wakeup closes. */
+    hub_local_close(w->hub);
     /* Every connection is gone (or the loop was stopped early): close the worker's handles
      * and let their callbacks run, so that uv_loop_close finds nothing open. */
     uv_walk(&w->loop, close_walk, NULL);
@@ -288,9 +290,10 @@ void worker_request_stop(worker_t *w)
     uv_async_send(&w->wakeup);
 }
 
-void worker_join(worker_t *w)
+void worker_join(worker_t *w) { uv_thread_join(&w->thread); }
+
+void worker_destroy(worker_t *w)
 {
-    uv_thread_join(&w->thread);
     int r = uv_loop_close(&w->loop);
     if (r)
         log_error("shutdown", "worker %d: loop still busy: %s", w->idx, uv_strerror(r));

@@ -39,6 +39,7 @@ typedef struct config {
 
     log_level_t log_level;   /* "log.level" */
     log_format_t log_format; /* "log.format": "human" | "json" */
+    int log_rate_limit_per_s; /* "log.rate_limit_per_s" (20): lines per reason per second, 0 = off */
 
     char *tls_cert; /* "tls.cert": PEM file; NULL = plain TCP */
     char *tls_key;  /* "tls.key": PEM file; required with tls.cert */

@@ -76,8 +76,12 @@ typedef struct hub_sub {
 hub_t *hub_new(size_t nworkers);
 void hub_free(hub_t *hub);
 
-/* Per worker: create before the worker runs, free after its loop ended. */
+/* Per worker: create before the worker runs. */
 hub_local_t *hub_local_new(hub_t *hub, worker_t *w);
+/* On the worker's thread once its loop has ended, before its wake-up handle is closed: from
+ * then on publishes of other workers no longer post to it (nor wake it). */
+void hub_local_close(hub_local_t *l);
+/* Once every worker has been joined (nothing can post to l any more). */
 void hub_local_free(hub_local_t *l);
 
 /*

@@ -79,8 +79,11 @@ int worker_init(worker_t *w, server_t *srv, int idx, int listen_fd);
 int worker_start(worker_t *w);
 /* From any thread: asks the worker to drain and stop (close 1001 to every client). */
 void worker_request_stop(worker_t *w);
-/* Joins the thread and releases the loop; the loop must have ended. */
+/* Waits for the worker's thread to end (it ends once its loop has drained). */
 void worker_join(worker_t *w);
+/* Closes the loop and frees the worker's state (its hub mailbox among them): only once every
+ * worker has been joined, since a running worker may still post to another's mailbox (issue 11). */
+void worker_destroy(worker_t *w);
 
 /* A connection of w was freed: accepting may resume. */
 void worker_on_conn_freed(worker_t *w);

@@ -24,6 +24,7 @@
 #include <jansson.h>
 
 #include "wshub/config.h"
+#include "wshub/log.h"
 
 typedef struct fixture {
     char dir[64]; /* mkdtemp directory */
@@ -134,6 +135,7 @@ static void assert_config_equal(const config_t *a, const config_t *b)
     assert_int_equal(a->workers, b->workers);
     assert_int_equal(a->log_level, b->log_level);
     assert_int_equal(a->log_format, b->log_format);
+    assert_int_equal(a->log_rate_limit_per_s, b->log_rate_limit_per_s);
     assert_str_or_null(a->tls_cert, b->tls_cert);
     assert_str_or_null(a->tls_key, b->tls_key);
     assert_int_equal(a->max_message_bytes, b->max_message_bytes);
@@ -260,6 +262,7 @@ static void test_defaults(void **state)
     assert_int_equal(cfg.workers, 0);
     assert_int_equal(cfg.log_level, LOG_INFO);
     assert_int_equal(cfg.log_format, LOG_FORMAT_HUMAN);
+    assert_int_equal(cfg.log_rate_limit_per_s, LOG_DEFAULT_RATE_LIMIT);
     assert_null(cfg.tls_cert);
     assert_null(cfg.tls_key);
     assert_int_equal(cfg.max_message_bytes, 1048576);
@@ -348,7 +351,7 @@ static void test_key_table(void **state)
 
     (void)state;
     assert_non_null(root);
-    assert_int_equal(n, 64);
+    assert_int_equal(n, 65);
     assert_ptr_equal(config_keys(NULL), keys);
     for (size_t i = 0; i < n; i++) {
         char env[128] = "WSHUB_", comment[128], section[64] = "";
@@ -438,6 +441,7 @@ static void test_env_every_key(void **state)
                    "WSHUB_WORKERS=256",
                    "WSHUB_LOG_LEVEL=warn",
                    "WSHUB_LOG_FORMAT=json",
+                   "WSHUB_LOG_RATE_LIMIT_PER_S=0",
                    "WSHUB_TLS_CERT=/etc/wshub/cert.pem",
                    "WSHUB_TLS_KEY=/etc/wshub/key.pem",
                    "WSHUB_LIMITS_MAX_MESSAGE_BYTES=125",
@@ -499,6 +503,7 @@ static void test_env_every_key(void **state)
     assert_int_equal(cfg.workers, 256);
     assert_int_equal(cfg.log_level, LOG_WARN);
     assert_int_equal(cfg.log_format, LOG_FORMAT_JSON);
+    assert_int_equal(cfg.log_rate_limit_per_s, 0);
     assert_string_equal(cfg.tls_cert, "/etc/wshub/cert.pem");
     assert_string_equal(cfg.tls_key, "/etc/wshub/key.pem");
     assert_int_equal(cfg.max_message_bytes, 125);
@@ -710,6 +715,7 @@ static void test_env_errors(void **state)
         {"WSHUB_WORKERS=99999999999999999999", "workers"},
         {"WSHUB_LOG_LEVEL=verbose", "log.level"},
         {"WSHUB_LOG_FORMAT=xml", "log.format"},
+        {"WSHUB_LOG_RATE_LIMIT_PER_S=-1", "log.rate_limit_per_s"},
         {"WSHUB_LIMITS_MAX_MESSAGE_BYTES=124", "limits.max_message_bytes"},
         {"WSHUB_LIMITS_MAX_MESSAGE_BYTES=-5", "limits.max_message_bytes"},
         {"WSHUB_LIMITS_MAX_MESSAGE_BYTES=+500", "limits.max_message_bytes"},

@@ -1,7 +1,8 @@
 'use strict';
 // Starts a private wshubd for one test file: a free port on 127.0.0.1, no config file unless
 // given, the environment the test asks for. Readiness is GET /healthz answering 200; teardown
-// stops it with SIGTERM and fails if it exited badly or its log carries a sanitizer report.
+// stops it with SIGTERM and fails if it exited badly or its log carries a sanitizer report
+// (AddressSanitizer, LeakSanitizer, UndefinedBehaviorSanitizer or ThreadSanitizer).
 //   WSHUB_BIN   path to the binary under test (set by scripts/test; default build/wshubd)
 const { spawn } = require('node:child_process');
 const fs = require('node:fs');
@@ -36,12 +37,13 @@ function get(port, p, { timeout = 1000, headers = {} } = {}) {
   });
 }
 
-const SANITIZER = /(ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:|SUMMARY: UndefinedBehaviorSanitizer)/;
+const SANITIZER = /(ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:|SUMMARY: UndefinedBehaviorSanitizer|WARNING: ThreadSanitizer|ERROR: ThreadSanitizer)/;
 
 // Starts wshubd. opts.env: extra WSHUB_* variables; opts.config: an object written as the
-// JSON config file; opts.args: extra arguments. Resolves to an instance handle.
-// opts.wrap: a command line the binary runs under, e.g. ['prlimit', '--nofile=256:256'] (it must exec).
-async function start({ env = {}, config, args = [], readyTimeout = 10000, wrap = [] } = {}) {
+// JSON config file; opts.args: extra arguments; opts.listenHost: the address to bind (tests
+// talk to it through 127.0.0.1 whatever it is); opts.wrap: a command line the binary runs
+// under, e.g. ['prlimit', '--nofile=256:256'] (it must exec). Resolves to an instance handle.
+async function start({ env = {}, config, args = [], readyTimeout = 10000, listenHost = '127.0.0.1', wrap = [] } = {}) {
   const port = await freePort();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wshub-e2e-'));
   const logFile = path.join(dir, 'server.log');
@@ -51,7 +53,7 @@ async function start({ env = {}, config, args = [], readyTimeout = 10000, wrap =
     fs.writeFileSync(cfgFile, JSON.stringify(config, null, 2));
     argv.push('-c', cfgFile);
   }
-  const childEnv = { ...process.env, WSHUB_LISTEN: `127.0.0.1:${port}`, WSHUB_PUBLIC_URL: `http://127.0.0.1:${port}`,
+  const childEnv = { ...process.env, WSHUB_LISTEN: `${listenHost}:${port}`, WSHUB_PUBLIC_URL: `http://127.0.0.1:${port}`,
     WSHUB_WORKERS: '2', WSHUB_LOG_LEVEL: 'info', ...env };
   const out = fs.openSync(logFile, 'a');
   const child = wrap.length ? spawn(wrap[0], [...wrap.slice(1), BIN, ...argv], { env: childEnv, cwd: dir, stdio: ['ignore', out, out] })
