@@ -201,7 +201,7 @@ test('SIGHUP reloads log.level without dropping connections; an invalid file kee
     const reloadAt = await waitFor(() => {
       const m = /^\S+ info reload .*$/m.exec(inst.log());
       return m && m.index + m[0].length;
-    }, 5000, 'the reload log line');
+    }, 15000, 'the reload log line');
     assert.ok(inst.alive(), 'daemon alive after SIGHUP');
     assert.equal(await metric(inst, 'wshub_connections_open{endpoint="echo"}'), 1, 'the connection survived the reload');
     await echoRtt(ws, 'after reload');

@@ -972,8 +972,11 @@ test(`cadence under load: ${LOAD_CLIENTS} clients keep pings 3 s ± 0.5 s apart 
       assert.equal(c.pending.size, 0);
     }
     assert.ok(perClient[0] >= 2, `every client must see at least 3 pings during the run (least: ${perClient[0] + 1})`);
-    const bad = gaps.filter((g) => g < 2500 || g > 3500);
-    assert.equal(bad.length, 0, `${bad.length} ping gaps outside 2.5-3.5 s (min ${f(gaps[0])}, max ${f(gaps.at(-1))}): ${bad.slice(0, 10).map(f).join(', ')}`);
+    // Under ThreadSanitizer (scripts/test's tsan stage: 5-15x slower code) the run checks for
+    // races, not timing: the cadence bound is the release and ASan builds'.
+    const slack = process.env.WSHUB_E2E_SANITIZER === 'thread' ? 1000 : 500;
+    const bad = gaps.filter((g) => g < 3000 - slack || g > 3000 + slack);
+    assert.equal(bad.length, 0, `${bad.length} ping gaps outside 3 s ± ${slack} ms (min ${f(gaps[0])}, max ${f(gaps.at(-1))}): ${bad.slice(0, 10).map(f).join(', ')}`);
   } finally {
     for (const c of clients) if (c) { c.closing = true; c.ws.terminate(); }
     for (const a of pubAgents) a.destroy();
