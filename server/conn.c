@@ -418,6 +418,7 @@ static void flush(conn_t *c)
         return;
     }
 
+next_batch:;
     uv_buf_t bufs[MAX_IOV];
     uint32_t n = c->qcount < MAX_IOV ? c->qcount : MAX_IOV;
     for (uint32_t i = 0; i < n; i++) {
@@ -453,6 +454,10 @@ static void flush(conn_t *c)
             send_fin(c);
         return;
     }
+    /* The whole batch was written and more is queued: the next batch (issue 11: uv_write
+     * with no buffers asserts). */
+    if (first == n)
+        goto next_batch;
     /* The socket is full: hand what remains of this batch to one uv_write. */
     uint32_t k = n - first;
     uv_write_t *req = malloc(sizeof *req);
