@@ -3,7 +3,7 @@
  * (conn_send_copy, coalesced into chunks) and shared prepared frames (conn_send_frame) of
  * random sizes, bursts of hundreds of entries (past the 256 buffers one write carries), the
  * loop's flushes (uv_try_write-style sends, then uv_write), a client that reads a little at
- * a time through small socket buffers (partial sends), close-after-write and the
+ * a time while the server's socket buffer is 4 KiB (partial sends), close-after-write and the
  * max_queued_bytes bound. The connection is a real accepted one of the harness's worker.
  *
  * Every byte queued is a function of its position in the stream, and the client checks what
@@ -112,7 +112,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     fz_init(NULL);
     conn_t *c;
-    int fd = fz_connect(&c, 4096);
+    int fd = fz_connect(&c, 65536);
     uv_os_fd_t sfd;
     int sndbuf = 4096;
     if (uv_fileno((uv_handle_t *)&c->tcp, &sfd) == 0)
