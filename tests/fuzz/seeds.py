@@ -3,8 +3,8 @@
 
 Run from the repository root: python3 tests/fuzz/seeds.py. Tokens are signed with the
 fuzzing configuration's secret (harness.h: fuzz-secret) or the test EC key (keys/), with exp
-in 2100, so that they stay valid. Findings kept in the corpus (files named issue*) are not
-written here: they are the fuzzer's own inputs.
+in 2100, so that they stay valid. The fuzzer's own inputs kept in the corpus (findings,
+named issue*, and outq/burst-17k-entries, outq/window-stall) are not written here.
 """
 import base64, hashlib, hmac, json, os, struct, subprocess, tempfile
 
@@ -283,6 +283,8 @@ def outq_seeds():
         'burst-mixed': op(2, 17, 100) + op(3, 0) + op(4, 0, 1) + op(3, 0) + op(2, 20, 200) + op(3, 4) + op(5),
         'close-after-write': op(1, 7, 0) + op(2, 3, 10) + op(6) + op(3, 2) + op(5),
         'overflow': b''.join(op(1, 31, 255) for _ in range(40)) + op(3, 3) + op(5),
+        'partial-sends': b''.join(op(1, 31, 255) for _ in range(14)) + op(3, 7) + op(4, 0, 255)
+                         + (op(3, 7) + op(5)) * 3,
     }
     for k, v in s.items():
         write('outq', k, v)
