@@ -47,3 +47,11 @@ wshub_build() {
   fi
   ninja -C "$dir" >&2
 }
+
+# The fuzz targets (tests/fuzz/) need clang and its libFuzzer/sanitizer runtimes (Debian 12:
+# clang-14; the runtimes are only a Recommends of it). Own build dir: build-fuzz.
+WSHUB_FUZZ_PACKAGES=(clang libclang-rt-14-dev)
+wshub_build_fuzz() {
+  wshub_install_deps "${WSHUB_FUZZ_PACKAGES[@]}" || return 1
+  CC=clang wshub_build "${WSHUB_FUZZ_BUILD:-build-fuzz}" -Dfuzz=true
+}

@@ -74,6 +74,11 @@ static void on_listener(uv_poll_t *h, int status, int events)
         accept_pause(w, uv_strerror(status));
         return;
     }
+    worker_accept(w);
+}
+
+void worker_accept(worker_t *w)
+{
     for (int i = 0; i < ACCEPT_BATCH; i++) {
         if (atomic_load(&w->srv->nconns) >= w->conn_hard) {
             accept_pause(w, "at the descriptor budget");
@@ -137,13 +142,18 @@ static void flush_turn(worker_t *w)
 
 static void on_prepare(uv_prepare_t *h) { flush_turn(h->data); }
 static void on_check(uv_check_t *h) { flush_turn(h->data); }
-static void on_tick(uv_timer_t *h)
+void worker_tick(worker_t *w)
 {
-    worker_t *w = h->data;
     conn_sweep_deadlines(w);
     conn_enforce_total(w);
     wtimer_run(w);
     accept_resume(w);
+}
+
+static void on_tick(uv_timer_t *h)
+{
+    worker_t *w = h->data;
+    worker_tick(w);
     atomic_store_explicit(&w->metrics.pool_page_bytes, w->mem.page_bytes, memory_order_relaxed);
     atomic_store_explicit(&w->metrics.private_queued, w->private_queued, memory_order_relaxed);
     atomic_store_explicit(&w->metrics.pool_object_bytes, w->mem.object_bytes, memory_order_relaxed);

@@ -85,6 +85,12 @@ void worker_join(worker_t *w);
  * worker has been joined, since a running worker may still post to another's mailbox (issue 11). */
 void worker_destroy(worker_t *w);
 
+/* Accepts what w's listener has pending (at most a batch), or pauses accepting; and the
+ * periodic work (deadlines, total output bound, wtimers, resuming a paused accept). The
+ * loop calls them; the fuzz harness (tests/fuzz/harness.c) too, around a loop of its own. */
+void worker_accept(worker_t *w);
+void worker_tick(worker_t *w);
+
 /* A connection of w was freed: accepting may resume. */
 void worker_on_conn_freed(worker_t *w);
 
