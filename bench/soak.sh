@@ -8,7 +8,7 @@
 # and unexpected errors. soak.png plots them (gnuplot, bench/soak.gp).
 #
 #   bench/soak.sh [--duration 30m] [--asan] [--workers 2] [--scale 1] [--warmup S]
-#                 [--cooldown 70] [--prime 20] [--out DIR]
+#                 [--cooldown 70] [--prime 30] [--out DIR]
 #
 # Phases: cold (a sample before any client), then --prime seconds of the same load (not sampled:
 # what the process allocates once, e.g. the libuv thread pool, OpenSSL's state, the first pool
@@ -38,7 +38,7 @@ cd "$ROOT"
 # shellcheck source=bench/lib.sh
 . bench/lib.sh
 
-DURATION=1800 ASAN=0 WORKERS=2 SCALE=1 WARMUP="" COOLDOWN=70 PRIME=20 OUT=""
+DURATION=1800 ASAN=0 WORKERS=2 SCALE=1 WARMUP="" COOLDOWN=70 PRIME=30 OUT=""
 seconds() { # 30m, 90s, 1h, 600 -> seconds
   case "$1" in
     *h) echo $(( ${1%h} * 3600 )) ;; *m) echo $(( ${1%m} * 60 )) ;; *s) echo "${1%s}" ;; *) echo "$1" ;;
