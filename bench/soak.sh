@@ -170,12 +170,13 @@ while kill -0 "$LOAD_PID" 2>/dev/null; do
   next_tick
   kill -0 "$LOAD_PID" 2>/dev/null || break
   sample load || { died=1; break; }
-  printf '\r  %s' "$(tail -1 "$CSV" | cut -d, -f1-4,7,17,18)" >&2
+  [ -t 2 ] && printf '\r  t=%s %s RSS %s kB, %s fds, %s TCP, ops %s, errors %s ' \
+    $(tail -1 "$CSV" | cut -d, -f1-4,7,17,18 | tr , ' ') >&2
 done
 [ "$died" = 1 ] && kill "$LOAD_PID" 2>/dev/null
 wait "$LOAD_PID"; load_rc=$?; LOAD_PID=""
 LOAD_END=$(( $(date +%s) - T0 ))
-echo >&2
+[ -t 2 ] && echo >&2
 if [ "$died" = 0 ]; then
   while [ $(( $(date +%s) - T0 - LOAD_END )) -lt "$COOLDOWN" ]; do
     next_tick
