@@ -31,6 +31,9 @@
 # the soak sets flow.history_limit to 5 on its 20 threads so that what it measures after the
 # clients leave is what the server should have given back, not what it is meant to keep.
 set -uo pipefail
+# The whole script is one block, read before it runs: editing the file during a 30-minute run
+# (a git checkout, say) must not change what the running soak does next.
+{
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 # shellcheck source=scripts/deps.sh
@@ -278,3 +281,4 @@ if command -v gnuplot >/dev/null 2>&1; then
     bench/soak.gp 2>"$OUT/gnuplot.err" && echo "plot: $OUT/soak.png" || echo "soak: gnuplot failed (see $OUT/gnuplot.err)" >&2
 fi
 exit "$verdict"
+}
