@@ -19,8 +19,9 @@
 //              closed after 15 s; GET /thread.history 1/s
 //   echo       2 connections, one 1-32 KB message every 200 ms each
 //   slow       every 20 s (at most 2 at once) an API B client subscribes to conversation:slow
-//              and stops reading; 32 KB publishes at 20/s to that channel fill its queue until
-//              the server closes it (1013); after 40 s the client reads again and checks the code
+//              and 5 busy channels and stops reading; 32 KB publishes at 20/s to the first fill
+//              its socket, then its queue (hundreds of small frames among them) until the server
+//              closes it (1013); after 40 s the client reads again and checks the code
 //   garbage    10 connections a second: random bytes, bad HTTP (bad lines, huge headers, a
 //              body over the limit), upgrades followed by bad frames (unmasked, reserved opcode,
 //              bad UTF-8, a 2^63 length), JSON with NULs and broken JSON to every API, and
@@ -315,7 +316,10 @@ function openSlow() {
   ws.on('message', () => {});
   ws.on('close', (c) => { code = c; });
   ws.on('open', () => {
-    ws.send(JSON.stringify({ type: 'subscribe', data: { channel: 'conversation:slow' } }));
+    // The big events fill the socket; the small ones of 5 busy channels then pile up as many
+    // queue entries (hundreds) before the byte limit is reached.
+    for (const ch of ['conversation:slow', ...Array.from({ length: 5 }, () => pick(B_CHANNELS))])
+      ws.send(JSON.stringify({ type: 'subscribe', data: { channel: ch } }));
     setTimeout(() => { if (ws._socket) ws._socket.pause(); }, 200);
   });
   clients.add(ws);

@@ -8,7 +8,7 @@
 # and unexpected errors. soak.png plots them (gnuplot, bench/soak.gp).
 #
 #   bench/soak.sh [--duration 30m] [--asan] [--workers 2] [--scale 1] [--warmup S]
-#                 [--cooldown 70] [--prime 20] [--out DIR]
+#                 [--cooldown 70] [--prime 30] [--out DIR]
 #
 # Phases: cold (a sample before any client), then --prime seconds of the same load (not sampled:
 # what the process allocates once, e.g. the libuv thread pool, OpenSSL's state, the first pool
@@ -31,6 +31,9 @@
 # the soak sets flow.history_limit to 5 on its 20 threads so that what it measures after the
 # clients leave is what the server should have given back, not what it is meant to keep.
 set -uo pipefail
+# The whole script is one block, read before it runs: editing the file during a 30-minute run
+# (a git checkout, say) must not change what the running soak does next.
+{
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 # shellcheck source=scripts/deps.sh
@@ -38,7 +41,7 @@ cd "$ROOT"
 # shellcheck source=bench/lib.sh
 . bench/lib.sh
 
-DURATION=1800 ASAN=0 WORKERS=2 SCALE=1 WARMUP="" COOLDOWN=70 PRIME=20 OUT=""
+DURATION=1800 ASAN=0 WORKERS=2 SCALE=1 WARMUP="" COOLDOWN=70 PRIME=30 OUT=""
 seconds() { # 30m, 90s, 1h, 600 -> seconds
   case "$1" in
     *h) echo $(( ${1%h} * 3600 )) ;; *m) echo $(( ${1%m} * 60 )) ;; *s) echo "${1%s}" ;; *) echo "$1" ;;
@@ -170,12 +173,13 @@ while kill -0 "$LOAD_PID" 2>/dev/null; do
   next_tick
   kill -0 "$LOAD_PID" 2>/dev/null || break
   sample load || { died=1; break; }
-  printf '\r  %s' "$(tail -1 "$CSV" | cut -d, -f1-4,7,17,18)" >&2
+  [ -t 2 ] && printf '\r  t=%s %s RSS %s kB, %s fds, %s TCP, ops %s, errors %s ' \
+    $(tail -1 "$CSV" | cut -d, -f1-4,7,17,18 | tr , ' ') >&2
 done
 [ "$died" = 1 ] && kill "$LOAD_PID" 2>/dev/null
 wait "$LOAD_PID"; load_rc=$?; LOAD_PID=""
 LOAD_END=$(( $(date +%s) - T0 ))
-echo >&2
+[ -t 2 ] && echo >&2
 if [ "$died" = 0 ]; then
   while [ $(( $(date +%s) - T0 - LOAD_END )) -lt "$COOLDOWN" ]; do
     next_tick
@@ -277,3 +281,4 @@ if command -v gnuplot >/dev/null 2>&1; then
     bench/soak.gp 2>"$OUT/gnuplot.err" && echo "plot: $OUT/soak.png" || echo "soak: gnuplot failed (see $OUT/gnuplot.err)" >&2
 fi
 exit "$verdict"
+}

@@ -4,15 +4,16 @@
  *
  * Rate limit (issue 11: an EMFILE accept storm wrote 0.5-0.85 million lines a second). A
  * reason is a call site's event name (its address: events are literals) and level (debug
- * lines are not limited: that level is chosen to see everything). Each
- * reason has a slot in a fixed table, found without a lock; the slot's one-second window and
- * its count are updated under the slot's own spinlock, held for a few instructions (never
- * across formatting or the write). The first `limit` lines of a reason in a second are
- * written; the rest are counted, and the count is reported by the reason's next line or by
+ * lines are not limited: that level is chosen to see everything). Each reason has a slot in
+ * a fixed table, found without a lock; the slot's one-second window and its count are
+ * updated under the slot's own spinlock, held for a few instructions (never across
+ * formatting or the write). The first `limit` lines of a reason in a second are written;
+ * the rest are counted, and the count is reported by the reason's next line or by
  * log_flush_suppressed(), whichever comes first.
  */
 #include "wshub/log.h"
 
+#include <sched.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -51,9 +52,12 @@ static int out_fd = STDERR_FILENO;
 
 static void slot_lock(slot_t *s)
 {
-    while (atomic_exchange_explicit(&s->lock, 1, memory_order_acquire))
+    /* Held for a few instructions; should its holder be preempted (2 cores, more threads),
+     * give the CPU back rather than spin through a time slice. */
+    for (unsigned spins = 0; atomic_exchange_explicit(&s->lock, 1, memory_order_acquire);)
         while (atomic_load_explicit(&s->lock, memory_order_relaxed))
-            ;
+            if (++spins % 64 == 0)
+                sched_yield();
 }
 
 static void slot_unlock(slot_t *s) { atomic_store_explicit(&s->lock, 0, memory_order_release); }

@@ -259,8 +259,8 @@ static int check_dev_credentials(const config_t *cfg, const char *host, int port
         return -1;
     }
     log_warn("insecure_dev",
-             "--insecure-dev: listening on %s%s%s:%d, reachable from other hosts, with the PUBLIC development "
-             "credentials (%s): anyone who can reach this server can use them; set %s",
+             "--insecure-dev: %s%s%s:%d is reachable from other hosts and accepts the PUBLIC development "
+             "credentials (%s): anyone who can reach it can use them; set %s",
              v6 ? "[" : "", host, v6 ? "]" : "", port, keys, vars);
     return 0;
 }

@@ -1,5 +1,7 @@
 'use strict';
-// The public development credentials (issue 11): the embedded default serves them on loopback;
+// Issue 11's operational guards. The log's rate limit: a flood of refused requests is written
+// as at most log.rate_limit_per_s lines a second, with the rest counted in the log and in
+// /metrics. The public development credentials: the embedded default serves them on loopback;
 // on any other address wshubd refuses to start while one of them is in use (JWT secret, API
 // key, moderation key), with one line naming what to set, unless --insecure-dev is given (then
 // a loud warning). --check-config says the same, and a reload cannot bring them back.
@@ -111,6 +113,35 @@ test('configured credentials start on 0.0.0.0, and a reload cannot drop them', {
     await waitLog(inst, /error reload configuration rejected, keeping the running one: refusing .*\(api\.key\)/, 10000, 'the reload refused');
     assert.equal((await publish('wshub-development-api-key')).status, 401);
     assert.equal((await publish('file-api-key')).status, 200);
+  } finally {
+    await inst.teardown();
+  }
+});
+
+test('log.rate_limit_per_s: a flood of refused requests is a few lines, and every one is counted', { timeout: 30000 }, async () => {
+  const inst = await start({ env: { WSHUB_LOG_RATE_LIMIT_PER_S: '5' } });
+  try {
+    const N = 300;
+    const http = require('node:http');
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 4 });
+    await Promise.all(Array.from({ length: N }, () => httpRequest(inst, { path: '/no-such-endpoint', agent })
+      .then((r) => assert.equal(r.status, 404))));
+    agent.destroy();
+    // The count of the last second reaches the log within a second or two (the main loop's flush).
+    const counted = () => {
+      const lines = inst.log().split('\n').filter((l) => / info http_refused /.test(l));
+      const requests = lines.filter((l) => / conn=\d+ /.test(l));
+      const suppressed = lines.reduce((a, l) => a + Number((/\((\d+) more suppressed in the last second\)/.exec(l) || [0, 0])[1]), 0);
+      // The limit's seconds are monotonic ones: one may straddle two seconds of the timestamps.
+      const seconds = new Set(requests.map((l) => l.slice(0, 19))).size;
+      return { written: requests.length, suppressed, seconds };
+    };
+    const { waitFor } = require('./lib/util');
+    const c = await waitFor(() => { const x = counted(); return x.written + x.suppressed === N ? x : null; }, 10000,
+      `every refused request written or counted: ${JSON.stringify(counted())}`);
+    assert.ok(c.written >= 1 && c.written <= 5 * (c.seconds + 1), `at most 5 lines per second were written: ${JSON.stringify(c)}`);
+    const m = /^wshub_log_lines_suppressed_total (\d+)$/m.exec((await inst.get('/metrics')).body);
+    assert.ok(m && Number(m[1]) >= c.suppressed, `wshub_log_lines_suppressed_total ${m && m[1]} >= ${c.suppressed}`);
   } finally {
     await inst.teardown();
   }

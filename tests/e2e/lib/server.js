@@ -54,7 +54,10 @@ async function start({ env = {}, config, args = [], readyTimeout = 10000, listen
     argv.push('-c', cfgFile);
   }
   const childEnv = { ...process.env, WSHUB_LISTEN: `${listenHost}:${port}`, WSHUB_PUBLIC_URL: `http://127.0.0.1:${port}`,
-    WSHUB_WORKERS: '2', WSHUB_LOG_LEVEL: 'info', ...env };
+    WSHUB_WORKERS: '2', WSHUB_LOG_LEVEL: 'info',
+    // Tests find connections by their info lines (ws_open, http_refused): every line is written
+    // unless a test sets a limit (08-dev-secrets.test.js checks the limit itself).
+    WSHUB_LOG_RATE_LIMIT_PER_S: '0', ...env };
   const out = fs.openSync(logFile, 'a');
   const child = wrap.length ? spawn(wrap[0], [...wrap.slice(1), BIN, ...argv], { env: childEnv, cwd: dir, stdio: ['ignore', out, out] })
     : spawn(BIN, argv, { env: childEnv, cwd: dir, stdio: ['ignore', out, out] });
