@@ -210,6 +210,37 @@ test('3: descriptor limit 256, 2 workers, 350 clients at once: /healthz answers,
   }
 });
 
+test('3: descriptor limit 256, 2 workers, 350 WebSocket clients at once: each is served or told 503, /healthz answers, CPU calm, room again as clients leave', { timeout: 60000 }, async (t) => {
+  const inst = await start({ wrap: ['prlimit', '--nofile=256:256'], env: { WSHUB_WORKERS: '2', WSHUB_LOG_LEVEL: 'warn' } });
+  const clients = [];
+  try {
+    const res = { open: 0, refused: {}, error: 0 };
+    await Promise.all(Array.from({ length: 350 }, () => new Promise((resolve) => {
+      const ws = new WebSocket(`${inst.wsUrl}/echo`, { handshakeTimeout: 20000 });
+      ws.on('open', () => { res.open++; clients.push(ws); resolve(); });
+      ws.on('unexpected-response', (req, r) => { res.refused[r.statusCode] = (res.refused[r.statusCode] || 0) + 1; resolve(); });
+      ws.on('error', () => { res.error++; resolve(); });
+    })));
+    t.diagnostic(`350 clients: ${JSON.stringify(res)}`);
+    assert.equal(res.error, 0, 'every client got an answer');
+    assert.equal(res.open + (res.refused[503] || 0), 350, 'served, or refused with 503');
+    assert.ok(res.open >= 150, `most are served (${res.open})`);
+    assert.equal((await inst.get('/healthz', { timeout: 3000 })).status, 200, '/healthz at the limit');
+    const c0 = cpuSeconds(inst.pid);
+    await sleep(2000);
+    const cpu = (cpuSeconds(inst.pid) - c0) / 2;
+    assert.ok(cpu < 0.3, `CPU ${(cpu * 100).toFixed(1)}% after the storm`);
+    for (const c of clients.splice(0, 50)) c.terminate();
+    await sleep(300);
+    const again = await Promise.all(Array.from({ length: 50 }, () => openEcho(inst)));
+    clients.push(...again.filter(Boolean));
+    assert.equal(again.filter(Boolean).length, 50, 'as many new clients as left are served');
+  } finally {
+    for (const c of clients) c.terminate();
+    await inst.teardown();
+  }
+});
+
 test('3: past limits.max_connections a client is still answered: 503 to an upgrade, 200 to /healthz; under it again, served', T, async () => {
   const inst = await start({ env: { WSHUB_LIMITS_MAX_CONNECTIONS: '3' } });
   const held = [];
