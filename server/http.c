@@ -692,27 +692,26 @@ static void handle_request(http_conn_t *h)
                "the server is at limits.max_connections: retry later", "Retry-After: 1\r\n");
         return;
     }
-    for (const http_route_t *rt = http_routes; rt->path; rt++) {
-        if (path_is(r, rt->path)) {
-            http_reply_t rep = {0};
-            rt->fn(r, h->c->w, &rep);
-            if (h->pending) {
-                free(rep.body);
-                free(rep.extra_alloc);
-                return;
-            }
-            if (rep.hs_reason > 0)
-                metrics_add(&h->c->w->metrics.handshake_failures[rep.hs_reason - 1], 1);
-            char *extra = NULL;
-            if (rep.extra_alloc && asprintf(&extra, "%s%s", rep.extra ? rep.extra : "", rep.extra_alloc) < 0)
-                extra = NULL;
-            respond(h, rep.status, rep.ctype ? rep.ctype : "application/json", rep.body, rep.len,
-                    extra ? extra : rep.extra);
-            free(extra);
-            free(rep.extra_alloc);
+    const http_route_t *rt = find_route(r);
+    if (rt) {
+        http_reply_t rep = {0};
+        rt->fn(r, h->c->w, &rep);
+        if (h->pending) {
             free(rep.body);
+            free(rep.extra_alloc);
             return;
         }
+        if (rep.hs_reason > 0)
+            metrics_add(&h->c->w->metrics.handshake_failures[rep.hs_reason - 1], 1);
+        char *extra = NULL;
+        if (rep.extra_alloc && asprintf(&extra, "%s%s", rep.extra ? rep.extra : "", rep.extra_alloc) < 0)
+            extra = NULL;
+        respond(h, rep.status, rep.ctype ? rep.ctype : "application/json", rep.body, rep.len,
+                extra ? extra : rep.extra);
+        free(extra);
+        free(rep.extra_alloc);
+        free(rep.body);
+        return;
     }
     if (find_dialect(r, cfg)) {
         /* Not an upgrade request: llhttp saw no Upgrade + Connection: upgrade pair. The
@@ -831,8 +830,10 @@ void http_on_data(conn_t *c, const uint8_t *data, size_t len)
     http_conn_t *h = c->u.http;
     if (!h || (c->flags & CONN_F_DRAIN))
         return; /* a response that ends the connection is on its way: ignore the rest */
-    if (h->pending) {
-        /* More bytes of one read (TLS records) while a reply is awaited: keep them. */
+    if (h->pending || h->out) {
+        /* More bytes of one read (TLS records) while a reply is awaited or still being sent
+         * in pieces: keep them. The parser is paused; executing it again would return at
+         * once with a stale error position into an earlier read's buffer. */
         uint8_t *nb = realloc(h->backlog, h->backlog_len + len);
         if (!nb) {
             conn_close(c, "out of memory (http)");
