@@ -520,7 +520,8 @@ again:
 }
 
 typedef struct {
-    conn_t *best;   /* the live connection with the most queued */
+    conn_t *best;   /* the live connection with the most queued or held */
+    size_t best_held;
     size_t doomed;  /* queued by connections already closing as slow consumers */
 } largest_t;
 
@@ -530,10 +531,13 @@ static void largest_walk(uv_handle_t *h, void *arg)
     largest_t *l = arg;
     if (!c)
         return;
+    size_t held = c->queued + http_held(c);
     if (c->flags & (CONN_F_CLOSING | CONN_F_SLOW | CONN_F_OVERFLOW))
-        l->doomed += c->queued; /* freed by their close, now or within the close timeout */
-    else if (!l->best || c->queued > l->best->queued)
+        l->doomed += held; /* freed by their close, now or within the close timeout */
+    else if (!l->best || held > l->best_held) {
         l->best = c;
+        l->best_held = held;
+    }
 }
 
 void conn_enforce_total(worker_t *w)
@@ -585,6 +589,8 @@ void conn_set_deadline(conn_t *c, deadline_kind_t kind)
     c->deadline = worker_now(c->w) + ms;
     list_insert_tail(&c->w->deadlines[kind], &c->dl_node);
 }
+
+void conn_hold(conn_t *c, long delta) { c->w->private_queued += (size_t)delta; }
 
 bool conn_evict_unready(worker_t *w, uint64_t min_age_ms)
 {

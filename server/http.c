@@ -220,6 +220,7 @@ static void respond(http_conn_t *h, int status, const char *ctype, const char *b
         memcpy(h->out, body + HTTP_PIECE, blen - HTTP_PIECE);
         h->out_len = blen - HTTP_PIECE;
         h->out_off = 0;
+        conn_hold(c, (long)h->out_len);
         blen = HTTP_PIECE;
     }
     conn_send_copy(c, body, blen);
@@ -820,6 +821,8 @@ void http_conn_free(conn_t *c)
     free(h->req.buf);
     free(h->req.hdrs);
     body_free(&h->req);
+    if (h->out)
+        conn_hold(c, -(long)(h->out_len - h->out_off));
     free(h->out);
     free(h);
     c->u.http = NULL;
@@ -959,10 +962,17 @@ void http_on_drained(conn_t *c)
         n = HTTP_PIECE;
     if (conn_send_copy(c, h->out + h->out_off, n) != 0)
         return;
+    conn_hold(c, -(long)n);
     h->out_off += n;
     if (h->out_off < h->out_len)
         return;
     free(h->out);
     h->out = NULL;
     resume_after_reply(h);
+}
+
+size_t http_held(const conn_t *c)
+{
+    const http_conn_t *h = c->state == CONN_HTTP ? c->u.http : NULL;
+    return h && h->out ? h->out_len - h->out_off : 0;
 }

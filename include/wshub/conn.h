@@ -83,6 +83,11 @@ int conn_send_copy(conn_t *c, const void *data, size_t len);
 /* Queues a shared prepared frame: takes its own reference, the caller keeps theirs. */
 int conn_send_frame(conn_t *c, frame_t *f);
 
+/* Output a protocol holds for this connection outside the queue (the unsent pieces of a
+ * large HTTP answer): counted in limits.max_queued_total_bytes like queued replies; delta
+ * is added when taken, subtracted as it is queued or dropped. */
+void conn_hold(conn_t *c, long delta);
+
 /* Closes now: pending output is dropped. `reason` is logged. */
 void conn_close(conn_t *c, const char *reason);
 /* Closes after the queued output is written: FIN, wait for the peer's EOF (bounded). */

@@ -79,6 +79,8 @@ void static_page(const http_request_t *req, worker_t *w, http_reply_t *out);    
 int http_conn_start(conn_t *c, bool over_capacity);
 /* The connection's output queue is empty: the next piece of a large response goes out. */
 void http_on_drained(conn_t *c);
+/* Bytes of a large response not queued yet (conn_hold counts them). */
+size_t http_held(const conn_t *c);
 void http_on_data(conn_t *c, const uint8_t *data, size_t len);
 /* The peer closed its side. */
 void http_on_eof(conn_t *c);

@@ -547,4 +547,33 @@ test('9: a GET /thread.history of more than 4 MiB is sent whole, in pieces as th
   }
 });
 
+test('9: the unsent pieces of large answers count in limits.max_queued_total_bytes', T, async () => {
+  const inst = await start({ env: { WSHUB_FLOW_MAX_HISTORY_BYTES: '16777216', WSHUB_API_KEY: 'k',
+    WSHUB_LIMITS_MAX_QUEUED_TOTAL_BYTES: String(8 * 1024 * 1024), WSHUB_WORKERS: '1' } });
+  const socks = [];
+  try {
+    const text = 'h'.repeat(60000);
+    for (let i = 0; i < 60; i++) {
+      await httpRequest(inst, { method: 'POST', path: '/api/publish', headers: { Authorization: 'Bearer k' },
+        body: JSON.stringify({ channel: 'thread:big', event: 'message', data: { text: `${i}:${text}` } }) });
+    }
+    // Eight clients ask for the 3.6 MB history and read nothing: 29 MB held without a bound.
+    const req = 'GET /thread.history HTTP/1.1\r\nHost: x\r\nx-flowai-clientid: c\r\nx-flowai-threadid: big\r\n\r\n';
+    for (let i = 0; i < 8; i++) {
+      const s = net.connect({ host: '127.0.0.1', port: inst.port });
+      socks.push(s);
+      s.on('error', () => {});
+      await new Promise((r) => s.on('connect', r));
+      s.pause();
+      s.write(req);
+    }
+    await waitFor(async () => (await metrics(inst)).wshub_slow_consumer_closes_total >= 1, 10000, 'a slow-consumer close');
+    await waitFor(async () => (await metrics(inst)).wshub_queued_reply_bytes <= 8 * 1024 * 1024, 3000, 'the held answers under the bound');
+    assert.equal((await inst.get('/healthz')).status, 200);
+  } finally {
+    for (const s of socks) s.destroy();
+    await inst.teardown();
+  }
+});
+
 module.exports = { hs256, token, burst, count, metrics };
