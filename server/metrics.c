@@ -3,6 +3,7 @@
  * (version 0.0.4): # HELP, # TYPE, then one sample per line.
  */
 #include "wshub/metrics.h"
+#include "wshub/iplimit.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -173,6 +174,9 @@ char *metrics_render(size_t *len)
     head(f, "wshub_rate_limited_closes_total", "counter",
          "WebSocket connections closed (1008) for sending faster than limits.message_rate.");
     fprintf(f, "wshub_rate_limited_closes_total %llu\n", (unsigned long long)SUM(rate_limited));
+    head(f, "wshub_iplimit_addresses", "gauge",
+         "Client addresses the per-IP limits keep counts for (at most 65,536; loopback exempt by default).");
+    fprintf(f, "wshub_iplimit_addresses %zu\n", iplimit_entries());
     head(f, "wshub_http_body_bytes", "gauge", "Request-body bytes held now (bounded by http.max_body_total_bytes).");
     fprintf(f, "wshub_http_body_bytes %zu\n", atomic_load_explicit(&metrics_http_body_bytes, memory_order_relaxed));
     head(f, "wshub_ws_inbound_bytes", "gauge",

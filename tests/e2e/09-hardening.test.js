@@ -283,6 +283,7 @@ test('limits: connections per IP and accept rate (loopback not exempt here): the
     await sleep(100);
     m = await metrics(inst);
     assert.ok(m['wshub_handshake_failures_total{reason="per_ip_limit"}'] >= 1, 'per_ip_limit counted');
+    assert.equal(m.wshub_iplimit_addresses, 1, 'one address counted');
   } finally {
     for (const h of held) h.destroy();
     await inst.teardown();
