@@ -55,9 +55,11 @@ static void accept_resume(worker_t *w)
         conn_evict_unready(w, EVICT_MIN_AGE_MS);
         return;
     }
+    /* Should the poll not start again, the worker stays paused and the next tick retries. */
+    if (uv_poll_start(&w->listener, UV_READABLE, on_listener) != 0)
+        return;
     w->accept_paused = false;
     atomic_store_explicit(&w->metrics.accept_paused, 0, memory_order_relaxed);
-    uv_poll_start(&w->listener, UV_READABLE, on_listener);
 }
 
 void worker_on_conn_freed(worker_t *w)
