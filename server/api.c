@@ -13,10 +13,7 @@
 
 #include "wshub/auth.h"
 #include "wshub/dialect.h"
-#include "wshub/hub.h"
 #include "wshub/metrics.h"
-#include "wshub/server.h"
-#include "wshub/worker.h"
 
 static void reply_json(http_reply_t *out, int status, json_t *body)
 {
@@ -55,9 +52,9 @@ static bool authorized(const http_request_t *req, const config_t *cfg)
     return key_matches(key, strlen(key), cfg->api_key ? cfg->api_key : API_DEV_KEY);
 }
 
-bool api_authorized(const http_request_t *req, worker_t *w)
+bool api_authorized(const http_request_t *req, dialect_ctx_t *x)
 {
-    return authorized(req, &server_live(w->srv)->cfg);
+    return authorized(req, &dialect_live(x)->cfg);
 }
 
 static const char *channel_problem(json_t *ch)
@@ -86,7 +83,7 @@ static bool is_control_reply(const char *event)
     return false;
 }
 
-void api_publish(const http_request_t *req, worker_t *w, http_reply_t *out)
+void api_publish(const http_request_t *req, dialect_ctx_t *x, http_reply_t *out)
 {
     if (strcmp(http_request_method(req), "POST") != 0) {
         api_error(out, 405, "method_not_allowed", "use POST");
@@ -94,7 +91,7 @@ void api_publish(const http_request_t *req, worker_t *w, http_reply_t *out)
         out->hs_reason = 1 + HS_METHOD;
         return;
     }
-    const live_t *live = server_live(w->srv);
+    const live_t *live = dialect_live(x);
     if (!authorized(req, &live->cfg)) {
         api_error(out, 401, "unauthorized", "send the API key as Authorization: Bearer <api.key>");
         out->hs_reason = 1 + HS_UNAUTHORIZED;
@@ -172,11 +169,7 @@ void api_publish(const http_request_t *req, worker_t *w, http_reply_t *out)
     size_t i;
     json_t *v;
     json_array_foreach(list, i, v) {
-        for (const dialect_t *const *d = dialects; *d; d++)
-            if ((*d)->on_publish)
-                (*d)->on_publish(w, json_string_value(v), json_string_length(v), json_string_value(event), data_text,
-                                 strlen(data_text));
-        if (hub_publish(w, json_string_value(v), json_string_length(v), json_string_value(event), data_text,
+        if (dialect_publish_api(x, json_string_value(v), json_string_length(v), json_string_value(event), data_text,
                         strlen(data_text), &n) == 0)
             total += n;
     }

@@ -444,7 +444,7 @@ static int on_headers_complete(llhttp_t *p)
      * the server hold its bodies (issue 11). The route's handler gives its own refusal. */
     bool has_body = ((p->flags & F_CONTENT_LENGTH) && p->content_length > 0) || (p->flags & F_CHUNKED);
     const http_route_t *rt = has_body ? find_route(&h->req) : NULL;
-    if (rt && rt->authorized && !rt->authorized(&h->req, h->c->w)) {
+    if (rt && rt->authorized && !rt->authorized(&h->req, dialect_ctx_pick(h->c->w->dctx, rt->dialect))) {
         h->refuse_early = true; /* the body is read and dropped; the 401 keeps its order */
         return 0;
     }
@@ -617,7 +617,7 @@ static bool websocket_handshake(http_conn_t *h, const dialect_t *d)
 
     dialect_accept_t acc = {0};
     if (d->accept)
-        d->accept(r, h->c->w, &acc);
+        d->accept(r, dialect_ctx_pick(h->c->w->dctx, d), &acc);
     if (acc.status) {
         metrics_add(&h->c->w->metrics.handshake_failures[acc.hs_reason], 1);
         char peer[64];
@@ -642,7 +642,7 @@ static bool websocket_handshake(http_conn_t *h, const dialect_t *d)
     conn_t *c = h->c;
     conn_send_copy(c, resp, (size_t)n);
     metrics_add(&c->w->metrics.http_responses[1], 1);
-    return ws_session_start(c, d, acc.data) != NULL;
+    return ws_session_start(c, dialect_ctx_pick(c->w->dctx, d), acc.data) != NULL;
 }
 
 static const http_route_t *find_route(const http_request_t *r)
@@ -696,7 +696,7 @@ static void handle_request(http_conn_t *h)
     const http_route_t *rt = find_route(r);
     if (rt) {
         http_reply_t rep = {0};
-        rt->fn(r, h->c->w, &rep);
+        rt->fn(r, dialect_ctx_pick(h->c->w->dctx, rt->dialect), &rep);
         if (h->pending) {
             free(rep.body);
             free(rep.extra_alloc);

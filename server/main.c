@@ -24,10 +24,8 @@
 #include "wshub/auth.h"
 #include "wshub/config.h"
 #include "wshub/conn.h"
-#include "wshub/flow.h"
 #include "wshub/http.h"
 #include "wshub/hub.h"
-#include "wshub/modengine.h"
 #include "wshub/log.h"
 #include "wshub/server.h"
 #include "wshub/tls.h"
@@ -465,27 +463,15 @@ int main(int argc, char **argv)
         free_configs();
         return 1;
     }
-    modengine_t *engine = modengine_load((const char *const *)cfg->moderation_lists.items,
-                                         cfg->moderation_lists.n, cfg->moderation_no_default_list, err, sizeof err);
-    if (!engine) {
+    if (dialects_process_init(cfg, err, sizeof err) != 0) {
         fprintf(stderr, "wshubd: %s\n", err);
-        tls_server_free(srv.tls);
-        free_configs();
-        return 1;
-    }
-    srv.modengine = engine;
-    if (flow_bot_load(cfg->flow_bot_file, err, sizeof err) != 0) {
-        fprintf(stderr, "wshubd: %s\n", err);
-        flow_bot_free();
-        modengine_free(engine);
         tls_server_free(srv.tls);
         free_configs();
         return 1;
     }
     if (o.check_config) {
-        flow_bot_free();
         printf("wshubd: configuration ok (%s)\n", path ? path : "embedded default and environment");
-        modengine_free(engine);
+        dialects_process_free();
         tls_server_free(srv.tls);
         free_configs();
         return 0;
@@ -563,8 +549,7 @@ out:
     free(srv.workers);
     free(fds);
     hub_free(srv.hub);
-    modengine_free(engine);
-    flow_bot_free();
+    dialects_process_free();
     tls_server_free(srv.tls);
     free_configs();
     return rc;

@@ -19,9 +19,9 @@ static const struct page {
     {"/examples/flow.html", static__flow_html, &static__flow_html_len},
 };
 
-void static_page(const http_request_t *req, worker_t *w, http_reply_t *out)
+void static_page(const http_request_t *req, dialect_ctx_t *x, http_reply_t *out)
 {
-    (void)w;
+    (void)x;
     size_t plen;
     const char *path = http_request_path(req, &plen);
     const char *m = http_request_method(req);

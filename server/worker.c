@@ -218,6 +218,8 @@ int worker_init(worker_t *w, server_t *srv, int idx, int listen_fd)
     w->listen_fd = listen_fd;
     list_init(&w->dirty);
     mempool_init(&w->mem);
+    for (size_t i = 0; i <= DIALECT_MAX; i++)
+        w->dctx[i] = (dialect_ctx_t){.w = w, .d = i < DIALECT_MAX ? dialects[i] : NULL};
     for (int k = 0; k < DL_COUNT; k++)
         list_init(&w->deadlines[k]);
     w->rbuf = malloc(WORKER_RBUF_SIZE);
@@ -271,9 +273,10 @@ static void run(void *arg)
         log_error("listen", "worker %d: %s", w->idx, uv_strerror(r));
         return;
     }
-    for (const dialect_t *const *d = dialects; *d; d++) {
-        if ((*d)->worker_start && (r = (*d)->worker_start(w)) != 0) {
-            log_error("worker", "worker %d: %s: %s", w->idx, (*d)->name, uv_strerror(r));
+    for (size_t i = 0; dialects[i]; i++) {
+        const dialect_t *d = dialects[i];
+        if (d->worker_start && (r = d->worker_start(&w->dctx[i])) != 0) {
+            log_error("worker", "worker %d: %s: %s", w->idx, d->name, uv_strerror(r));
             return;
         }
     }
@@ -289,9 +292,9 @@ static void run(void *arg)
      * and let their callbacks run, so that uv_loop_close finds nothing open. */
     uv_walk(&w->loop, close_walk, NULL);
     uv_run(&w->loop, UV_RUN_DEFAULT);
-    for (const dialect_t *const *d = dialects; *d; d++)
-        if ((*d)->worker_stop)
-            (*d)->worker_stop(w);
+    for (size_t i = 0; dialects[i]; i++)
+        if (dialects[i]->worker_stop)
+            dialects[i]->worker_stop(&w->dctx[i]);
 }
 
 int worker_start(worker_t *w) { return uv_thread_create(&w->thread, run, w); }

@@ -25,7 +25,7 @@ struct ws_session {
     uint64_t framed;       /* of those, bytes of frames wslay has completely read */
     uint64_t frame_bytes;  /* wire size of the frame being read (header + payload) */
     bool fragmented;       /* a data message is split over frames and not complete yet */
-    const dialect_t *d;
+    dialect_ctx_t *x;      /* the dialect's context on this worker: x->d is the dialect */
     void *data;            /* the dialect's per-session state */
     const uint8_t *in;     /* input not yet handed to wslay (during ws_on_data only) */
     size_t in_len;
@@ -78,7 +78,7 @@ static ssize_t send_cb(wslay_event_context_ptr ctx, const uint8_t *data, size_t 
 static void fail(ws_session_t *s, uint16_t code, const char *reason)
 {
     if (!s->failed)
-        log_event(LOG_INFO, "ws_protocol_error", s->c->id, NULL, s->d->name, "close %u: %s", code, reason);
+        log_event(LOG_INFO, "ws_protocol_error", s->c->id, NULL, s->x->d->name, "close %u: %s", code, reason);
     s->failed = true;
     wslay_event_queue_close(s->ctx, code, (const uint8_t *)reason, strlen(reason));
     wslay_event_shutdown_read(s->ctx);
@@ -105,8 +105,8 @@ static bool rate_ok(ws_session_t *s)
         return true;
     }
     metrics_add(&s->c->w->metrics.rate_limited, 1);
-    if (s->d->on_rate_limited)
-        s->d->on_rate_limited(s);
+    if (s->x->d->on_rate_limited)
+        s->x->d->on_rate_limited(s);
     fail(s, WS_CLOSE_POLICY, "message rate exceeded");
     return false;
 }
@@ -230,8 +230,8 @@ static void on_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_
         s->fragmented = false;
         unhold(s);
         metrics_add(&s->c->w->metrics.frames_in[s->c->endpoint], 1);
-        if (s->d->on_message)
-            s->d->on_message(s, arg->opcode, arg->msg, arg->msg_length);
+        if (s->x->d->on_message)
+            s->x->d->on_message(s, arg->opcode, arg->msg, arg->msg_length);
         break;
     default:
         break; /* pings are answered by wslay; pongs need nothing */
@@ -310,21 +310,22 @@ static void pump_and_rest(ws_session_t *s)
 
 /* ------------------------------------------------------------------ conn hooks */
 
-ws_session_t *ws_session_start(conn_t *c, const dialect_t *d, void *dialect_data)
+ws_session_t *ws_session_start(conn_t *c, dialect_ctx_t *x, void *dialect_data)
 {
+    const dialect_t *d = x->d;
     /* No wslay context yet: it is made by the first frame or reply (a subscriber that only
      * receives fan-out never needs one), which saves an 8 KB allocation per handshake. */
     ws_session_t *s = mempool_alloc(&c->w->mem, sizeof *s);
     if (!s) {
         if (d->on_close && dialect_data) {
-            ws_session_t tmp = {.c = c, .d = d, .data = dialect_data};
+            ws_session_t tmp = {.c = c, .x = x, .data = dialect_data};
             d->on_close(&tmp);
         }
         conn_close(c, "out of memory (ws)");
         return NULL;
     }
     s->c = c;
-    s->d = d;
+    s->x = x;
     s->data = dialect_data;
     s->utf8 = UTF8_ACCEPT;
     s->last_rx = worker_now(c->w);
@@ -376,7 +377,7 @@ void ws_on_data(conn_t *c, const uint8_t *data, size_t len)
             if (f)
                 conn_send_copy(c, f->data, f->len);
             frame_release(&f);
-            log_event(LOG_INFO, "ws_protocol_error", c->id, NULL, s->d->name, "close 1002: invalid frame");
+            log_event(LOG_INFO, "ws_protocol_error", c->id, NULL, s->x->d->name, "close 1002: invalid frame");
         }
         conn_close_after_write(c);
         return;
@@ -409,7 +410,7 @@ void ws_on_idle(conn_t *c, bool pong_due)
     ws_session_t *s = c->u.ws;
     if (pong_due) {
         metrics_add(&c->w->metrics.ping_timeouts, 1);
-        log_event(LOG_INFO, "ws_ping_timeout", c->id, NULL, s->d->name, "nothing received after a ping");
+        log_event(LOG_INFO, "ws_ping_timeout", c->id, NULL, s->x->d->name, "nothing received after a ping");
         ws_session_close(s, WS_CLOSE_GOING_AWAY, "ping timeout");
         return;
     }
@@ -422,8 +423,8 @@ void ws_on_idle(conn_t *c, bool pong_due)
 void ws_on_shutdown(conn_t *c)
 {
     ws_session_t *s = c->u.ws;
-    if (s->d->on_shutdown)
-        s->d->on_shutdown(s);
+    if (s->x->d->on_shutdown)
+        s->x->d->on_shutdown(s);
     ws_session_close(s, WS_CLOSE_GOING_AWAY, "server shutting down");
 }
 
@@ -432,8 +433,8 @@ void ws_on_close(conn_t *c)
     ws_session_t *s = c->u.ws;
     if (!s)
         return;
-    if (s->d->on_close)
-        s->d->on_close(s);
+    if (s->x->d->on_close)
+        s->x->d->on_close(s);
     unhold(s);
     if (s->ctx)
         wslay_event_context_free(s->ctx);
@@ -532,6 +533,6 @@ void ws_session_abort(ws_session_t *s, const char *reason)
 void *ws_session_data(ws_session_t *s) { return s->data; }
 void ws_session_set_data(ws_session_t *s, void *data) { s->data = data; }
 uint64_t ws_session_id(ws_session_t *s) { return s->c->id; }
-const dialect_t *ws_session_dialect(ws_session_t *s) { return s->d; }
-worker_t *ws_session_worker(ws_session_t *s) { return s->c->w; }
+const dialect_t *ws_session_dialect(ws_session_t *s) { return s->x->d; }
+dialect_ctx_t *dialect_ctx(ws_session_t *s) { return s->x; }
 uint64_t ws_session_last_rx(ws_session_t *s) { return s->last_rx; }

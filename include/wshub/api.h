@@ -14,9 +14,9 @@
 /* Longest channel name accepted anywhere (PROTOCOLS.md §B: <= 256 bytes). */
 #define API_MAX_CHANNEL 256
 
-void api_publish(const http_request_t *req, worker_t *w, http_reply_t *out);
+void api_publish(const http_request_t *req, dialect_ctx_t *x, http_reply_t *out);
 /* The request's bearer key is api.key: checked before its body is read (http_route_t). */
-bool api_authorized(const http_request_t *req, worker_t *w);
+bool api_authorized(const http_request_t *req, dialect_ctx_t *x);
 
 /* Sets out to a JSON error {"ok":false,"error":code,"message":message}. */
 void api_error(http_reply_t *out, int status, const char *code, const char *message);

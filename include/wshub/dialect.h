@@ -1,8 +1,17 @@
 /*
  * dialect — one module per documented API (echo, service, cable, moderation, flow), as a
- * table of callbacks the WebSocket session calls. A dialect parses its API's messages and
- * speaks its envelope; it never touches sockets (it sends through ws_session_*), and the
- * session never knows which API it carries. Each dialect file exports only its table.
+ * table of callbacks. A dialect parses its API's messages and
+ * speaks its envelope; the WebSocket session never knows which API it carries, the hub
+ * never knows an envelope's format.
+ *
+ * The rule: a dialect sees the server through this header and nothing else of its
+ * internals. Its sessions through ws.h (send, close, their per-session data), requests and
+ * replies through http.h's accessors, the hub's envelope and subscription types through
+ * hub.h, its counters through metrics.h, tokens through auth.h, and everything that belongs
+ * to the worker it runs on through its context, below: its per-worker state, the clock,
+ * timers, the thread pool, memory, metrics, the configuration snapshot, publish and
+ * subscribe. A dialect never includes worker.h, server.h or conn.h, never reads another
+ * dialect's state, and exports only its table (plus the HTTP handlers its routes name).
  */
 #ifndef WSHUB_DIALECT_H
 #define WSHUB_DIALECT_H
@@ -12,12 +21,20 @@
 #include <stdint.h>
 
 #include <jansson.h>
+#include <uv.h>
 
 #include "wshub/config.h"
+#include "wshub/live.h"
+#include "wshub/metrics.h"
+#include "wshub/wtimer.h"
 
 typedef struct ws_session ws_session_t;
 typedef struct http_request http_request_t;
-typedef struct worker worker_t;
+typedef struct hub_sub hub_sub_t;
+typedef struct hub_envelope hub_envelope_t;
+/* One per worker and dialect (and one for the server's own routes): what a dialect may use
+ * of the worker it runs on. Valid from worker_start to worker_stop, on that worker only. */
+typedef struct dialect_ctx dialect_ctx_t;
 
 /* The result of a dialect's upgrade decision. */
 typedef struct dialect_accept {
@@ -31,13 +48,19 @@ typedef struct dialect_accept {
 
 typedef struct dialect {
     const char *name; /* for logs */
-    const char *path; /* request path: exact, or a prefix when path_prefix is set */
+    const char *path; /* WebSocket request path: exact, or a prefix when path_prefix is set */
     int path_prefix;  /* path is a prefix (e.g. "/ws/" for /ws/<token>) */
-    int endpoint;     /* endpoint_t, for metrics */
+    int endpoint;     /* endpoint_t: the metrics label of its sessions, nothing else */
+    /* Process-wide, on the main thread before any worker exists (e.g. load a word list):
+     * 0, or -1 with one line in err, and the daemon does not start (--check-config says the
+     * same). NULL = nothing to load. */
+    int (*process_init)(const config_t *cfg, char *err, size_t errlen);
+    /* After every worker has ended. */
+    void (*process_free)(void);
     /* Is the endpoint enabled in this configuration? NULL = always. */
     int (*enabled)(const config_t *cfg);
     /* Decides the upgrade: auth, Origin, subprotocol. NULL = accept with no subprotocol. */
-    void (*accept)(const http_request_t *req, worker_t *w, dialect_accept_t *out);
+    void (*accept)(const http_request_t *req, dialect_ctx_t *x, dialect_accept_t *out);
     /* The session is open (the 101 is queued). */
     void (*on_open)(ws_session_t *s);
     /* A complete, validated text or binary message. */
@@ -46,19 +69,70 @@ typedef struct dialect {
     void (*on_shutdown)(ws_session_t *s);
     /* The connection is gone: release the dialect's state. No sends any more. */
     void (*on_close)(ws_session_t *s);
-    /* Per-worker state (e.g. one timer per worker): set up before the worker's loop runs,
-     * released after it ended (its handles are closed by then). Returns 0 or negative. */
-    int (*worker_start)(worker_t *w);
+    /* Per-worker state (dialect_set_state, timers): on the worker's thread before its loop
+     * runs; a non-zero return (a libuv error) stops the worker. */
+    int (*worker_start)(dialect_ctx_t *x);
     /* Every publish through the server API, before its fan-out (e.g. to keep a history). */
-    void (*on_publish)(worker_t *w, const char *channel, size_t channel_len, const char *event,
+    void (*on_publish)(dialect_ctx_t *x, const char *channel, size_t channel_len, const char *event,
                        const char *data, size_t data_len);
-    void (*worker_stop)(worker_t *w);
+    /* The worker's loop has ended (its connections are gone): release the state. */
+    void (*worker_stop)(dialect_ctx_t *x);
     /* The client sends faster than limits.message_rate: send the API's error (the session
      * then closes 1008). NULL = close only. */
     void (*on_rate_limited)(ws_session_t *s);
     /* The API has a liveness rule of its own (Flow's idle timeout): no WebSocket pings. */
     int no_ws_ping;
 } dialect_t;
+
+/* ------------------------------------------------------------ the context of a dialect */
+
+/* The dialect's per-worker state (NULL until set, by worker_start). */
+void *dialect_state(const dialect_ctx_t *x);
+void dialect_set_state(dialect_ctx_t *x, void *state);
+/* The context of a session (the one of its dialect on its worker). */
+dialect_ctx_t *dialect_ctx(ws_session_t *s);
+/* 0 .. workers-1: e.g. for work that one worker does for the whole process. */
+int dialect_worker_index(const dialect_ctx_t *x);
+
+/* The loop's clock: ms, the time of the current loop iteration (uv_now). */
+uint64_t dialect_now(const dialect_ctx_t *x);
+/* One-shot timers on the worker's timer heap (wtimer.h: 50 ms resolution, cheap). */
+int dialect_timer_start(dialect_ctx_t *x, wtimer_t *t, uint64_t due_ms, wtimer_cb cb);
+void dialect_timer_stop(dialect_ctx_t *x, wtimer_t *t);
+/* A repeating libuv timer on the worker's loop, initialised and started here with t->data =
+ * x; the worker closes it with its other handles when its loop ends. */
+int dialect_repeat_start(dialect_ctx_t *x, uv_timer_t *t, uint64_t period_ms, uv_timer_cb cb);
+/* Work on libuv's thread pool; `after` runs back on this worker (uv_queue_work). */
+int dialect_queue_work(dialect_ctx_t *x, uv_work_t *req, uv_work_cb work, uv_after_work_cb after);
+
+/* Long-lived per-session objects from the worker's pool (mempool.h); freed with their size. */
+void *dialect_alloc(dialect_ctx_t *x, size_t size);
+void dialect_free(dialect_ctx_t *x, void *p, size_t size);
+
+/* The worker's metrics block (this thread is its only writer: metrics_add). */
+metrics_t *dialect_metrics(dialect_ctx_t *x);
+/* The configuration the daemon started with: for keys a reload does not change. */
+const config_t *dialect_config(const dialect_ctx_t *x);
+/* The current configuration snapshot (SIGHUP makes a new one; a snapshot stays valid): read
+ * it once per request or message and use that one throughout. */
+const live_t *dialect_live(const dialect_ctx_t *x);
+
+/* Publishes event with data (a compact JSON object text) to channel in the whole process.
+ * *delivered = subscriptions it was queued to. 0 or a negative error (out of memory). */
+int dialect_publish(dialect_ctx_t *x, const char *channel, size_t channel_len, const char *event,
+                    const char *data, size_t data_len, size_t *delivered);
+/* The same for a publish through the server API (api.c): every dialect's on_publish first. */
+int dialect_publish_api(dialect_ctx_t *x, const char *channel, size_t channel_len, const char *event,
+                        const char *data, size_t data_len, size_t *delivered);
+/* Subscribes session s to channel (hub.h: env builds the frames, variant is the
+ * subscription group's). The caller checks duplicates and authorization. NULL when out of
+ * memory: nothing was subscribed. */
+hub_sub_t *dialect_subscribe(ws_session_t *s, const char *channel, size_t len,
+                             const hub_envelope_t *env, void *variant);
+/* No message of the channel reaches the subscription once this returns. */
+void dialect_unsubscribe(ws_session_t *s, hub_sub_t *sub);
+
+/* ------------------------------------------------------------ the tables */
 
 extern const dialect_t dialect_echo;
 extern const dialect_t dialect_service;
@@ -84,5 +158,15 @@ bool dialect_str_is(const json_t *v, const char *lit);
 
 /* Every dialect, for routing; NULL-terminated. */
 extern const dialect_t *const dialects[];
+#define DIALECT_MAX 8 /* dialects[] has fewer: a worker's context array is this long */
+
+/* For the server: a worker's contexts (one per dialect in dialects[] order, then the
+ * server's own); the one of d, NULL = the server's own (its built-in routes). */
+dialect_ctx_t *dialect_ctx_pick(dialect_ctx_t *all, const dialect_t *d);
+
+/* For main.c: every dialect's process_init in order (on failure, those done are freed and
+ * err names the problem), and their process_free. */
+int dialects_process_init(const config_t *cfg, char *err, size_t errlen);
+void dialects_process_free(void);
 
 #endif

@@ -9,12 +9,9 @@
 
 #include "wshub/http.h"
 
-/* Loads flow.bot_file (NULL: the echo bot). On failure one line naming the key in err. */
-int flow_bot_load(const char *path, char *err, size_t errlen);
-void flow_bot_free(void);
 
-void flow_socket_info(const http_request_t *req, worker_t *w, http_reply_t *out);
-void flow_thread_history(const http_request_t *req, worker_t *w, http_reply_t *out);
-void flow_thread_unnoticed(const http_request_t *req, worker_t *w, http_reply_t *out);
+void flow_socket_info(const http_request_t *req, dialect_ctx_t *x, http_reply_t *out);
+void flow_thread_history(const http_request_t *req, dialect_ctx_t *x, http_reply_t *out);
+void flow_thread_unnoticed(const http_request_t *req, dialect_ctx_t *x, http_reply_t *out);
 
 #endif

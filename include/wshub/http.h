@@ -32,7 +32,8 @@ const char *http_request_query_param(const http_request_t *r, const char *name, 
 int http_request_has_query_param(const http_request_t *r, const char *name);
 const uint8_t *http_request_body(const http_request_t *r, size_t *len);
 
-typedef struct worker worker_t;
+typedef struct dialect dialect_t;
+typedef struct dialect_ctx dialect_ctx_t;
 
 /* A plain HTTP endpoint's answer. */
 typedef struct http_reply {
@@ -45,7 +46,8 @@ typedef struct http_reply {
     int hs_reason;      /* 1 + hs_reason_t to count in the refusal metrics, or 0 */
 } http_reply_t;
 
-typedef void (*http_handler_fn)(const http_request_t *req, worker_t *w, http_reply_t *out);
+/* x: the context of the route's dialect on this worker (dialect.h). */
+typedef void (*http_handler_fn)(const http_request_t *req, dialect_ctx_t *x, http_reply_t *out);
 
 /*
  * A reply that comes later (the work runs elsewhere, e.g. on the thread pool). A handler
@@ -64,15 +66,18 @@ typedef struct http_route {
     /* Are the request's credentials good? Asked when the headers are complete, before any
      * body byte is read; false = fn is called at once (it gives the API's refusal) and the
      * connection closes. NULL = no credentials, or fn checks them. */
-    bool (*authorized)(const http_request_t *req, worker_t *w);
+    bool (*authorized)(const http_request_t *req, dialect_ctx_t *x);
+    /* The API the route belongs to: its handlers get that dialect's context. NULL = the
+     * server's own (the context's state is unused). */
+    const dialect_t *dialect;
 } http_route_t;
 /* Plain HTTP endpoints of the APIs (exact paths), NULL-terminated; see server/routes.c. */
 extern const http_route_t http_routes[];
 
 /* Route handlers defined with their API's module (api_publish: api.h; flow_*: flow.h). */
-void moderation_http(const http_request_t *req, worker_t *w, http_reply_t *out); /* dialects/moderation.c */
-bool moderation_http_authorized(const http_request_t *req, worker_t *w);         /* dialects/moderation.c */
-void static_page(const http_request_t *req, worker_t *w, http_reply_t *out);     /* static.c */
+void moderation_http(const http_request_t *req, dialect_ctx_t *x, http_reply_t *out); /* dialects/moderation.c */
+bool moderation_http_authorized(const http_request_t *req, dialect_ctx_t *x);         /* dialects/moderation.c */
+void static_page(const http_request_t *req, dialect_ctx_t *x, http_reply_t *out);     /* static.c */
 
 /* Starts HTTP on a new connection; over_capacity: past limits.max_connections (503 to all
  * but /healthz and /metrics, then close). */

@@ -1,7 +1,7 @@
 /*
  * server — the process-wide state the workers share, read-only once they run:
  * the configuration, the TLS context, the workers themselves.
- * Built by main.c, never touched by dialects.
+ * Built by main.c; dialects never see it (dialect.h gives them what they may use).
  */
 #ifndef WSHUB_SERVER_H
 #define WSHUB_SERVER_H
@@ -10,26 +10,16 @@
 #include <stddef.h>
 
 #include "wshub/config.h"
+#include "wshub/live.h"
 
 typedef struct worker worker_t;
 typedef struct tls_server tls_server_t;
 typedef struct hub hub_t;
-typedef struct auth_verifier auth_verifier_t;
-typedef struct modengine modengine_t;
-
-/* A loaded configuration with what is derived from it; SIGHUP makes a new one. Superseded
- * ones are kept until exit: a worker may still be reading one (reloads are rare). */
-typedef struct live {
-    config_t cfg;
-    auth_verifier_t *auth;
-    struct live *prev;
-} live_t;
 
 typedef struct server {
     const config_t *cfg;   /* the startup configuration: listen, workers, limits, tls */
     _Atomic(live_t *) live; /* the latest (re)loaded one: read keys and allow-lists here */
     hub_t *hub;
-    const modengine_t *modengine; /* API A's classifier, loaded at start, read-only */
     tls_server_t *tls;     /* NULL for plain TCP */
     worker_t **workers;
     size_t nworkers;

@@ -15,12 +15,14 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "wshub/dialect.h"
 #include "wshub/list.h"
 #include "wshub/mempool.h"
 #include "wshub/metrics.h"
 #include "wshub/server.h"
 
 typedef struct hub_local hub_local_t;
+typedef struct worker worker_t;
 typedef struct wtimer wtimer_t;
 
 /* Deadline lists. Every connection in one list waits with the same timeout, so a list is
@@ -37,6 +39,13 @@ typedef enum {
 } deadline_kind_t;
 
 #define WORKER_RBUF_SIZE (64 * 1024)
+
+/* dialect.h's context: what one dialect may use of one worker. */
+struct dialect_ctx {
+    worker_t *w;
+    const dialect_t *d; /* NULL: the server's own routes */
+    void *state;        /* dialect_set_state */
+};
 
 struct worker {
     uv_loop_t loop;
@@ -61,7 +70,8 @@ struct worker {
     list_node_t dirty;    /* connections with output to flush */
     list_node_t deadlines[DL_COUNT];
     hub_local_t *hub;     /* this worker's channels and mailbox */
-    void *dialect_state[EP_COUNT]; /* per-worker state of each dialect (dialect_t.worker_start) */
+    dialect_ctx_t dctx[DIALECT_MAX + 1]; /* each dialect's context, in dialects[] order, then the
+                                            server's own (dialect_ctx_pick) */
     wtimer_t **timers;    /* wtimer.h heap */
     uint32_t ntimers, timers_cap;
     uint64_t conn_seq;

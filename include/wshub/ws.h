@@ -20,7 +20,6 @@
 
 typedef struct conn conn_t;
 typedef struct ws_session ws_session_t;
-typedef struct worker worker_t;
 
 /* RFC 6455 §7.4.1 status codes used here. */
 enum {
@@ -35,7 +34,7 @@ enum {
 };
 
 /* Creates the session and hands the connection to it (the 101 must already be queued). */
-ws_session_t *ws_session_start(conn_t *c, const dialect_t *d, void *dialect_data);
+ws_session_t *ws_session_start(conn_t *c, dialect_ctx_t *x, void *dialect_data);
 
 /* Called by conn. */
 void ws_on_data(conn_t *c, const uint8_t *data, size_t len);
@@ -61,7 +60,6 @@ void *ws_session_data(ws_session_t *s);
 void ws_session_set_data(ws_session_t *s, void *data);
 uint64_t ws_session_id(ws_session_t *s);
 const dialect_t *ws_session_dialect(ws_session_t *s);
-worker_t *ws_session_worker(ws_session_t *s);
 /* uv_now() ms of the last frame received (any frame, control frames too), or of the upgrade. */
 uint64_t ws_session_last_rx(ws_session_t *s);
 

@@ -30,9 +30,7 @@
 #include "wshub/hub.h"
 #include "wshub/log.h"
 #include "wshub/metrics.h"
-#include "wshub/server.h"
 #include "wshub/strmap.h"
-#include "wshub/worker.h"
 #include "wshub/ws.h"
 
 #define MAX_IDENTIFIER 1024
@@ -64,7 +62,7 @@ typedef struct cable_worker {
 
 typedef struct cable {
     ws_session_t *s;
-    worker_t *w;
+    dialect_ctx_t *x;
     int64_t member;      /* the token's community member */
     const char *failure; /* auth or Origin refused: disconnect unauthorized, close 1000 */
     list_node_t node;
@@ -72,7 +70,7 @@ typedef struct cable {
     uint32_t nsubs;
 } cable_t;
 
-static cable_worker_t *state(worker_t *w) { return w->dialect_state[EP_CABLE]; }
+static cable_worker_t *state(dialect_ctx_t *x) { return dialect_state(x); }
 
 /* ------------------------------------------------------------------ frames */
 
@@ -279,8 +277,8 @@ static hub_sub_t *find_sub(cable_t *v, const char *raw, size_t len)
 static void drop_sub(cable_t *v, hub_sub_t *sub)
 {
     ident_t *id = sub->variant;
-    hub_unsubscribe(v->w, sub);
-    ident_put(state(v->w), id);
+    dialect_unsubscribe(v->s, sub);
+    ident_put(state(v->x), id);
     v->nsubs--;
 }
 
@@ -292,18 +290,18 @@ static void cmd_subscribe(cable_t *v, const char *raw, size_t len)
         return; /* a duplicate is not confirmed twice (the official client retries until confirmed) */
     json_t *params = len <= MAX_IDENTIFIER ? json_loadb(raw, len, DIALECT_JSON_FLAGS, NULL) : NULL;
     char queue[API_MAX_CHANNEL + 1];
-    bool ok = json_is_object(params) && queue_for(v, params, queue, sizeof queue) && v->nsubs < (size_t)v->w->cfg->cable_max_subscriptions;
+    bool ok = json_is_object(params) && queue_for(v, params, queue, sizeof queue) && v->nsubs < (size_t)dialect_config(v->x)->cable_max_subscriptions;
     json_decref(params);
     if (!ok) {
         send_subscription_reply(v, raw, len, "reject_subscription");
         return;
     }
-    const live_t *live = server_live(v->w->srv);
-    ident_t *id = ident_get(state(v->w), raw, len, live->cfg.cable_event_envelope == CABLE_ENVELOPE_FLAT);
-    hub_sub_t *sub = id ? hub_subscribe(v->w, queue, strlen(queue), v->s, &envelope, id) : NULL;
+    const live_t *live = dialect_live(v->x);
+    ident_t *id = ident_get(state(v->x), raw, len, live->cfg.cable_event_envelope == CABLE_ENVELOPE_FLAT);
+    hub_sub_t *sub = id ? dialect_subscribe(v->s, queue, strlen(queue), &envelope, id) : NULL;
     if (!sub) {
         if (id)
-            ident_put(state(v->w), id);
+            ident_put(state(v->x), id);
         send_subscription_reply(v, raw, len, "reject_subscription");
         return;
     }
@@ -337,17 +335,17 @@ static void on_message(ws_session_t *s, int opcode, const uint8_t *msg, size_t l
 
 /* ------------------------------------------------------------------ session */
 
-static void accept_upgrade(const http_request_t *req, worker_t *w, dialect_accept_t *out)
+static void accept_upgrade(const http_request_t *req, dialect_ctx_t *x, dialect_accept_t *out)
 {
-    const live_t *live = server_live(w->srv);
-    cable_t *v = mempool_alloc(&w->mem, sizeof *v);
+    const live_t *live = dialect_live(x);
+    cable_t *v = dialect_alloc(x, sizeof *v);
     if (!v) {
         out->status = 503;
         out->hs_reason = HS_OVER_CAPACITY;
         out->why = "out of memory";
         return;
     }
-    v->w = w;
+    v->x = x;
     list_init(&v->node);
     list_init(&v->subs);
     if (http_request_header_has_token(req, "Sec-WebSocket-Protocol", PROTOCOL))
@@ -358,7 +356,7 @@ static void accept_upgrade(const http_request_t *req, worker_t *w, dialect_accep
     const char *origin = http_request_header(req, "Origin", &olen);
     if (!auth_origin_allowed(&live->cfg.cable_allowed_origins, origin, olen)) {
         if (live->cfg.cable_origin_failure == CABLE_ORIGIN_HTTP403) { /* http.c counts the refusal */
-            mempool_free(&w->mem, v, sizeof *v);
+            dialect_free(x, v, sizeof *v);
             out->data = NULL;
             out->subprotocol = NULL;
             out->status = 403;
@@ -367,7 +365,7 @@ static void accept_upgrade(const http_request_t *req, worker_t *w, dialect_accep
             out->body = strdup("{\"type\":\"disconnect\",\"reason\":\"unauthorized\",\"reconnect\":false}");
             return;
         }
-        metrics_add(&w->metrics.handshake_failures[HS_FORBIDDEN_ORIGIN], 1);
+        metrics_add(&dialect_metrics(x)->handshake_failures[HS_FORBIDDEN_ORIGIN], 1);
         v->failure = "origin not allowed";
         return;
     }
@@ -379,8 +377,8 @@ static void accept_upgrade(const http_request_t *req, worker_t *w, dialect_accep
         r = AUTH_MALFORMED; /* no member (or an unreadable one): the token names nobody Circle knows */
     auth_claims_clear(&claims);
     if (r != AUTH_OK) {
-        metrics_add(&w->metrics.auth_failures[r], 1);
-        metrics_add(&w->metrics.handshake_failures[HS_UNAUTHORIZED], 1);
+        metrics_add(&dialect_metrics(x)->auth_failures[r], 1);
+        metrics_add(&dialect_metrics(x)->handshake_failures[HS_UNAUTHORIZED], 1);
         v->failure = auth_reason_names[r];
     }
 }
@@ -411,7 +409,7 @@ static void on_open(ws_session_t *s)
     char sid[22];
     make_sid(sid);
     send_json(v, json_pack("{s:s, s:s}", "type", "welcome", "sid", sid));
-    cable_worker_t *cw = state(v->w);
+    cable_worker_t *cw = state(v->x);
     list_insert_tail(&cw->slices[cw->next_join++ % PING_SLICES], &v->node);
 }
 
@@ -430,7 +428,7 @@ static void on_close(ws_session_t *s)
     list_remove(&v->node);
     while (!list_empty(&v->subs))
         drop_sub(v, container_of(v->subs.next, hub_sub_t, owner_node));
-    mempool_free(&v->w->mem, v, sizeof *v);
+    dialect_free(v->x, v, sizeof *v);
     ws_session_set_data(s, NULL);
 }
 
@@ -439,8 +437,8 @@ static void on_close(ws_session_t *s)
 /* One frame per tick for one slice of the worker's sessions: {"type":"ping","message":<unix s>}. */
 static void on_ping(uv_timer_t *t)
 {
-    worker_t *w = t->data;
-    cable_worker_t *cw = state(w);
+    dialect_ctx_t *x = t->data;
+    cable_worker_t *cw = state(x);
     list_node_t *slice = &cw->slices[cw->next_slice++ % PING_SLICES];
     if (list_empty(slice))
         return;
@@ -454,30 +452,28 @@ static void on_ping(uv_timer_t *t)
     frame_release(&f);
 }
 
-static int cable_worker_start(worker_t *w)
+static int cable_worker_start(dialect_ctx_t *x)
 {
     cable_worker_t *cw = calloc(1, sizeof *cw);
     if (!cw)
         return UV_ENOMEM;
     for (int i = 0; i < PING_SLICES; i++)
         list_init(&cw->slices[i]);
-    uv_timer_init(&w->loop, &cw->ping);
-    cw->ping.data = w;
-    w->dialect_state[EP_CABLE] = cw;
-    uint64_t tick = w->cfg->cable_ping_interval_ms / PING_SLICES;
+    dialect_set_state(x, cw);
+    uint64_t tick = dialect_config(x)->cable_ping_interval_ms / PING_SLICES;
     if (tick == 0)
         tick = 1;
-    return uv_timer_start(&cw->ping, on_ping, tick, tick);
+    return dialect_repeat_start(x, &cw->ping, tick, on_ping);
 }
 
-static void cable_worker_stop(worker_t *w)
+static void cable_worker_stop(dialect_ctx_t *x)
 {
-    cable_worker_t *cw = state(w);
+    cable_worker_t *cw = state(x);
     if (!cw)
         return;
     strmap_clear(&cw->idents); /* empty: every session dropped its identifiers on close */
     free(cw);
-    w->dialect_state[EP_CABLE] = NULL;
+    dialect_set_state(x, NULL);
 }
 
 /* Faster than limits.message_rate: Action Cable's goodbye, then ws_session closes 1008. A

@@ -38,3 +38,23 @@ bool dialect_str_is(const json_t *v, const char *lit)
     const char *s = dialect_cstr(v);
     return s && strcmp(s, lit) == 0;
 }
+
+int dialects_process_init(const config_t *cfg, char *err, size_t errlen)
+{
+    for (const dialect_t *const *d = dialects; *d; d++) {
+        if ((*d)->process_init && (*d)->process_init(cfg, err, errlen) != 0) {
+            while (d-- > dialects)
+                if ((*d)->process_free)
+                    (*d)->process_free();
+            return -1;
+        }
+    }
+    return 0;
+}
+
+void dialects_process_free(void)
+{
+    for (const dialect_t *const *d = dialects; *d; d++)
+        if ((*d)->process_free)
+            (*d)->process_free();
+}

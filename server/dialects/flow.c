@@ -31,9 +31,7 @@
 #include "wshub/hub.h"
 #include "wshub/log.h"
 #include "wshub/metrics.h"
-#include "wshub/server.h"
 #include "wshub/strmap.h"
-#include "wshub/worker.h"
 #include "wshub/ws.h"
 #include "wshub/wtimer.h"
 
@@ -217,19 +215,19 @@ static void trim_total(const config_t *cfg, metrics_t *mt)
 }
 
 /* Frees expired tickets, and threads without a socket quiet for flow.thread_ttl_s. */
-static void sweep(worker_t *w)
+static void sweep(dialect_ctx_t *x)
 {
-    const config_t *cfg = &server_live(w->srv)->cfg;
+    const config_t *cfg = &dialect_live(x)->cfg;
     uint64_t now = now_ms(), ttl = (uint64_t)cfg->flow_thread_ttl_s * 1000;
     uv_mutex_lock(&G.lock);
-    purge_tickets(now, &w->metrics);
+    purge_tickets(now, dialect_metrics(x));
     for (list_node_t *n = G.lru.next; n != &G.lru;) {
         thread_log_t *t = container_of(n, thread_log_t, lru);
         n = n->next;
         if (now - t->active_ms < ttl)
             break; /* the rest were active later */
         if (!t->sockets)
-            thread_free(t, &w->metrics, FLOW_DROP_EXPIRED);
+            thread_free(t, dialect_metrics(x), FLOW_DROP_EXPIRED);
     }
     publish_gauges();
     uv_mutex_unlock(&G.lock);
@@ -274,9 +272,9 @@ static json_t *history_entry(const char *type, json_t *payload)
 }
 
 /* Appends to a thread's bounded history (as text: the log outlives the caller's JSON). */
-static void history_add(worker_t *w, const char *thread, const char *type, json_t *payload)
+static void history_add(dialect_ctx_t *x, const char *thread, const char *type, json_t *payload)
 {
-    const config_t *cfg = &server_live(w->srv)->cfg;
+    const config_t *cfg = &dialect_live(x)->cfg;
     if (cfg->flow_history_limit <= 0)
         return;
     json_t *entry = history_entry(type, payload);
@@ -289,7 +287,7 @@ static void history_add(worker_t *w, const char *thread, const char *type, json_
     json_decref(entry);
     if (!h)
         return;
-    metrics_t *mt = &w->metrics;
+    metrics_t *mt = dialect_metrics(x);
     uv_mutex_lock(&G.lock);
     thread_log_t *t = thread_get(thread, strlen(thread), mt);
     if (t && t->n == t->cap) {
@@ -391,7 +389,7 @@ static json_t *bot_reply(const char *thread, json_t *payload)
     return r;
 }
 
-int flow_bot_load(const char *path, char *err, size_t errlen)
+static int flow_bot_load(const char *path, char *err, size_t errlen)
 {
     uv_once(&g_once, g_init);
     if (!path)
@@ -428,7 +426,7 @@ int flow_bot_load(const char *path, char *err, size_t errlen)
     return 0;
 }
 
-void flow_bot_free(void)
+static void flow_bot_free(void)
 {
     for (size_t i = 0; i < G.nrules; i++) {
         free(G.rules[i].match);
@@ -489,7 +487,7 @@ static frame_t *build_frame(const hub_msg_t *m)
 static const hub_envelope_t envelope = {.slot = EP_FLOW, .build = build_frame};
 
 /* Publishes through the API to thread:<id> are kept in that thread's history too. */
-static void on_publish(worker_t *w, const char *channel, size_t len, const char *event, const char *data,
+static void on_publish(dialect_ctx_t *x, const char *channel, size_t len, const char *event, const char *data,
                        size_t dlen)
 {
     size_t plen = strlen(THREAD_PREFIX);
@@ -502,7 +500,7 @@ static void on_publish(worker_t *w, const char *channel, size_t len, const char 
     const char *type;
     json_t *payload = d ? published_payload(thread, event, d, &type) : NULL;
     if (payload && strcmp(type, "message.received") == 0)
-        history_add(w, thread, type, payload);
+        history_add(x, thread, type, payload);
     json_decref(payload);
     json_decref(d);
 }
@@ -611,9 +609,9 @@ static bool client_ok(const config_t *cfg, const char *client_id, http_reply_t *
     return true;
 }
 
-void flow_socket_info(const http_request_t *req, worker_t *w, http_reply_t *out)
+void flow_socket_info(const http_request_t *req, dialect_ctx_t *x, http_reply_t *out)
 {
-    const config_t *cfg = &server_live(w->srv)->cfg;
+    const config_t *cfg = &dialect_live(x)->cfg;
     if (preflight(req, cfg, out, "GET, OPTIONS"))
         return;
     if (strcmp(http_request_method(req), "GET") != 0) {
@@ -654,7 +652,7 @@ void flow_socket_info(const http_request_t *req, worker_t *w, http_reply_t *out)
     uint64_t now = now_ms();
     t->expires_ms = now + cfg->flow_token_ttl_ms;
     uv_mutex_lock(&G.lock);
-    purge_tickets(now, &w->metrics);
+    purge_tickets(now, dialect_metrics(x));
     bool full = G.tickets.count >= (size_t)cfg->flow_max_tickets;
     bool ok = !full && (t->e = strmap_insert(&G.tickets, token, 32, t)) != NULL;
     if (ok)
@@ -664,7 +662,7 @@ void flow_socket_info(const http_request_t *req, worker_t *w, http_reply_t *out)
     if (!ok) {
         ticket_free(t);
         if (full) {
-            metrics_add(&w->metrics.flow_ticket_refusals, 1);
+            metrics_add(&dialect_metrics(x)->flow_ticket_refusals, 1);
             reply_error(out, 503, "too many unused endpoints (flow.max_tickets): try again later");
         } else {
             reply_error(out, 500, "out of memory");
@@ -687,9 +685,9 @@ void flow_socket_info(const http_request_t *req, worker_t *w, http_reply_t *out)
     reply(out, 200, "ok", json_pack("{s:s}", "endpoint", endpoint));
 }
 
-static void history_reply(const http_request_t *req, worker_t *w, http_reply_t *out, bool unnoticed)
+static void history_reply(const http_request_t *req, dialect_ctx_t *x, http_reply_t *out, bool unnoticed)
 {
-    const config_t *cfg = &server_live(w->srv)->cfg;
+    const config_t *cfg = &dialect_live(x)->cfg;
     if (preflight(req, cfg, out, "GET, OPTIONS"))
         return;
     if (!cors(req, cfg, out))
@@ -716,14 +714,14 @@ static void history_reply(const http_request_t *req, worker_t *w, http_reply_t *
     reply(out, 200, "ok", json_pack("{s:s, s:o}", "threadId", thread_id, unnoticed ? "unnoticed" : "history", items));
 }
 
-void flow_thread_history(const http_request_t *req, worker_t *w, http_reply_t *out)
+void flow_thread_history(const http_request_t *req, dialect_ctx_t *x, http_reply_t *out)
 {
-    history_reply(req, w, out, false);
+    history_reply(req, x, out, false);
 }
 
-void flow_thread_unnoticed(const http_request_t *req, worker_t *w, http_reply_t *out)
+void flow_thread_unnoticed(const http_request_t *req, dialect_ctx_t *x, http_reply_t *out)
 {
-    history_reply(req, w, out, true);
+    history_reply(req, x, out, true);
 }
 
 /* ------------------------------------------------------------------ the socket */
@@ -733,7 +731,7 @@ void flow_thread_unnoticed(const http_request_t *req, worker_t *w, http_reply_t 
 typedef struct flow_reply {
     wtimer_t timer;
     list_node_t node;   /* in the worker's pending replies (flow_worker_t) */
-    worker_t *w;
+    dialect_ctx_t *x;
     char *thread;
     json_t *payload;
 } flow_reply_t;
@@ -745,7 +743,7 @@ typedef struct flow_worker {
 
 typedef struct flow {
     ws_session_t *s;
-    worker_t *w;
+    dialect_ctx_t *x;
     char *client_id, *session_id;
     char *thread;        /* the thread this socket belongs to, or NULL */
     thread_log_t *log;   /* its log, counting this socket (NULL when out of memory) */
@@ -763,10 +761,10 @@ static void send_error(flow_t *v, const char *message)
 static void leave(flow_t *v)
 {
     if (v->sub)
-        hub_unsubscribe(v->w, v->sub);
+        dialect_unsubscribe(v->s, v->sub);
     v->sub = NULL;
     if (v->log)
-        thread_sockets(NULL, v->log, -1, &v->w->metrics);
+        thread_sockets(NULL, v->log, -1, dialect_metrics(v->x));
     v->log = NULL;
     free(v->thread);
     v->thread = NULL;
@@ -781,25 +779,25 @@ static void join(flow_t *v, const char *thread)
     char ch[MAX_ID + 16];
     int n = snprintf(ch, sizeof ch, THREAD_PREFIX "%s", thread);
     if (v->thread && n > 0 && (size_t)n < sizeof ch)
-        v->sub = hub_subscribe(v->w, ch, (size_t)n, v->s, &envelope, NULL);
+        v->sub = dialect_subscribe(v->s, ch, (size_t)n, &envelope, NULL);
     if (!v->sub) { /* the thread's messages would never arrive: say so (a later send retries) */
         send_error(v, "could not join the thread (out of memory)");
         free(v->thread);
         v->thread = NULL;
         return;
     }
-    v->log = thread_sockets(thread, NULL, +1, &v->w->metrics);
+    v->log = thread_sockets(thread, NULL, +1, dialect_metrics(v->x));
 }
 
-static void publish_reply(worker_t *w, const char *thread, json_t *payload)
+static void publish_reply(dialect_ctx_t *x, const char *thread, json_t *payload)
 {
-    history_add(w, thread, "message.received", payload);
+    history_add(x, thread, "message.received", payload);
     char *text = json_dumps(payload, JSON_COMPACT);
     char ch[MAX_ID + 16];
     int n = snprintf(ch, sizeof ch, THREAD_PREFIX "%s", thread);
     size_t delivered;
     if (text && n > 0 && (size_t)n < sizeof ch)
-        hub_publish(w, ch, (size_t)n, "message.received", text, strlen(text), &delivered);
+        dialect_publish(x, ch, (size_t)n, "message.received", text, strlen(text), &delivered);
     free(text);
 }
 
@@ -814,7 +812,7 @@ static void reply_free(flow_reply_t *r)
 static void on_reply_due(wtimer_t *t)
 {
     flow_reply_t *r = container_of(t, flow_reply_t, timer);
-    publish_reply(r->w, r->thread, r->payload);
+    publish_reply(r->x, r->thread, r->payload);
     reply_free(r);
 }
 
@@ -837,15 +835,15 @@ static void cmd_send(flow_t *v, json_t *payload)
     if (!json_is_object(json_object_get(delivered, "metadata")))
         json_object_set_new(delivered, "metadata", json_object());
     join(v, tid);
-    history_add(v->w, tid, "message.send", delivered);
+    history_add(v->x, tid, "message.send", delivered);
     send_json(v, json_pack("{s:s, s:o}", "type", "message.delivered", "payload", delivered));
 
     json_t *answer = bot_reply(tid, payload);
     if (!answer)
         return;
-    uint32_t delay = server_live(v->w->srv)->cfg.flow_reply_delay_ms;
+    uint32_t delay = dialect_live(v->x)->cfg.flow_reply_delay_ms;
     if (!delay) {
-        publish_reply(v->w, tid, answer);
+        publish_reply(v->x, tid, answer);
         json_decref(answer);
         return;
     }
@@ -855,10 +853,10 @@ static void cmd_send(flow_t *v, json_t *payload)
         json_decref(answer);
         return;
     }
-    r->w = v->w;
+    r->x = v->x;
     r->payload = answer;
-    list_insert_tail(&((flow_worker_t *)v->w->dialect_state[EP_FLOW])->replies, &r->node);
-    if (wtimer_start(v->w, &r->timer, worker_now(v->w) + delay, on_reply_due) != 0) {
+    list_insert_tail(&((flow_worker_t *)dialect_state(v->x))->replies, &r->node);
+    if (dialect_timer_start(v->x, &r->timer, dialect_now(v->x) + delay, on_reply_due) != 0) {
         on_reply_due(&r->timer); /* no timer (out of memory): the reply now, never lost */
         return;
     }
@@ -903,7 +901,7 @@ static void on_idle(wtimer_t *t);
  * never time out: it is closed instead (1011). */
 static void arm_idle(flow_t *v, uint64_t after)
 {
-    if (wtimer_start(v->w, &v->idle, worker_now(v->w) + after, on_idle) == 0)
+    if (dialect_timer_start(v->x, &v->idle, dialect_now(v->x) + after, on_idle) == 0)
         return;
     send_error(v, "the idle timeout could not be scheduled (out of memory)");
     ws_session_close(v->s, WS_CLOSE_INTERNAL, "out of memory");
@@ -913,8 +911,8 @@ static void arm_idle(flow_t *v, uint64_t after)
 static void on_idle(wtimer_t *t)
 {
     flow_t *v = container_of(t, flow_t, idle);
-    uint64_t limit = server_live(v->w->srv)->cfg.flow_idle_timeout_ms;
-    uint64_t quiet = worker_now(v->w) - ws_session_last_rx(v->s);
+    uint64_t limit = dialect_live(v->x)->cfg.flow_idle_timeout_ms;
+    uint64_t quiet = dialect_now(v->x) - ws_session_last_rx(v->s);
     if (quiet < limit)
         arm_idle(v, limit - quiet);
     else
@@ -929,9 +927,9 @@ static void refuse(dialect_accept_t *out, int status, const char *message, int r
     out->why = message;
 }
 
-static void accept_upgrade(const http_request_t *req, worker_t *w, dialect_accept_t *out)
+static void accept_upgrade(const http_request_t *req, dialect_ctx_t *x, dialect_accept_t *out)
 {
-    const config_t *cfg = &server_live(w->srv)->cfg;
+    const config_t *cfg = &dialect_live(x)->cfg;
     size_t olen = 0, plen;
     const char *origin = http_request_header(req, "Origin", &olen);
     if (origin && !auth_origin_allowed(&cfg->flow_allowed_origins, origin, olen)) {
@@ -967,7 +965,7 @@ static void accept_upgrade(const http_request_t *req, worker_t *w, dialect_accep
     v->thread = NULL;
     char *thread = t->thread_id;
     free(t);
-    v->w = w;
+    v->x = x;
     out->data = v;
     /* The thread announced to socket.info is joined on open. */
     if (thread)
@@ -978,14 +976,14 @@ static void on_open(ws_session_t *s)
 {
     flow_t *v = ws_session_data(s);
     v->s = s;
-    v->w = ws_session_worker(s);
+    v->x = dialect_ctx(s);
     if (v->thread) {
         char *t = v->thread;
         v->thread = NULL;
         join(v, t);
         free(t);
     }
-    arm_idle(v, server_live(v->w->srv)->cfg.flow_idle_timeout_ms);
+    arm_idle(v, dialect_live(v->x)->cfg.flow_idle_timeout_ms);
 }
 
 static void on_close(ws_session_t *s)
@@ -994,7 +992,7 @@ static void on_close(ws_session_t *s)
     if (!v)
         return;
     if (v->s) {
-        wtimer_stop(v->w, &v->idle);
+        dialect_timer_stop(v->x, &v->idle);
         leave(v);
     }
     free(v->thread);
@@ -1006,37 +1004,44 @@ static void on_close(ws_session_t *s)
 
 static void on_sweep(uv_timer_t *t) { sweep(t->data); }
 
-static int flow_worker_start(worker_t *w)
+/* The bot rules (flow.bot_file), loaded before the workers start. */
+static int flow_process_init(const config_t *cfg, char *err, size_t errlen)
+{
+    if (flow_bot_load(cfg->flow_bot_file, err, errlen) == 0)
+        return 0;
+    flow_bot_free();
+    return -1;
+}
+
+static int flow_worker_start(dialect_ctx_t *x)
 {
     flow_worker_t *fw = calloc(1, sizeof *fw);
     if (!fw)
         return UV_ENOMEM;
     list_init(&fw->replies);
-    w->dialect_state[EP_FLOW] = fw;
+    dialect_set_state(x, fw);
     uv_once(&g_once, g_init);
     uv_mutex_lock(&G.lock);
     G.users++;
     uv_mutex_unlock(&G.lock);
-    if (w->idx != 0)
+    if (dialect_worker_index(x) != 0)
         return 0;
     /* Expired tickets are freed even when no request comes to purge them (issue 11). */
-    uv_timer_init(&w->loop, &fw->sweep);
-    fw->sweep.data = w;
-    return uv_timer_start(&fw->sweep, on_sweep, SWEEP_MS, SWEEP_MS);
+    return dialect_repeat_start(x, &fw->sweep, SWEEP_MS, on_sweep);
 }
 
-static void flow_worker_stop(worker_t *w)
+static void flow_worker_stop(dialect_ctx_t *x)
 {
-    flow_worker_t *fw = w->dialect_state[EP_FLOW];
+    flow_worker_t *fw = dialect_state(x);
     if (fw) {
         /* Replies still waiting when the worker stops have nobody left to reach. */
         while (!list_empty(&fw->replies)) {
             flow_reply_t *r = container_of(fw->replies.next, flow_reply_t, node);
-            wtimer_stop(w, &r->timer);
+            dialect_timer_stop(x, &r->timer);
             reply_free(r);
         }
         free(fw);
-        w->dialect_state[EP_FLOW] = NULL;
+        dialect_set_state(x, NULL);
     }
     uv_mutex_lock(&G.lock);
     if (--G.users == 0)
@@ -1059,6 +1064,8 @@ const dialect_t dialect_flow = {
     .path = "/ws/",
     .path_prefix = 1,
     .endpoint = EP_FLOW,
+    .process_init = flow_process_init,
+    .process_free = flow_bot_free,
     .accept = accept_upgrade,
     .on_open = on_open,
     .on_message = on_message,

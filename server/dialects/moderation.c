@@ -28,8 +28,6 @@
 #include "wshub/log.h"
 #include "wshub/metrics.h"
 #include "wshub/modengine.h"
-#include "wshub/server.h"
-#include "wshub/worker.h"
 #include "wshub/ws.h"
 #include "wshub/wtimer.h"
 
@@ -40,7 +38,7 @@
 
 typedef struct mod_sess {
     ws_session_t *s; /* NULL once the connection is gone */
-    worker_t *w;
+    dialect_ctx_t *x;
     uint32_t inflight; /* requests waiting for their answers */
     uint32_t refs;     /* the session + each job that points here */
     bool refused;      /* bad key: the upgrade completes, then the connection is aborted */
@@ -48,7 +46,7 @@ typedef struct mod_sess {
 
 typedef struct mod_job {
     uv_work_t work;
-    worker_t *w;
+    dialect_ctx_t *x;
     mod_sess_t *sess;        /* WebSocket origin, or NULL */
     http_pending_t *pending; /* HTTP origin, or NULL */
     const modengine_t *engine;
@@ -64,6 +62,9 @@ typedef struct mod_job {
 typedef struct mod_worker {
     list_node_t delayed;     /* mod_job_t.node: answers held back by moderation.delay_ms */
 } mod_worker_t;
+
+/* The classifier: loaded before the workers start, read-only (shared by the pool threads). */
+static modengine_t *engine;
 
 /* ------------------------------------------------------------------ answers */
 
@@ -167,7 +168,7 @@ static const char *action_of(json_t *scores)
 static void after_work(uv_work_t *req, int status)
 {
     mod_job_t *j = container_of(req, mod_job_t, work);
-    metrics_t *mt = &j->w->metrics;
+    metrics_t *mt = dialect_metrics(j->x);
     (void)status; /* UV_ECANCELED never happens: nothing cancels these */
     metrics_add(&mt->mod_latency_sum_us, j->compute_us);
     metrics_add(&mt->mod_latency_count, 1);
@@ -178,15 +179,15 @@ static void after_work(uv_work_t *req, int status)
     int a = !action ? 3 : strcmp(action, "pass") == 0 ? 0 : strcmp(action, "flag") == 0 ? 1 : 2;
     metrics_add(&mt->mod_answers[a], 1);
 
-    uint32_t delay = server_live(j->w->srv)->cfg.moderation_delay_ms;
+    uint32_t delay = dialect_live(j->x)->cfg.moderation_delay_ms;
     if (delay) {
         /* Answers overtake one another, as they can with the real service. */
         uint32_t r;
         if (RAND_bytes((unsigned char *)&r, sizeof r) != 1)
             r = (uint32_t)rand();
-        mod_worker_t *mw = j->w->dialect_state[EP_MODERATION];
+        mod_worker_t *mw = dialect_state(j->x);
         /* Without a timer (out of memory) the answer goes out now, never parked (issue 11). */
-        if (wtimer_start(j->w, &j->delay, worker_now(j->w) + r % (delay + 1), on_delay) == 0) {
+        if (dialect_timer_start(j->x, &j->delay, dialect_now(j->x) + r % (delay + 1), on_delay) == 0) {
             list_insert_tail(&mw->delayed, &j->node);
             return;
         }
@@ -209,9 +210,9 @@ static size_t code_points(const char *s, size_t len)
  * Validates a request body and starts a job. Returns NULL with *error set (a message) when
  * the request is invalid; *reference gets the reference to echo (new reference, or NULL).
  */
-static mod_job_t *start_job(worker_t *w, const char *body, size_t len, json_t **reference, const char **error)
+static mod_job_t *start_job(dialect_ctx_t *x, const char *body, size_t len, json_t **reference, const char **error)
 {
-    const live_t *live = server_live(w->srv);
+    const live_t *live = dialect_live(x);
     *reference = NULL;
     json_t *root = json_loadb(body, len, DIALECT_JSON_FLAGS, NULL);
     if (!json_is_object(root)) {
@@ -244,8 +245,8 @@ static mod_job_t *start_job(worker_t *w, const char *body, size_t len, json_t **
     }
     memcpy(j->sample, json_string_value(sample), slen + 1);
     j->len = slen;
-    j->w = w;
-    j->engine = w->srv->modengine;
+    j->x = x;
+    j->engine = engine;
     j->reference = json_incref(*reference);
     json_decref(root);
     return j;
@@ -253,8 +254,8 @@ static mod_job_t *start_job(worker_t *w, const char *body, size_t len, json_t **
 
 static int queue_job(mod_job_t *j)
 {
-    metrics_add(&j->w->metrics.mod_requests, 1);
-    return uv_queue_work(&j->w->loop, &j->work, work, after_work);
+    metrics_add(&dialect_metrics(j->x)->mod_requests, 1);
+    return dialect_queue_work(j->x, &j->work, work, after_work);
 }
 
 /* Is this the right key? Compared in constant time against every configured key. */
@@ -285,9 +286,9 @@ static bool request_key_ok(const http_request_t *req, const config_t *cfg)
     return false;
 }
 
-bool moderation_http_authorized(const http_request_t *req, worker_t *w)
+bool moderation_http_authorized(const http_request_t *req, dialect_ctx_t *x)
 {
-    return request_key_ok(req, &server_live(w->srv)->cfg);
+    return request_key_ok(req, &dialect_live(x)->cfg);
 }
 
 /* ------------------------------------------------------------------ WebSocket */
@@ -298,7 +299,7 @@ static void send_error(mod_sess_t *m, const char *message, json_t *reference)
     if (text)
         ws_session_send_text(m->s, text, strlen(text));
     free(text);
-    metrics_add(&m->w->metrics.mod_answers[3], 1);
+    metrics_add(&dialect_metrics(m->x)->mod_answers[3], 1);
 }
 
 static void on_message(ws_session_t *s, int opcode, const uint8_t *msg, size_t len)
@@ -312,14 +313,14 @@ static void on_message(ws_session_t *s, int opcode, const uint8_t *msg, size_t l
     }
     json_t *ref = NULL;
     const char *error = NULL;
-    if (m->inflight >= (uint32_t)server_live(m->w->srv)->cfg.moderation_max_in_flight) {
+    if (m->inflight >= (uint32_t)dialect_live(m->x)->cfg.moderation_max_in_flight) {
         json_t *root = json_loadb((const char *)msg, len, DIALECT_JSON_FLAGS, NULL);
         json_t *r = json_object_get(root, "reference");
         send_error(m, "too many requests in flight on this connection (moderation.max_in_flight)", r);
         json_decref(root);
         return;
     }
-    mod_job_t *j = start_job(m->w, (const char *)msg, len, &ref, &error);
+    mod_job_t *j = start_job(m->x, (const char *)msg, len, &ref, &error);
     if (!j) {
         send_error(m, error, ref);
         json_decref(ref);
@@ -337,9 +338,9 @@ static void on_message(ws_session_t *s, int opcode, const uint8_t *msg, size_t l
     }
 }
 
-static void accept_upgrade(const http_request_t *req, worker_t *w, dialect_accept_t *out)
+static void accept_upgrade(const http_request_t *req, dialect_ctx_t *x, dialect_accept_t *out)
 {
-    const live_t *live = server_live(w->srv);
+    const live_t *live = dialect_live(x);
     bool ok = request_key_ok(req, &live->cfg);
     if (!ok) {
         if (live->cfg.moderation_auth_failure == MODERATION_AUTH_HTTP401) {
@@ -349,7 +350,7 @@ static void accept_upgrade(const http_request_t *req, worker_t *w, dialect_accep
             out->body = error_body("unauthorized: a valid x-chatsight-api-auth key is required", NULL);
             return; /* http.c counts the refusal */
         }
-        metrics_add(&w->metrics.handshake_failures[HS_UNAUTHORIZED], 1);
+        metrics_add(&dialect_metrics(x)->handshake_failures[HS_UNAUTHORIZED], 1);
     }
     mod_sess_t *m = calloc(1, sizeof *m);
     if (!m) {
@@ -367,7 +368,7 @@ static void on_open(ws_session_t *s)
 {
     mod_sess_t *m = ws_session_data(s);
     m->s = s;
-    m->w = ws_session_worker(s);
+    m->x = dialect_ctx(s);
     /* "Authentication failures are communicated at connection time, and the connection is
      * terminated immediately. We do not send FIN packets" (the seed document). */
     if (m->refused)
@@ -386,7 +387,7 @@ static void on_close(ws_session_t *s)
 
 /* ------------------------------------------------------------------ HTTP */
 
-void moderation_http(const http_request_t *req, worker_t *w, http_reply_t *out)
+void moderation_http(const http_request_t *req, dialect_ctx_t *x, http_reply_t *out)
 {
     const char *method = http_request_method(req);
     if (strcmp(method, "POST") != 0) {
@@ -397,7 +398,7 @@ void moderation_http(const http_request_t *req, worker_t *w, http_reply_t *out)
         out->hs_reason = 1 + HS_METHOD;
         return;
     }
-    if (!request_key_ok(req, &server_live(w->srv)->cfg)) {
+    if (!request_key_ok(req, &dialect_live(x)->cfg)) {
         out->status = 401;
         out->body = error_body("unauthorized: a valid x-chatsight-api-auth key is required", NULL);
         out->len = out->body ? strlen(out->body) : 0;
@@ -408,13 +409,13 @@ void moderation_http(const http_request_t *req, worker_t *w, http_reply_t *out)
     const uint8_t *body = http_request_body(req, &blen);
     json_t *ref = NULL;
     const char *error = NULL;
-    mod_job_t *j = start_job(w, body ? (const char *)body : "", blen, &ref, &error);
+    mod_job_t *j = start_job(x, body ? (const char *)body : "", blen, &ref, &error);
     if (!j) {
         out->status = 400;
         out->body = error_body(error, ref);
         out->len = out->body ? strlen(out->body) : 0;
         json_decref(ref);
-        metrics_add(&w->metrics.mod_answers[3], 1);
+        metrics_add(&dialect_metrics(x)->mod_answers[3], 1);
         return;
     }
     json_decref(ref);
@@ -435,32 +436,45 @@ void moderation_http(const http_request_t *req, worker_t *w, http_reply_t *out)
     }
 }
 
-/* ------------------------------------------------------------------ worker state */
+/* ------------------------------------------------------------------ process and worker state */
 
-static int mod_worker_start(worker_t *w)
+static int mod_process_init(const config_t *cfg, char *err, size_t errlen)
+{
+    engine = modengine_load((const char *const *)cfg->moderation_lists.items, cfg->moderation_lists.n,
+                            cfg->moderation_no_default_list, err, errlen);
+    return engine ? 0 : -1;
+}
+
+static void mod_process_free(void)
+{
+    modengine_free(engine);
+    engine = NULL;
+}
+
+static int mod_worker_start(dialect_ctx_t *x)
 {
     mod_worker_t *mw = calloc(1, sizeof *mw);
     if (!mw)
         return UV_ENOMEM;
     list_init(&mw->delayed);
-    w->dialect_state[EP_MODERATION] = mw;
+    dialect_set_state(x, mw);
     return 0;
 }
 
 /* Answers still held back when the worker stops are dropped with their connections. */
-static void mod_worker_stop(worker_t *w)
+static void mod_worker_stop(dialect_ctx_t *x)
 {
-    mod_worker_t *mw = w->dialect_state[EP_MODERATION];
+    mod_worker_t *mw = dialect_state(x);
     if (!mw)
         return;
     while (!list_empty(&mw->delayed)) {
         mod_job_t *j = container_of(mw->delayed.next, mod_job_t, node);
         list_remove(&j->node);
-        wtimer_stop(w, &j->delay);
+        dialect_timer_stop(x, &j->delay);
         deliver(j);
     }
     free(mw);
-    w->dialect_state[EP_MODERATION] = NULL;
+    dialect_set_state(x, NULL);
 }
 
 /* Faster than limits.message_rate: an error answer, then ws_session closes 1008. */
@@ -476,6 +490,8 @@ const dialect_t dialect_moderation = {
     .name = "moderation",
     .path = "/text/moderation",
     .endpoint = EP_MODERATION,
+    .process_init = mod_process_init,
+    .process_free = mod_process_free,
     .accept = accept_upgrade,
     .on_open = on_open,
     .on_message = on_message,

@@ -24,9 +24,7 @@
 #include "wshub/hub.h"
 #include "wshub/log.h"
 #include "wshub/metrics.h"
-#include "wshub/server.h"
 #include "wshub/util.h"
-#include "wshub/worker.h"
 #include "wshub/ws.h"
 #include "wshub/wtimer.h"
 
@@ -36,7 +34,7 @@
  * connection is the point (bench/ S3). */
 typedef struct svc {
     ws_session_t *s;
-    worker_t *w;
+    dialect_ctx_t *x;
     int64_t exp;        /* token expiry, seconds since the epoch, 0 = none */
     list_node_t subs;   /* explicit subscriptions (hub_sub_t.owner_node) */
     hub_sub_t *user_sub; /* user:<sub>, implicit */
@@ -136,7 +134,7 @@ static bool allowed(svc_t *v, const char *ch, size_t len)
                 return true;
         return false;
     }
-    const live_t *live = server_live(v->w->srv);
+    const live_t *live = dialect_live(v->x);
     return live->cfg.service_default_policy != SERVICE_POLICY_DENY;
 }
 
@@ -168,19 +166,19 @@ static void cmd_subscribe(svc_t *v, const char *ch, size_t len)
         return;
     }
     bool own = own_user_channel(v, ch, len);
-    if (own && !v->user_sub && !(v->user_sub = hub_subscribe(v->w, ch, len, v->s, &envelope, NULL))) {
+    if (own && !v->user_sub && !(v->user_sub = dialect_subscribe(v->s, ch, len, &envelope, NULL))) {
         send_error(v, "subscription_failed", SUBSCRIBE_FAILED, ch, len);
         return;
     }
     if (!own && !find_sub(v, ch, len)) {
-        int max = server_live(v->w->srv)->cfg.service_max_subscriptions;
+        int max = dialect_live(v->x)->cfg.service_max_subscriptions;
         if ((int)v->nsubs >= max) {
             char msg[96];
             snprintf(msg, sizeof msg, "subscription limit reached (%d channels per connection)", max);
             send_error(v, "subscription_failed", msg, ch, len);
             return;
         }
-        hub_sub_t *sub = hub_subscribe(v->w, ch, len, v->s, &envelope, NULL);
+        hub_sub_t *sub = dialect_subscribe(v->s, ch, len, &envelope, NULL);
         if (!sub) {
             send_error(v, "subscription_failed", SUBSCRIBE_FAILED, ch, len);
             return;
@@ -195,12 +193,12 @@ static void cmd_unsubscribe(svc_t *v, const char *ch, size_t len)
 {
     /* The implicit user:<sub> too: nothing may arrive after "unsubscribed" (PROTOCOLS.md §B). */
     if (v->user_sub && own_user_channel(v, ch, len)) {
-        hub_unsubscribe(v->w, v->user_sub);
+        dialect_unsubscribe(v->s, v->user_sub);
         v->user_sub = NULL;
     }
     hub_sub_t *sub = find_sub(v, ch, len);
     if (sub) {
-        hub_unsubscribe(v->w, sub);
+        dialect_unsubscribe(v->s, sub);
         v->nsubs--;
     }
     send_msg(v, "unsubscribed", channel_data(ch, len));
@@ -231,7 +229,7 @@ static void cmd_chat_message(svc_t *v, json_t *data)
     json_t *event = json_pack("{s:O, s:s, s:O}", "conversation_id", conv, "sender_id", v->sub, "content", content);
     char *text = event ? json_dumps(event, JSON_COMPACT) : NULL;
     size_t delivered;
-    if (!text || hub_publish(v->w, ch, (size_t)n, "chat_message", text, strlen(text), &delivered) != 0)
+    if (!text || dialect_publish(v->x, ch, (size_t)n, "chat_message", text, strlen(text), &delivered) != 0)
         send_error(v, "internal_error", "the message could not be published", NULL, 0);
     free(text);
     json_decref(event);
@@ -294,13 +292,13 @@ static void refuse(dialect_accept_t *out, const char *message, const char *why)
     json_decref(body);
 }
 
-static void accept_upgrade(const http_request_t *req, worker_t *w, dialect_accept_t *out)
+static void accept_upgrade(const http_request_t *req, dialect_ctx_t *x, dialect_accept_t *out)
 {
-    const live_t *live = server_live(w->srv);
+    const live_t *live = dialect_live(x);
     auth_claims_t claims = {0};
     auth_reason_t r = auth_verify_request(live->auth, req, time(NULL), &claims);
     if (r != AUTH_OK) {
-        metrics_add(&w->metrics.auth_failures[r], 1);
+        metrics_add(&dialect_metrics(x)->auth_failures[r], 1);
         static const char *const messages[AUTH_REASON_COUNT] = {
             [AUTH_MISSING] = "a JWT is required: ?token=<jwt> or Authorization: Bearer <jwt>",
             [AUTH_MALFORMED] = "the token is not a well-formed JWT",
@@ -316,7 +314,7 @@ static void accept_upgrade(const http_request_t *req, worker_t *w, dialect_accep
         return;
     }
     if (!claims.sub || !*claims.sub) {
-        metrics_add(&w->metrics.auth_failures[AUTH_MALFORMED], 1);
+        metrics_add(&dialect_metrics(x)->auth_failures[AUTH_MALFORMED], 1);
         refuse(out, "the token has no subject (sub)", "no sub");
         auth_claims_clear(&claims);
         return;
@@ -324,7 +322,7 @@ static void accept_upgrade(const http_request_t *req, worker_t *w, dialect_accep
     json_t *patterns = json_object_get(claims.payload, "channels");
     if (patterns && !json_is_array(patterns)) {
         /* A claim meant to restrict must never widen: refuse what cannot be read. */
-        metrics_add(&w->metrics.auth_failures[AUTH_MALFORMED], 1);
+        metrics_add(&dialect_metrics(x)->auth_failures[AUTH_MALFORMED], 1);
         refuse(out, "the token's channels claim must be an array of channel patterns", "channels not an array");
         auth_claims_clear(&claims);
         return;
@@ -338,7 +336,7 @@ static void accept_upgrade(const http_request_t *req, worker_t *w, dialect_accep
             npat++;
         }
     }
-    svc_t *v = npat <= UINT16_MAX && size <= UINT32_MAX ? mempool_alloc(&w->mem, size) : NULL;
+    svc_t *v = npat <= UINT16_MAX && size <= UINT32_MAX ? dialect_alloc(x, size) : NULL;
     if (!v) {
         auth_claims_clear(&claims);
         out->status = 503;
@@ -346,7 +344,7 @@ static void accept_upgrade(const http_request_t *req, worker_t *w, dialect_accep
         out->why = "out of memory";
         return;
     }
-    v->w = w;
+    v->x = x;
     v->size = (uint32_t)size;
     v->has_patterns = patterns != NULL;
     v->npatterns = (uint16_t)npat;
@@ -376,17 +374,17 @@ static void on_open(ws_session_t *s)
     char ch[API_MAX_CHANNEL + 8];
     int n = snprintf(ch, sizeof ch, "user:%s", v->sub);
     /* Without it the user's notifications would never arrive: say so (a subscribe retries). */
-    if (n > 0 && (size_t)n < sizeof ch && !(v->user_sub = hub_subscribe(v->w, ch, (size_t)n, s, &envelope, NULL)))
+    if (n > 0 && (size_t)n < sizeof ch && !(v->user_sub = dialect_subscribe(s, ch, (size_t)n, &envelope, NULL)))
         send_error(v, "subscription_failed", SUBSCRIBE_FAILED, ch, (size_t)n);
     /* Expire at exp + the leeway the token was accepted with; an exp beyond a century is
      * treated as none (and keeps the arithmetic below far from overflow). */
-    int64_t leeway = server_live(v->w->srv)->cfg.auth_leeway_s;
+    int64_t leeway = dialect_live(v->x)->cfg.auth_leeway_s;
     struct timeval tv;
     gettimeofday(&tv, NULL);
     if (v->exp && v->exp < (int64_t)tv.tv_sec + 100LL * 365 * 86400) {
         int64_t now_ms = (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
         int64_t left = (v->exp + leeway) * 1000 - now_ms;
-        if (wtimer_start(v->w, &v->expiry, worker_now(v->w) + (uint64_t)(left > 0 ? left : 0), on_expiry) != 0) {
+        if (dialect_timer_start(v->x, &v->expiry, dialect_now(v->x) + (uint64_t)(left > 0 ? left : 0), on_expiry) != 0) {
             /* A token whose expiry cannot be enforced is not honoured past now. */
             send_error(v, "internal_error", "the token's expiry could not be scheduled", NULL, 0);
             ws_session_close(v->s, WS_CLOSE_INTERNAL, "out of memory");
@@ -399,12 +397,12 @@ static void on_close(ws_session_t *s)
     svc_t *v = ws_session_data(s);
     if (!v)
         return;
-    wtimer_stop(v->w, &v->expiry);
+    dialect_timer_stop(v->x, &v->expiry);
     while (!list_empty(&v->subs))
-        hub_unsubscribe(v->w, container_of(v->subs.next, hub_sub_t, owner_node));
+        dialect_unsubscribe(v->s, container_of(v->subs.next, hub_sub_t, owner_node));
     if (v->user_sub)
-        hub_unsubscribe(v->w, v->user_sub);
-    mempool_free(&v->w->mem, v, v->size);
+        dialect_unsubscribe(v->s, v->user_sub);
+    dialect_free(v->x, v, v->size);
     ws_session_set_data(s, NULL);
 }
 

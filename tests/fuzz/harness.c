@@ -18,10 +18,8 @@
 #include "wshub/auth.h"
 #include "wshub/config.h"
 #include "wshub/dialect.h"
-#include "wshub/flow.h"
 #include "wshub/hub.h"
 #include "wshub/log.h"
-#include "wshub/modengine.h"
 #include "wshub/server.h"
 #include "wshub/token.h"
 #include "wshub/wtimer.h"
@@ -110,15 +108,11 @@ void fz_init(const char *const *extra_env)
     log_set_level(live.cfg.log_level);
     if (!(live.auth = auth_verifier_new(&live.cfg, FZ_JWT_SECRET, err, sizeof err)))
         die("auth", err);
-    modengine_t *engine = modengine_load(NULL, 0, 0, err, sizeof err);
-    if (!engine)
-        die("modengine", err);
-    if (flow_bot_load(NULL, err, sizeof err) != 0)
-        die("flow", err);
+    if (dialects_process_init(&live.cfg, err, sizeof err) != 0)
+        die("dialects", err);
 
     srv.cfg = &live.cfg;
     atomic_store(&srv.live, &live);
-    srv.modengine = engine;
     srv.nworkers = 1;
     srv.hub = hub_new(1);
     srv.workers = calloc(1, sizeof *srv.workers);
@@ -138,9 +132,9 @@ void fz_init(const char *const *extra_env)
         die("worker_init", uv_strerror(r));
     if ((r = uv_poll_start(&w.listener, UV_READABLE, on_connection)) != 0)
         die("uv_poll_start", uv_strerror(r));
-    for (const dialect_t *const *d = dialects; *d; d++)
-        if ((*d)->worker_start && (r = (*d)->worker_start(&w)) != 0)
-            die((*d)->name, uv_strerror(r));
+    for (size_t i = 0; dialects[i]; i++)
+        if (dialects[i]->worker_start && (r = dialects[i]->worker_start(&w.dctx[i])) != 0)
+            die(dialects[i]->name, uv_strerror(r));
     uv_prepare_init(&w.loop, &prepare);
     prepare.data = &w;
     uv_prepare_start(&prepare, on_flush_prepare);

@@ -1,0 +1,72 @@
+/*
+ * dialect_ctx — the context API of include/wshub/dialect.h, over the worker a dialect runs
+ * on: the one file that turns a dialect's request (a timer, a publish, a subscription, the
+ * configuration) into the worker's, the hub's and the server's own calls.
+ */
+#include "wshub/dialect.h"
+
+#include "wshub/hub.h"
+#include "wshub/worker.h"
+#include "wshub/ws.h"
+
+void *dialect_state(const dialect_ctx_t *x) { return x->state; }
+void dialect_set_state(dialect_ctx_t *x, void *state) { x->state = state; }
+int dialect_worker_index(const dialect_ctx_t *x) { return x->w->idx; }
+uint64_t dialect_now(const dialect_ctx_t *x) { return uv_now(&x->w->loop); }
+
+int dialect_timer_start(dialect_ctx_t *x, wtimer_t *t, uint64_t due_ms, wtimer_cb cb)
+{
+    return wtimer_start(x->w, t, due_ms, cb);
+}
+
+void dialect_timer_stop(dialect_ctx_t *x, wtimer_t *t) { wtimer_stop(x->w, t); }
+
+int dialect_repeat_start(dialect_ctx_t *x, uv_timer_t *t, uint64_t period_ms, uv_timer_cb cb)
+{
+    int r = uv_timer_init(&x->w->loop, t);
+    t->data = x;
+    return r ? r : uv_timer_start(t, cb, period_ms, period_ms);
+}
+
+int dialect_queue_work(dialect_ctx_t *x, uv_work_t *req, uv_work_cb work, uv_after_work_cb after)
+{
+    return uv_queue_work(&x->w->loop, req, work, after);
+}
+
+void *dialect_alloc(dialect_ctx_t *x, size_t size) { return mempool_alloc(&x->w->mem, size); }
+void dialect_free(dialect_ctx_t *x, void *p, size_t size) { mempool_free(&x->w->mem, p, size); }
+metrics_t *dialect_metrics(dialect_ctx_t *x) { return &x->w->metrics; }
+const config_t *dialect_config(const dialect_ctx_t *x) { return x->w->cfg; }
+const live_t *dialect_live(const dialect_ctx_t *x) { return server_live(x->w->srv); }
+
+int dialect_publish(dialect_ctx_t *x, const char *channel, size_t channel_len, const char *event,
+                    const char *data, size_t data_len, size_t *delivered)
+{
+    return hub_publish(x->w, channel, channel_len, event, data, data_len, delivered);
+}
+
+int dialect_publish_api(dialect_ctx_t *x, const char *channel, size_t channel_len, const char *event,
+                        const char *data, size_t data_len, size_t *delivered)
+{
+    worker_t *w = x->w;
+    for (size_t i = 0; dialects[i]; i++)
+        if (dialects[i]->on_publish)
+            dialects[i]->on_publish(&w->dctx[i], channel, channel_len, event, data, data_len);
+    return dialect_publish(x, channel, channel_len, event, data, data_len, delivered);
+}
+
+hub_sub_t *dialect_subscribe(ws_session_t *s, const char *channel, size_t len,
+                             const hub_envelope_t *env, void *variant)
+{
+    return hub_subscribe(dialect_ctx(s)->w, channel, len, s, env, variant);
+}
+
+void dialect_unsubscribe(ws_session_t *s, hub_sub_t *sub) { hub_unsubscribe(dialect_ctx(s)->w, sub); }
+
+dialect_ctx_t *dialect_ctx_pick(dialect_ctx_t *all, const dialect_t *d)
+{
+    size_t i = 0;
+    while (dialects[i] && dialects[i] != d)
+        i++;
+    return &all[i];
+}
