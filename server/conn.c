@@ -12,11 +12,9 @@
 #include <netinet/in.h>
 #include <arpa/inet.h>
 
-#include "wshub/http.h"
 #include "wshub/iplimit.h"
 #include "wshub/log.h"
 #include "wshub/tls.h"
-#include "wshub/ws.h"
 
 /* At most this many queue entries go into one write (IOV_MAX is 1024 on Linux). */
 #define MAX_IOV 256
@@ -28,12 +26,12 @@
 
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 
-/* Every read lands in the worker's buffer and is processed before the next one. */
+/* Every read lands in the loop's shared buffer and is processed before the next one. */
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     (void)suggested;
     conn_t *c = h->data;
-    *buf = uv_buf_init((char *)c->w->rbuf, WORKER_RBUF_SIZE);
+    *buf = uv_buf_init((char *)c->env->rbuf, c->env->rbuf_size);
 }
 static void on_closed(uv_handle_t *h);
 
@@ -86,10 +84,10 @@ static void record_peer(conn_t *c, const struct sockaddr *addr)
 }
 
 /* Per-IP limits at accept: refused connections are reset at once (cheap for us, clear for
- * the peer), counted by reason and logged at most once a second per worker. */
+ * the peer), counted by reason and logged at most once a second per loop. */
 static bool ip_admit(conn_t *c)
 {
-    const config_t *cfg = c->w->cfg;
+    const config_t *cfg = c->env->cfg;
     if (cfg->limits_exempt_loopback && iplimit_is_loopback(c->peer))
         return true;
     iplimit_result_t r = iplimit_acquire(c->peer, uv_hrtime() / 1000000, cfg);
@@ -98,56 +96,63 @@ static bool ip_admit(conn_t *c)
     if (r == IPLIMIT_OK || r == IPLIMIT_UNCOUNTED)
         return true;
     hs_reason_t why = r == IPLIMIT_TOO_MANY ? HS_PER_IP : HS_ACCEPT_RATE;
-    metrics_add(&c->w->metrics.handshake_failures[why], 1);
+    metrics_add(&c->env->metrics->handshake_failures[why], 1);
     conn_abort(c, r == IPLIMIT_TOO_MANY ? "over limits.max_connections_per_ip" : "over limits.accept_rate_per_ip");
     return false;
 }
 
-void conn_accept_fd(worker_t *w, int fd, const struct sockaddr *addr)
+void conn_env_init(conn_env_t *env)
 {
-    conn_t *c = mempool_alloc(&w->mem, sizeof *c);
+    list_init(&env->dirty);
+    for (int k = 0; k < DL_COUNT; k++)
+        list_init(&env->deadlines[k]);
+}
+
+conn_t *conn_accept_fd(conn_env_t *env, int fd, const struct sockaddr *addr)
+{
+    conn_t *c = mempool_alloc(env->mem, sizeof *c);
     if (!c) {
         close(fd); /* out of memory: the peer sees a reset rather than a hang */
         log_error("accept", "out of memory: connection dropped");
-        return;
+        return NULL;
     }
-    uv_tcp_init(&w->loop, &c->tcp);
+    uv_tcp_init(env->loop, &c->tcp);
     c->tcp.data = c;
-    c->w = w;
-    c->id = ++w->conn_seq * w->srv->nworkers + (uint64_t)w->idx;
+    c->env = env;
+    c->id = ++env->conn_seq * env->id_stride + env->id_base;
     c->endpoint = EP_HTTP;
     list_init(&c->dirty_node);
     list_init(&c->dl_node);
     record_peer(c, addr);
-    w->nconns++;
-    size_t open = atomic_fetch_add(&w->srv->nconns, 1) + 1;
-    metrics_add(&w->metrics.tcp_accepted, 1);
+    env->nconns++;
+    atomic_fetch_add(env->open_total, 1);
+    metrics_add(&env->metrics->tcp_accepted, 1);
 
     if (uv_tcp_open(&c->tcp, fd) != 0) {
         close(fd);
         c->flags |= CONN_F_CLOSING;
         uv_close((uv_handle_t *)&c->tcp, on_closed);
-        return;
+        return NULL;
     }
     uv_tcp_nodelay(&c->tcp, 1);
-    if (w->cfg->tcp_keepalive_s)
-        uv_tcp_keepalive(&c->tcp, 1, (unsigned)w->cfg->tcp_keepalive_s);
+    if (env->cfg->tcp_keepalive_s)
+        uv_tcp_keepalive(&c->tcp, 1, (unsigned)env->cfg->tcp_keepalive_s);
     log_conn(c, LOG_DEBUG, "conn_open", NULL);
     if (!ip_admit(c))
-        return;
-    if (w->srv->tls) {
-        c->tls = tls_conn_new(w->srv->tls);
-        if (!c->tls) {
-            conn_close(c, "out of memory (tls)");
-            return;
-        }
+        return NULL;
+    if (env->tls && !(c->tls = tls_conn_new(env->tls))) {
+        conn_close(c, "out of memory (tls)");
+        return NULL;
     }
-    /* Past limits.max_connections the connection still gets an answer: 503, or /healthz. */
-    if (http_conn_start(c, open > w->conn_limit) != 0) {
-        conn_close(c, "out of memory (http)");
-        return;
-    }
-    uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+    return c;
+}
+
+int conn_start(conn_t *c)
+{
+    int r = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+    if (r)
+        conn_close(c, uv_strerror(r));
+    return r;
 }
 
 /* ------------------------------------------------------------------ output queue */
@@ -159,10 +164,10 @@ static void mark_dirty(conn_t *c)
 {
     if (list_linked(&c->dirty_node) || (c->flags & CONN_F_CLOSING))
         return;
-    if (c->state == CONN_HTTP)
-        list_insert_head(&c->w->dirty, &c->dirty_node);
+    if (c->proto && c->proto->flush_first)
+        list_insert_head(&c->env->dirty, &c->dirty_node);
     else
-        list_insert_tail(&c->w->dirty, &c->dirty_node);
+        list_insert_tail(&c->env->dirty, &c->dirty_node);
 }
 
 static outq_entry_t *q_at(conn_t *c, uint32_t i) { return &c->q[(c->qhead + i) & (c->qcap - 1)]; }
@@ -172,12 +177,12 @@ static int q_reserve(conn_t *c)
     if (c->qcount < c->qcap)
         return 0;
     uint32_t ncap = c->qcap ? c->qcap * 2 : 4;
-    outq_entry_t *nq = mempool_alloc(&c->w->mem, ncap * sizeof *nq);
+    outq_entry_t *nq = mempool_alloc(c->env->mem, ncap * sizeof *nq);
     if (!nq)
         return UV_ENOMEM;
     for (uint32_t i = 0; i < c->qcount; i++)
         nq[i] = *q_at(c, i);
-    mempool_free(&c->w->mem, c->q, c->qcap * sizeof *nq);
+    mempool_free(c->env->mem, c->q, c->qcap * sizeof *nq);
     c->q = nq;
     c->qhead = 0;
     c->qcap = ncap;
@@ -202,7 +207,7 @@ static inline __attribute__((always_inline)) void q_pop(conn_t *c)
     outq_entry_t *e = q_at(c, 0);
     c->queued -= e->f->len - e->off;
     if (!e->shared)
-        c->w->private_queued -= e->f->len - e->off;
+        c->env->private_queued -= e->f->len - e->off;
     frame_release(&e->f);
     c->qhead = (c->qhead + 1) & (c->qcap - 1);
     c->qcount--;
@@ -213,7 +218,7 @@ static void q_release_empty(conn_t *c)
 {
     if (c->qcount || !c->q)
         return;
-    mempool_free(&c->w->mem, c->q, c->qcap * sizeof *c->q);
+    mempool_free(c->env->mem, c->q, c->qcap * sizeof *c->q);
     c->q = NULL;
     c->qcap = c->qhead = 0;
 }
@@ -228,8 +233,8 @@ static void q_clear(conn_t *c)
 static void account_out(conn_t *c, size_t len)
 {
     c->queued += len;
-    metrics_add(&c->w->metrics.bytes_out[c->endpoint], len);
-    if (c->queued > c->w->cfg->max_queued_bytes && !(c->flags & (CONN_F_OVERFLOW | CONN_F_DRAIN | CONN_F_SLOW))) {
+    metrics_add(&c->env->metrics->bytes_out[c->endpoint], len);
+    if (c->queued > c->env->cfg->max_queued_bytes && !(c->flags & (CONN_F_OVERFLOW | CONN_F_DRAIN | CONN_F_SLOW))) {
         /* Decided here, handled at the next flush: the caller may be inside wslay. */
         c->flags |= CONN_F_OVERFLOW;
     }
@@ -255,7 +260,7 @@ static int queue_bytes(conn_t *c, const uint8_t *data, size_t len)
             tail = q_at(c, c->qcount - 1);
         }
         size_t n = frame_append(tail->f, data, len);
-        c->w->private_queued += n; /* bounded in conn_enforce_total */
+        c->env->private_queued += n; /* bounded in conn_enforce_total */
         account_out(c, n);
         data += n;
         len -= n;
@@ -344,7 +349,7 @@ static void observe_delivery(conn_t *c, const outq_entry_t *e, uint64_t *now)
         return;
     if (!*now)
         *now = uv_hrtime();
-    metrics_observe_fanout(&c->w->metrics, *now > e->f->born_ns ? (*now - e->f->born_ns) / 1000 : 0, 1);
+    metrics_observe_fanout(c->env->metrics, *now > e->f->born_ns ? (*now - e->f->born_ns) / 1000 : 0, 1);
 }
 
 static void on_write(uv_write_t *req, int status)
@@ -390,11 +395,11 @@ static void drop_pending_shared(conn_t *c)
 static void handle_overflow(conn_t *c)
 {
     c->flags |= CONN_F_SLOW; /* the close frame queued below must not count it again */
-    metrics_add(&c->w->metrics.slow_consumer_closes, 1);
+    metrics_add(&c->env->metrics->slow_consumer_closes, 1);
     log_conn(c, LOG_WARN, "slow_consumer", "queued output passed limits.max_queued_bytes");
-    if (c->state == CONN_WS && !c->tls) {
+    if (c->proto && c->proto->on_slow && !c->tls) {
         drop_pending_shared(c);
-        ws_on_slow_consumer(c);
+        c->proto->on_slow(c);
     } else {
         /* TLS records cannot be dropped from the middle of the stream; HTTP has no close frame. */
         conn_close(c, "slow consumer");
@@ -437,8 +442,8 @@ static void drained(conn_t *c)
     q_release_empty(c);
     if (c->flags & CONN_F_DRAIN)
         send_fin(c);
-    else if (c->state == CONN_HTTP)
-        http_on_drained(c); /* the next piece of a large response, if one is being sent */
+    else if (c->proto && c->proto->on_drained)
+        c->proto->on_drained(c); /* e.g. the next piece of a large HTTP answer */
 }
 
 static void flush(conn_t *c)
@@ -483,7 +488,7 @@ again:
             e->off += (uint32_t)wrote;
             c->queued -= wrote;
             if (!e->shared)
-                c->w->private_queued -= wrote;
+                c->env->private_queued -= wrote;
             bufs[first].base += wrote;
             bufs[first].len -= wrote;
             break;
@@ -531,7 +536,7 @@ static void largest_walk(uv_handle_t *h, void *arg)
     largest_t *l = arg;
     if (!c)
         return;
-    size_t held = c->queued + http_held(c);
+    size_t held = c->queued + (c->proto && c->proto->held ? c->proto->held(c) : 0);
     if (c->flags & (CONN_F_CLOSING | CONN_F_SLOW | CONN_F_OVERFLOW))
         l->doomed += held; /* freed by their close, now or within the close timeout */
     else if (!l->best || held > l->best_held) {
@@ -540,31 +545,31 @@ static void largest_walk(uv_handle_t *h, void *arg)
     }
 }
 
-void conn_enforce_total(worker_t *w)
+void conn_enforce_total(conn_env_t *env)
 {
-    /* Over the worker's share of limits.max_queued_total_bytes: the connections holding the
+    /* Over the loop's share of limits.max_queued_total_bytes: the connections holding the
      * most are the slow consumers, not whoever replies next (a /healthz must still work). */
-    size_t share = w->cfg->max_queued_total_bytes / w->srv->nworkers;
-    for (int i = 0; i < 64 && w->private_queued > share; i++) {
+    size_t share = env->share_total;
+    for (int i = 0; i < 64 && env->private_queued > share; i++) {
         largest_t l = {0};
-        uv_walk(&w->loop, largest_walk, &l);
-        if (!l.best || w->private_queued - (l.doomed < w->private_queued ? l.doomed : w->private_queued) <= share)
+        uv_walk(env->loop, largest_walk, &l);
+        if (!l.best || env->private_queued - (l.doomed < env->private_queued ? l.doomed : env->private_queued) <= share)
             return;
         /* Its close frame would wait behind all it holds: the memory is needed now. */
-        metrics_add(&w->metrics.slow_consumer_closes, 1);
+        metrics_add(&env->metrics->slow_consumer_closes, 1);
         log_conn(l.best, LOG_WARN, "slow_consumer", "holds the most output past limits.max_queued_total_bytes");
         conn_close(l.best, "slow consumer (limits.max_queued_total_bytes)");
     }
 }
 
-bool conn_flush_dirty(worker_t *w, unsigned budget)
+bool conn_flush_dirty(conn_env_t *env, unsigned budget)
 {
     list_node_t *n;
-    while (budget-- && (n = list_first(&w->dirty))) {
+    while (budget-- && (n = list_first(&env->dirty))) {
         list_remove(n);
         flush(container_of(n, conn_t, dirty_node));
     }
-    return list_empty(&w->dirty);
+    return list_empty(&env->dirty);
 }
 
 /* ------------------------------------------------------------------ deadlines */
@@ -575,35 +580,24 @@ void conn_set_deadline(conn_t *c, deadline_kind_t kind)
      * (issue 11: a deferred reply completed between conn_close and that callback). */
     if (c->flags & CONN_F_CLOSING)
         return;
-    const config_t *cfg = c->w->cfg;
-    uint64_t ms = kind == DL_REQUEST     ? cfg->http_request_timeout_ms
-                  : kind == DL_KEEPALIVE ? cfg->http_keepalive_timeout_ms
-                  : kind == DL_HANDSHAKE ? (cfg->http_handshake_timeout_ms < cfg->http_request_timeout_ms
-                                                ? cfg->http_handshake_timeout_ms
-                                                : cfg->http_request_timeout_ms)
-                  : kind == DL_IDLE      ? cfg->ws_ping_interval_ms
-                  : kind == DL_PONG      ? cfg->ws_ping_timeout_ms
-                                         : cfg->ws_close_timeout_ms;
     list_remove(&c->dl_node);
     c->dl_kind = (uint8_t)kind;
-    c->deadline = worker_now(c->w) + ms;
-    list_insert_tail(&c->w->deadlines[kind], &c->dl_node);
+    c->deadline = uv_now(c->env->loop) + c->env->timeout_ms[kind];
+    list_insert_tail(&c->env->deadlines[kind], &c->dl_node);
 }
 
-void conn_hold(conn_t *c, long delta) { c->w->private_queued += (size_t)delta; }
+void conn_hold(conn_t *c, long delta) { c->env->private_queued += (size_t)delta; }
 
-bool conn_evict_unready(worker_t *w, uint64_t min_age_ms)
+bool conn_evict_unready(conn_env_t *env, uint64_t min_age_ms)
 {
-    list_node_t *n = list_first(&w->deadlines[DL_HANDSHAKE]);
+    list_node_t *n = list_first(&env->deadlines[DL_HANDSHAKE]);
     if (!n)
         return false;
     conn_t *c = container_of(n, conn_t, dl_node);
-    uint64_t hs = w->cfg->http_handshake_timeout_ms < w->cfg->http_request_timeout_ms ? w->cfg->http_handshake_timeout_ms
-                                                                                   : w->cfg->http_request_timeout_ms;
-    uint64_t accepted = c->deadline - hs;
-    if (worker_now(w) < accepted + min_age_ms)
+    uint64_t accepted = c->deadline - env->timeout_ms[DL_HANDSHAKE];
+    if (uv_now(env->loop) < accepted + min_age_ms)
         return false;
-    metrics_add(&w->metrics.evictions, 1);
+    metrics_add(&env->metrics->evictions, 1);
     conn_abort(c, "evicted: no request yet, at the descriptor budget");
     return true;
 }
@@ -614,24 +608,23 @@ void conn_clear_deadline(conn_t *c)
     c->dl_kind = DL_NONE;
 }
 
-void conn_sweep_deadlines(worker_t *w)
+void conn_sweep_deadlines(conn_env_t *env)
 {
-    uint64_t now = worker_now(w);
+    uint64_t now = uv_now(env->loop);
     for (int k = DL_REQUEST; k < DL_COUNT; k++) {
         list_node_t *n;
-        while ((n = list_first(&w->deadlines[k]))) {
+        while ((n = list_first(&env->deadlines[k]))) {
             conn_t *c = container_of(n, conn_t, dl_node);
             if (c->deadline > now)
                 break;
             conn_clear_deadline(c);
             if (k == DL_CLOSE) {
-                metrics_add(&w->metrics.close_timeouts, 1);
+                metrics_add(&env->metrics->close_timeouts, 1);
                 conn_close(c, "close timeout");
-            } else if (k == DL_IDLE || k == DL_PONG) {
-                if (c->state == CONN_WS)
-                    ws_on_idle(c, k == DL_PONG);
+            } else if (c->proto && c->proto->on_timeout) {
+                c->proto->on_timeout(c, (deadline_kind_t)k);
             } else {
-                http_on_timeout(c, k == DL_HANDSHAKE ? DL_REQUEST : k);
+                conn_close(c, "timeout");
             }
         }
     }
@@ -646,10 +639,7 @@ static int on_plain(void *arg, const uint8_t *data, size_t len)
         return 1;
     if (c->flags & CONN_F_FIN_SENT)
         return 0; /* closing: whatever the peer still sends is discarded */
-    if (c->state == CONN_HTTP)
-        http_on_data(c, data, len);
-    else
-        ws_on_data(c, data, len);
+    c->proto->on_data(c, data, len);
     return (c->flags & CONN_F_CLOSING) ? 1 : 0;
 }
 
@@ -666,32 +656,30 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
             conn_close(c, uv_strerror((int)nread));
         } else if (c->flags & CONN_F_FIN_SENT) {
             conn_close(c, NULL);
-        } else if (c->state == CONN_HTTP) {
-            http_on_eof(c);
         } else {
-            ws_on_eof(c);
+            c->proto->on_eof(c);
         }
         return;
     }
     if (nread == 0)
         return;
-    metrics_add(&c->w->metrics.bytes_in[c->endpoint], (uint64_t)nread);
+    metrics_add(&c->env->metrics->bytes_in[c->endpoint], (uint64_t)nread);
     if (c->flags & CONN_F_DRAIN)
         return; /* the connection's end is decided: what the peer still sends is discarded */
-    worker_t *w = c->w;
+    conn_env_t *env = c->env;
     if (c->tls) {
-        int r = tls_conn_feed(c->tls, w->rbuf, (size_t)nread, w->tbuf, WORKER_RBUF_SIZE, on_plain,
+        int r = tls_conn_feed(c->tls, env->rbuf, (size_t)nread, env->tbuf, env->rbuf_size, on_plain,
                               tls_out, c);
         if (r < 0 && !(c->flags & CONN_F_CLOSING)) {
-            if (c->state == CONN_HTTP)
-                metrics_add(&w->metrics.handshake_failures[HS_TLS], 1);
+            if (c->endpoint == EP_HTTP)
+                metrics_add(&env->metrics->handshake_failures[HS_TLS], 1);
             /* The alert that says why is queued: write it, then close. */
             log_conn(c, LOG_INFO, "tls_error", tls_conn_error(c->tls));
             conn_close_after_write(c);
         }
         return;
     }
-    on_plain(c, w->rbuf, (size_t)nread);
+    on_plain(c, env->rbuf, (size_t)nread);
 }
 
 /* ------------------------------------------------------------------ upgrade and close */
@@ -712,14 +700,23 @@ void conn_resume_reading(conn_t *c)
         conn_close(c, uv_strerror(r));
 }
 
-void conn_upgrade(conn_t *c, ws_session_t *ws, int endpoint)
+void conn_set_proto(conn_t *c, const conn_proto_t *proto, void *pdata, int endpoint)
 {
-    http_conn_free(c);
-    c->state = CONN_WS;
-    c->u.ws = ws;
+    if (c->proto)
+        c->proto->on_closed(c);
+    c->proto = proto;
+    c->pdata = pdata;
+    if (endpoint == EP_HTTP)
+        return;
     c->endpoint = (uint8_t)endpoint;
-    metrics_add(&c->w->metrics.conns_opened[endpoint], 1);
+    metrics_add(&c->env->metrics->conns_opened[endpoint], 1);
     log_conn(c, LOG_INFO, "ws_open", NULL);
+}
+
+void conn_feed(conn_t *c, const uint8_t *data, size_t len)
+{
+    if (!(c->flags & CONN_F_CLOSING))
+        c->proto->on_data(c, data, len);
 }
 
 void conn_close(conn_t *c, const char *reason)
@@ -729,7 +726,7 @@ void conn_close(conn_t *c, const char *reason)
     c->flags |= CONN_F_CLOSING;
     list_remove(&c->dirty_node);
     conn_clear_deadline(c);
-    log_conn(c, c->state == CONN_WS ? LOG_INFO : LOG_DEBUG, "conn_close", reason);
+    log_conn(c, c->endpoint != EP_HTTP ? LOG_INFO : LOG_DEBUG, "conn_close", reason);
     uv_read_stop((uv_stream_t *)&c->tcp);
     uv_close((uv_handle_t *)&c->tcp, on_closed);
 }
@@ -771,8 +768,8 @@ void conn_shutdown(conn_t *c)
 {
     if (c->flags & CONN_F_CLOSING)
         return;
-    if (c->state == CONN_WS)
-        ws_on_shutdown(c);
+    if (c->proto && c->proto->on_shutdown)
+        c->proto->on_shutdown(c);
     else
         conn_close(c, "shutdown");
 }
@@ -780,25 +777,21 @@ void conn_shutdown(conn_t *c)
 static void on_closed(uv_handle_t *h)
 {
     conn_t *c = h->data;
-    worker_t *w = c->w;
+    conn_env_t *env = c->env;
     list_remove(&c->dirty_node); /* conn_close took it out of both: never free a linked node */
     list_remove(&c->dl_node);
     if (c->flags & CONN_F_IPCOUNTED)
         iplimit_release(c->peer);
-    if (c->state == CONN_WS) {
-        ws_on_close(c);
-        metrics_add(&w->metrics.conns_closed[c->endpoint], 1);
-    } else {
-        http_conn_free(c);
-    }
+    if (c->proto)
+        c->proto->on_closed(c);
+    if (c->endpoint != EP_HTTP)
+        metrics_add(&env->metrics->conns_closed[c->endpoint], 1);
     q_clear(c);
     if (c->tls)
         tls_conn_free(c->tls);
-    metrics_add(&w->metrics.tcp_closed, 1);
-    atomic_fetch_sub(&w->srv->nconns, 1);
-    w->nconns--;
-    mempool_free(&w->mem, c, sizeof *c);
-    worker_on_conn_freed(w);
-    if (w->stopping && w->nconns == 0)
-        uv_stop(&w->loop); /* worker.c closes its own handles after uv_run returns */
+    metrics_add(&env->metrics->tcp_closed, 1);
+    atomic_fetch_sub(env->open_total, 1);
+    env->nconns--;
+    mempool_free(env->mem, c, sizeof *c);
+    env->on_freed(env); /* last: the owner may end its loop */
 }

@@ -66,6 +66,9 @@ struct http_conn {
  * limits.max_queued_bytes and never sits whole in the output queue. */
 #define HTTP_PIECE (64 * 1024)
 
+static const conn_proto_t http_proto;
+static void http_on_data(conn_t *c, const uint8_t *data, size_t len);
+
 static llhttp_settings_t settings;
 static uv_once_t settings_once = UV_ONCE_INIT;
 
@@ -212,7 +215,7 @@ static void respond(http_conn_t *h, int status, const char *ctype, const char *b
                      "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\nConnection: %s\r\n\r\n",
                      status, status_text(status), ctype, blen, h->close_after ? "close" : "keep-alive");
     }
-    metrics_add(&c->w->metrics.http_responses[status / 100], 1);
+    metrics_add(&c->env->metrics->http_responses[status / 100], 1);
     /* A failed send has closed the connection (conn.h): nothing more to do. */
     if (conn_send_copy(c, head, (size_t)n) != 0 || !blen || head_only)
         return;
@@ -239,7 +242,7 @@ static void respond_error(http_conn_t *h, int status, const char *code, const ch
 static void refuse(http_conn_t *h, int status, int reason, const char *code, const char *message,
                    const char *extra)
 {
-    metrics_add(&h->c->w->metrics.handshake_failures[reason], 1);
+    metrics_add(&h->c->env->metrics->handshake_failures[reason], 1);
     char peer[64];
     log_event(LOG_INFO, "http_refused", h->c->id, conn_peer(h->c, peer, sizeof peer), NULL,
               "status=%d reason=%s %s", status, hs_reason_names[reason], message);
@@ -251,7 +254,7 @@ static void refuse(http_conn_t *h, int status, int reason, const char *code, con
 static int buf_append(http_conn_t *h, const char *at, size_t len)
 {
     struct http_request *r = &h->req;
-    size_t limit = h->c->w->cfg->http_max_header_bytes;
+    size_t limit = h->c->env->cfg->http_max_header_bytes;
     if ((size_t)r->len + len + 1 > limit) {
         h->error_status = 431;
         h->error_reason = HS_HEADER_TOO_LARGE;
@@ -351,7 +354,7 @@ static int on_header_field_complete(llhttp_t *p)
 {
     http_conn_t *h = of(p);
     struct http_request *r = &h->req;
-    if (r->nhdrs >= h->c->w->cfg->http_max_headers) {
+    if (r->nhdrs >= h->c->env->cfg->http_max_headers) {
         h->error_status = 431;
         h->error_reason = HS_TOO_MANY_HEADERS;
         return -1;
@@ -401,7 +404,7 @@ static int on_body(llhttp_t *p, const char *at, size_t len)
     struct http_request *r = &h->req;
     if (h->refuse_early)
         return 0; /* refused from its headers: nothing of the body is kept */
-    size_t limit = h->c->w->cfg->http_max_body_bytes;
+    size_t limit = h->c->env->cfg->http_max_body_bytes;
     if (r->body_len + len > limit) {
         h->error_status = 413;
         h->error_reason = HS_BODY_TOO_LARGE;
@@ -416,7 +419,7 @@ static int on_body(llhttp_t *p, const char *at, size_t len)
         /* Every body held counts against one process-wide bound (http.max_body_total_bytes). */
         size_t grow = ncap - r->body_cap;
         size_t held = atomic_fetch_add(&metrics_http_body_bytes, grow) + grow;
-        uint8_t *nb = held <= h->c->w->cfg->http_max_body_total_bytes ? realloc(r->body, ncap) : NULL;
+        uint8_t *nb = held <= h->c->env->cfg->http_max_body_total_bytes ? realloc(r->body, ncap) : NULL;
         if (!nb) {
             atomic_fetch_sub(&metrics_http_body_bytes, grow);
             h->error_status = 503;
@@ -444,11 +447,11 @@ static int on_headers_complete(llhttp_t *p)
      * the server hold its bodies (issue 11). The route's handler gives its own refusal. */
     bool has_body = ((p->flags & F_CONTENT_LENGTH) && p->content_length > 0) || (p->flags & F_CHUNKED);
     const http_route_t *rt = has_body ? find_route(&h->req) : NULL;
-    if (rt && rt->authorized && !rt->authorized(&h->req, dialect_ctx_pick(h->c->w->dctx, rt->dialect))) {
+    if (rt && rt->authorized && !rt->authorized(&h->req, dialect_ctx_pick((dialect_ctx_t *)h->c->env->data, rt->dialect))) {
         h->refuse_early = true; /* the body is read and dropped; the 401 keeps its order */
         return 0;
     }
-    if ((p->flags & F_CONTENT_LENGTH) && p->content_length > h->c->w->cfg->http_max_body_bytes) {
+    if ((p->flags & F_CONTENT_LENGTH) && p->content_length > h->c->env->cfg->http_max_body_bytes) {
         h->error_status = 413;
         h->error_reason = HS_BODY_TOO_LARGE;
         return -1;
@@ -617,9 +620,9 @@ static bool websocket_handshake(http_conn_t *h, const dialect_t *d)
 
     dialect_accept_t acc = {0};
     if (d->accept)
-        d->accept(r, dialect_ctx_pick(h->c->w->dctx, d), &acc);
+        d->accept(r, dialect_ctx_pick((dialect_ctx_t *)h->c->env->data, d), &acc);
     if (acc.status) {
-        metrics_add(&h->c->w->metrics.handshake_failures[acc.hs_reason], 1);
+        metrics_add(&h->c->env->metrics->handshake_failures[acc.hs_reason], 1);
         char peer[64];
         log_event(LOG_INFO, "http_refused", h->c->id, conn_peer(h->c, peer, sizeof peer), d->name,
                   "status=%d reason=%s %s", acc.status, hs_reason_names[acc.hs_reason], acc.why ? acc.why : "");
@@ -641,8 +644,8 @@ static bool websocket_handshake(http_conn_t *h, const dialect_t *d)
                      acc.subprotocol ? acc.subprotocol : "", acc.subprotocol ? "\r\n" : "");
     conn_t *c = h->c;
     conn_send_copy(c, resp, (size_t)n);
-    metrics_add(&c->w->metrics.http_responses[1], 1);
-    return ws_session_start(c, dialect_ctx_pick(c->w->dctx, d), acc.data) != NULL;
+    metrics_add(&c->env->metrics->http_responses[1], 1);
+    return ws_session_start(c, d, dialect_ctx_pick((dialect_ctx_t *)c->env->data, d), acc.data) != NULL;
 }
 
 static const http_route_t *find_route(const http_request_t *r)
@@ -656,7 +659,7 @@ static const http_route_t *find_route(const http_request_t *r)
 static void handle_request(http_conn_t *h)
 {
     http_request_t *r = &h->req;
-    const config_t *cfg = h->c->w->cfg;
+    const config_t *cfg = h->c->env->cfg;
     bool get = strcmp(r->method, "GET") == 0 || strcmp(r->method, "HEAD") == 0;
 
     if (!host_ok(h)) {
@@ -696,14 +699,14 @@ static void handle_request(http_conn_t *h)
     const http_route_t *rt = find_route(r);
     if (rt) {
         http_reply_t rep = {0};
-        rt->fn(r, dialect_ctx_pick(h->c->w->dctx, rt->dialect), &rep);
+        rt->fn(r, dialect_ctx_pick((dialect_ctx_t *)h->c->env->data, rt->dialect), &rep);
         if (h->pending) {
             free(rep.body);
             free(rep.extra_alloc);
             return;
         }
         if (rep.hs_reason > 0)
-            metrics_add(&h->c->w->metrics.handshake_failures[rep.hs_reason - 1], 1);
+            metrics_add(&h->c->env->metrics->handshake_failures[rep.hs_reason - 1], 1);
         char *extra = NULL;
         if (rep.extra_alloc && asprintf(&extra, "%s%s", rep.extra ? rep.extra : "", rep.extra_alloc) < 0)
             extra = NULL;
@@ -747,8 +750,7 @@ int http_conn_start(conn_t *c, bool over_capacity)
     h->over_capacity = over_capacity;
     llhttp_init(&h->parser, HTTP_REQUEST, &settings);
     h->parser.data = h;
-    c->state = CONN_HTTP;
-    c->u.http = h;
+    conn_set_proto(c, &http_proto, h, EP_HTTP);
     /* A new connection must send a complete request within the handshake timeout. */
     conn_set_deadline(c, DL_HANDSHAKE);
     return 0;
@@ -810,9 +812,9 @@ static void resume_after_reply(http_conn_t *h)
     free(rest);
 }
 
-void http_conn_free(conn_t *c)
+static void http_closed(conn_t *c)
 {
-    http_conn_t *h = c->state == CONN_HTTP ? c->u.http : NULL;
+    http_conn_t *h = c->pdata;
     if (!h)
         return;
     if (h->pending)
@@ -825,12 +827,12 @@ void http_conn_free(conn_t *c)
         conn_hold(c, -(long)(h->out_len - h->out_off));
     free(h->out);
     free(h);
-    c->u.http = NULL;
+    c->pdata = NULL;
 }
 
-void http_on_data(conn_t *c, const uint8_t *data, size_t len)
+static void http_on_data(conn_t *c, const uint8_t *data, size_t len)
 {
-    http_conn_t *h = c->u.http;
+    http_conn_t *h = c->pdata;
     if (!h || (c->flags & CONN_F_DRAIN))
         return; /* a response that ends the connection is on its way: ignore the rest */
     if (h->pending || h->out) {
@@ -856,11 +858,11 @@ void http_on_data(conn_t *c, const uint8_t *data, size_t len)
         h->close_after = false;
         size_t plen;
         http_request_path(&h->req, &plen);
-        const dialect_t *d = find_dialect(&h->req, c->w->cfg);
+        const dialect_t *d = find_dialect(&h->req, c->env->cfg);
         if (d && !h->over_capacity && websocket_handshake(h, d)) {
             /* h is freed now; bytes after the request belong to the WebSocket. */
-            if (used < len && !(c->flags & CONN_F_CLOSING))
-                ws_on_data(c, data + used, len - used);
+            if (used < len)
+                conn_feed(c, data + used, len - used);
             return;
         }
         if (!d || h->over_capacity) {
@@ -909,9 +911,9 @@ void http_on_data(conn_t *c, const uint8_t *data, size_t len)
     conn_close_after_write(c);
 }
 
-void http_on_eof(conn_t *c)
+static void http_on_eof(conn_t *c)
 {
-    http_conn_t *h = c->u.http;
+    http_conn_t *h = c->pdata;
     if (h && h->pending) {
         h->close_after = true; /* a half-closed client still gets its deferred reply */
         return;
@@ -927,10 +929,10 @@ void http_on_eof(conn_t *c)
         conn_close(c, NULL);
 }
 
-void http_on_timeout(conn_t *c, int kind)
+static void http_on_timeout(conn_t *c, deadline_kind_t kind)
 {
-    http_conn_t *h = c->u.http;
-    if (c->state != CONN_HTTP || !h) {
+    http_conn_t *h = c->pdata;
+    if (!h) {
         conn_close(c, "timeout");
         return;
     }
@@ -947,14 +949,14 @@ void http_on_timeout(conn_t *c, int kind)
         refuse(h, 408, HS_TIMEOUT, "request_timeout", "the request did not complete in time", NULL);
         conn_close_after_write(c);
     } else {
-        metrics_add(&c->w->metrics.handshake_failures[HS_TIMEOUT], 1);
+        metrics_add(&c->env->metrics->handshake_failures[HS_TIMEOUT], 1);
         conn_close(c, "no request in time");
     }
 }
 
-void http_on_drained(conn_t *c)
+static void http_on_drained(conn_t *c)
 {
-    http_conn_t *h = c->state == CONN_HTTP ? c->u.http : NULL;
+    http_conn_t *h = c->pdata;
     if (!h || !h->out || (c->flags & (CONN_F_CLOSING | CONN_F_DRAIN)))
         return;
     size_t n = h->out_len - h->out_off;
@@ -971,8 +973,18 @@ void http_on_drained(conn_t *c)
     resume_after_reply(h);
 }
 
-size_t http_held(const conn_t *c)
+static size_t http_held(const conn_t *c)
 {
-    const http_conn_t *h = c->state == CONN_HTTP ? c->u.http : NULL;
+    const http_conn_t *h = c->pdata;
     return h && h->out ? h->out_len - h->out_off : 0;
 }
+
+static const conn_proto_t http_proto = {
+    .on_data = http_on_data,
+    .on_eof = http_on_eof,
+    .on_timeout = http_on_timeout,
+    .on_drained = http_on_drained,
+    .held = http_held,
+    .on_closed = http_closed,
+    .flush_first = true,
+};

@@ -14,6 +14,7 @@
 
 #include "wshub/conn.h"
 #include "wshub/dialect.h"
+#include "wshub/http.h"
 #include "wshub/hub.h"
 #include "wshub/log.h"
 #include "wshub/wtimer.h"
@@ -52,7 +53,7 @@ static void accept_resume(worker_t *w)
     if (atomic_load(&w->srv->nconns) >= w->conn_hard) {
         /* Silent connections must not lock everyone out (a storm of half-open clients):
          * the oldest one without a request makes room; its close resumes accepting. */
-        conn_evict_unready(w, EVICT_MIN_AGE_MS);
+        conn_evict_unready(&w->net, EVICT_MIN_AGE_MS);
         return;
     }
     /* Should the poll not start again, the worker stays paused and the next tick retries. */
@@ -62,10 +63,30 @@ static void accept_resume(worker_t *w)
     atomic_store_explicit(&w->metrics.accept_paused, 0, memory_order_relaxed);
 }
 
-void worker_on_conn_freed(worker_t *w)
+/* A connection of w was freed: accepting may resume; a stopping worker ends its loop with
+ * its last connection (its own handles are closed after uv_run returns). */
+static void on_conn_freed(conn_env_t *env)
 {
+    worker_t *w = container_of(env, worker_t, net);
     if (w->accept_paused && atomic_load(&w->srv->nconns) + 1 < w->conn_hard)
         accept_resume(w);
+    if (w->stopping && env->nconns == 0)
+        uv_stop(&w->loop);
+}
+
+/* A new connection starts with HTTP; past limits.max_connections it still gets an answer:
+ * 503, or /healthz. */
+static void take_connection(worker_t *w, int fd, const struct sockaddr *addr)
+{
+    conn_t *c = conn_accept_fd(&w->net, fd, addr);
+    if (!c)
+        return;
+    bool over = atomic_load(&w->srv->nconns) > w->conn_limit;
+    if (http_conn_start(c, over) != 0) {
+        conn_close(c, "out of memory (http)");
+        return;
+    }
+    conn_start(c);
 }
 
 static void on_listener(uv_poll_t *h, int status, int events)
@@ -84,14 +105,14 @@ void worker_accept(worker_t *w)
     for (int i = 0; i < ACCEPT_BATCH; i++) {
         if (atomic_load(&w->srv->nconns) >= w->conn_hard) {
             accept_pause(w, "at the descriptor budget");
-            conn_evict_unready(w, EVICT_MIN_AGE_MS);
+            conn_evict_unready(&w->net, EVICT_MIN_AGE_MS);
             return;
         }
         struct sockaddr_storage ss;
         socklen_t sl = sizeof ss;
         int fd = accept4(w->listen_fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd >= 0) {
-            conn_accept_fd(w, fd, (struct sockaddr *)&ss);
+            take_connection(w, fd, (struct sockaddr *)&ss);
             continue;
         }
         if (errno == EINTR || errno == ECONNABORTED || errno == EPROTO || errno == EPERM)
@@ -125,6 +146,40 @@ static void conn_budget(worker_t *w)
     w->conn_limit = soft;
 }
 
+/* What the connections need of this worker (conn.h): nothing else of it reaches them. */
+static int net_init(worker_t *w)
+{
+    const config_t *cfg = w->cfg;
+    conn_env_t *env = &w->net;
+    conn_env_init(env);
+    env->loop = &w->loop;
+    env->cfg = cfg;
+    env->metrics = &w->metrics;
+    env->mem = &w->mem;
+    env->tls = w->srv->tls;
+    env->rbuf = malloc(WORKER_RBUF_SIZE);
+    env->tbuf = malloc(WORKER_RBUF_SIZE);
+    env->rbuf_size = WORKER_RBUF_SIZE;
+    if (!env->rbuf || !env->tbuf)
+        return UV_ENOMEM;
+    env->open_total = &w->srv->nconns;
+    env->id_base = (uint64_t)w->idx;
+    env->id_stride = w->srv->nworkers;
+    env->share_total = cfg->max_queued_total_bytes / w->srv->nworkers;
+    env->timeout_ms[DL_REQUEST] = cfg->http_request_timeout_ms;
+    env->timeout_ms[DL_KEEPALIVE] = cfg->http_keepalive_timeout_ms;
+    env->timeout_ms[DL_CLOSE] = cfg->ws_close_timeout_ms;
+    /* Never longer than the request timeout: a first request is a request. */
+    env->timeout_ms[DL_HANDSHAKE] = cfg->http_handshake_timeout_ms < cfg->http_request_timeout_ms
+                                        ? cfg->http_handshake_timeout_ms
+                                        : cfg->http_request_timeout_ms;
+    env->timeout_ms[DL_IDLE] = cfg->ws_ping_interval_ms;
+    env->timeout_ms[DL_PONG] = cfg->ws_ping_timeout_ms;
+    env->on_freed = on_conn_freed;
+    env->data = w->dctx;
+    return 0;
+}
+
 static void on_idle(uv_idle_t *h) { (void)h; }
 
 /* Flushes at most FLUSH_BUDGET connections, in the order they got output. A fan-out to
@@ -136,7 +191,7 @@ static void on_idle(uv_idle_t *h) { (void)h; }
  * not block in poll (the idle handle). */
 static void flush_turn(worker_t *w)
 {
-    if (conn_flush_dirty(w, FLUSH_BUDGET))
+    if (conn_flush_dirty(&w->net, FLUSH_BUDGET))
         uv_idle_stop(&w->idle);
     else
         uv_idle_start(&w->idle, on_idle);
@@ -146,8 +201,8 @@ static void on_prepare(uv_prepare_t *h) { flush_turn(h->data); }
 static void on_check(uv_check_t *h) { flush_turn(h->data); }
 void worker_tick(worker_t *w)
 {
-    conn_sweep_deadlines(w);
-    conn_enforce_total(w);
+    conn_sweep_deadlines(&w->net);
+    conn_enforce_total(&w->net);
     wtimer_run(w);
     accept_resume(w);
 }
@@ -157,7 +212,7 @@ static void on_tick(uv_timer_t *h)
     worker_t *w = h->data;
     worker_tick(w);
     atomic_store_explicit(&w->metrics.pool_page_bytes, w->mem.page_bytes, memory_order_relaxed);
-    atomic_store_explicit(&w->metrics.private_queued, w->private_queued, memory_order_relaxed);
+    atomic_store_explicit(&w->metrics.private_queued, w->net.private_queued, memory_order_relaxed);
     atomic_store_explicit(&w->metrics.pool_object_bytes, w->mem.object_bytes, memory_order_relaxed);
 }
 
@@ -180,8 +235,8 @@ static void force_close_walk(uv_handle_t *h, void *arg)
 static void on_drain_deadline(uv_timer_t *h)
 {
     worker_t *w = h->data;
-    if (w->nconns)
-        log_warn("shutdown", "worker %d: deadline passed, closing %zu connections", w->idx, w->nconns);
+    if (w->net.nconns)
+        log_warn("shutdown", "worker %d: deadline passed, closing %zu connections", w->idx, w->net.nconns);
     uv_walk(&w->loop, force_close_walk, NULL);
 }
 
@@ -193,7 +248,7 @@ static void begin_stop(worker_t *w)
     uv_close((uv_handle_t *)&w->listener, NULL);
     close(w->listen_fd); /* the poll handle does not own it */
     w->listen_fd = -1;
-    if (w->nconns == 0) {
+    if (w->net.nconns == 0) {
         uv_stop(&w->loop);
         return;
     }
@@ -216,18 +271,13 @@ int worker_init(worker_t *w, server_t *srv, int idx, int listen_fd)
     w->cfg = srv->cfg;
     w->idx = idx;
     w->listen_fd = listen_fd;
-    list_init(&w->dirty);
     mempool_init(&w->mem);
     for (size_t i = 0; i <= DIALECT_MAX; i++)
         w->dctx[i] = (dialect_ctx_t){.w = w, .d = i < DIALECT_MAX ? dialects[i] : NULL};
-    for (int k = 0; k < DL_COUNT; k++)
-        list_init(&w->deadlines[k]);
-    w->rbuf = malloc(WORKER_RBUF_SIZE);
-    w->tbuf = malloc(WORKER_RBUF_SIZE);
-    if (!w->rbuf || !w->tbuf)
-        return UV_ENOMEM;
     int r = uv_loop_init(&w->loop);
     if (r)
+        return r;
+    if ((r = net_init(w)) != 0)
         return r;
     int fl = fcntl(listen_fd, F_GETFL);
     if (fl < 0 || fcntl(listen_fd, F_SETFL, fl | O_NONBLOCK) < 0)
@@ -314,7 +364,7 @@ void worker_destroy(worker_t *w)
         log_error("shutdown", "worker %d: loop still busy: %s", w->idx, uv_strerror(r));
     hub_local_free(w->hub);
     wtimer_free_all(w);
-    free(w->rbuf);
-    free(w->tbuf);
+    free(w->net.rbuf);
+    free(w->net.tbuf);
     mempool_destroy(&w->mem);
 }

@@ -24,8 +24,8 @@ struct ws_session {
     uint64_t fed;          /* bytes handed to wslay while this context lived */
     uint64_t framed;       /* of those, bytes of frames wslay has completely read */
     uint64_t frame_bytes;  /* wire size of the frame being read (header + payload) */
-    bool fragmented;       /* a data message is split over frames and not complete yet */
-    dialect_ctx_t *x;      /* the dialect's context on this worker: x->d is the dialect */
+    const dialect_t *d;
+    dialect_ctx_t *x;      /* the dialect's context on this worker (dialect_ctx) */
     void *data;            /* the dialect's per-session state */
     const uint8_t *in;     /* input not yet handed to wslay (during ws_on_data only) */
     size_t in_len;
@@ -35,13 +35,14 @@ struct ws_session {
     uint8_t frame_op;      /* opcode of the frame being received */
     uint8_t msg_op;        /* opcode of the data message being received (text/binary) */
     bool in_recv;          /* inside wslay_event_recv: sends are pumped after it returns */
+    bool fragmented;       /* a data message is split over frames and not complete yet */
+    bool failed;           /* we queued a close because the peer broke the protocol */
     uint64_t last_rx;      /* uv_now() of the last frame received */
     bool close_deadline;   /* the close-handshake deadline is armed */
     uint16_t close_code;   /* status code of the close frame being received (0: none yet) */
     uint32_t held;         /* bytes of the unfinished data message wslay holds for us */
     float tokens;          /* frames the client may still send now (limits.message_rate) */
     uint32_t tokens_at;    /* uv_now() (low 32 bits) when tokens was computed */
-    bool failed;           /* we queued a close because the peer broke the protocol */
 };
 
 /* ------------------------------------------------------------------ wslay callbacks */
@@ -78,7 +79,7 @@ static ssize_t send_cb(wslay_event_context_ptr ctx, const uint8_t *data, size_t 
 static void fail(ws_session_t *s, uint16_t code, const char *reason)
 {
     if (!s->failed)
-        log_event(LOG_INFO, "ws_protocol_error", s->c->id, NULL, s->x->d->name, "close %u: %s", code, reason);
+        log_event(LOG_INFO, "ws_protocol_error", s->c->id, NULL, s->d->name, "close %u: %s", code, reason);
     s->failed = true;
     wslay_event_queue_close(s->ctx, code, (const uint8_t *)reason, strlen(reason));
     wslay_event_shutdown_read(s->ctx);
@@ -91,7 +92,7 @@ static void fail(ws_session_t *s, uint16_t code, const char *reason)
  * gets its API's error, then close 1008 (issue 11). */
 static bool rate_ok(ws_session_t *s)
 {
-    const config_t *cfg = s->c->w->cfg;
+    const config_t *cfg = s->c->env->cfg;
     if (!cfg->message_rate || s->failed)
         return !s->failed;
     uint32_t now = (uint32_t)s->last_rx;
@@ -104,9 +105,9 @@ static bool rate_ok(ws_session_t *s)
         s->tokens -= 1.0f;
         return true;
     }
-    metrics_add(&s->c->w->metrics.rate_limited, 1);
-    if (s->x->d->on_rate_limited)
-        s->x->d->on_rate_limited(s);
+    metrics_add(&s->c->env->metrics->rate_limited, 1);
+    if (s->d->on_rate_limited)
+        s->d->on_rate_limited(s);
     fail(s, WS_CLOSE_POLICY, "message rate exceeded");
     return false;
 }
@@ -117,7 +118,7 @@ static void on_frame_start(wslay_event_context_ptr ctx, const struct wslay_event
     (void)ctx;
     ws_session_t *s = user;
     s->frame_op = arg->opcode;
-    s->last_rx = worker_now(s->c->w);
+    s->last_rx = uv_now(s->c->env->loop);
     if (arg->opcode != WSLAY_CONTINUATION_FRAME && !rate_ok(s))
         return;
     /* Client frames are masked (wslay fails unmasked ones) and lengths minimal (it fails
@@ -180,7 +181,7 @@ static void hold(ws_session_t *s, size_t n)
         return;
     size_t total = atomic_fetch_add(&metrics_ws_inbound_bytes, n) + n;
     s->held += (uint32_t)n;
-    if (total > s->c->w->cfg->max_inbound_total_bytes)
+    if (total > s->c->env->cfg->max_inbound_total_bytes)
         fail(s, WS_CLOSE_TRY_AGAIN_LATER, "server busy: too many unfinished messages");
 }
 
@@ -229,9 +230,9 @@ static void on_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_
     case WSLAY_BINARY_FRAME:
         s->fragmented = false;
         unhold(s);
-        metrics_add(&s->c->w->metrics.frames_in[s->c->endpoint], 1);
-        if (s->x->d->on_message)
-            s->x->d->on_message(s, arg->opcode, arg->msg, arg->msg_length);
+        metrics_add(&s->c->env->metrics->frames_in[s->c->endpoint], 1);
+        if (s->d->on_message)
+            s->d->on_message(s, arg->opcode, arg->msg, arg->msg_length);
         break;
     default:
         break; /* pings are answered by wslay; pongs need nothing */
@@ -257,7 +258,7 @@ static int ctx_open(ws_session_t *s)
         s->ctx = NULL;
         return -1;
     }
-    wslay_event_config_set_max_recv_msg_length(s->ctx, s->c->w->cfg->max_message_bytes);
+    wslay_event_config_set_max_recv_msg_length(s->ctx, s->c->env->cfg->max_message_bytes);
     s->fed = s->framed = s->frame_bytes = 0;
     return 0;
 }
@@ -310,29 +311,31 @@ static void pump_and_rest(ws_session_t *s)
 
 /* ------------------------------------------------------------------ conn hooks */
 
-ws_session_t *ws_session_start(conn_t *c, dialect_ctx_t *x, void *dialect_data)
+static const conn_proto_t ws_proto;
+
+ws_session_t *ws_session_start(conn_t *c, const dialect_t *d, dialect_ctx_t *x, void *dialect_data)
 {
-    const dialect_t *d = x->d;
     /* No wslay context yet: it is made by the first frame or reply (a subscriber that only
      * receives fan-out never needs one), which saves an 8 KB allocation per handshake. */
-    ws_session_t *s = mempool_alloc(&c->w->mem, sizeof *s);
+    ws_session_t *s = mempool_alloc(c->env->mem, sizeof *s);
     if (!s) {
         if (d->on_close && dialect_data) {
-            ws_session_t tmp = {.c = c, .x = x, .data = dialect_data};
+            ws_session_t tmp = {.c = c, .d = d, .x = x, .data = dialect_data};
             d->on_close(&tmp);
         }
         conn_close(c, "out of memory (ws)");
         return NULL;
     }
     s->c = c;
+    s->d = d;
     s->x = x;
     s->data = dialect_data;
     s->utf8 = UTF8_ACCEPT;
-    s->last_rx = worker_now(c->w);
-    s->tokens = (float)c->w->cfg->message_burst;
+    s->last_rx = uv_now(c->env->loop);
+    s->tokens = (float)c->env->cfg->message_burst;
     s->tokens_at = (uint32_t)s->last_rx;
-    conn_upgrade(c, s, d->endpoint);
-    if (c->w->cfg->ws_ping_interval_ms && !d->no_ws_ping)
+    conn_set_proto(c, &ws_proto, s, d->endpoint);
+    if (c->env->cfg->ws_ping_interval_ms && !d->no_ws_ping)
         conn_set_deadline(c, DL_IDLE);
     if (d->on_open)
         d->on_open(s);
@@ -340,9 +343,9 @@ ws_session_t *ws_session_start(conn_t *c, dialect_ctx_t *x, void *dialect_data)
     return s;
 }
 
-void ws_on_data(conn_t *c, const uint8_t *data, size_t len)
+static void ws_on_data(conn_t *c, const uint8_t *data, size_t len)
 {
-    ws_session_t *s = c->u.ws;
+    ws_session_t *s = c->pdata;
     if (ctx_open(s) != 0) {
         conn_close(c, "out of memory (ws)");
         return;
@@ -377,7 +380,7 @@ void ws_on_data(conn_t *c, const uint8_t *data, size_t len)
             if (f)
                 conn_send_copy(c, f->data, f->len);
             frame_release(&f);
-            log_event(LOG_INFO, "ws_protocol_error", c->id, NULL, s->x->d->name, "close 1002: invalid frame");
+            log_event(LOG_INFO, "ws_protocol_error", c->id, NULL, s->d->name, "close 1002: invalid frame");
         }
         conn_close_after_write(c);
         return;
@@ -385,16 +388,16 @@ void ws_on_data(conn_t *c, const uint8_t *data, size_t len)
     pump_and_rest(s);
 }
 
-void ws_on_eof(conn_t *c)
+static void ws_on_eof(conn_t *c)
 {
     /* The peer is gone without finishing the close handshake (or after it). */
-    ws_session_t *s = c->u.ws;
+    ws_session_t *s = c->pdata;
     conn_close(c, s->ctx && wslay_event_get_close_received(s->ctx) ? NULL : "eof without close frame");
 }
 
-void ws_on_slow_consumer(conn_t *c)
+static void ws_on_slow_consumer(conn_t *c)
 {
-    ws_session_t *s = c->u.ws;
+    ws_session_t *s = c->pdata;
     if (ctx_open(s) != 0) {
         conn_close(c, "slow consumer");
         return;
@@ -405,12 +408,16 @@ void ws_on_slow_consumer(conn_t *c)
     pump(s);
 }
 
-void ws_on_idle(conn_t *c, bool pong_due)
+/* Silent for websocket.ping_interval_ms (DL_IDLE: send a ping), or for
+ * websocket.ping_timeout_ms after that ping (DL_PONG: close 1001). */
+static void ws_on_timeout(conn_t *c, deadline_kind_t kind)
 {
-    ws_session_t *s = c->u.ws;
-    if (pong_due) {
-        metrics_add(&c->w->metrics.ping_timeouts, 1);
-        log_event(LOG_INFO, "ws_ping_timeout", c->id, NULL, s->x->d->name, "nothing received after a ping");
+    ws_session_t *s = c->pdata;
+    if (kind != DL_IDLE && kind != DL_PONG)
+        return;
+    if (kind == DL_PONG) {
+        metrics_add(&c->env->metrics->ping_timeouts, 1);
+        log_event(LOG_INFO, "ws_ping_timeout", c->id, NULL, s->d->name, "nothing received after a ping");
         ws_session_close(s, WS_CLOSE_GOING_AWAY, "ping timeout");
         return;
     }
@@ -420,27 +427,36 @@ void ws_on_idle(conn_t *c, bool pong_due)
     conn_set_deadline(c, DL_PONG);
 }
 
-void ws_on_shutdown(conn_t *c)
+static void ws_on_shutdown(conn_t *c)
 {
-    ws_session_t *s = c->u.ws;
-    if (s->x->d->on_shutdown)
-        s->x->d->on_shutdown(s);
+    ws_session_t *s = c->pdata;
+    if (s->d->on_shutdown)
+        s->d->on_shutdown(s);
     ws_session_close(s, WS_CLOSE_GOING_AWAY, "server shutting down");
 }
 
-void ws_on_close(conn_t *c)
+static void ws_on_closed(conn_t *c)
 {
-    ws_session_t *s = c->u.ws;
+    ws_session_t *s = c->pdata;
     if (!s)
         return;
-    if (s->x->d->on_close)
-        s->x->d->on_close(s);
+    if (s->d->on_close)
+        s->d->on_close(s);
     unhold(s);
     if (s->ctx)
         wslay_event_context_free(s->ctx);
-    mempool_free(&c->w->mem, s, sizeof *s);
-    c->u.ws = NULL;
+    mempool_free(c->env->mem, s, sizeof *s);
+    c->pdata = NULL;
 }
+
+static const conn_proto_t ws_proto = {
+    .on_data = ws_on_data,
+    .on_eof = ws_on_eof,
+    .on_timeout = ws_on_timeout,
+    .on_slow = ws_on_slow_consumer,
+    .on_shutdown = ws_on_shutdown,
+    .on_closed = ws_on_closed,
+};
 
 /* ------------------------------------------------------------------ for dialects */
 
@@ -469,14 +485,14 @@ int ws_session_send(ws_session_t *s, int opcode, const void *data, size_t len)
             conn_close(s->c, "out of memory (send)");
             return -1;
         }
-        metrics_add(&s->c->w->metrics.frames_out[s->c->endpoint], 1);
+        metrics_add(&s->c->env->metrics->frames_out[s->c->endpoint], 1);
         return 0;
     }
     struct wslay_event_msg msg = {(uint8_t)opcode, data, len};
     int r = wslay_event_queue_msg(s->ctx, &msg);
     if (r != 0)
         return -1; /* WSLAY_ERR_NO_MORE_MSG once a close is queued */
-    metrics_add(&s->c->w->metrics.frames_out[s->c->endpoint], 1);
+    metrics_add(&s->c->env->metrics->frames_out[s->c->endpoint], 1);
     /* Into the connection's queue now, even from inside wslay_event_recv (wslay's send and
      * receive states are separate): a shared frame queued next must come after this reply. */
     if (wslay_event_send(s->ctx) != 0) {
@@ -503,7 +519,7 @@ int ws_session_send_frame(ws_session_t *s, frame_t *f)
         return -1;
     int r = conn_send_frame(s->c, f);
     if (r == 0)
-        metrics_add(&s->c->w->metrics.frames_out[s->c->endpoint], 1);
+        metrics_add(&s->c->env->metrics->frames_out[s->c->endpoint], 1);
     return r;
 }
 
@@ -533,6 +549,6 @@ void ws_session_abort(ws_session_t *s, const char *reason)
 void *ws_session_data(ws_session_t *s) { return s->data; }
 void ws_session_set_data(ws_session_t *s, void *data) { s->data = data; }
 uint64_t ws_session_id(ws_session_t *s) { return s->c->id; }
-const dialect_t *ws_session_dialect(ws_session_t *s) { return s->x->d; }
+const dialect_t *ws_session_dialect(ws_session_t *s) { return s->d; }
 dialect_ctx_t *dialect_ctx(ws_session_t *s) { return s->x; }
 uint64_t ws_session_last_rx(ws_session_t *s) { return s->last_rx; }

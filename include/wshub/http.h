@@ -79,20 +79,10 @@ void moderation_http(const http_request_t *req, dialect_ctx_t *x, http_reply_t *
 bool moderation_http_authorized(const http_request_t *req, dialect_ctx_t *x);         /* dialects/moderation.c */
 void static_page(const http_request_t *req, dialect_ctx_t *x, http_reply_t *out);     /* static.c */
 
-/* Starts HTTP on a new connection; over_capacity: past limits.max_connections (503 to all
- * but /healthz and /metrics, then close). */
+/* Starts HTTP on a new connection (it owns the connection's bytes until an upgrade hands
+ * them to a WebSocket session); over_capacity: past limits.max_connections (503 to all but
+ * /healthz and /metrics, then close). The caller then starts reading (conn_start). */
 int http_conn_start(conn_t *c, bool over_capacity);
-/* The connection's output queue is empty: the next piece of a large response goes out. */
-void http_on_drained(conn_t *c);
-/* Bytes of a large response not queued yet (conn_hold counts them). */
-size_t http_held(const conn_t *c);
-void http_on_data(conn_t *c, const uint8_t *data, size_t len);
-/* The peer closed its side. */
-void http_on_eof(conn_t *c);
-/* A deadline (DL_REQUEST or DL_KEEPALIVE) passed. */
-void http_on_timeout(conn_t *c, int kind);
-/* The connection is gone: free the HTTP state. */
-void http_conn_free(conn_t *c);
 
 /* Sec-WebSocket-Accept for a Sec-WebSocket-Key of len (<= 24) bytes: 28 characters and a NUL. */
 void http_ws_accept_value(const char *key, size_t len, char out[29]);

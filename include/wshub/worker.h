@@ -3,9 +3,11 @@
  * A connection is accepted, lives and dies on one worker; only uv_async_send reaches
  * into another worker's loop.
  *
- * Owns: the loop and its handles, the per-worker read buffers, the list of connections
- * with output to flush (flushed once per loop iteration, DESIGN.md decision 4), the
- * deadline lists (request, keep-alive and close timeouts), the worker's metrics block.
+ * Owns: the loop and its handles, the listener and the descriptor budget, the connection
+ * environment (conn_env_t: read buffers, the list of connections with output to flush —
+ * flushed once per loop iteration, DESIGN.md decision 4 — and the deadline lists), the
+ * hub's mailbox, each dialect's context, the worker's metrics block and memory pool.
+ * The top of the layers: it calls conn, http and the hub; none of them calls it.
  */
 #ifndef WSHUB_WORKER_H
 #define WSHUB_WORKER_H
@@ -15,6 +17,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "wshub/conn.h"
 #include "wshub/dialect.h"
 #include "wshub/list.h"
 #include "wshub/mempool.h"
@@ -24,19 +27,6 @@
 typedef struct hub_local hub_local_t;
 typedef struct worker worker_t;
 typedef struct wtimer wtimer_t;
-
-/* Deadline lists. Every connection in one list waits with the same timeout, so a list is
- * ordered by deadline just by appending: the sweep only ever looks at the heads. */
-typedef enum {
-    DL_NONE = 0,
-    DL_REQUEST,   /* an HTTP request has started and must complete (http.request_timeout_ms) */
-    DL_KEEPALIVE, /* an idle keep-alive HTTP connection (http.keepalive_timeout_ms) */
-    DL_CLOSE,     /* a close handshake or a FIN waiting for the peer (websocket.close_timeout_ms) */
-    DL_HANDSHAKE, /* accepted, the first request not complete yet (http.handshake_timeout_ms) */
-    DL_IDLE,      /* an open WebSocket: silent this long gets a ping (websocket.ping_interval_ms) */
-    DL_PONG,      /* that ping is out: silent this long is closed (websocket.ping_timeout_ms) */
-    DL_COUNT
-} deadline_kind_t;
 
 #define WORKER_RBUF_SIZE (64 * 1024)
 
@@ -65,18 +55,12 @@ struct worker {
     uv_timer_t drain;     /* the shutdown deadline */
     server_t *srv;
     const config_t *cfg;
-    uint8_t *rbuf;        /* the read buffer every connection of this worker shares */
-    uint8_t *tbuf;        /* decrypted TLS bytes */
-    list_node_t dirty;    /* connections with output to flush */
-    list_node_t deadlines[DL_COUNT];
+    conn_env_t net;       /* what this worker's connections share: buffers, lists, limits */
     hub_local_t *hub;     /* this worker's channels and mailbox */
     dialect_ctx_t dctx[DIALECT_MAX + 1]; /* each dialect's context, in dialects[] order, then the
                                             server's own (dialect_ctx_pick) */
     wtimer_t **timers;    /* wtimer.h heap */
     uint32_t ntimers, timers_cap;
-    uint64_t conn_seq;
-    size_t private_queued; /* reply bytes queued on this worker's connections (conn.c) */
-    size_t nconns;        /* connections of this worker not yet freed */
     atomic_bool stop_requested;
     bool stopping;
     mempool_t mem;        /* long-lived per-connection objects (mempool.h) */
@@ -100,9 +84,6 @@ void worker_destroy(worker_t *w);
  * loop calls them; the fuzz harness (tests/fuzz/harness.c) too, around a loop of its own. */
 void worker_accept(worker_t *w);
 void worker_tick(worker_t *w);
-
-/* A connection of w was freed: accepting may resume. */
-void worker_on_conn_freed(worker_t *w);
 
 /* Time of the current loop iteration, in ms (uv_now). */
 static inline uint64_t worker_now(worker_t *w) { return uv_now(&w->loop); }

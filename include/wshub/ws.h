@@ -33,18 +33,9 @@ enum {
     WS_CLOSE_TRY_AGAIN_LATER = 1013,
 };
 
-/* Creates the session and hands the connection to it (the 101 must already be queued). */
-ws_session_t *ws_session_start(conn_t *c, dialect_ctx_t *x, void *dialect_data);
-
-/* Called by conn. */
-void ws_on_data(conn_t *c, const uint8_t *data, size_t len);
-void ws_on_eof(conn_t *c);
-void ws_on_slow_consumer(conn_t *c);
-void ws_on_shutdown(conn_t *c);
-void ws_on_close(conn_t *c);
-/* The connection was silent for websocket.ping_interval_ms (pong_due false: send a ping), or
- * for websocket.ping_timeout_ms after that ping (pong_due true: close 1001). */
-void ws_on_idle(conn_t *c, bool pong_due);
+/* Creates the session and hands the connection to it (the 101 must already be queued):
+ * from then on the session is the connection's protocol (conn_proto_t). */
+ws_session_t *ws_session_start(conn_t *c, const dialect_t *d, dialect_ctx_t *x, void *dialect_data);
 
 /* For dialects. Sends are no-ops once the session is closing. Return 0 or negative. */
 int ws_session_send(ws_session_t *s, int opcode, const void *data, size_t len);

@@ -80,7 +80,7 @@ static void turn(int turns)
 /* Is the connection still there to send on? (Freed once the worker has none.) */
 static int usable(conn_t *c)
 {
-    return fz_worker()->nconns > 0 && !(c->flags & (CONN_F_CLOSING | CONN_F_DRAIN));
+    return fz_worker()->net.nconns > 0 && !(c->flags & (CONN_F_CLOSING | CONN_F_DRAIN));
 }
 
 static int send_private(conn_t *c, size_t len)
@@ -157,14 +157,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             turn(1);
             break;
         }
-        if (fz_worker()->nconns > 0 && (c->flags & CONN_F_SLOW))
+        if (fz_worker()->net.nconns > 0 && (c->flags & CONN_F_SLOW))
             overflowed = 1;
     }
 
     /* Drain: with the connection open (or closing after its writes), every byte arrives.
      * Bounded in time, not turns: through the small windows TCP may wait for its persist
      * timer (a zero-window probe, 200 ms and more) before it sends again. */
-    int open = fz_worker()->nconns > 0 && !(c->flags & CONN_F_CLOSING) && !overflowed;
+    int open = fz_worker()->net.nconns > 0 && !(c->flags & CONN_F_CLOSING) && !overflowed;
     uint64_t t0 = uv_hrtime(), last = seen;
     while (open && !closed && seen < queued && uv_hrtime() - t0 < 10000000000ull) {
         turn(1);
@@ -172,9 +172,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (seen == last)
             usleep(200);
         last = seen;
-        if (fz_worker()->nconns > 0 && (c->flags & CONN_F_SLOW))
+        if (fz_worker()->net.nconns > 0 && (c->flags & CONN_F_SLOW))
             overflowed = 1;
-        open = fz_worker()->nconns > 0 && !(c->flags & CONN_F_CLOSING) && !overflowed;
+        open = fz_worker()->net.nconns > 0 && !(c->flags & CONN_F_CLOSING) && !overflowed;
     }
     if (open && seen < queued) {
         fprintf(stderr, "fuzz_outq: %llu of %llu queued bytes arrived (conn flags 0x%x, %u entries, %u in flight, %zu bytes queued)\n",

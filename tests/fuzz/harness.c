@@ -214,9 +214,9 @@ int fz_connect(conn_t **server_conn, int rcvbuf)
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     if (connect(fd, (struct sockaddr *)&listen_addr, sizeof listen_addr) != 0 && errno != EINPROGRESS)
         die("connect", strerror(errno));
-    uint64_t accepted = w.conn_seq;
+    uint64_t accepted = w.net.conn_seq;
     uint64_t t0 = now_ms();
-    while (w.conn_seq == accepted) {
+    while (w.net.conn_seq == accepted) {
         fz_pump(-1, 1);
         if (now_ms() - t0 > HANG_MS)
             die("connect", "the server did not accept");
@@ -279,7 +279,7 @@ static void force_close(uv_handle_t *h, void *arg)
         conn_close(c, "fuzz: settle time over");
 }
 
-static int settled(void) { return w.nconns == 0 && w.loop.active_reqs.count == 0; }
+static int settled(void) { return w.net.nconns == 0 && w.loop.active_reqs.count == 0; }
 
 void fz_end(int fd, int rst)
 {
