@@ -465,9 +465,9 @@ static void free_api_data(void)
 
 /*
  * Everything that can refuse the configuration, in the order --check-config reports it: the
- * development credentials on an exposed address (first, before any file is read or socket
- * bound, so that the refusal is immediate), the TLS files, the API data. Returns 0, or -1
- * after one line on stderr, with nothing but the configurations left to free.
+ * development credentials on an exposed address (first, before the TLS, moderation or bot files
+ * are read or a socket bound, so that the refusal is immediate), the TLS files, the API data.
+ * Returns 0, or -1 after one line on stderr, with nothing but the configurations left to free.
  */
 static int check_and_load(const opts_t *o, const config_t *cfg)
 {
