@@ -83,6 +83,119 @@ static bool is_control_reply(const char *event)
     return false;
 }
 
+/* A publish request once read and checked; root holds every json_t here. */
+typedef struct publish_req {
+    json_t *root;
+    json_t *channel, *channels; /* exactly one of them */
+    json_t *event;
+    char *data_text;            /* malloc'd: data as compact JSON, "{}" without it */
+} publish_req_t;
+
+/* Returns true if p names its channel or channels correctly, else answers out with why. */
+static bool channels_valid(const publish_req_t *p, http_reply_t *out)
+{
+    const char *problem;
+    if (p->channel && p->channels) {
+        bad(out, "channel and channels: give one of them, not both%s", "");
+        return false;
+    }
+    if (!p->channel && !p->channels) {
+        bad(out, "channel: required (a string), or channels (an array of strings)%s", "");
+        return false;
+    }
+    if (p->channel && (problem = channel_problem(p->channel))) {
+        bad(out, "channel: %s", problem);
+        return false;
+    }
+    if (!p->channels)
+        return true;
+    if (!json_is_array(p->channels) || json_array_size(p->channels) == 0) {
+        bad(out, "channels: expected a non-empty array of strings%s", "");
+        return false;
+    }
+    size_t i;
+    json_t *v;
+    json_array_foreach(p->channels, i, v) {
+        if ((problem = channel_problem(v))) {
+            char msg[128];
+            snprintf(msg, sizeof msg, "channels[%zu]: %s", i, problem);
+            api_error(out, 400, "bad_request", msg);
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Returns true if event can be published, else answers out with why. */
+static bool event_valid(json_t *event, http_reply_t *out)
+{
+    if (!json_is_string(event) || json_string_length(event) == 0) {
+        bad(out, "event: required (a non-empty string)%s", "");
+        return false;
+    }
+    if (!dialect_cstr(event)) { /* the hub and the envelopes read the event as a C string */
+        bad(out, "event: must not contain NUL characters%s", "");
+        return false;
+    }
+    if (is_control_reply(json_string_value(event))) {
+        bad(out, "event: \"%s\" is a control reply of the APIs (subscribed, unsubscribed, pong, error) and "
+                 "cannot be published", json_string_value(event));
+        return false;
+    }
+    return true;
+}
+
+/* Parses and checks the request body into p. Returns 0, or -1 with the error answered in out;
+ * either way the caller frees p's root and data_text. */
+static int read_publish(const http_request_t *req, publish_req_t *p, http_reply_t *out)
+{
+    size_t blen;
+    const uint8_t *body = http_request_body(req, &blen);
+    json_error_t jerr;
+    p->root = json_loadb((const char *)(body ? body : (const uint8_t *)""), blen, DIALECT_JSON_FLAGS, &jerr);
+    if (!p->root) {
+        bad(out, "body: not valid JSON: %s", jerr.text);
+        return -1;
+    }
+    if (!json_is_object(p->root)) {
+        bad(out, "body: expected a JSON object with channel, event and data%s", "");
+        return -1;
+    }
+    p->channel = json_object_get(p->root, "channel");
+    p->channels = json_object_get(p->root, "channels");
+    p->event = json_object_get(p->root, "event");
+    json_t *data = json_object_get(p->root, "data");
+    if (!channels_valid(p, out) || !event_valid(p->event, out))
+        return -1;
+    if (data && !json_is_object(data)) {
+        bad(out, "data: expected a JSON object%s", "");
+        return -1;
+    }
+    p->data_text = data ? json_dumps(data, JSON_COMPACT) : strdup("{}");
+    if (!p->data_text) {
+        api_error(out, 500, "internal_error", "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+/* Hands the event to every dialect's publish hook and to the hub, channel by channel; returns
+ * the deliveries the hub queued. */
+static size_t publish(dialect_ctx_t *x, const publish_req_t *p)
+{
+    const char *event = json_string_value(p->event);
+    size_t data_len = strlen(p->data_text), total = 0, n;
+    json_t *list = p->channel ? json_pack("[O]", p->channel) : json_incref(p->channels);
+    size_t i;
+    json_t *v;
+    json_array_foreach(list, i, v) {
+        if (dialect_publish_api(x, json_string_value(v), json_string_length(v), event, p->data_text, data_len, &n) == 0)
+            total += n;
+    }
+    json_decref(list);
+    return total;
+}
+
 void api_publish(const http_request_t *req, dialect_ctx_t *x, http_reply_t *out)
 {
     if (strcmp(http_request_method(req), "POST") != 0) {
@@ -91,91 +204,16 @@ void api_publish(const http_request_t *req, dialect_ctx_t *x, http_reply_t *out)
         out->hs_reason = 1 + HS_METHOD;
         return;
     }
-    const live_t *live = dialect_live(x);
-    if (!authorized(req, &live->cfg)) {
+    if (!authorized(req, &dialect_live(x)->cfg)) {
         api_error(out, 401, "unauthorized", "send the API key as Authorization: Bearer <api.key>");
         out->hs_reason = 1 + HS_UNAUTHORIZED;
         return;
     }
-    size_t blen;
-    const uint8_t *body = http_request_body(req, &blen);
-    json_error_t jerr;
-    json_t *root = json_loadb((const char *)(body ? body : (const uint8_t *)""), blen, DIALECT_JSON_FLAGS, &jerr);
-    char *data_text = NULL;
-    if (!root) {
-        bad(out, "body: not valid JSON: %s", jerr.text);
-        return;
+    publish_req_t p = {0};
+    if (read_publish(req, &p, out) == 0) {
+        size_t delivered = publish(x, &p);
+        reply_json(out, 200, json_pack("{s:b, s:I}", "ok", 1, "delivered", (json_int_t)delivered));
     }
-    if (!json_is_object(root)) {
-        bad(out, "body: expected a JSON object with channel, event and data%s", "");
-        goto done;
-    }
-    json_t *ch = json_object_get(root, "channel"), *chs = json_object_get(root, "channels");
-    json_t *event = json_object_get(root, "event"), *data = json_object_get(root, "data");
-    const char *problem;
-    if (ch && chs) {
-        bad(out, "channel and channels: give one of them, not both%s", "");
-        goto done;
-    }
-    if (!ch && !chs) {
-        bad(out, "channel: required (a string), or channels (an array of strings)%s", "");
-        goto done;
-    }
-    if (ch && (problem = channel_problem(ch))) {
-        bad(out, "channel: %s", problem);
-        goto done;
-    }
-    if (chs) {
-        if (!json_is_array(chs) || json_array_size(chs) == 0) {
-            bad(out, "channels: expected a non-empty array of strings%s", "");
-            goto done;
-        }
-        size_t i;
-        json_t *v;
-        json_array_foreach(chs, i, v) {
-            if ((problem = channel_problem(v))) {
-                char msg[128];
-                snprintf(msg, sizeof msg, "channels[%zu]: %s", i, problem);
-                api_error(out, 400, "bad_request", msg);
-                goto done;
-            }
-        }
-    }
-    if (!json_is_string(event) || json_string_length(event) == 0) {
-        bad(out, "event: required (a non-empty string)%s", "");
-        goto done;
-    }
-    if (!dialect_cstr(event)) { /* the hub and the envelopes read the event as a C string */
-        bad(out, "event: must not contain NUL characters%s", "");
-        goto done;
-    }
-    if (is_control_reply(json_string_value(event))) {
-        bad(out, "event: \"%s\" is a control reply of the APIs (subscribed, unsubscribed, pong, error) and "
-                 "cannot be published", json_string_value(event));
-        goto done;
-    }
-    if (data && !json_is_object(data)) {
-        bad(out, "data: expected a JSON object%s", "");
-        goto done;
-    }
-    data_text = data ? json_dumps(data, JSON_COMPACT) : strdup("{}");
-    if (!data_text) {
-        api_error(out, 500, "internal_error", "out of memory");
-        goto done;
-    }
-
-    size_t total = 0, n;
-    json_t *list = ch ? json_pack("[O]", ch) : json_incref(chs);
-    size_t i;
-    json_t *v;
-    json_array_foreach(list, i, v) {
-        if (dialect_publish_api(x, json_string_value(v), json_string_length(v), json_string_value(event), data_text,
-                        strlen(data_text), &n) == 0)
-            total += n;
-    }
-    json_decref(list);
-    reply_json(out, 200, json_pack("{s:b, s:I}", "ok", 1, "delivered", (json_int_t)total));
-done:
-    free(data_text);
-    json_decref(root);
+    free(p.data_text);
+    json_decref(p.root);
 }

@@ -154,41 +154,17 @@ static int read_file(const char *path, char **out, size_t *len)
     return 0;
 }
 
-/*
- * Loads auth.public_key: the file must hold a PEM public key OpenSSL parses, RSA or EC on
- * P-256/P-384/P-521. Stores it re-encoded as PEM, so that libjwt parses exactly the key
- * inspected here (not, say, a later block of the same file), and sets *fits to the
- * algorithms that key can serve. Returns 0 or -1 with err filled.
- */
-static int load_public_key(auth_verifier_t *v, const char *path, unsigned *fits, char *err,
-                           size_t errlen)
+/* Sets *fits to the algorithms pkey can serve: every RS* for an RSA key, the ES* of its curve
+ * for an EC key. Returns 0, or -1 with err filled for another kind of key or curve. */
+static int key_algorithms(EVP_PKEY *pkey, const char *path, unsigned *fits, char *err, size_t errlen)
 {
-    char *text = NULL, *pem;
-    size_t len = 0;
-    BIO *in = NULL, *out = NULL;
-    EVP_PKEY *pkey = NULL;
-    long pem_len;
-    int rc = read_file(path, &text, &len), ret = -1;
-
-    if (rc < 0) {
-        fail(err, errlen, "auth.public_key: cannot read %s: %s", path,
-             rc == -EFBIG ? "larger than 1 MiB" : strerror(-rc));
-        return -1;
-    }
-    in = BIO_new_mem_buf(text, (int)len);
-    if (in)
-        pkey = PEM_read_bio_PUBKEY(in, NULL, NULL, NULL);
-    if (!pkey) {
-        fail(err, errlen, "auth.public_key: not a PEM public key: %s", path);
-        goto done;
-    }
     *fits = 0;
     switch (EVP_PKEY_get_base_id(pkey)) {
     case EVP_PKEY_RSA:
         for (size_t i = 0; i < NALGS; i++)
             if (algs[i].kind == KIND_RSA)
                 *fits |= BIT(i);
-        break;
+        return 0;
     case EVP_PKEY_EC: {
         char curve[64];
         size_t clen = 0;
@@ -205,31 +181,92 @@ static int load_public_key(auth_verifier_t *v, const char *path, unsigned *fits,
         if (!*fits) {
             fail(err, errlen, "auth.public_key: EC curve %s is not P-256, P-384 or P-521: %s",
                  clen ? curve : "(unnamed)", path);
-            goto done;
+            return -1;
         }
-        break;
+        return 0;
     }
     default:
         fail(err, errlen, "auth.public_key: not an RSA or EC public key: %s", path);
-        goto done;
+        return -1;
     }
-    out = BIO_new(BIO_s_mem());
+}
+
+/* Stores pkey in v as PEM. Returns 0, or -1 with err filled. */
+static int store_pem(auth_verifier_t *v, EVP_PKEY *pkey, char *err, size_t errlen)
+{
+    BIO *out = BIO_new(BIO_s_mem());
+    char *pem;
+    long pem_len;
+    int ret = -1;
+
     if (!out || PEM_write_bio_PUBKEY(out, pkey) != 1 ||
         (pem_len = BIO_get_mem_data(out, &pem)) <= 0 || !(v->key = malloc((size_t)pem_len))) {
         fail(err, errlen, "auth.public_key: out of memory");
-        goto done;
+    } else {
+        memcpy(v->key, pem, (size_t)pem_len);
+        v->key_len = (int)pem_len;
+        v->public_key = true;
+        ret = 0;
     }
-    memcpy(v->key, pem, (size_t)pem_len);
-    v->key_len = (int)pem_len;
-    v->public_key = true;
-    ret = 0;
-done:
+    BIO_free(out);
+    return ret;
+}
+
+/*
+ * Loads auth.public_key: the file must hold a PEM public key OpenSSL parses, RSA or EC on
+ * P-256/P-384/P-521. Stores it re-encoded as PEM, so that libjwt parses exactly the key
+ * inspected here (not, say, a later block of the same file), and sets *fits to the
+ * algorithms that key can serve. Returns 0 or -1 with err filled.
+ */
+static int load_public_key(auth_verifier_t *v, const char *path, unsigned *fits, char *err,
+                           size_t errlen)
+{
+    char *text = NULL;
+    size_t len = 0;
+    BIO *in = NULL;
+    EVP_PKEY *pkey = NULL;
+    int rc = read_file(path, &text, &len), ret = -1;
+
+    if (rc < 0) {
+        fail(err, errlen, "auth.public_key: cannot read %s: %s", path,
+             rc == -EFBIG ? "larger than 1 MiB" : strerror(-rc));
+        return -1;
+    }
+    in = BIO_new_mem_buf(text, (int)len);
+    if (in)
+        pkey = PEM_read_bio_PUBKEY(in, NULL, NULL, NULL);
+    if (!pkey)
+        fail(err, errlen, "auth.public_key: not a PEM public key: %s", path);
+    else if (key_algorithms(pkey, path, fits, err, errlen) == 0)
+        ret = store_pem(v, pkey, err, errlen);
     ERR_clear_error(); /* a failed parse leaves entries in this thread's queue */
     EVP_PKEY_free(pkey);
     BIO_free(in);
-    BIO_free(out);
     free(text);
     return ret;
+}
+
+/* Stores the HMAC secret (auth.jwt_secret, else dev_secret) in v and sets *fits to the HS*
+ * algorithms. Returns 0 or -1 with err filled. */
+static int load_secret(auth_verifier_t *v, const char *secret, unsigned *fits, char *err, size_t errlen)
+{
+    size_t len = secret ? strlen(secret) : 0;
+
+    if (len == 0 || len > INT32_MAX) {
+        fail(err, errlen, "auth.jwt_secret: no secret (and no development secret)");
+        return -1;
+    }
+    v->key = malloc(len);
+    if (!v->key) {
+        fail(err, errlen, "auth.jwt_secret: out of memory");
+        return -1;
+    }
+    memcpy(v->key, secret, len);
+    v->key_len = (int)len;
+    for (size_t i = 0; i < NALGS; i++)
+        if (algs[i].kind == KIND_HMAC)
+            *fits |= BIT(i);
+    return 0;
 }
 
 /* "RS256, RS384 or RS512": the names of a set, for errors. */
@@ -299,28 +336,11 @@ auth_verifier_t *auth_verifier_new(const config_t *cfg, const char *dev_secret, 
         fail(err, errlen, "auth: out of memory");
         return NULL;
     }
-    if (cfg->auth_public_key) {
-        if (load_public_key(v, cfg->auth_public_key, &fits, err, errlen) < 0)
-            goto fail;
-    } else {
-        const char *secret = cfg->jwt_secret ? cfg->jwt_secret : dev_secret;
-        size_t len = secret ? strlen(secret) : 0;
-
-        if (len == 0 || len > INT32_MAX) {
-            fail(err, errlen, "auth.jwt_secret: no secret (and no development secret)");
-            goto fail;
-        }
-        v->key = malloc(len);
-        if (!v->key) {
-            fail(err, errlen, "auth.jwt_secret: out of memory");
-            goto fail;
-        }
-        memcpy(v->key, secret, len);
-        v->key_len = (int)len;
-        for (size_t i = 0; i < NALGS; i++)
-            if (algs[i].kind == KIND_HMAC)
-                fits |= BIT(i);
-    }
+    const char *secret = cfg->jwt_secret ? cfg->jwt_secret : dev_secret;
+    int rc = cfg->auth_public_key ? load_public_key(v, cfg->auth_public_key, &fits, err, errlen)
+                                  : load_secret(v, secret, &fits, err, errlen);
+    if (rc < 0)
+        goto fail;
     if (choose_algorithms(v, &cfg->auth_algorithms, fits, err, errlen) < 0)
         goto fail;
     if ((cfg->auth_issuer && !(v->issuer = strdup(cfg->auth_issuer))) ||
@@ -518,6 +538,22 @@ static auth_reason_t check_signature(const auth_verifier_t *v, const char *token
     return r;
 }
 
+/* Finds the two dots of header.payload.signature: exactly two, no part empty (a JWS with an
+ * empty signature is unsecured, i.e. "none" in disguise), the signature base64url. */
+static bool split_token(const char *token, size_t len, const char **dot1, const char **dot2)
+{
+    const char *d1 = memchr(token, '.', len);
+    const char *d2 = d1 ? memchr(d1 + 1, '.', len - (size_t)(d1 + 1 - token)) : NULL;
+
+    if (!d2 || d1 == token || d2 == d1 + 1 || d2 + 1 == token + len ||
+        memchr(d2 + 1, '.', len - (size_t)(d2 + 1 - token)) ||
+        b64url_decode(d2 + 1, len - (size_t)(d2 + 1 - token), NULL) < 0)
+        return false;
+    *dot1 = d1;
+    *dot2 = d2;
+    return true;
+}
+
 auth_reason_t auth_verify(const auth_verifier_t *v, const char *token, time_t now,
                           auth_claims_t *claims)
 {
@@ -534,13 +570,7 @@ auth_reason_t auth_verify(const auth_verifier_t *v, const char *token, time_t no
     len = strnlen(token, AUTH_TOKEN_MAX);
     if (len >= AUTH_TOKEN_MAX)
         return AUTH_MALFORMED;
-    /* header.payload.signature: exactly two dots, no part empty (a JWS with an empty
-     * signature is unsecured, i.e. "none" in disguise). */
-    dot1 = memchr(token, '.', len);
-    dot2 = dot1 ? memchr(dot1 + 1, '.', len - (size_t)(dot1 + 1 - token)) : NULL;
-    if (!dot2 || dot1 == token || dot2 == dot1 + 1 || dot2 + 1 == token + len ||
-        memchr(dot2 + 1, '.', len - (size_t)(dot2 + 1 - token)) ||
-        b64url_decode(dot2 + 1, len - (size_t)(dot2 + 1 - token), NULL) < 0)
+    if (!split_token(token, len, &dot1, &dot2))
         return AUTH_MALFORMED;
     header = decode_object(token, (size_t)(dot1 - token));
     if (!header)

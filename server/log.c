@@ -196,6 +196,54 @@ void log_flush_suppressed(void)
     }
 }
 
+/* The fields of one line; conn 0, peer and endpoint NULL, msg "" when absent. */
+typedef struct line_fields {
+    const char *when, *level, *event;
+    uint64_t conn;
+    const char *peer, *endpoint, *msg;
+} line_fields_t;
+
+/* Formats the fields as one JSON object into line; returns its length (cap at most). */
+static size_t format_json(char *line, size_t cap, const line_fields_t *l)
+{
+    size_t pos = (size_t)snprintf(line, cap, "{\"ts\":\"%s\",\"level\":\"%s\",\"event\":\"", l->when, l->level);
+    pos = json_escape(line, cap, pos, l->event);
+    pos += (size_t)snprintf(line + pos, cap - pos, "\"");
+    if (l->conn)
+        pos += (size_t)snprintf(line + pos, cap - pos, ",\"conn\":%llu", (unsigned long long)l->conn);
+    if (l->peer && pos < cap) {
+        pos += (size_t)snprintf(line + pos, cap - pos, ",\"peer\":\"");
+        pos = json_escape(line, cap, pos, l->peer);
+        pos += (size_t)snprintf(line + pos, cap - pos, "\"");
+    }
+    if (l->endpoint && pos < cap)
+        pos += (size_t)snprintf(line + pos, cap - pos, ",\"endpoint\":\"%s\"", l->endpoint);
+    if (l->msg[0] && pos < cap) {
+        pos += (size_t)snprintf(line + pos, cap - pos, ",\"msg\":\"");
+        pos = json_escape(line, cap, pos, l->msg);
+        pos += (size_t)snprintf(line + pos, cap - pos, "\"");
+    }
+    if (pos < cap)
+        pos += (size_t)snprintf(line + pos, cap - pos, "}");
+    return pos > cap ? cap : pos;
+}
+
+/* Formats the fields as "when level event key=value... msg" into line; returns its length (cap
+ * at most). */
+static size_t format_text(char *line, size_t cap, const line_fields_t *l)
+{
+    size_t pos = (size_t)snprintf(line, cap, "%s %s %s", l->when, l->level, l->event);
+    if (l->conn && pos < cap)
+        pos += (size_t)snprintf(line + pos, cap - pos, " conn=%llu", (unsigned long long)l->conn);
+    if (l->peer && pos < cap)
+        pos += (size_t)snprintf(line + pos, cap - pos, " peer=%s", l->peer);
+    if (l->endpoint && pos < cap)
+        pos += (size_t)snprintf(line + pos, cap - pos, " endpoint=%s", l->endpoint);
+    if (l->msg[0] && pos < cap)
+        pos += (size_t)snprintf(line + pos, cap - pos, " %s", l->msg);
+    return pos > cap ? cap : pos;
+}
+
 static void write_line(log_level_t level, const char *event, uint64_t conn, const char *peer,
                        const char *endpoint, const char *msg)
 {
@@ -207,42 +255,10 @@ static void write_line(log_level_t level, const char *event, uint64_t conn, cons
     snprintf(when, sizeof when, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
              tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ts.tv_nsec / 1000000) % 1000);
 
+    const line_fields_t l = {when, level_names[level], event, conn, peer, endpoint, msg};
     char line[2048];
-    size_t pos = 0, cap = sizeof line - 2;
-    if (atomic_load(&cur_format) == LOG_FORMAT_JSON) {
-        pos += (size_t)snprintf(line, cap, "{\"ts\":\"%s\",\"level\":\"%s\",\"event\":\"", when,
-                                level_names[level]);
-        pos = json_escape(line, cap, pos, event);
-        pos += (size_t)snprintf(line + pos, cap - pos, "\"");
-        if (conn)
-            pos += (size_t)snprintf(line + pos, cap - pos, ",\"conn\":%llu", (unsigned long long)conn);
-        if (peer && pos < cap) {
-            pos += (size_t)snprintf(line + pos, cap - pos, ",\"peer\":\"");
-            pos = json_escape(line, cap, pos, peer);
-            pos += (size_t)snprintf(line + pos, cap - pos, "\"");
-        }
-        if (endpoint && pos < cap)
-            pos += (size_t)snprintf(line + pos, cap - pos, ",\"endpoint\":\"%s\"", endpoint);
-        if (msg[0] && pos < cap) {
-            pos += (size_t)snprintf(line + pos, cap - pos, ",\"msg\":\"");
-            pos = json_escape(line, cap, pos, msg);
-            pos += (size_t)snprintf(line + pos, cap - pos, "\"");
-        }
-        if (pos < cap)
-            pos += (size_t)snprintf(line + pos, cap - pos, "}");
-    } else {
-        pos += (size_t)snprintf(line, cap, "%s %s %s", when, level_names[level], event);
-        if (conn && pos < cap)
-            pos += (size_t)snprintf(line + pos, cap - pos, " conn=%llu", (unsigned long long)conn);
-        if (peer && pos < cap)
-            pos += (size_t)snprintf(line + pos, cap - pos, " peer=%s", peer);
-        if (endpoint && pos < cap)
-            pos += (size_t)snprintf(line + pos, cap - pos, " endpoint=%s", endpoint);
-        if (msg[0] && pos < cap)
-            pos += (size_t)snprintf(line + pos, cap - pos, " %s", msg);
-    }
-    if (pos > cap)
-        pos = cap;
+    size_t cap = sizeof line - 2;
+    size_t pos = atomic_load(&cur_format) == LOG_FORMAT_JSON ? format_json(line, cap, &l) : format_text(line, cap, &l);
     line[pos++] = '\n';
     ssize_t r = write(out_fd, line, pos);
     (void)r;

@@ -24,6 +24,7 @@
 #include "wshub/auth.h"
 #include "wshub/config.h"
 #include "wshub/conn.h"
+#include "wshub/dialect.h"
 #include "wshub/http.h"
 #include "wshub/hub.h"
 #include "wshub/log.h"
@@ -34,8 +35,6 @@
 
 #define WSHUB_VERSION "0.1.0"
 #define DEFAULT_CONFIG "config/wshub.json"
-/* Used only when no secret is configured, and announced loudly: tokens it signs are public. */
-#define DEV_JWT_SECRET TOKEN_DEV_SECRET
 
 extern char **environ;
 
@@ -48,7 +47,7 @@ typedef struct opts {
 static server_t srv;
 static live_t *configs; /* every configuration loaded so far, newest first (server.h) */
 static uv_signal_t sig_term, sig_int, sig_hup;
-static uv_timer_t log_tick; /* once a second: suppressed log lines (log.h), malloc_trim */
+static uv_timer_t log_tick; /* once a second: suppressed log lines (log.h); malloc_trim every TRIM_EVERY_S */
 static int stopping;
 static int exposed;      /* the listen address is not loopback (decided at start) */
 static int insecure_dev; /* --insecure-dev */
@@ -358,6 +357,13 @@ static void on_log_tick(uv_timer_t *h)
         malloc_trim(0);
 }
 
+static void apply_log_settings(const config_t *cfg)
+{
+    log_set_level(cfg->log_level);
+    log_set_format(cfg->log_format);
+    log_set_rate_limit((unsigned)cfg->log_rate_limit_per_s);
+}
+
 static void on_hup(uv_signal_t *h, int signum)
 {
     (void)h;
@@ -374,9 +380,7 @@ static void on_hup(uv_signal_t *h, int signum)
         log_error("reload", "configuration rejected, keeping the running one: %s", err);
         return; /* the rejected configuration stays in `configs`, freed at exit */
     }
-    log_set_level(live->cfg.log_level);
-    log_set_format(live->cfg.log_format);
-    log_set_rate_limit((unsigned)live->cfg.log_rate_limit_per_s);
+    apply_log_settings(&live->cfg);
     atomic_store(&srv.live, live);
     log_info("reload", "reloaded %s: log level, keys and allow-lists (listen, workers, tls and limits need a restart)",
              path ? path : "the environment");
@@ -414,7 +418,8 @@ static int parse_args(int argc, char **argv, opts_t *o)
  * once per process. Done here, before a listener is served, so that the first client does not
  * wait for it and what a connection costs is its own (bench/ S3 divides RSS growth by the
  * connections). The same calls as a handshake: SHA-1 of a key (http.c), and one JWT minted
- * and verified with the HMAC secret in use (none to mint with when only a public key is set).
+ * and verified with the HMAC secret in use (none when a public key is set: HMAC tokens are
+ * then refused).
  */
 static void warm_up_crypto(const live_t *live)
 {
@@ -432,86 +437,84 @@ static void warm_up_crypto(const live_t *live)
     free(token);
 }
 
-int main(int argc, char **argv)
+/*
+ * Everything that can refuse the configuration, in the order --check-config reports it: the
+ * development credentials on an exposed address (first, before the TLS, moderation or bot files
+ * are read or a socket bound, so that the refusal is immediate), the TLS files, what each
+ * dialect loads (process_init: the moderation lists, the Flow bot).
+ * Returns 0, or -1 after one line on stderr, with nothing but the configurations left to free.
+ */
+static int check_and_load(const opts_t *o, const config_t *cfg)
 {
-    if (argc > 1 && strcmp(argv[1], "token") == 0)
-        return token_cli(argc - 1, argv + 1);
-
-    opts_t o = {0};
-    if (parse_args(argc, argv, &o) != 0)
-        return 2;
-    const char *path = pick_config_path(o.config_path);
-    live_t *live = load_config(path, 0);
-    if (!live)
-        return 1;
-    const config_t *cfg = &live->cfg;
-    log_set_level(cfg->log_level);
-    log_set_format(cfg->log_format);
-    log_set_rate_limit((unsigned)cfg->log_rate_limit_per_s);
-
     char err[512];
-    /* Before anything is loaded or bound: a refusal is immediate, --check-config says the same. */
-    insecure_dev = o.insecure_dev;
+    insecure_dev = o->insecure_dev;
     exposed = !listen_is_loopback(cfg->listen_host);
-    if (check_dev_credentials(cfg, cfg->listen_host, cfg->listen_port, err, sizeof err) != 0) {
-        fprintf(stderr, "wshubd: %s\n", err);
-        free_configs();
-        return 1;
-    }
-    if (cfg->tls_cert && tls_server_new(&srv.tls, cfg->tls_cert, cfg->tls_key, err, sizeof err) != 0) {
-        fprintf(stderr, "wshubd: %s\n", err);
-        free_configs();
-        return 1;
-    }
+    if (check_dev_credentials(cfg, cfg->listen_host, cfg->listen_port, err, sizeof err) != 0)
+        goto fail;
+    if (cfg->tls_cert && tls_server_new(&srv.tls, cfg->tls_cert, cfg->tls_key, err, sizeof err) != 0)
+        goto fail;
     if (dialects_process_init(cfg, err, sizeof err) != 0) {
-        fprintf(stderr, "wshubd: %s\n", err);
         tls_server_free(srv.tls);
-        free_configs();
-        return 1;
+        srv.tls = NULL;
+        goto fail;
     }
-    if (o.check_config) {
-        printf("wshubd: configuration ok (%s)\n", path ? path : "embedded default and environment");
-        dialects_process_free();
-        tls_server_free(srv.tls);
-        free_configs();
-        return 0;
-    }
+    return 0;
+fail:
+    fprintf(stderr, "wshubd: %s\n", err);
+    return -1;
+}
 
-    signal(SIGPIPE, SIG_IGN);
-    raise_nofile();
+/* Allocates the workers' table and the hub and opens one listening socket per worker, whose
+ * descriptors *fds holds (free_workers frees it, whatever this returns). Returns 0 or -1. */
+static int prepare_workers(live_t *live, int **fds, int *port)
+{
+    const config_t *cfg = &live->cfg;
     srv.cfg = cfg;
     atomic_store(&srv.live, live);
     srv.nworkers = cfg->workers > 0 ? (size_t)cfg->workers : (size_t)uv_available_parallelism();
     if (srv.nworkers < 1)
         srv.nworkers = 1;
-    int *fds = calloc(srv.nworkers, sizeof *fds);
+    *fds = calloc(srv.nworkers, sizeof **fds);
     srv.workers = calloc(srv.nworkers, sizeof *srv.workers);
     srv.hub = hub_new(srv.nworkers);
-    int port = 0, rc = 1;
-    if (!fds || !srv.workers || !srv.hub || open_listeners(cfg, fds, srv.nworkers, &port) != 0)
-        goto out;
+    if (!*fds || !srv.workers || !srv.hub || open_listeners(cfg, *fds, srv.nworkers, port) != 0)
+        return -1;
+    return 0;
+}
+
+static void warn_dev_defaults(const config_t *cfg)
+{
     if (!cfg->jwt_secret && !cfg->auth_public_key)
         log_warn("config", "auth.jwt_secret is not set: using the development secret (set WSHUB_JWT_SECRET)");
     if (!cfg->api_key)
         log_warn("config", "api.key is not set: POST /api/publish accepts the development key (set WSHUB_API_KEY)");
+}
 
-    warm_up_crypto(live);
-    size_t started = 0;
+/* Initialises every worker on its socket, then starts their threads; *started counts the
+ * threads running. Returns 0, or -1 after one line on stderr. */
+static int start_workers(const int *fds, size_t *started)
+{
     for (size_t i = 0; i < srv.nworkers; i++) {
         srv.workers[i] = malloc(sizeof(worker_t));
         int r = srv.workers[i] ? worker_init(srv.workers[i], &srv, (int)i, fds[i]) : UV_ENOMEM;
         if (r) {
             fprintf(stderr, "wshubd: worker %zu: %s\n", i, uv_strerror(r));
-            goto stop;
+            return -1;
         }
     }
-    for (; started < srv.nworkers; started++) {
-        if (worker_start(srv.workers[started]) != 0) {
-            fprintf(stderr, "wshubd: cannot start worker thread %zu\n", started);
-            goto stop;
+    for (; *started < srv.nworkers; (*started)++) {
+        if (worker_start(srv.workers[*started]) != 0) {
+            fprintf(stderr, "wshubd: cannot start worker thread %zu\n", *started);
+            return -1;
         }
     }
+    return 0;
+}
 
+/* Waits on the main thread's loop for the signals (and ticks the log) until SIGTERM or SIGINT
+ * has asked every worker to stop. */
+static void run_signal_loop(const config_t *cfg, int port, const char *path)
+{
     uv_loop_t *loop = uv_default_loop();
     uv_signal_init(loop, &sig_term);
     uv_signal_init(loop, &sig_int);
@@ -527,9 +530,10 @@ int main(int argc, char **argv)
         print_banner(cfg, port);
     uv_run(loop, UV_RUN_DEFAULT);
     uv_loop_close(loop);
-    rc = 0;
+}
 
-stop:
+static void stop_workers(size_t started)
+{
     /* After a signal every worker was asked already, and one that has stopped has closed its
      * wake-up handle: ask only on the way out of a failed start. */
     for (size_t i = 0; !stopping && i < started; i++)
@@ -541,14 +545,61 @@ stop:
     for (size_t i = 0; i < started; i++)
         worker_destroy(srv.workers[i]);
     log_flush_suppressed();
-    if (rc == 0)
-        log_info("shutdown", "every connection closed, exiting");
-out:
+}
+
+static void free_workers(int *fds)
+{
     for (size_t i = 0; srv.workers && i < srv.nworkers; i++)
         free(srv.workers[i]);
     free(srv.workers);
     free(fds);
     hub_free(srv.hub);
+}
+
+/* Serves until SIGTERM or SIGINT, then stops the workers; returns the exit code. */
+static int serve(live_t *live, const char *path)
+{
+    const config_t *cfg = &live->cfg;
+    int *fds = NULL, port = 0, rc = 1;
+    signal(SIGPIPE, SIG_IGN);
+    raise_nofile();
+    if (prepare_workers(live, &fds, &port) == 0) {
+        warn_dev_defaults(cfg);
+        warm_up_crypto(live);
+        size_t started = 0;
+        if (start_workers(fds, &started) == 0) {
+            run_signal_loop(cfg, port, path);
+            rc = 0;
+        }
+        stop_workers(started);
+        if (rc == 0)
+            log_info("shutdown", "every connection closed, exiting");
+    }
+    free_workers(fds);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc > 1 && strcmp(argv[1], "token") == 0)
+        return token_cli(argc - 1, argv + 1);
+    opts_t o = {0};
+    if (parse_args(argc, argv, &o) != 0)
+        return 2;
+    const char *path = pick_config_path(o.config_path);
+    live_t *live = load_config(path, 0);
+    if (!live)
+        return 1;
+    apply_log_settings(&live->cfg);
+    if (check_and_load(&o, &live->cfg) != 0) {
+        free_configs();
+        return 1;
+    }
+    int rc = 0;
+    if (o.check_config)
+        printf("wshubd: configuration ok (%s)\n", path ? path : "embedded default and environment");
+    else
+        rc = serve(live, path);
     dialects_process_free();
     tls_server_free(srv.tls);
     free_configs();

@@ -57,20 +57,209 @@ static uint64_t sum(size_t off)
     return v;
 }
 
-#define SUM(field) sum(offsetof(metrics_t, field))
+/* ------------------------------------------------------------------ rendering */
 
-static void head(FILE *f, const char *name, const char *type, const char *help)
+/* Read once, before any family is written: the TCP pair, closed before accepted, and accepted
+ * never below closed, so that a connection accepted and closed between the two reads cannot
+ * make the open gauge wrap (issue 11). */
+typedef struct snapshot {
+    uint64_t tcp_accepted, tcp_closed;
+} snapshot_t;
+
+typedef struct histogram {
+    const uint64_t *bounds_us;     /* upper bounds of the buckets, µs */
+    int nbuckets;
+    size_t buckets, count, sum_us; /* offsets of the counters in metrics_t */
+    int per_interval;              /* each bucket counts its own interval: the render sums them */
+} histogram_t;
+
+/* One metric family: # HELP, # TYPE, then what `samples` writes from the other fields. */
+typedef struct family family_t;
+struct family {
+    const char *name, *type, *help;
+    void (*samples)(FILE *f, const family_t *fam, const snapshot_t *s);
+    size_t off;                      /* the counter, or the first of an array, in metrics_t
+                                      * (one_shared: in metrics_gauges_t) */
+    size_t closed;                   /* open_by_label: the closed counters, subtracted from off's */
+    const char *label;               /* labeled families: the label's name */
+    const char *const *values;       /* and its values, values[from] to values[count - 1] */
+    int from, count;
+    uint64_t (*value)(const snapshot_t *s); /* one_value: a value from outside metrics_t */
+    const histogram_t *hist;
+};
+
+static void one_sum(FILE *f, const family_t *fam, const snapshot_t *s)
 {
-    fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+    (void)s;
+    fprintf(f, "%s %llu\n", fam->name, (unsigned long long)sum(fam->off));
 }
 
-static void by_endpoint(FILE *f, const char *name, const char *help, size_t off, int from)
+/* A gauge of metrics_gauges (shared by the workers, not summed); off is its offset there. */
+static void one_shared(FILE *f, const family_t *fam, const snapshot_t *s)
 {
-    head(f, name, "counter", help);
-    for (int e = from; e < EP_COUNT; e++)
-        fprintf(f, "%s{endpoint=\"%s\"} %llu\n", name, endpoint_names[e],
-                (unsigned long long)sum(off + (size_t)e * sizeof(counter_t)));
+    (void)s;
+    fprintf(f, "%s %llu\n", fam->name,
+            (unsigned long long)atomic_load((counter_t *)((char *)&metrics_gauges + fam->off)));
 }
+
+static void one_value(FILE *f, const family_t *fam, const snapshot_t *s)
+{
+    fprintf(f, "%s %llu\n", fam->name, (unsigned long long)fam->value(s));
+}
+
+static void by_label(FILE *f, const family_t *fam, const snapshot_t *s)
+{
+    (void)s;
+    for (int i = fam->from; i < fam->count; i++)
+        fprintf(f, "%s{%s=\"%s\"} %llu\n", fam->name, fam->label, fam->values[i],
+                (unsigned long long)sum(fam->off + (size_t)i * sizeof(counter_t)));
+}
+
+/* Opened minus closed, closed read first, never below zero (issue 11). */
+static void open_by_label(FILE *f, const family_t *fam, const snapshot_t *s)
+{
+    (void)s;
+    for (int i = fam->from; i < fam->count; i++) {
+        uint64_t c = sum(fam->closed + (size_t)i * sizeof(counter_t));
+        uint64_t o = sum(fam->off + (size_t)i * sizeof(counter_t));
+        fprintf(f, "%s{%s=\"%s\"} %llu\n", fam->name, fam->label, fam->values[i],
+                (unsigned long long)(o > c ? o - c : 0));
+    }
+}
+
+static void histogram(FILE *f, const family_t *fam, const snapshot_t *s)
+{
+    (void)s;
+    const histogram_t *h = fam->hist;
+    uint64_t cum = 0;
+    for (int b = 0; b < h->nbuckets; b++) {
+        uint64_t v = sum(h->buckets + (size_t)b * sizeof(counter_t));
+        cum = h->per_interval ? cum + v : v;
+        fprintf(f, "%s_bucket{le=\"%g\"} %llu\n", fam->name, (double)h->bounds_us[b] / 1e6, (unsigned long long)cum);
+    }
+    fprintf(f, "%s_bucket{le=\"+Inf\"} %llu\n", fam->name, (unsigned long long)sum(h->count));
+    fprintf(f, "%s_sum %.6f\n", fam->name, (double)sum(h->sum_us) / 1e6);
+    fprintf(f, "%s_count %llu\n", fam->name, (unsigned long long)sum(h->count));
+}
+
+static uint64_t tcp_accepted(const snapshot_t *s) { return s->tcp_accepted; }
+static uint64_t tcp_closed(const snapshot_t *s) { return s->tcp_closed; }
+static uint64_t tcp_open(const snapshot_t *s) { return s->tcp_accepted - s->tcp_closed; }
+static uint64_t iplimit_addresses(const snapshot_t *s) { (void)s; return iplimit_entries(); }
+static uint64_t http_body_bytes(const snapshot_t *s)
+{
+    (void)s;
+    return atomic_load_explicit(&metrics_http_body_bytes, memory_order_relaxed);
+}
+static uint64_t ws_inbound_bytes(const snapshot_t *s)
+{
+    (void)s;
+    return atomic_load_explicit(&metrics_ws_inbound_bytes, memory_order_relaxed);
+}
+static uint64_t log_lines_suppressed(const snapshot_t *s) { (void)s; return log_suppressed_total(); }
+static uint64_t workers(const snapshot_t *s) { (void)s; return nblocks; }
+
+static const char *const status_classes[6] = {"", "1xx", "2xx", "3xx", "4xx", "5xx"};
+static const char *const mod_actions[4] = {"pass", "flag", "delete", "error"};
+static const char *const flow_drops[FLOW_DROP_COUNT] = {"thread_bytes", "total_bytes", "expired", "threads"};
+static const char *const pool_kinds[2] = {"pages", "objects"};
+
+#define OFF(field) offsetof(metrics_t, field)
+
+_Static_assert(OFF(pool_object_bytes) == OFF(pool_page_bytes) + sizeof(counter_t),
+               "wshub_state_pool_bytes reads pool_page_bytes and pool_object_bytes as one array");
+
+static const histogram_t mod_scoring = {metrics_mod_bucket_us, METRICS_MOD_BUCKETS, OFF(mod_latency_buckets),
+                                        OFF(mod_latency_count), OFF(mod_latency_sum_us), 0};
+static const histogram_t fanout_delivery = {metrics_fanout_bucket_us, METRICS_FANOUT_BUCKETS, OFF(fanout_buckets),
+                                            OFF(fanout_count), OFF(fanout_sum_us), 1};
+
+/* A counter summed over the blocks; the same for a gauge. */
+#define SUMMED(n, t, field, h) {.name = n, .type = t, .help = h, .samples = one_sum, .off = OFF(field)}
+#define SHARED(n, field, h) \
+    {.name = n, .type = "gauge", .help = h, .samples = one_shared, .off = offsetof(metrics_gauges_t, field)}
+/* A value from outside metrics_t (or from the snapshot). */
+#define VALUE(n, t, fn, h) {.name = n, .type = t, .help = h, .samples = one_value, .value = fn}
+/* An array of counters, one sample per label value from values[first]. */
+#define LABELED(n, field, lbl, vals, first, cnt, h)                                                      \
+    {.name = n, .type = "counter", .help = h, .samples = by_label, .off = OFF(field), .label = lbl, \
+     .values = vals, .from = first, .count = cnt}
+#define BY_ENDPOINT(n, field, first, h) LABELED(n, field, "endpoint", endpoint_names, first, EP_COUNT, h)
+#define HISTOGRAM(n, hg, h) {.name = n, .type = "histogram", .help = h, .samples = histogram, .hist = &hg}
+
+static const family_t families[] = {
+    VALUE("wshub_tcp_connections_accepted_total", "counter", tcp_accepted, "TCP connections accepted."),
+    VALUE("wshub_tcp_connections_closed_total", "counter", tcp_closed, "TCP connections closed."),
+    VALUE("wshub_tcp_connections_open", "gauge", tcp_open, "TCP connections open now."),
+    BY_ENDPOINT("wshub_connections_accepted_total", conns_opened, 1, "WebSocket connections accepted, by endpoint."),
+    BY_ENDPOINT("wshub_connections_closed_total", conns_closed, 1, "WebSocket connections closed, by endpoint."),
+    {.name = "wshub_connections_open", .type = "gauge", .help = "WebSocket connections open now, by endpoint.",
+     .samples = open_by_label, .off = OFF(conns_opened), .closed = OFF(conns_closed), .label = "endpoint",
+     .values = endpoint_names, .from = 1, .count = EP_COUNT},
+    BY_ENDPOINT("wshub_frames_in_total", frames_in, 1, "WebSocket messages received, by endpoint."),
+    BY_ENDPOINT("wshub_frames_out_total", frames_out, 1, "WebSocket frames queued for sending, by endpoint."),
+    BY_ENDPOINT("wshub_bytes_in_total", bytes_in, 0, "Bytes read from clients, by endpoint (http: before an upgrade)."),
+    BY_ENDPOINT("wshub_bytes_out_total", bytes_out, 0,
+                "Bytes queued for clients, by endpoint (http: before an upgrade)."),
+    LABELED("wshub_http_responses_total", http_responses, "class", status_classes, 1, 6,
+            "HTTP responses sent, by status class."),
+    LABELED("wshub_handshake_failures_total", handshake_failures, "reason", hs_reason_names, 0, HS_COUNT,
+            "Requests and upgrades refused, by reason."),
+    LABELED("wshub_auth_failures_total", auth_failures, "reason", auth_reason_names, 1, AUTH_REASON_COUNT,
+            "Credentials refused, by reason."),
+    SUMMED("wshub_publishes_total", "counter", publishes, "Publishes handled (HTTP API and client commands)."),
+    SUMMED("wshub_deliveries_total", "counter", deliveries, "Published events queued to subscribers (fan-out)."),
+    SUMMED("wshub_moderation_requests_total", "counter", mod_requests, "Moderation requests queued for scoring."),
+    LABELED("wshub_moderation_answers_total", mod_answers, "action", mod_actions, 0, 4,
+            "Moderation answers, by suggested action (error: error answers)."),
+    HISTOGRAM("wshub_moderation_scoring_seconds", mod_scoring, "Time to score one sample on the thread pool."),
+    HISTOGRAM("wshub_fanout_delivery_seconds", fanout_delivery,
+              "Fan-out deliveries by the time from the publish to the write of their frame into the subscriber's "
+              "socket: the server's share of a delivery's latency (TLS connections, which copy frames, are not "
+              "counted)."),
+    SUMMED("wshub_slow_consumer_closes_total", "counter", slow_consumer_closes,
+           "Connections closed with 1013 because their queued output passed limits.max_queued_bytes."),
+    SUMMED("wshub_close_timeouts_total", "counter", close_timeouts,
+           "Close handshakes the peer did not complete within websocket.close_timeout_ms."),
+    SUMMED("wshub_accept_pauses_total", "counter", accept_pauses,
+           "Times a worker stopped accepting: near the descriptor limit, or out of descriptors or memory."),
+    SUMMED("wshub_accept_paused_workers", "gauge", accept_paused,
+           "Workers not accepting now (they resume as connections close)."),
+    SUMMED("wshub_evictions_total", "counter", evictions,
+           "Connections that had not completed a request, reset at the descriptor budget to make room."),
+    SUMMED("wshub_accept_errors_total", "counter", accept_errors,
+           "accept() failures: EMFILE, ENFILE, ENOBUFS, ENOMEM."),
+    SUMMED("wshub_ping_timeouts_total", "counter", ping_timeouts,
+           "WebSocket connections closed because nothing came back within websocket.ping_timeout_ms of a ping."),
+    SUMMED("wshub_rate_limited_closes_total", "counter", rate_limited,
+           "WebSocket connections closed (1008) for sending faster than limits.message_rate."),
+    VALUE("wshub_iplimit_addresses", "gauge", iplimit_addresses,
+          "Client addresses the per-IP limits keep counts for (at most 65,536; loopback exempt by default)."),
+    VALUE("wshub_http_body_bytes", "gauge", http_body_bytes,
+          "Request-body bytes held now (bounded by http.max_body_total_bytes)."),
+    VALUE("wshub_ws_inbound_bytes", "gauge", ws_inbound_bytes,
+          "Bytes of unfinished inbound WebSocket messages held now (bounded by limits.max_inbound_total_bytes)."),
+    SUMMED("wshub_queued_reply_bytes", "gauge", private_queued,
+           "Reply bytes queued for clients now, fan-out frames excepted (bounded by limits.max_queued_total_bytes)."),
+    {.name = "wshub_state_pool_bytes", .type = "gauge",
+     .help = "Per-connection state in the workers' pools: pages held from the kernel, objects in use (50 ms old).",
+     .samples = by_label, .off = OFF(pool_page_bytes), .label = "kind", .values = pool_kinds, .from = 0, .count = 2},
+    SHARED("wshub_flow_tickets", flow_tickets,
+          "Unused Flow endpoints (/ws/<token>) held; flow.max_tickets bounds them."),
+    SUMMED("wshub_flow_ticket_refusals_total", "counter", flow_ticket_refusals,
+           "GET /socket.info answered 503 because flow.max_tickets was reached."),
+    SUMMED("wshub_flow_tickets_expired_total", "counter", flow_tickets_expired,
+           "Unused Flow endpoints freed when they expired."),
+    SHARED("wshub_flow_threads", flow_threads, "Flow threads known (with a history or a socket)."),
+    SHARED("wshub_flow_history_bytes", flow_history_bytes,
+          "Bytes of Flow thread history held; flow.max_history_total_bytes bounds them."),
+    LABELED("wshub_flow_history_dropped_total", flow_history_dropped, "reason", flow_drops, 0, FLOW_DROP_COUNT,
+            "Flow history entries dropped, by reason: thread_bytes (flow.max_history_bytes), total_bytes "
+            "(flow.max_history_total_bytes), expired (flow.thread_ttl_s), threads (too many threads)."),
+    VALUE("wshub_log_lines_suppressed_total", "counter", log_lines_suppressed,
+          "Log lines left out by the rate limit (log.rate_limit_per_s lines per reason per second)."),
+    VALUE("wshub_workers", "gauge", workers, "Worker threads."),
+};
 
 char *metrics_render(size_t *len)
 {
@@ -78,140 +267,15 @@ char *metrics_render(size_t *len)
     FILE *f = open_memstream(&buf, len);
     if (!f)
         return NULL;
-
-    /* Closed before accepted, and a gauge never below zero: a connection accepted and closed
-     * between the two reads must not make it wrap (issue 11). */
-    uint64_t clo = SUM(tcp_closed), acc = SUM(tcp_accepted);
-    if (acc < clo)
-        acc = clo;
-    head(f, "wshub_tcp_connections_accepted_total", "counter", "TCP connections accepted.");
-    fprintf(f, "wshub_tcp_connections_accepted_total %llu\n", (unsigned long long)acc);
-    head(f, "wshub_tcp_connections_closed_total", "counter", "TCP connections closed.");
-    fprintf(f, "wshub_tcp_connections_closed_total %llu\n", (unsigned long long)clo);
-    head(f, "wshub_tcp_connections_open", "gauge", "TCP connections open now.");
-    fprintf(f, "wshub_tcp_connections_open %llu\n", (unsigned long long)(acc - clo));
-
-    by_endpoint(f, "wshub_connections_accepted_total", "WebSocket connections accepted, by endpoint.",
-                offsetof(metrics_t, conns_opened), 1);
-    by_endpoint(f, "wshub_connections_closed_total", "WebSocket connections closed, by endpoint.",
-                offsetof(metrics_t, conns_closed), 1);
-    head(f, "wshub_connections_open", "gauge", "WebSocket connections open now, by endpoint.");
-    for (int e = 1; e < EP_COUNT; e++) {
-        uint64_t c = SUM(conns_closed[e]), o = SUM(conns_opened[e]);
-        fprintf(f, "wshub_connections_open{endpoint=\"%s\"} %llu\n", endpoint_names[e],
-                (unsigned long long)(o > c ? o - c : 0));
+    snapshot_t s = {.tcp_closed = sum(OFF(tcp_closed))};
+    s.tcp_accepted = sum(OFF(tcp_accepted));
+    if (s.tcp_accepted < s.tcp_closed)
+        s.tcp_accepted = s.tcp_closed;
+    for (size_t i = 0; i < sizeof families / sizeof families[0]; i++) {
+        const family_t *fam = &families[i];
+        fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", fam->name, fam->help, fam->name, fam->type);
+        fam->samples(f, fam, &s);
     }
-    by_endpoint(f, "wshub_frames_in_total", "WebSocket messages received, by endpoint.",
-                offsetof(metrics_t, frames_in), 1);
-    by_endpoint(f, "wshub_frames_out_total", "WebSocket frames queued for sending, by endpoint.",
-                offsetof(metrics_t, frames_out), 1);
-    by_endpoint(f, "wshub_bytes_in_total", "Bytes read from clients, by endpoint (http: before an upgrade).",
-                offsetof(metrics_t, bytes_in), 0);
-    by_endpoint(f, "wshub_bytes_out_total", "Bytes queued for clients, by endpoint (http: before an upgrade).",
-                offsetof(metrics_t, bytes_out), 0);
-
-    head(f, "wshub_http_responses_total", "counter", "HTTP responses sent, by status class.");
-    for (int k = 1; k <= 5; k++)
-        fprintf(f, "wshub_http_responses_total{class=\"%dxx\"} %llu\n", k,
-                (unsigned long long)SUM(http_responses[k]));
-    head(f, "wshub_handshake_failures_total", "counter", "Requests and upgrades refused, by reason.");
-    for (int r = 0; r < HS_COUNT; r++)
-        fprintf(f, "wshub_handshake_failures_total{reason=\"%s\"} %llu\n", hs_reason_names[r],
-                (unsigned long long)SUM(handshake_failures[r]));
-    head(f, "wshub_auth_failures_total", "counter", "Credentials refused, by reason.");
-    for (int r = 1; r < AUTH_REASON_COUNT; r++)
-        fprintf(f, "wshub_auth_failures_total{reason=\"%s\"} %llu\n", auth_reason_names[r],
-                (unsigned long long)SUM(auth_failures[r]));
-    head(f, "wshub_publishes_total", "counter", "Publishes handled (HTTP API and client commands).");
-    fprintf(f, "wshub_publishes_total %llu\n", (unsigned long long)SUM(publishes));
-    head(f, "wshub_deliveries_total", "counter", "Published events queued to subscribers (fan-out).");
-    fprintf(f, "wshub_deliveries_total %llu\n", (unsigned long long)SUM(deliveries));
-    head(f, "wshub_moderation_requests_total", "counter", "Moderation requests queued for scoring.");
-    fprintf(f, "wshub_moderation_requests_total %llu\n", (unsigned long long)SUM(mod_requests));
-    head(f, "wshub_moderation_answers_total", "counter", "Moderation answers, by suggested action (error: error answers).");
-    static const char *const actions[4] = {"pass", "flag", "delete", "error"};
-    for (int a = 0; a < 4; a++)
-        fprintf(f, "wshub_moderation_answers_total{action=\"%s\"} %llu\n", actions[a],
-                (unsigned long long)SUM(mod_answers[a]));
-    head(f, "wshub_moderation_scoring_seconds", "histogram", "Time to score one sample on the thread pool.");
-    for (int b = 0; b < METRICS_MOD_BUCKETS; b++)
-        fprintf(f, "wshub_moderation_scoring_seconds_bucket{le=\"%g\"} %llu\n", (double)metrics_mod_bucket_us[b] / 1e6,
-                (unsigned long long)SUM(mod_latency_buckets[b]));
-    fprintf(f, "wshub_moderation_scoring_seconds_bucket{le=\"+Inf\"} %llu\n", (unsigned long long)SUM(mod_latency_count));
-    fprintf(f, "wshub_moderation_scoring_seconds_sum %.6f\n", (double)SUM(mod_latency_sum_us) / 1e6);
-    fprintf(f, "wshub_moderation_scoring_seconds_count %llu\n", (unsigned long long)SUM(mod_latency_count));
-    head(f, "wshub_fanout_delivery_seconds", "histogram",
-         "Fan-out deliveries by the time from the publish to the write of their frame into the subscriber's socket: "
-         "the server's share of a delivery's latency (TLS connections, which copy frames, are not counted).");
-    uint64_t cum = 0;
-    for (int b = 0; b < METRICS_FANOUT_BUCKETS; b++) {
-        cum += SUM(fanout_buckets[b]);
-        fprintf(f, "wshub_fanout_delivery_seconds_bucket{le=\"%g\"} %llu\n", (double)metrics_fanout_bucket_us[b] / 1e6,
-                (unsigned long long)cum);
-    }
-    fprintf(f, "wshub_fanout_delivery_seconds_bucket{le=\"+Inf\"} %llu\n", (unsigned long long)SUM(fanout_count));
-    fprintf(f, "wshub_fanout_delivery_seconds_sum %.6f\n", (double)SUM(fanout_sum_us) / 1e6);
-    fprintf(f, "wshub_fanout_delivery_seconds_count %llu\n", (unsigned long long)SUM(fanout_count));
-    head(f, "wshub_slow_consumer_closes_total", "counter",
-         "Connections closed with 1013 because their queued output passed limits.max_queued_bytes.");
-    fprintf(f, "wshub_slow_consumer_closes_total %llu\n", (unsigned long long)SUM(slow_consumer_closes));
-    head(f, "wshub_close_timeouts_total", "counter",
-         "Close handshakes the peer did not complete within websocket.close_timeout_ms.");
-    fprintf(f, "wshub_close_timeouts_total %llu\n", (unsigned long long)SUM(close_timeouts));
-    head(f, "wshub_accept_pauses_total", "counter",
-         "Times a worker stopped accepting: near the descriptor limit, or out of descriptors or memory.");
-    fprintf(f, "wshub_accept_pauses_total %llu\n", (unsigned long long)SUM(accept_pauses));
-    head(f, "wshub_accept_paused_workers", "gauge", "Workers not accepting now (they resume as connections close).");
-    fprintf(f, "wshub_accept_paused_workers %llu\n", (unsigned long long)SUM(accept_paused));
-    head(f, "wshub_evictions_total", "counter",
-         "Connections that had not completed a request, reset at the descriptor budget to make room.");
-    fprintf(f, "wshub_evictions_total %llu\n", (unsigned long long)SUM(evictions));
-    head(f, "wshub_accept_errors_total", "counter", "accept() failures: EMFILE, ENFILE, ENOBUFS, ENOMEM.");
-    fprintf(f, "wshub_accept_errors_total %llu\n", (unsigned long long)SUM(accept_errors));
-    head(f, "wshub_ping_timeouts_total", "counter",
-         "WebSocket connections closed because nothing came back within websocket.ping_timeout_ms of a ping.");
-    fprintf(f, "wshub_ping_timeouts_total %llu\n", (unsigned long long)SUM(ping_timeouts));
-    head(f, "wshub_rate_limited_closes_total", "counter",
-         "WebSocket connections closed (1008) for sending faster than limits.message_rate.");
-    fprintf(f, "wshub_rate_limited_closes_total %llu\n", (unsigned long long)SUM(rate_limited));
-    head(f, "wshub_iplimit_addresses", "gauge",
-         "Client addresses the per-IP limits keep counts for (at most 65,536; loopback exempt by default).");
-    fprintf(f, "wshub_iplimit_addresses %zu\n", iplimit_entries());
-    head(f, "wshub_http_body_bytes", "gauge", "Request-body bytes held now (bounded by http.max_body_total_bytes).");
-    fprintf(f, "wshub_http_body_bytes %zu\n", atomic_load_explicit(&metrics_http_body_bytes, memory_order_relaxed));
-    head(f, "wshub_ws_inbound_bytes", "gauge",
-         "Bytes of unfinished inbound WebSocket messages held now (bounded by limits.max_inbound_total_bytes).");
-    fprintf(f, "wshub_ws_inbound_bytes %zu\n", atomic_load_explicit(&metrics_ws_inbound_bytes, memory_order_relaxed));
-    head(f, "wshub_queued_reply_bytes", "gauge",
-         "Reply bytes queued for clients now, fan-out frames excepted (bounded by limits.max_queued_total_bytes).");
-    fprintf(f, "wshub_queued_reply_bytes %llu\n", (unsigned long long)SUM(private_queued));
-    head(f, "wshub_state_pool_bytes", "gauge",
-         "Per-connection state in the workers' pools: pages held from the kernel, objects in use (50 ms old).");
-    fprintf(f, "wshub_state_pool_bytes{kind=\"pages\"} %llu\n", (unsigned long long)SUM(pool_page_bytes));
-    fprintf(f, "wshub_state_pool_bytes{kind=\"objects\"} %llu\n", (unsigned long long)SUM(pool_object_bytes));
-    head(f, "wshub_flow_tickets", "gauge", "Unused Flow endpoints (/ws/<token>) held; flow.max_tickets bounds them.");
-    fprintf(f, "wshub_flow_tickets %llu\n", (unsigned long long)atomic_load(&metrics_gauges.flow_tickets));
-    head(f, "wshub_flow_ticket_refusals_total", "counter", "GET /socket.info answered 503 because flow.max_tickets was reached.");
-    fprintf(f, "wshub_flow_ticket_refusals_total %llu\n", (unsigned long long)SUM(flow_ticket_refusals));
-    head(f, "wshub_flow_tickets_expired_total", "counter", "Unused Flow endpoints freed when they expired.");
-    fprintf(f, "wshub_flow_tickets_expired_total %llu\n", (unsigned long long)SUM(flow_tickets_expired));
-    head(f, "wshub_flow_threads", "gauge", "Flow threads known (with a history or a socket).");
-    fprintf(f, "wshub_flow_threads %llu\n", (unsigned long long)atomic_load(&metrics_gauges.flow_threads));
-    head(f, "wshub_flow_history_bytes", "gauge", "Bytes of Flow thread history held; flow.max_history_total_bytes bounds them.");
-    fprintf(f, "wshub_flow_history_bytes %llu\n", (unsigned long long)atomic_load(&metrics_gauges.flow_history_bytes));
-    head(f, "wshub_flow_history_dropped_total", "counter",
-         "Flow history entries dropped, by reason: thread_bytes (flow.max_history_bytes), total_bytes "
-         "(flow.max_history_total_bytes), expired (flow.thread_ttl_s), threads (too many threads).");
-    static const char *const drops[FLOW_DROP_COUNT] = {"thread_bytes", "total_bytes", "expired", "threads"};
-    for (int d = 0; d < FLOW_DROP_COUNT; d++)
-        fprintf(f, "wshub_flow_history_dropped_total{reason=\"%s\"} %llu\n", drops[d],
-                (unsigned long long)SUM(flow_history_dropped[d]));
-    head(f, "wshub_log_lines_suppressed_total", "counter",
-         "Log lines left out by the rate limit (log.rate_limit_per_s lines per reason per second).");
-    fprintf(f, "wshub_log_lines_suppressed_total %llu\n", (unsigned long long)log_suppressed_total());
-    head(f, "wshub_workers", "gauge", "Worker threads.");
-    fprintf(f, "wshub_workers %zu\n", nblocks);
-
     if (fclose(f) != 0) {
         free(buf);
         return NULL;

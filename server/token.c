@@ -88,57 +88,68 @@ done:
     return out;
 }
 
-int token_cli(int argc, char **argv)
+typedef struct token_args {
+    const char *sub, *secret, *path;
+    long ttl;
+    const char **claims; /* argc + 1 entries, for every --claim */
+    size_t nclaims;
+} token_args_t;
+
+/* Reads the arguments of `wshubd token` into a. Returns 0, 1 after answering --help, or -1
+ * after the usage error on stderr. */
+static int parse_token_args(int argc, char **argv, token_args_t *a)
 {
     static const struct option longopts[] = {
         {"sub", required_argument, NULL, 's'},   {"ttl", required_argument, NULL, 't'},
         {"claim", required_argument, NULL, 'k'}, {"secret", required_argument, NULL, 'S'},
         {"config", required_argument, NULL, 'c'}, {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
-    const char *sub = NULL, *secret = NULL, *path = NULL;
-    long ttl = 3600;
-    const char **claims = calloc((size_t)argc + 1, sizeof *claims);
-    size_t nclaims = 0;
-    int ch, rc = 2;
+    int ch;
     optind = 1;
     while ((ch = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
         switch (ch) {
-        case 's': sub = optarg; break;
+        case 's': a->sub = optarg; break;
         case 't':
-            if ((ttl = token_parse_ttl(optarg)) < 0) {
+            if ((a->ttl = token_parse_ttl(optarg)) < 0) {
                 fprintf(stderr, "wshubd token: --ttl: expected a duration like 90s, 15m, 1h or 7d, got %s\n", optarg);
-                goto out;
+                return -1;
             }
             break;
-        case 'k': claims[nclaims++] = optarg; break;
-        case 'S': secret = optarg; break;
-        case 'c': path = optarg; break;
+        case 'k': a->claims[a->nclaims++] = optarg; break;
+        case 'S': a->secret = optarg; break;
+        case 'c': a->path = optarg; break;
         case 'h':
             printf("usage: wshubd token --sub SUBJECT [--ttl 1h] [--claim key=value ...] [--secret S | -c FILE]\n"
                    "Prints an HS256 JWT signed with --secret, or with auth.jwt_secret of the configuration\n"
                    "(-c FILE and WSHUB_JWT_SECRET), or with the development secret.\n");
-            rc = 0;
-            goto out;
-        default: goto out;
+            return 1;
+        default: return -1;
         }
     }
-    if (!sub) {
+    if (!a->sub) {
         fprintf(stderr, "wshubd token: --sub is required\n");
-        goto out;
+        return -1;
     }
+    return 0;
+}
+
+/* Prints the token a asks for, signed with --secret, else the configuration's secret, else
+ * the development one. Returns the exit code: 0, or 1 after the error on stderr. */
+static int print_token(const token_args_t *a)
+{
     config_t cfg = {0};
     char err[512];
-    int have_cfg = 0;
+    int have_cfg = 0, rc;
+    const char *secret = a->secret;
     if (!secret) {
-        if (config_load(&cfg, path, environ, err, sizeof err) != 0) {
+        if (config_load(&cfg, a->path, environ, err, sizeof err) != 0) {
             fprintf(stderr, "wshubd token: %s\n", err);
-            rc = 1;
-            goto out;
+            return 1;
         }
         have_cfg = 1;
         secret = cfg.jwt_secret ? cfg.jwt_secret : TOKEN_DEV_SECRET;
     }
-    char *tok = token_mint(secret, sub, ttl, claims, nclaims, err, sizeof err);
+    char *tok = token_mint(secret, a->sub, a->ttl, a->claims, a->nclaims, err, sizeof err);
     if (tok) {
         printf("%s\n", tok);
         free(tok);
@@ -149,7 +160,14 @@ int token_cli(int argc, char **argv)
     }
     if (have_cfg)
         config_free(&cfg);
-out:
-    free(claims);
+    return rc;
+}
+
+int token_cli(int argc, char **argv)
+{
+    token_args_t a = {.ttl = 3600, .claims = calloc((size_t)argc + 1, sizeof *a.claims)};
+    int r = parse_token_args(argc, argv, &a);
+    int rc = r == 0 ? print_token(&a) : r == 1 ? 0 : 2;
+    free(a.claims);
     return rc;
 }

@@ -122,7 +122,7 @@ static inline void metrics_add(counter_t *c, uint64_t n)
 
 /* Registers a worker's block; call before the workers start. At most 256 blocks. */
 void metrics_register(metrics_t *m);
-/* Counts `deliveries` fan-out deliveries that spent `us` in the server (cumulative buckets). */
+/* Counts `deliveries` fan-out deliveries that spent `us` in the server (one bucket: its own interval; the render cumulates). */
 void metrics_observe_fanout(metrics_t *m, uint64_t us, uint64_t deliveries);
 
 /* Request-body bytes held by the whole process (http.c), for the gauge. */
