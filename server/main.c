@@ -513,7 +513,9 @@ static int start_workers(const int *fds, size_t *started)
 
 /* Waits on the main thread's loop for the signals (and ticks the log) until SIGTERM or SIGINT
  * has asked every worker to stop. */
-static void run_signal_loop(const config_t *cfg, int port, const char *path)
+/* Before the workers start: a SIGTERM that comes as soon as the first client is answered
+ * (a supervisor, a test) must find its handler; it is acted on once the loop runs. */
+static void install_signals(void)
 {
     uv_loop_t *loop = uv_default_loop();
     uv_signal_init(loop, &sig_term);
@@ -522,6 +524,11 @@ static void run_signal_loop(const config_t *cfg, int port, const char *path)
     uv_signal_start(&sig_term, on_stop_signal, SIGTERM);
     uv_signal_start(&sig_int, on_stop_signal, SIGINT);
     uv_signal_start(&sig_hup, on_hup, SIGHUP);
+}
+
+static void run_signal_loop(const config_t *cfg, int port, const char *path)
+{
+    uv_loop_t *loop = uv_default_loop();
     uv_timer_init(loop, &log_tick);
     uv_timer_start(&log_tick, on_log_tick, 1000, 1000);
     log_info("listening", "%s://%s:%d with %zu workers (pid %d, config: %s)", cfg->tls_cert ? "https" : "http",
@@ -567,6 +574,7 @@ static int serve(live_t *live, const char *path)
         warn_dev_defaults(cfg);
         warm_up_crypto(live);
         size_t started = 0;
+        install_signals();
         if (start_workers(fds, &started) == 0) {
             run_signal_loop(cfg, port, path);
             rc = 0;

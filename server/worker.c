@@ -272,8 +272,11 @@ int worker_init(worker_t *w, server_t *srv, int idx, int listen_fd)
     w->idx = idx;
     w->listen_fd = listen_fd;
     mempool_init(&w->mem);
-    for (size_t i = 0; i <= DIALECT_MAX; i++)
-        w->dctx[i] = (dialect_ctx_t){.w = w, .d = i < DIALECT_MAX ? dialects[i] : NULL};
+    /* Each dialect's context, then the server's own (d NULL) right after the last one. */
+    for (size_t i = 0, end = 0; i <= DIALECT_MAX; i++) {
+        w->dctx[i] = (dialect_ctx_t){.w = w, .d = end ? NULL : dialects[i]};
+        end = end || !dialects[i];
+    }
     int r = uv_loop_init(&w->loop);
     if (r)
         return r;

@@ -58,3 +58,5 @@ void dialects_process_free(void)
         if ((*d)->process_free)
             (*d)->process_free();
 }
+
+_Static_assert(sizeof dialects / sizeof dialects[0] <= DIALECT_MAX + 1, "raise DIALECT_MAX");
