@@ -4,6 +4,8 @@
  * list files, and an evaluation over the labelled set tests/moderation/labelled.jsonl
  * (path from WSHUB_SOURCE_ROOT) that prints precision and recall and fails when recall on
  * obfuscated abuse drops below 0.9 or the false-positive rate on clean texts exceeds 2%.
+ * The corpus test pins the answer of every text of tests/moderation/corpus.txt byte for byte
+ * (tests/moderation/corpus.expected), so that no change moves a score silently.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -523,6 +525,85 @@ static void test_evaluation(void **state)
         fail_msg("false-positive rate on clean texts %.4f > 0.02", fp_rate);
 }
 
+/* ---- the pinned corpus ---- */
+
+static int hexval(int c)
+{
+    return c <= '9' ? c - '0' : (c | 32) - 'a' + 10;
+}
+
+/* Undoes the escaping of tests/moderation/make_corpus.py (a backslash doubled, "\\xHH" for a
+ * byte) in place. */
+static size_t unescape(char *s, size_t n)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == '\\' && i + 1 < n && s[i + 1] == '\\') {
+            s[k++] = '\\';
+            i++;
+        } else if (s[i] == '\\' && i + 3 < n && s[i + 1] == 'x') {
+            s[k++] = (char)(hexval(s[i + 2]) * 16 + hexval(s[i + 3]));
+            i += 3;
+        } else {
+            s[k++] = s[i];
+        }
+    }
+    return k;
+}
+
+static FILE *open_source(const char *rel)
+{
+    const char *root = getenv("WSHUB_SOURCE_ROOT");
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", root ? root : "..", rel);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        fail_msg("cannot open %s (set WSHUB_SOURCE_ROOT)", path);
+    return f;
+}
+
+static void chomp(char *s, ssize_t *n)
+{
+    if (*n > 0 && s[*n - 1] == '\n')
+        s[--*n] = 0;
+}
+
+static void test_corpus(void **state)
+{
+    (void)state;
+    FILE *in = open_source("tests/moderation/corpus.txt");
+    FILE *want = open_source("tests/moderation/corpus.expected");
+    char *text = NULL, *exp = NULL;
+    size_t tcap = 0, ecap = 0;
+    ssize_t tn, en;
+    unsigned lines = 0, diffs = 0;
+    while ((tn = getline(&text, &tcap, in)) > 0) {
+        lines++;
+        chomp(text, &tn);
+        en = getline(&exp, &ecap, want);
+        if (en <= 0)
+            fail_msg("corpus.expected ends before line %u of corpus.txt", lines);
+        chomp(exp, &en);
+        size_t n = unescape(text, (size_t)tn);
+        json_t *r = modengine_score(engine, text, n);
+        assert_non_null(r);
+        char *got = json_dumps(r, MODENGINE_JSON_FLAGS);
+        assert_non_null(got);
+        if (strcmp(got, exp) != 0 && diffs++ < 5)
+            printf("corpus line %u:\n  want %s\n  got  %s\n", lines, exp, got);
+        free(got);
+        json_decref(r);
+    }
+    assert_true(getline(&exp, &ecap, want) <= 0);
+    free(text);
+    free(exp);
+    fclose(in);
+    fclose(want);
+    printf("corpus: %u texts, %u answers differ\n", lines, diffs);
+    assert_true(lines >= 1000);
+    assert_int_equal(diffs, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -536,6 +617,7 @@ int main(void)
         cmocka_unit_test(test_extra_list),
         cmocka_unit_test(test_bad_list),
         cmocka_unit_test(test_evaluation),
+        cmocka_unit_test(test_corpus),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
