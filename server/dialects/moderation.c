@@ -31,6 +31,8 @@
 #include "wshub/ws.h"
 #include "wshub/wtimer.h"
 
+#include "moderation_json.h"
+
 #define API_NAME "chatsight-lang-text"
 #define API_VERSION "wshub-1.0"
 #define TOS "Mock moderation by wshub: scores come from a local word-list classifier, not Chatsight."
@@ -53,7 +55,8 @@ typedef struct mod_job {
     char *sample;
     size_t len;
     json_t *reference;       /* the request's reference (string) or JSON null */
-    json_t *scores;          /* modengine result, made on the pool thread */
+    modengine_scores_t scores; /* modengine result, made on the pool thread */
+    bool scored;               /* scores is set (false: out of memory) */
     uint64_t compute_us;
     wtimer_t delay;
     list_node_t node;        /* in the worker's list of delayed jobs */
@@ -95,8 +98,7 @@ static char *answer_body(mod_job_t *j)
 {
     char uuid[37];
     uuid4(uuid);
-    json_t *resp = j->scores;
-    j->scores = NULL;
+    json_t *resp = moderation_scores_json(&j->scores);
     /* The engine's extra detail (categories, detectors) stays in the answer: it explains
      * the scores, and Chatsight clients ignore members they do not know. */
     uint64_t ms = (j->compute_us + 999) / 1000;
@@ -106,7 +108,7 @@ static char *answer_body(mod_job_t *j)
     json_object_set_new(resp, "operator", json_object());
     json_t *body = json_pack("{s:s, s:b, s:o, s:s, s:s}", "api", API_NAME, "success", 1, "response", resp, "TOS",
                              TOS, "version", API_VERSION);
-    char *text = body ? json_dumps(body, MODENGINE_JSON_FLAGS) : NULL;
+    char *text = body ? json_dumps(body, MODERATION_JSON_FLAGS) : NULL;
     json_decref(body);
     return text;
 }
@@ -121,14 +123,13 @@ static void job_free(mod_job_t *j)
 {
     free(j->sample);
     json_decref(j->reference);
-    json_decref(j->scores);
     free(j);
 }
 
 /* Sends the answer (or drops it if its connection is gone) and frees the job. */
 static void deliver(mod_job_t *j)
 {
-    bool scored = j->scores != NULL;
+    bool scored = j->scored;
     char *text = scored ? answer_body(j) : error_body("internal error: the sample could not be scored", j->reference);
     if (j->pending) {
         http_complete(j->pending, scored && text ? 200 : 500, "application/json", text, text ? strlen(text) : 0);
@@ -156,13 +157,8 @@ static void work(uv_work_t *req)
 {
     mod_job_t *j = container_of(req, mod_job_t, work);
     uint64_t t0 = uv_hrtime();
-    j->scores = modengine_score(j->engine, j->sample, j->len);
+    j->scored = modengine_score(j->engine, j->sample, j->len, &j->scores) == 0;
     j->compute_us = (uv_hrtime() - t0) / 1000;
-}
-
-static const char *action_of(json_t *scores)
-{
-    return json_string_value(json_array_get(json_object_get(scores, "suggestedAction"), 0));
 }
 
 static void after_work(uv_work_t *req, int status)
@@ -175,8 +171,7 @@ static void after_work(uv_work_t *req, int status)
     for (int b = 0; b < METRICS_MOD_BUCKETS; b++)
         if (j->compute_us <= metrics_mod_bucket_us[b])
             metrics_add(&mt->mod_latency_buckets[b], 1);
-    const char *action = j->scores ? action_of(j->scores) : NULL;
-    int a = !action ? 3 : strcmp(action, "pass") == 0 ? 0 : strcmp(action, "flag") == 0 ? 1 : 2;
+    int a = j->scored ? (int)j->scores.action : 3; /* pass, flag, delete (the enum's order); errors */
     metrics_add(&mt->mod_answers[a], 1);
 
     uint32_t delay = dialect_live(j->x)->cfg.moderation_delay_ms;

@@ -1,9 +1,12 @@
 /*
- * Unit tests of the moderation engine (server/modengine.c): the response shape, determinism,
+ * Unit tests of the moderation engine (server/moderation/) and of the JSON the moderation
+ * dialect builds from its scores (server/dialects/moderation_json.c): the response shape, determinism,
  * each obfuscation technique, the classic false positives, the detectors, extra and bad
  * list files, and an evaluation over the labelled set tests/moderation/labelled.jsonl
  * (path from WSHUB_SOURCE_ROOT) that prints precision and recall and fails when recall on
  * obfuscated abuse drops below 0.9 or the false-positive rate on clean texts exceeds 2%.
+ * The corpus test pins the answer of every text of tests/moderation/corpus.txt byte for byte
+ * (tests/moderation/corpus.expected), so that no change moves a score silently.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -16,6 +19,8 @@
 #include <cmocka.h>
 
 #include "wshub/modengine.h"
+
+#include "../../server/dialects/moderation_json.h"
 
 static modengine_t *engine;
 
@@ -37,9 +42,18 @@ static int teardown(void **state)
     return 0;
 }
 
+static modengine_scores_t scores_with(const modengine_t *e, const char *text)
+{
+    modengine_scores_t s;
+    assert_int_equal(modengine_score(e, text, strlen(text), &s), 0);
+    return s;
+}
+
+/* The score members of the answer to `text`, as the moderation dialect builds them. */
 static json_t *score_with(const modengine_t *e, const char *text)
 {
-    json_t *r = modengine_score(e, text, strlen(text));
+    modengine_scores_t s = scores_with(e, text);
+    json_t *r = moderation_scores_json(&s);
     assert_non_null(r);
     return r;
 }
@@ -47,32 +61,38 @@ static json_t *score_with(const modengine_t *e, const char *text)
 /* The suggested action of `text` ("pass", "flag" or "delete"), copied into buf. */
 static const char *action_with(const modengine_t *e, const char *text, char *buf, size_t len)
 {
-    json_t *r = score_with(e, text);
-    const char *a = json_string_value(json_array_get(json_object_get(r, "suggestedAction"), 0));
+    modengine_scores_t s = scores_with(e, text);
+    const char *a = moderation_action_name(s.action);
     assert_non_null(a);
     snprintf(buf, len, "%s", a);
-    json_decref(r);
     return buf;
 }
 
 static double category(const char *text, const char *cat)
 {
-    json_t *r = score_with(engine, text);
-    json_t *v = json_object_get(json_object_get(r, "categories"), cat);
-    assert_true(json_is_number(v));
-    double x = json_number_value(v);
-    json_decref(r);
-    return x;
+    modengine_scores_t s = scores_with(engine, text);
+    for (int c = 0; c < MODENGINE_NCAT; c++)
+        if (strcmp(modengine_category_name(c), cat) == 0)
+            return s.categories[c];
+    fail_msg("no category %s", cat);
+    return 0;
 }
 
 static double detector(const char *text, const char *name)
 {
-    json_t *r = score_with(engine, text);
-    json_t *v = json_object_get(json_object_get(r, "detectors"), name);
-    assert_true(json_is_number(v));
-    double x = json_number_value(v);
-    json_decref(r);
-    return x;
+    modengine_scores_t s = scores_with(engine, text);
+    if (strcmp(name, "links") == 0)
+        return s.detectors.links;
+    if (strcmp(name, "emails") == 0)
+        return s.detectors.emails;
+    if (strcmp(name, "phones") == 0)
+        return s.detectors.phones;
+    if (strcmp(name, "shouting") == 0)
+        return s.detectors.shouting;
+    if (strcmp(name, "repetition") == 0)
+        return s.detectors.repetition;
+    fail_msg("no detector %s", name);
+    return 0;
 }
 
 #define ACTION(text) action_with(engine, (text), abuf, sizeof abuf)
@@ -100,7 +120,7 @@ static void test_hello_world_passes(void **state)
 {
     (void)state;
     json_t *r = score_with(engine, "hello world");
-    char *dump = json_dumps(r, MODENGINE_JSON_FLAGS);
+    char *dump = json_dumps(r, MODERATION_JSON_FLAGS);
     const char *keys[] = {"engine1", "engine2", "engine3", "suggestedAction", "patches",
                           "insights", "categories", "detectors"};
     size_t i = 0;
@@ -139,27 +159,20 @@ static void test_empty_and_odd_input(void **state)
     (void)state;
     char abuf[16];
     assert_string_equal(action_with(engine, "", abuf, sizeof abuf), "pass");
-    json_t *r = modengine_score(engine, NULL, 0);
-    assert_non_null(r);
-    json_decref(r);
+    modengine_scores_t s;
+    assert_int_equal(modengine_score(engine, NULL, 0, &s), 0);
     /* Invalid UTF-8, NUL bytes, lone surrogates, very long tokens: answered, no crash. */
     const char odd[] = "\xff\xfe f\x00u\xc3 ck \xed\xa0\x80 \xf0\x9f\x98\x80 sh\xe2\x80\x8bit";
-    r = modengine_score(engine, odd, sizeof odd - 1);
-    assert_non_null(r);
-    json_decref(r);
+    assert_int_equal(modengine_score(engine, odd, sizeof odd - 1, &s), 0);
     size_t n = 20000;
     char *big = malloc(n + 1);
     assert_non_null(big);
     for (size_t i = 0; i < n; i++)
         big[i] = "f u c k *#@!1|. "[i % 16];
     big[n] = 0;
-    r = modengine_score(engine, big, n);
-    assert_non_null(r);
-    json_decref(r);
+    assert_int_equal(modengine_score(engine, big, n, &s), 0);
     memset(big, 'a', n);
-    r = modengine_score(engine, big, n);
-    assert_non_null(r);
-    json_decref(r);
+    assert_int_equal(modengine_score(engine, big, n, &s), 0);
     free(big);
 }
 
@@ -213,26 +226,18 @@ static void test_actions(void **state)
     expect_action("shut up you stupid nigger", "delete");   /* slur */
     expect_action("free money at www.example.com", "flag");                  /* spam */
     expect_action("free money, claim your prize at www.scam.example.com", "delete"); /* a lot */
-    json_t *r = score_with(engine, "fuck this");
-    assert_true(json_is_true(json_object_get(json_object_get(r, "patches"), "curseWordOverride")));
-    assert_true(json_number_value(json_object_get(json_object_get(r, "engine2"), "vulgar")) > 0.5);
-    json_decref(r);
-    r = score_with(engine, "I will kill you");
-    assert_true(json_number_value(json_object_get(json_object_get(r, "engine2"), "aggressive")) > 0.5);
-    assert_true(json_is_true(json_object_get(json_object_get(r, "engine3"), "invoked")));
-    json_decref(r);
-    r = score_with(engine, "the election and the government policy on immigration");
-    assert_true(json_number_value(json_object_get(json_object_get(r, "engine1"),
-                                                  "politicalLanguage")) > 0.5);
-    json_decref(r);
-    r = score_with(engine, "great product, I love it, thanks");
-    assert_true(json_number_value(json_object_get(json_object_get(r, "patches"),
-                                                  "sentimentScore")) > 0.5);
-    json_decref(r);
-    r = score_with(engine, "not good, terrible and broken");
-    assert_true(json_number_value(json_object_get(json_object_get(r, "patches"),
-                                                  "sentimentScore")) < -0.5);
-    json_decref(r);
+    modengine_scores_t s = scores_with(engine, "fuck this");
+    assert_true(s.curse_word_override);
+    assert_true(s.engine2.vulgar > 0.5);
+    s = scores_with(engine, "I will kill you");
+    assert_true(s.engine2.aggressive > 0.5);
+    assert_true(s.engine3.invoked);
+    s = scores_with(engine, "the election and the government policy on immigration");
+    assert_true(s.engine1.political_language > 0.5);
+    s = scores_with(engine, "great product, I love it, thanks");
+    assert_true(s.sentiment_score > 0.5);
+    s = scores_with(engine, "not good, terrible and broken");
+    assert_true(s.sentiment_score < -0.5);
 }
 
 /* ---- obfuscation ---- */
@@ -303,15 +308,11 @@ static void test_false_positives(void **state)
     };
     char abuf[16];
     for (size_t i = 0; i < sizeof clean / sizeof clean[0]; i++) {
-        json_t *r = score_with(engine, clean[i]);
-        json_t *cats = json_object_get(r, "categories");
-        const char *key;
-        json_t *v;
-        json_object_foreach(cats, key, v) {
-            if (json_number_value(v) != 0)
-                fail_msg("\"%s\": category %s = %.4f", clean[i], key, json_number_value(v));
-        }
-        json_decref(r);
+        modengine_scores_t s = scores_with(engine, clean[i]);
+        for (int c = 0; c < MODENGINE_NCAT; c++)
+            if (s.categories[c] != 0)
+                fail_msg("\"%s\": category %s = %.4f", clean[i], modengine_category_name(c),
+                         s.categories[c]);
         expect_action(clean[i], "pass");
         (void)abuf;
     }
@@ -388,10 +389,7 @@ static void test_extra_list(void **state)
     assert_string_equal(action_with(e, "damn", abuf, sizeof abuf), "flag");         /* raised */
     assert_string_equal(action_with(e, "I will kill thee", abuf, sizeof abuf), "delete"); /* group extended */
     assert_string_equal(action_with(e, "fuck", abuf, sizeof abuf), "flag");         /* default kept */
-    json_t *r = score_with(e, "the zoning board met");
-    assert_true(json_number_value(json_object_get(json_object_get(r, "engine1"),
-                                                  "politicalLanguage")) > 0.2);
-    json_decref(r);
+    assert_true(scores_with(e, "the zoning board met").engine1.political_language > 0.2);
     assert_string_equal(action_with(engine, "you frobnicating fool", abuf, sizeof abuf), "pass");
     modengine_free(e);
 
@@ -477,9 +475,8 @@ static void test_evaluation(void **state)
         assert_non_null(text);
         assert_non_null(label);
         assert_non_null(variant);
-        json_t *r = score_with(engine, text);
-        const char *action =
-            json_string_value(json_array_get(json_object_get(r, "suggestedAction"), 0));
+        char abuf[16];
+        const char *action = action_with(engine, text, abuf, sizeof abuf);
         int flagged = strcmp(action, "pass") != 0;
         int abusive = strcmp(label, "abusive") == 0;
         if (abusive && flagged)
@@ -499,7 +496,6 @@ static void test_evaluation(void **state)
         }
         if (abusive != flagged)
             printf("  %s: %-8s -> %-6s %s\n", abusive ? "missed " : "false +", label, action, text);
-        json_decref(r);
         json_decref(row);
     }
     fclose(f);
@@ -523,6 +519,87 @@ static void test_evaluation(void **state)
         fail_msg("false-positive rate on clean texts %.4f > 0.02", fp_rate);
 }
 
+/* ---- the pinned corpus ---- */
+
+static int hexval(int c)
+{
+    return c <= '9' ? c - '0' : (c | 32) - 'a' + 10;
+}
+
+/* Undoes the escaping of tests/moderation/make_corpus.py (a backslash doubled, "\\xHH" for a
+ * byte) in place. */
+static size_t unescape(char *s, size_t n)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == '\\' && i + 1 < n && s[i + 1] == '\\') {
+            s[k++] = '\\';
+            i++;
+        } else if (s[i] == '\\' && i + 3 < n && s[i + 1] == 'x') {
+            s[k++] = (char)(hexval(s[i + 2]) * 16 + hexval(s[i + 3]));
+            i += 3;
+        } else {
+            s[k++] = s[i];
+        }
+    }
+    return k;
+}
+
+static FILE *open_source(const char *rel)
+{
+    const char *root = getenv("WSHUB_SOURCE_ROOT");
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", root ? root : "..", rel);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        fail_msg("cannot open %s (set WSHUB_SOURCE_ROOT)", path);
+    return f;
+}
+
+static void chomp(char *s, ssize_t *n)
+{
+    if (*n > 0 && s[*n - 1] == '\n')
+        s[--*n] = 0;
+}
+
+static void test_corpus(void **state)
+{
+    (void)state;
+    FILE *in = open_source("tests/moderation/corpus.txt");
+    FILE *want = open_source("tests/moderation/corpus.expected");
+    char *text = NULL, *exp = NULL;
+    size_t tcap = 0, ecap = 0;
+    ssize_t tn, en;
+    unsigned lines = 0, diffs = 0;
+    while ((tn = getline(&text, &tcap, in)) > 0) {
+        lines++;
+        chomp(text, &tn);
+        en = getline(&exp, &ecap, want);
+        if (en <= 0)
+            fail_msg("corpus.expected ends before line %u of corpus.txt", lines);
+        chomp(exp, &en);
+        size_t n = unescape(text, (size_t)tn);
+        modengine_scores_t s;
+        assert_int_equal(modengine_score(engine, text, n, &s), 0);
+        json_t *r = moderation_scores_json(&s);
+        assert_non_null(r);
+        char *got = json_dumps(r, MODERATION_JSON_FLAGS);
+        assert_non_null(got);
+        if (strcmp(got, exp) != 0 && diffs++ < 5)
+            printf("corpus line %u:\n  want %s\n  got  %s\n", lines, exp, got);
+        free(got);
+        json_decref(r);
+    }
+    assert_true(getline(&exp, &ecap, want) <= 0);
+    free(text);
+    free(exp);
+    fclose(in);
+    fclose(want);
+    printf("corpus: %u texts, %u answers differ\n", lines, diffs);
+    assert_true(lines >= 1000);
+    assert_int_equal(diffs, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -536,6 +613,7 @@ int main(void)
         cmocka_unit_test(test_extra_list),
         cmocka_unit_test(test_bad_list),
         cmocka_unit_test(test_evaluation),
+        cmocka_unit_test(test_corpus),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
