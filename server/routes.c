@@ -1,18 +1,56 @@
 /*
- * The plain HTTP endpoints of the APIs: exact paths, handled by http.c before the
- * WebSocket endpoints and the 404 (see include/wshub/http.h).
+ * Every plain HTTP endpoint: the server's own (/healthz, /metrics) and the APIs', by exact
+ * path; http/router.c answers the rest (WebSocket endpoints asked without an upgrade, 404).
  */
 #include "wshub/api.h"
 #include "wshub/dialect.h"
 #include "wshub/flow.h"
 #include "wshub/http.h"
+#include "wshub/metrics.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* The router's own JSON error shape (http/response.c), for an answer that cannot be made. */
+static void oom(http_reply_t *out)
+{
+    static const char msg[] = "{\"error\":\"internal_error\",\"message\":\"out of memory\"}";
+    free(out->body);
+    out->status = 500;
+    out->ctype = NULL;
+    out->body = strdup(msg);
+    out->len = out->body ? sizeof msg - 1 : 0;
+}
+
+void builtin_healthz(const http_request_t *req, dialect_ctx_t *x, http_reply_t *out)
+{
+    (void)req, (void)x;
+    static const char ok[] = "{\"status\":\"ok\"}";
+    out->status = 200;
+    if ((out->body = strdup(ok)))
+        out->len = sizeof ok - 1;
+    else
+        oom(out);
+}
+
+void builtin_metrics(const http_request_t *req, dialect_ctx_t *x, http_reply_t *out)
+{
+    (void)req, (void)x;
+    out->status = 200;
+    out->ctype = "text/plain; version=0.0.4; charset=utf-8";
+    if (!(out->body = metrics_render(&out->len)))
+        oom(out);
+}
 
 const http_route_t http_routes[] = {
-    {"/api/publish", api_publish, api_authorized, NULL},
-    {"/text/moderation", moderation_http, moderation_http_authorized, &dialect_moderation},
-    {"/socket.info", flow_socket_info, NULL, &dialect_flow},
-    {"/thread.history", flow_thread_history, NULL, &dialect_flow},
-    {"/thread.unnoticed", flow_thread_unnoticed, NULL, &dialect_flow},
-    {"/examples/flow.html", static_page, NULL, NULL},
-    {NULL, NULL, NULL, NULL},
+    {.path = "/healthz", .fn = builtin_healthz, .get_only = true, .at_capacity = true},
+    {.path = "/metrics", .fn = builtin_metrics, .get_only = true, .at_capacity = true},
+    {.path = "/api/publish", .fn = api_publish, .authorized = api_authorized},
+    {.path = "/text/moderation", .fn = moderation_http, .authorized = moderation_http_authorized,
+     .dialect = &dialect_moderation},
+    {.path = "/socket.info", .fn = flow_socket_info, .dialect = &dialect_flow},
+    {.path = "/thread.history", .fn = flow_thread_history, .dialect = &dialect_flow},
+    {.path = "/thread.unnoticed", .fn = flow_thread_unnoticed, .dialect = &dialect_flow},
+    {.path = "/examples/flow.html", .fn = static_page},
+    {.path = NULL},
 };

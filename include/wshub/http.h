@@ -70,14 +70,19 @@ typedef struct http_route {
     /* The API the route belongs to: its handlers get that dialect's context. NULL = the
      * server's own (the context's state is unused). */
     const dialect_t *dialect;
+    bool get_only;    /* other methods get the router's 405 (Allow: GET, HEAD) */
+    bool at_capacity; /* answered past limits.max_connections too (/healthz, /metrics) */
 } http_route_t;
-/* Plain HTTP endpoints of the APIs (exact paths), NULL-terminated; see server/routes.c. */
+/* Every plain HTTP endpoint (exact paths), the server's own and the APIs', NULL-terminated;
+ * see server/routes.c. */
 extern const http_route_t http_routes[];
 
 /* Route handlers defined with their API's module (api_publish: api.h; flow_*: flow.h). */
 void moderation_http(const http_request_t *req, dialect_ctx_t *x, http_reply_t *out); /* dialects/moderation.c */
 bool moderation_http_authorized(const http_request_t *req, dialect_ctx_t *x);         /* dialects/moderation.c */
 void static_page(const http_request_t *req, dialect_ctx_t *x, http_reply_t *out);     /* static.c */
+void builtin_healthz(const http_request_t *req, dialect_ctx_t *x, http_reply_t *out);  /* routes.c */
+void builtin_metrics(const http_request_t *req, dialect_ctx_t *x, http_reply_t *out);  /* routes.c */
 
 /* Starts HTTP on a new connection (it owns the connection's bytes until an upgrade hands
  * them to a WebSocket session); over_capacity: past limits.max_connections (503 to all but

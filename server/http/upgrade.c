@@ -1,0 +1,137 @@
+/*
+ * http/upgrade.c — the RFC 6455 opening handshake (§4.2) for WebSocket endpoints, with the
+ * rules of PROTOCOLS.md §0.1-0.3: the request's checks, the dialect's decision (auth,
+ * Origin, subprotocol), the 101, and the handover of the connection to a WebSocket session.
+ */
+#include "internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <openssl/evp.h>
+#include <openssl/sha.h>
+
+#include "wshub/log.h"
+#include "wshub/metrics.h"
+#include "wshub/ws.h"
+
+const dialect_t *http_find_dialect(const http_request_t *r, const config_t *cfg)
+{
+    for (const dialect_t *const *d = dialects; *d; d++)
+        if (((*d)->path_prefix ? http_path_starts(r, (*d)->path) : http_path_is(r, (*d)->path)) &&
+            (!(*d)->enabled || (*d)->enabled(cfg)))
+            return *d;
+    return NULL;
+}
+
+/* Sec-WebSocket-Key must be the base64 encoding of 16 bytes (RFC 6455 §4.2.1 item 5). */
+static bool key_valid(const char *key, size_t len)
+{
+    if (len != 24 || key[22] != '=' || key[23] != '=')
+        return false;
+    unsigned char out[24];
+    return EVP_DecodeBlock(out, (const unsigned char *)key, 24) == 18;
+}
+
+void http_ws_accept_value(const char *key, size_t len, char out[29])
+{
+    static const char guid[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+    unsigned char in[24 + sizeof guid], md[SHA_DIGEST_LENGTH];
+    memcpy(in, key, len);
+    memcpy(in + len, guid, sizeof guid - 1);
+    SHA1(in, len + sizeof guid - 1, md);
+    EVP_EncodeBlock((unsigned char *)out, md, SHA_DIGEST_LENGTH);
+}
+
+/* RFC 9112 §3.2: an HTTP/1.1 request has exactly one Host header. */
+bool http_host_ok(http_conn_t *h)
+{
+    int n = 0;
+    for (int i = 0; i < h->req.nhdrs; i++)
+        n += strcasecmp(h->req.buf + h->req.hdrs[i].name, "Host") == 0;
+    bool v11 = h->parser.http_major > 1 || (h->parser.http_major == 1 && h->parser.http_minor >= 1);
+    return v11 ? n == 1 : n <= 1;
+}
+
+/* RFC 6455 §4.2.1: is this a valid opening handshake? Otherwise refuses it and returns NULL;
+ * else returns the Sec-WebSocket-Key (*klen bytes). */
+static const char *handshake_key(http_conn_t *h, size_t *klen)
+{
+    http_request_t *r = &h->req;
+    if (strcmp(r->method, "GET") != 0) {
+        http_refuse(h, 405, HS_METHOD, "method_not_allowed", "a WebSocket upgrade must use GET", "Allow: GET\r\n");
+        return NULL;
+    }
+    if (h->parser.http_major < 1 || (h->parser.http_major == 1 && h->parser.http_minor < 1)) {
+        http_refuse(h, 400, HS_BAD_REQUEST, "bad_request", "a WebSocket upgrade needs HTTP/1.1", NULL);
+        return NULL;
+    }
+    if (!http_request_header_has_token(r, "Upgrade", "websocket") ||
+        !http_request_header_has_token(r, "Connection", "upgrade")) {
+        http_refuse(h, 426, HS_NOT_UPGRADE, "upgrade_required",
+                    "this endpoint speaks WebSocket: send Upgrade: websocket and Connection: Upgrade",
+                    "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n");
+        return NULL;
+    }
+    size_t vlen;
+    const char *ver = http_request_header(r, "Sec-WebSocket-Version", &vlen);
+    if (!ver || vlen != 2 || memcmp(ver, "13", 2) != 0) {
+        http_refuse(h, 426, HS_BAD_VERSION, "unsupported_version", "Sec-WebSocket-Version must be 13",
+                    "Sec-WebSocket-Version: 13\r\n");
+        return NULL;
+    }
+    const char *key = http_request_header(r, "Sec-WebSocket-Key", klen);
+    if (!key || !key_valid(key, *klen)) {
+        http_refuse(h, 400, HS_BAD_KEY, "bad_request", "Sec-WebSocket-Key must be 16 base64-encoded bytes", NULL);
+        return NULL;
+    }
+    if (!http_request_header(r, "Host", NULL) || !http_host_ok(h)) {
+        http_refuse(h, 400, HS_BAD_REQUEST, "bad_request", "the Host header is required, once", NULL);
+        return NULL;
+    }
+    return key;
+}
+
+/* The dialect's decision (auth, Origin, subprotocol): false when it refused, answered. */
+static bool dialect_accepts(http_conn_t *h, const dialect_t *d, dialect_accept_t *acc)
+{
+    if (d->accept)
+        d->accept(&h->req, http_ctx(h, d), acc);
+    if (!acc->status)
+        return true;
+    metrics_add(&h->c->env->metrics->handshake_failures[acc->hs_reason], 1);
+    char peer[64];
+    log_event(LOG_INFO, "http_refused", h->c->id, conn_peer(h->c, peer, sizeof peer), d->name,
+              "status=%d reason=%s %s", acc->status, hs_reason_names[acc->hs_reason], acc->why ? acc->why : "");
+    if (acc->body)
+        http_respond(h, acc->status, "application/json", acc->body, strlen(acc->body), NULL);
+    else
+        http_respond_error(h, acc->status, "refused", "the upgrade was refused", NULL);
+    free(acc->body);
+    return false;
+}
+
+bool http_upgrade(http_conn_t *h, const dialect_t *d)
+{
+    h->close_after = true; /* every refusal ends the connection */
+    size_t klen;
+    const char *key = handshake_key(h, &klen);
+    dialect_accept_t acc = {0};
+    if (!key || !dialect_accepts(h, d, &acc))
+        return false;
+    char accept[29];
+    http_ws_accept_value(key, klen, accept);
+    char resp[256];
+    int n = snprintf(resp, sizeof resp,
+                     "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                     "Sec-WebSocket-Accept: %s\r\n%s%s%s\r\n",
+                     accept, acc.subprotocol ? "Sec-WebSocket-Protocol: " : "",
+                     acc.subprotocol ? acc.subprotocol : "", acc.subprotocol ? "\r\n" : "");
+    conn_t *c = h->c;
+    conn_send_copy(c, resp, (size_t)n);
+    metrics_add(&c->env->metrics->http_responses[1], 1);
+    /* From here on the session owns the connection: h is freed by the handover. */
+    return ws_session_start(c, d, http_ctx(h, d), acc.data) != NULL;
+}
