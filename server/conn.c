@@ -446,39 +446,21 @@ static void drained(conn_t *c)
         c->proto->on_drained(c); /* e.g. the next piece of a large HTTP answer */
 }
 
-static void flush(conn_t *c)
+/* The first n queue entries as buffers (what of each is not written yet). */
+static uint32_t fill_iov(conn_t *c, uv_buf_t *bufs)
 {
-    if (c->flags & CONN_F_CLOSING)
-        return;
-    /* Before the in-flight check: a client that stopped reading has a write that never
-     * completes, and its queue must not grow past the bound while we wait (DESIGN.md 6). */
-    if (c->flags & CONN_F_OVERFLOW) {
-        c->flags &= ~CONN_F_OVERFLOW;
-        handle_overflow(c);
-        if (c->flags & CONN_F_CLOSING)
-            return;
-    }
-    if (c->flags & CONN_F_WRITING)
-        return;
-    if (c->qcount == 0) {
-        drained(c);
-        return;
-    }
-
-    uv_buf_t bufs[MAX_IOV];
-    uint32_t n;
-again:
-    n = c->qcount < MAX_IOV ? c->qcount : MAX_IOV;
+    uint32_t n = c->qcount < MAX_IOV ? c->qcount : MAX_IOV;
     for (uint32_t i = 0; i < n; i++) {
         outq_entry_t *e = q_at(c, i);
         bufs[i] = uv_buf_init((char *)e->f->data + e->off, e->f->len - e->off);
     }
-    ssize_t sent = try_send(c, bufs, n);
-    if (sent < 0) {
-        conn_close(c, uv_strerror((int)sent));
-        return;
-    }
-    size_t wrote = (size_t)sent;
+    return n;
+}
+
+/* The socket took `wrote` bytes of bufs: pops the entries written whole, advances the first
+ * one written in part (and its buffer). Returns the index of the first unwritten buffer. */
+static uint32_t consume(conn_t *c, uv_buf_t *bufs, size_t wrote)
+{
     uint32_t first = 0;
     uint64_t now = 0;
     while (wrote && c->qcount) {
@@ -498,23 +480,19 @@ again:
         q_pop(c);
         first++;
     }
-    if (c->qcount == 0) {
-        drained(c);
-        return;
-    }
-    /* The socket took every entry of this batch and more are queued (more than MAX_IOV
-     * entries): write the next batch. uv_write must never get zero buffers (issue 11). */
-    if (first == n)
-        goto again;
-    /* The socket is full: hand what remains of this batch to one uv_write. */
-    uint32_t k = n - first;
+    return first;
+}
+
+/* The socket is full: hands the k remaining buffers of this batch to one uv_write. */
+static void write_rest(conn_t *c, uv_buf_t *bufs, uint32_t k)
+{
     uv_write_t *req = malloc(sizeof *req);
     if (!req) {
         conn_close(c, "out of memory (write)");
         return;
     }
     req->data = c;
-    int r = uv_write(req, (uv_stream_t *)&c->tcp, bufs + first, k, on_write);
+    int r = uv_write(req, (uv_stream_t *)&c->tcp, bufs, k, on_write);
     if (r < 0) {
         free(req);
         conn_close(c, uv_strerror(r));
@@ -522,6 +500,39 @@ again:
     }
     c->inflight = (uint16_t)k;
     c->flags |= CONN_F_WRITING;
+}
+
+static void flush(conn_t *c)
+{
+    if (c->flags & CONN_F_CLOSING)
+        return;
+    /* Before the in-flight check: a client that stopped reading has a write that never
+     * completes, and its queue must not grow past the bound while we wait (DESIGN.md 6). */
+    if (c->flags & CONN_F_OVERFLOW) {
+        c->flags &= ~CONN_F_OVERFLOW;
+        handle_overflow(c);
+        if (c->flags & CONN_F_CLOSING)
+            return;
+    }
+    if (c->flags & CONN_F_WRITING)
+        return;
+    uv_buf_t bufs[MAX_IOV];
+    /* While the socket takes every entry of a batch and more are queued (more than MAX_IOV
+     * entries), the next batch: uv_write must never get zero buffers (issue 11). */
+    while (c->qcount) {
+        uint32_t n = fill_iov(c, bufs);
+        ssize_t sent = try_send(c, bufs, n);
+        if (sent < 0) {
+            conn_close(c, uv_strerror((int)sent));
+            return;
+        }
+        uint32_t first = consume(c, bufs, (size_t)sent);
+        if (c->qcount && first < n) {
+            write_rest(c, bufs + first, n - first);
+            return;
+        }
+    }
+    drained(c);
 }
 
 typedef struct {
