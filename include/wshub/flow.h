@@ -1,6 +1,7 @@
 /*
- * flow — the parts of API D (server/dialects/flow.c) that live outside its WebSocket
- * dialect: the bot rules loaded at start, and its REST endpoints (routes.c).
+ * flow — the part of API D (server/dialects/flow/) that lives outside its WebSocket
+ * dialect: its REST endpoints, named by routes.c (implemented in flow/rest.c). Everything
+ * else of Flow is private to that folder (flow/internal.h, flow/store.h).
  */
 #ifndef WSHUB_FLOW_H
 #define WSHUB_FLOW_H

@@ -1,0 +1,213 @@
+/*
+ * flow/rest — the HTTP side of API D (PROTOCOLS.md §D): GET /socket.info (a single-use
+ * /ws/<token> endpoint on the configured public URL, its ticket in the store),
+ * GET /thread.history and GET /thread.unnoticed (a thread's entries from the store), their
+ * CORS preflights and headers, and the {status, payload} body of every Flow HTTP answer.
+ * Never: touches a socket, the hub, or the store's memory (only its operations).
+ */
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <jansson.h>
+#include <openssl/rand.h>
+
+#include "wshub/auth.h"
+#include "wshub/dialect.h"
+#include "wshub/flow.h"
+#include "wshub/http.h"
+#include "wshub/metrics.h"
+
+#include "internal.h"
+
+char *flow__status_body(const char *status, json_t *payload)
+{
+    json_t *b = json_pack("{s:s, s:o}", "status", status, "payload", payload);
+    char *t = b ? json_dumps(b, JSON_COMPACT) : NULL;
+    json_decref(b);
+    return t;
+}
+
+static void reply(http_reply_t *out, int status, const char *st, json_t *payload)
+{
+    out->status = status;
+    out->body = flow__status_body(st, payload);
+    out->len = out->body ? strlen(out->body) : 0;
+}
+
+static void reply_error(http_reply_t *out, int status, const char *message)
+{
+    reply(out, status, "error", json_pack("{s:s}", "message", message));
+}
+
+/* A header (x-flowai-…) or the query parameter, into buf; "null"/"undefined"/"" count as absent
+ * (the SDK sends the text "null" for an unset value). Headers win. */
+static const char *param(const http_request_t *req, const char *header, const char *query, char *buf, size_t len)
+{
+    size_t n;
+    const char *v = http_request_header(req, header, &n);
+    if (v && n > 0 && n < len) {
+        memcpy(buf, v, n);
+        buf[n] = 0;
+    } else if (!(v = query ? http_request_query_param(req, query, buf, len) : NULL)) {
+        return NULL;
+    }
+    if (!*buf || strcmp(buf, "null") == 0 || strcmp(buf, "undefined") == 0)
+        return NULL;
+    return buf;
+}
+
+static bool list_has(const config_strlist_t *l, const char *s)
+{
+    for (size_t i = 0; i < l->n; i++)
+        if (strcmp(l->items[i], s) == 0)
+            return true;
+    return false;
+}
+
+/*
+ * CORS: browsers ask first (OPTIONS) and check Access-Control-Allow-Origin on the answer.
+ * Returns false (and sets a 403) when the Origin is not allowed; a request without Origin
+ * (not from a browser) is allowed.
+ */
+static bool cors(const http_request_t *req, const config_t *cfg, http_reply_t *out)
+{
+    size_t olen = 0;
+    const char *origin = http_request_header(req, "Origin", &olen);
+    if (origin && !auth_origin_allowed(&cfg->flow_allowed_origins, origin, olen)) {
+        reply_error(out, 403, "origin not allowed");
+        out->hs_reason = 1 + HS_FORBIDDEN_ORIGIN;
+        return false;
+    }
+    if (origin && olen < 512) {
+        if (asprintf(&out->extra_alloc, "Access-Control-Allow-Origin: %.*s\r\nVary: Origin\r\n", (int)olen, origin) < 0)
+            out->extra_alloc = NULL;
+    } else {
+        out->extra = "Access-Control-Allow-Origin: *\r\n";
+    }
+    return true;
+}
+
+static bool preflight(const http_request_t *req, const config_t *cfg, http_reply_t *out, const char *methods)
+{
+    if (strcmp(http_request_method(req), "OPTIONS") != 0)
+        return false;
+    if (!cors(req, cfg, out))
+        return true;
+    out->status = 204;
+    char *more = NULL;
+    if (asprintf(&more,
+                 "%sAccess-Control-Allow-Methods: %s\r\n"
+                 "Access-Control-Allow-Headers: content-type, x-flowai-clientid, x-flowai-sessionid, "
+                 "x-flowai-threadid, x-flowai-secret, x-flowai-ott, x-flowai-originator\r\n"
+                 "Access-Control-Max-Age: 600\r\n",
+                 out->extra_alloc ? out->extra_alloc : out->extra, methods) >= 0) {
+        free(out->extra_alloc);
+        out->extra_alloc = more;
+        out->extra = NULL;
+    }
+    return true;
+}
+
+static bool client_ok(const config_t *cfg, const char *client_id, http_reply_t *out)
+{
+    if (!client_id) {
+        reply_error(out, 400, "clientId is required (query clientId or header x-flowai-clientid)");
+        return false;
+    }
+    if (cfg->flow_client_ids.n && !list_has(&cfg->flow_client_ids, client_id)) {
+        reply_error(out, 400, "unknown clientId");
+        return false;
+    }
+    return true;
+}
+
+void flow_socket_info(const http_request_t *req, dialect_ctx_t *x, http_reply_t *out)
+{
+    const config_t *cfg = &dialect_live(x)->cfg;
+    if (preflight(req, cfg, out, "GET, OPTIONS"))
+        return;
+    if (strcmp(http_request_method(req), "GET") != 0) {
+        reply_error(out, 405, "use GET");
+        out->extra = "Allow: GET, OPTIONS\r\n";
+        return;
+    }
+    if (!cors(req, cfg, out))
+        return;
+    char client[FLOW_MAX_ID + 1], session[FLOW_MAX_ID + 1], thread[FLOW_MAX_ID + 1];
+    const char *client_id = param(req, "x-flowai-clientid", "clientId", client, sizeof client);
+    const char *session_id = param(req, "x-flowai-sessionid", "sessionId", session, sizeof session);
+    const char *thread_id = param(req, "x-flowai-threadid", "threadId", thread, sizeof thread);
+    if (!client_ok(cfg, client_id, out))
+        return;
+    if (!session_id) {
+        reply_error(out, 400, "sessionId is required (query sessionId or header x-flowai-sessionid)");
+        return;
+    }
+    unsigned char rnd[16];
+    char token[33];
+    if (RAND_bytes(rnd, sizeof rnd) != 1) {
+        reply_error(out, 500, "no randomness for a token");
+        return;
+    }
+    for (int i = 0; i < 16; i++)
+        snprintf(token + 2 * i, 3, "%02x", rnd[i]);
+    flow_store_t *st = flow__store();
+    int r = st->ops->issue(st, token, 32, client_id, session_id, thread_id, cfg, dialect_metrics(x));
+    if (r == FLOW_STORE_FULL) {
+        metrics_add(&dialect_metrics(x)->flow_ticket_refusals, 1);
+        reply_error(out, 503, "too many unused endpoints (flow.max_tickets): try again later");
+        return;
+    }
+    if (r != FLOW_STORE_OK) {
+        reply_error(out, 500, "out of memory");
+        return;
+    }
+    /* ws:// or wss:// on the configured public URL, never the Host the request carried. */
+    const char *pub = cfg->public_url;
+    size_t plen = strlen(pub);
+    while (plen && pub[plen - 1] == '/')
+        plen--;
+    const char *rest = pub;
+    const char *scheme = "ws";
+    if (strncasecmp(pub, "https://", 8) == 0)
+        scheme = "wss", rest = pub + 8;
+    else if (strncasecmp(pub, "http://", 7) == 0)
+        rest = pub + 7;
+    char endpoint[1024];
+    snprintf(endpoint, sizeof endpoint, "%s://%.*s/ws/%s", scheme, (int)(plen - (size_t)(rest - pub)), rest, token);
+    reply(out, 200, "ok", json_pack("{s:s}", "endpoint", endpoint));
+}
+
+static void history_reply(const http_request_t *req, dialect_ctx_t *x, http_reply_t *out, bool unnoticed)
+{
+    const config_t *cfg = &dialect_live(x)->cfg;
+    if (preflight(req, cfg, out, "GET, OPTIONS"))
+        return;
+    if (!cors(req, cfg, out))
+        return;
+    char client[FLOW_MAX_ID + 1], thread[FLOW_MAX_ID + 1];
+    const char *client_id = param(req, "x-flowai-clientid", "clientId", client, sizeof client);
+    const char *thread_id = param(req, "x-flowai-threadid", "threadId", thread, sizeof thread);
+    if (!client_ok(cfg, client_id, out))
+        return;
+    if (!thread_id) {
+        reply_error(out, 400, "threadId is required (header x-flowai-threadid)");
+        return;
+    }
+    flow_store_t *st = flow__store();
+    json_t *items = st->ops->history(st, thread_id, unnoticed);
+    reply(out, 200, "ok", json_pack("{s:s, s:o}", "threadId", thread_id, unnoticed ? "unnoticed" : "history", items));
+}
+
+void flow_thread_history(const http_request_t *req, dialect_ctx_t *x, http_reply_t *out)
+{
+    history_reply(req, x, out, false);
+}
+
+void flow_thread_unnoticed(const http_request_t *req, dialect_ctx_t *x, http_reply_t *out)
+{
+    history_reply(req, x, out, true);
+}
