@@ -108,9 +108,9 @@ typedef struct metrics {
 
 /* Gauges of stores every worker shares, written by their owner under its lock. */
 typedef struct metrics_gauges {
-    counter_t flow_tickets;       /* unused /ws/<token> tickets held (flow.c) */
-    counter_t flow_threads;       /* Flow threads known (flow.c) */
-    counter_t flow_history_bytes; /* bytes of Flow thread history held (flow.c) */
+    counter_t flow_tickets;       /* unused /ws/<token> tickets held (dialects/flow/store_mem.c) */
+    counter_t flow_threads;       /* Flow threads known (dialects/flow/store_mem.c) */
+    counter_t flow_history_bytes; /* bytes of Flow thread history held (dialects/flow/store_mem.c) */
 } metrics_gauges_t;
 extern metrics_gauges_t metrics_gauges;
 

@@ -113,6 +113,11 @@ int flow__bot_load(const char *path, char *err, size_t errlen)
         return -1;
     }
     bot_rules = calloc(json_array_size(rules) + 1, sizeof *bot_rules);
+    if (!bot_rules) {
+        snprintf(err, errlen, "flow.bot_file: %s: out of memory", path);
+        json_decref(root);
+        return -1;
+    }
     size_t i;
     json_t *r;
     json_array_foreach(rules, i, r) {
@@ -130,6 +135,11 @@ int flow__bot_load(const char *path, char *err, size_t errlen)
         b->event = event ? strdup(event) : NULL;
         b->reply = strdup(reply);
         b->quick_replies = quick ? json_incref(quick) : NULL;
+        if ((match && !b->match) || (event && !b->event) || !b->reply) {
+            snprintf(err, errlen, "flow.bot_file: %s: out of memory", path);
+            json_decref(root);
+            return -1; /* the caller frees what was loaded (flow__bot_free) */
+        }
     }
     json_decref(root);
     return 0;
