@@ -62,7 +62,24 @@ struct hub_local {
 
 /* ------------------------------------------------------------------ messages */
 
+/* Envelope slots, given on first sight (envelope_slot): written once each, never cleared. */
+static const hub_envelope_t *_Atomic envelopes[HUB_ENVELOPES];
 static atomic_uint_fast64_t msg_seq; /* hub_msg_t.seq */
+
+/* env's slot in hub_msg_t.frames, or -1 when HUB_ENVELOPES others already have one. Lock-free:
+ * two threads registering env at once stop at the same first free slot, one of them filling it. */
+static int envelope_slot(const hub_envelope_t *env)
+{
+    for (int i = 0; i < HUB_ENVELOPES; i++) {
+        const hub_envelope_t *e = atomic_load_explicit(&envelopes[i], memory_order_acquire);
+        if (!e && atomic_compare_exchange_strong_explicit(&envelopes[i], &e, env, memory_order_acq_rel,
+                                                          memory_order_acquire))
+            return i;
+        if (e == env)
+            return i;
+    }
+    return -1;
+}
 
 void hub_msg_release(hub_msg_t **mp)
 {
@@ -121,7 +138,10 @@ hub_msg_t *hub_msg_new(const char *channel, size_t clen, const char *event, cons
 
 frame_t *hub_msg_frame(hub_msg_t *m, const hub_envelope_t *env)
 {
-    frame_t *f = atomic_load_explicit(&m->frames[env->slot], memory_order_acquire);
+    int slot = envelope_slot(env);
+    if (slot < 0)
+        return NULL;
+    frame_t *f = atomic_load_explicit(&m->frames[slot], memory_order_acquire);
     if (f)
         return f;
     frame_t *built = env->build(m);
@@ -129,7 +149,7 @@ frame_t *hub_msg_frame(hub_msg_t *m, const hub_envelope_t *env)
         return NULL;
     built->born_ns = m->created_ns; /* before it is shared */
     frame_t *expected = NULL;
-    if (atomic_compare_exchange_strong_explicit(&m->frames[env->slot], &expected, built,
+    if (atomic_compare_exchange_strong_explicit(&m->frames[slot], &expected, built,
                                                 memory_order_acq_rel, memory_order_acquire))
         return built;
     /* Another worker built it first: use theirs, so every subscriber shares one buffer. */
@@ -246,6 +266,8 @@ static int reg_add(hub_t *hub, const char *channel, size_t len, int widx, int de
 hub_sub_t *hub_subscribe(hub_local_t *l, const char *channel, size_t len, void *subscriber,
                          const hub_envelope_t *env, void *variant)
 {
+    if (envelope_slot(env) < 0)
+        return NULL; /* a frame for it could never be kept */
     strmap_entry_t *e = strmap_find(&l->chans, channel, len);
     hub_lchan_t *ch;
     if (e) {

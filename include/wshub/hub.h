@@ -52,7 +52,7 @@ typedef struct hub hub_t;
 typedef struct hub_local hub_local_t;
 typedef struct hub_lchan hub_lchan_t;
 
-#define HUB_ENVELOPES 8 /* slots of prepared frames per message: one per envelope kind */
+#define HUB_ENVELOPES 8 /* slots of prepared frames per message: at most this many envelopes */
 
 typedef struct hub_msg {
     atomic_uint refs;
@@ -69,9 +69,12 @@ typedef struct hub_msg {
     char buf[];
 } hub_msg_t;
 
-/* How a dialect turns a message into a frame. */
+/*
+ * How a dialect turns a message into a frame. The hub gives each envelope (each address) a
+ * slot of hub_msg_t.frames the first time it sees it, at most HUB_ENVELOPES in a process:
+ * declare envelopes once (static const), never one per session.
+ */
 typedef struct hub_envelope {
-    int slot; /* 0..HUB_ENVELOPES-1, unique per envelope kind */
     /* Builds the shared frame of m (one reference, given to the hub). NULL on failure. */
     frame_t *(*build)(const hub_msg_t *m);
     /* For subscriptions with a variant: a frame for m and this variant, borrowed (the
@@ -120,7 +123,8 @@ void hub_local_free(hub_local_t *l);
 /*
  * Subscribes `subscriber` to channel on l. The caller checks duplicates and authorization.
  * Returns the subscription, or NULL when out of memory (locally or in the process-wide
- * registry): then nothing was subscribed, and the dialect answers its API's error.
+ * registry) or when env would be one envelope too many: then nothing was subscribed, and
+ * the dialect answers its API's error.
  */
 hub_sub_t *hub_subscribe(hub_local_t *l, const char *channel, size_t len, void *subscriber,
                          const hub_envelope_t *env, void *variant);
@@ -153,7 +157,8 @@ size_t hub_route(hub_t *hub, hub_local_t *from, hub_msg_t *m);
 int hub_publish(hub_local_t *from, const char *channel, size_t channel_len, const char *event,
                 const char *data, size_t data_len, size_t *delivered);
 
-/* The shared frame of m for env, built once (thread-safe). Borrowed: valid while m is. */
+/* The shared frame of m for env, built once (thread-safe). Borrowed: valid while m is. NULL
+ * when the build failed or env would be one envelope too many. */
 frame_t *hub_msg_frame(hub_msg_t *m, const hub_envelope_t *env);
 
 /* Delivers what other threads posted to l's mailbox (on l's thread, after a wake). */

@@ -1,7 +1,7 @@
 /*
  * Unit tests of the hub (server/hub.c): subscriptions on two hub_locals, the delivery count,
  * one shared frame per message and envelope across locals, publish order, routing from
- * outside any worker, unsubscribe, and references that reach zero (ASan/LSan
+ * outside any worker, unsubscribe, envelope slots, and references that reach zero (ASan/LSan
  * report a leak otherwise).
  * The hub's two collaborators are its hub_local_ops_t: deliver records what it was given,
  * wake counts wake-ups (no event loop needed: a test drains a local itself, as its thread
@@ -68,7 +68,15 @@ static frame_t *build(const hub_msg_t *m)
     int n = snprintf(text, sizeof text, "%s|%s|%s", m->channel, m->event, m->data);
     return frame_build(WS_OP_TEXT, text, (size_t)n);
 }
-static const hub_envelope_t env = {.slot = 0, .build = build};
+static const hub_envelope_t env = {.build = build};
+
+static frame_t *build_upper(const hub_msg_t *m)
+{
+    (void)m;
+    builds++;
+    return frame_build(WS_OP_TEXT, "UPPER", 5);
+}
+static const hub_envelope_t env2 = {.build = build_upper};
 
 /* Fake subscribers: only their addresses matter to the hub. */
 static char subscribers[8];
@@ -328,6 +336,52 @@ static void test_closed_local_is_not_woken(void **state)
     hub_unsubscribe(locals[1], a);
 }
 
+/* Each envelope gets its own slot: one frame per message and envelope, each shared. */
+static void test_envelopes_have_their_own_frames(void **state)
+{
+    (void)state;
+    hub_sub_t *subs[4] = {
+        hub_subscribe(locals[0], "c:e", 3, S(0), &env, NULL),
+        hub_subscribe(locals[0], "c:e", 3, S(1), &env2, NULL),
+        hub_subscribe(locals[1], "c:e", 3, S(2), &env2, NULL),
+        hub_subscribe(locals[1], "c:e", 3, S(3), &env, NULL),
+    };
+    assert_int_equal(publish(0, "c:e", "{}"), 4);
+    run(1);
+    assert_int_equal(nsent, 4);
+    assert_int_equal(builds, 2);
+    assert_text(0, "c:e|ev|{}");
+    assert_text(1, "UPPER");
+    assert_ptr_equal(sent[1].f, sent[2].f);
+    assert_ptr_equal(sent[0].f, sent[3].f);
+    for (int i = 0; i < 4; i++)
+        hub_unsubscribe(locals[i / 2], subs[i]);
+}
+
+/* At most HUB_ENVELOPES envelopes: one more is refused at subscribe, the others still work.
+ * Envelope slots are process-wide and never given back: this test runs last. */
+static void test_envelope_slots_run_out(void **state)
+{
+    (void)state;
+    hub_envelope_t more[HUB_ENVELOPES];
+    int taken = 0;
+    for (int i = 0; i < HUB_ENVELOPES; i++) {
+        more[i] = (hub_envelope_t){.build = build};
+        hub_sub_t *sub = hub_subscribe(locals[0], "c:s", 3, S(0), &more[i], NULL);
+        if (!sub)
+            break;
+        taken++;
+        hub_unsubscribe(locals[0], sub);
+    }
+    assert_true(taken < HUB_ENVELOPES); /* env and env2 hold two slots already */
+    assert_int_equal(hub_count(hub, "c:s", 3), 0);
+    hub_sub_t *a = hub_subscribe(locals[0], "c:s", 3, S(0), &env, NULL);
+    assert_non_null(a);
+    assert_int_equal(publish(0, "c:s", "{}"), 1);
+    assert_int_equal(nsent, 1);
+    hub_unsubscribe(locals[0], a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -339,6 +393,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_subscribe_reports_allocation_failure, setup, teardown),
         cmocka_unit_test_setup_teardown(test_route_from_outside, setup, teardown),
         cmocka_unit_test_setup_teardown(test_closed_local_is_not_woken, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_envelopes_have_their_own_frames, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_envelope_slots_run_out, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
