@@ -57,7 +57,7 @@ python3 - "$BASE.txt" "$DELIVERIES" "$PUBLISHES" <<'PY'
 import re, sys
 deliveries, publishes = int(sys.argv[2]), int(sys.argv[3])
 # the functions a delivery runs through, from the hub's loop to the socket
-FANOUT = ["deliver_local", "ws_session_send_frame", "conn_send_frame", "account_out", "q_push",
+FANOUT = ["deliver_local", "deliver_to_session", "ws_session_send_frame", "conn_send_frame", "account_out", "q_push",
           "mark_dirty", "mempool_alloc", "mempool_free", "conn_flush_dirty", "flush", "try_send",
           "uv_fileno", "sendmsg", "send", "q_pop", "frame_release"]
 total, own = None, {}

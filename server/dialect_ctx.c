@@ -42,7 +42,7 @@ const live_t *dialect_live(const dialect_ctx_t *x) { return server_live(x->w->sr
 int dialect_publish(dialect_ctx_t *x, const char *channel, size_t channel_len, const char *event,
                     const char *data, size_t data_len, size_t *delivered)
 {
-    return hub_publish(x->w, channel, channel_len, event, data, data_len, delivered);
+    return hub_publish(x->w->hub, channel, channel_len, event, data, data_len, delivered);
 }
 
 int dialect_publish_api(dialect_ctx_t *x, const char *channel, size_t channel_len, const char *event,
@@ -58,10 +58,10 @@ int dialect_publish_api(dialect_ctx_t *x, const char *channel, size_t channel_le
 hub_sub_t *dialect_subscribe(ws_session_t *s, const char *channel, size_t len,
                              const hub_envelope_t *env, void *variant)
 {
-    return hub_subscribe(dialect_ctx(s)->w, channel, len, s, env, variant);
+    return hub_subscribe(dialect_ctx(s)->w->hub, channel, len, s, env, variant);
 }
 
-void dialect_unsubscribe(ws_session_t *s, hub_sub_t *sub) { hub_unsubscribe(dialect_ctx(s)->w, sub); }
+void dialect_unsubscribe(ws_session_t *s, hub_sub_t *sub) { hub_unsubscribe(dialect_ctx(s)->w->hub, sub); }
 
 dialect_ctx_t *dialect_ctx_pick(dialect_ctx_t *all, const dialect_t *d)
 {

@@ -6,8 +6,9 @@
  *   publish to know the delivery count and which workers to post to;
  * - per worker (hub_local_t): channel -> local channel (the list of subscriptions on this
  *   worker), touched only by that worker's thread;
- * - per worker, the mailbox: messages posted by other workers, swapped out whole under a
+ * - per worker, the mailbox: messages posted by other threads, swapped out whole under a
  *   mutex and delivered in one batch per wake-up.
+ * Workers and sessions are the caller's: hub_local_ops_t delivers and wakes.
  */
 #include "wshub/hub.h"
 
@@ -21,8 +22,8 @@
 
 #include "wshub/strmap.h"
 #include "wshub/util.h"
-#include "wshub/worker.h"
-#include "wshub/ws.h"
+
+#define HUB_MAX_WORKERS 256 /* config.c's bound on workers: a publish's targets fit on its stack */
 
 typedef struct reg_entry {
     uint32_t total;
@@ -34,7 +35,6 @@ struct hub {
     strmap_t reg;
     size_t nworkers;
     hub_local_t **locals; /* by worker index, set before the workers start */
-    atomic_uint_fast64_t seq;
 };
 
 struct hub_lchan {
@@ -45,7 +45,11 @@ struct hub_lchan {
 
 struct hub_local {
     hub_t *hub;
-    worker_t *w;
+    int idx;
+    const hub_local_ops_t *ops;
+    void *arg;          /* for ops->wake */
+    mempool_t *mem;     /* subscriptions */
+    metrics_t *metrics;
     strmap_t chans;     /* channel -> hub_lchan_t*, worker thread only */
     uv_mutex_t mlock;   /* guards mbox, mlen, mcap, closed */
     hub_msg_t **mbox;
@@ -58,7 +62,26 @@ struct hub_local {
 
 /* ------------------------------------------------------------------ messages */
 
-static void msg_release(hub_msg_t **mp)
+/* Envelope slots, given on first sight (envelope_slot): written once each, never cleared. */
+static const hub_envelope_t *_Atomic envelopes[HUB_ENVELOPES];
+static atomic_uint_fast64_t msg_seq; /* hub_msg_t.seq */
+
+/* env's slot in hub_msg_t.frames, or -1 when HUB_ENVELOPES others already have one. Lock-free:
+ * two threads registering env at once stop at the same first free slot, one of them filling it. */
+static int envelope_slot(const hub_envelope_t *env)
+{
+    for (int i = 0; i < HUB_ENVELOPES; i++) {
+        const hub_envelope_t *e = atomic_load_explicit(&envelopes[i], memory_order_acquire);
+        if (!e && atomic_compare_exchange_strong_explicit(&envelopes[i], &e, env, memory_order_acq_rel,
+                                                          memory_order_acquire))
+            return i;
+        if (e == env)
+            return i;
+    }
+    return -1;
+}
+
+void hub_msg_release(hub_msg_t **mp)
 {
     hub_msg_t *m = *mp;
     *mp = NULL;
@@ -77,8 +100,8 @@ static hub_msg_t *msg_ref(hub_msg_t *m)
     return m;
 }
 
-static hub_msg_t *msg_new(hub_t *hub, const char *channel, size_t clen, const char *event,
-                          const char *data, size_t dlen)
+hub_msg_t *hub_msg_new(const char *channel, size_t clen, const char *event, const char *data,
+                       size_t dlen)
 {
     json_t *ev = json_string(event);
     char *ev_json = ev ? json_dumps(ev, JSON_ENCODE_ANY | JSON_COMPACT) : NULL;
@@ -92,7 +115,7 @@ static hub_msg_t *msg_new(hub_t *hub, const char *channel, size_t clen, const ch
         return NULL;
     }
     atomic_init(&m->refs, 1);
-    m->seq = atomic_fetch_add(&hub->seq, 1) + 1;
+    m->seq = atomic_fetch_add(&msg_seq, 1) + 1;
     char *p = m->buf;
     m->channel = memcpy(p, channel, clen);
     p[clen] = 0;
@@ -115,7 +138,10 @@ static hub_msg_t *msg_new(hub_t *hub, const char *channel, size_t clen, const ch
 
 frame_t *hub_msg_frame(hub_msg_t *m, const hub_envelope_t *env)
 {
-    frame_t *f = atomic_load_explicit(&m->frames[env->slot], memory_order_acquire);
+    int slot = envelope_slot(env);
+    if (slot < 0)
+        return NULL;
+    frame_t *f = atomic_load_explicit(&m->frames[slot], memory_order_acquire);
     if (f)
         return f;
     frame_t *built = env->build(m);
@@ -123,7 +149,7 @@ frame_t *hub_msg_frame(hub_msg_t *m, const hub_envelope_t *env)
         return NULL;
     built->born_ns = m->created_ns; /* before it is shared */
     frame_t *expected = NULL;
-    if (atomic_compare_exchange_strong_explicit(&m->frames[env->slot], &expected, built,
+    if (atomic_compare_exchange_strong_explicit(&m->frames[slot], &expected, built,
                                                 memory_order_acq_rel, memory_order_acquire))
         return built;
     /* Another worker built it first: use theirs, so every subscriber shares one buffer. */
@@ -135,6 +161,8 @@ frame_t *hub_msg_frame(hub_msg_t *m, const hub_envelope_t *env)
 
 hub_t *hub_new(size_t nworkers)
 {
+    if (nworkers > HUB_MAX_WORKERS)
+        return NULL;
     hub_t *hub = calloc(1, sizeof *hub);
     if (!hub)
         return NULL;
@@ -161,7 +189,8 @@ void hub_free(hub_t *hub)
     free(hub);
 }
 
-hub_local_t *hub_local_new(hub_t *hub, worker_t *w)
+hub_local_t *hub_local_new(hub_t *hub, int idx, const hub_local_ops_t *ops, void *arg,
+                           mempool_t *mem, metrics_t *metrics)
 {
     hub_local_t *l = calloc(1, sizeof *l);
     if (!l)
@@ -171,8 +200,12 @@ hub_local_t *hub_local_new(hub_t *hub, worker_t *w)
         return NULL;
     }
     l->hub = hub;
-    l->w = w;
-    hub->locals[w->idx] = l;
+    l->idx = idx;
+    l->ops = ops;
+    l->arg = arg;
+    l->mem = mem;
+    l->metrics = metrics;
+    hub->locals[idx] = l;
     return l;
 }
 
@@ -191,13 +224,13 @@ void hub_local_free(hub_local_t *l)
         return;
     /* Messages posted before hub_local_close and not delivered are dropped with it. */
     for (size_t i = 0; i < l->mlen; i++)
-        msg_release(&l->mbox[i]);
+        hub_msg_release(&l->mbox[i]);
     free(l->mbox);
     free(l->spare);
     /* Every session unsubscribed when it closed; a channel left here is a bug, not a leak to hide. */
     strmap_clear(&l->chans);
     uv_mutex_destroy(&l->mlock);
-    l->hub->locals[l->w->idx] = NULL;
+    l->hub->locals[l->idx] = NULL;
     free(l);
 }
 
@@ -230,10 +263,11 @@ static int reg_add(hub_t *hub, const char *channel, size_t len, int widx, int de
     return rc;
 }
 
-hub_sub_t *hub_subscribe(worker_t *w, const char *channel, size_t len, ws_session_t *s,
+hub_sub_t *hub_subscribe(hub_local_t *l, const char *channel, size_t len, void *subscriber,
                          const hub_envelope_t *env, void *variant)
 {
-    hub_local_t *l = w->hub;
+    if (envelope_slot(env) < 0)
+        return NULL; /* a frame for it could never be kept */
     strmap_entry_t *e = strmap_find(&l->chans, channel, len);
     hub_lchan_t *ch;
     if (e) {
@@ -249,22 +283,22 @@ hub_sub_t *hub_subscribe(worker_t *w, const char *channel, size_t len, ws_sessio
         }
         ch->e = e;
     }
-    hub_sub_t *sub = mempool_alloc(&w->mem, sizeof *sub);
+    hub_sub_t *sub = mempool_alloc(l->mem, sizeof *sub);
     if (!sub)
         goto fail;
     sub->ch = ch;
-    sub->s = s;
+    sub->subscriber = subscriber;
     sub->env = env;
     sub->variant = variant;
     list_init(&sub->owner_node);
     list_insert_tail(&ch->subs, &sub->chan_node);
     ch->n++;
     /* Local first, registry second: a publish that counts this subscription finds it here. */
-    if (reg_add(l->hub, channel, len, w->idx, +1) == 0)
+    if (reg_add(l->hub, channel, len, l->idx, +1) == 0)
         return sub;
     list_remove(&sub->chan_node);
     ch->n--;
-    mempool_free(&w->mem, sub, sizeof *sub);
+    mempool_free(l->mem, sub, sizeof *sub);
 fail:
     if (ch->n == 0) {
         strmap_remove(&l->chans, ch->e);
@@ -273,18 +307,17 @@ fail:
     return NULL;
 }
 
-void hub_unsubscribe(worker_t *w, hub_sub_t *sub)
+void hub_unsubscribe(hub_local_t *l, hub_sub_t *sub)
 {
-    hub_local_t *l = w->hub;
     hub_lchan_t *ch = sub->ch;
-    reg_add(l->hub, ch->e->key, ch->e->klen, w->idx, -1);
+    reg_add(l->hub, ch->e->key, ch->e->klen, l->idx, -1);
     list_remove(&sub->chan_node);
     list_remove(&sub->owner_node);
     if (--ch->n == 0) {
         strmap_remove(&l->chans, ch->e);
         free(ch);
     }
-    mempool_free(&w->mem, sub, sizeof *sub);
+    mempool_free(l->mem, sub, sizeof *sub);
 }
 
 const char *hub_sub_channel(const hub_sub_t *sub, size_t *len)
@@ -311,10 +344,10 @@ static void deliver_local(hub_local_t *l, hub_msg_t *m)
     if (!e)
         return;
     hub_lchan_t *ch = e->value;
-    metrics_t *mt = &l->w->metrics;
-    /* Sending never frees a session synchronously (closes complete in uv_close callbacks),
-     * so the list cannot change under this loop. A channel's subscribers nearly always share
-     * one envelope: its frame is looked up once, not per subscriber. */
+    int (*deliver)(void *, frame_t *) = l->ops->deliver; /* loaded once, not per subscriber */
+    /* Delivering never frees a subscription (hub_local_ops_t), so the list cannot change
+     * under this loop. A channel's subscribers nearly always share one envelope: its frame
+     * is looked up once, not per subscriber. */
     const hub_envelope_t *env = NULL;
     frame_t *shared = NULL;
     uint64_t delivered = 0;
@@ -330,13 +363,13 @@ static void deliver_local(hub_local_t *l, hub_msg_t *m)
             }
             f = shared;
         }
-        if (f && ws_session_send_frame(sub->s, f) == 0)
+        if (f && deliver(sub->subscriber, f) == 0)
             delivered++;
     }
-    metrics_add(&mt->deliveries, delivered);
+    metrics_add(&l->metrics->deliveries, delivered);
 }
 
-/* Queues m for l's worker and wakes it. The wake-up is sent under the lock, so that it never
+/* Queues m for l's thread and wakes it. The wake-up is sent under the lock, so that it never
  * reaches a handle the worker has closed (issue 11: workers stop one by one). */
 static int post(hub_local_t *l, hub_msg_t *m)
 {
@@ -357,14 +390,13 @@ static int post(hub_local_t *l, hub_msg_t *m)
     }
     l->mbox[l->mlen++] = m;
     atomic_store_explicit(&l->pending, true, memory_order_release);
-    uv_async_send(&l->w->wakeup);
+    l->ops->wake(l->arg);
     uv_mutex_unlock(&l->mlock);
     return 0;
 }
 
-void hub_drain(worker_t *w)
+void hub_drain(hub_local_t *l)
 {
-    hub_local_t *l = w->hub;
     if (!l || !atomic_load_explicit(&l->pending, memory_order_acquire))
         return;
     uv_mutex_lock(&l->mlock);
@@ -377,47 +409,67 @@ void hub_drain(worker_t *w)
     uv_mutex_unlock(&l->mlock);
     for (size_t i = 0; i < n; i++) {
         deliver_local(l, batch[i]);
-        msg_release(&batch[i]);
+        hub_msg_release(&batch[i]);
     }
     l->spare = batch;
     l->spare_cap = cap;
 }
 
-int hub_publish(worker_t *w, const char *channel, size_t channel_len, const char *event,
-                const char *data, size_t data_len, size_t *delivered)
+/* Which locals have subscribers of channel (targets, by index); returns their total. */
+static size_t find_targets(hub_t *hub, const char *channel, size_t len, uint8_t *targets)
 {
-    hub_t *hub = w->hub->hub;
-    size_t nw = hub->nworkers;
-    uint8_t targets[256];
-    *delivered = 0;
-
+    size_t total = 0;
     uv_mutex_lock(&hub->lock);
-    strmap_entry_t *e = strmap_find(&hub->reg, channel, channel_len);
+    strmap_entry_t *e = strmap_find(&hub->reg, channel, len);
     if (e) {
         reg_entry_t *r = e->value;
-        *delivered = r->total;
-        for (size_t i = 0; i < nw; i++)
+        total = r->total;
+        for (size_t i = 0; i < hub->nworkers; i++)
             targets[i] = r->per_worker[i] > 0;
     }
     uv_mutex_unlock(&hub->lock);
-    metrics_add(&w->metrics.publishes, 1);
-    if (!*delivered)
-        return 0;
+    return total;
+}
 
-    hub_msg_t *m = msg_new(hub, channel, channel_len, event, data, data_len);
-    if (!m)
-        return UV_ENOMEM;
-    for (size_t i = 0; i < nw; i++) {
-        if (!targets[i] || i == (size_t)w->idx || !hub->locals[i])
+static void dispatch(hub_t *hub, hub_local_t *from, hub_msg_t *m, const uint8_t *targets)
+{
+    for (size_t i = 0; i < hub->nworkers; i++) {
+        hub_local_t *l = hub->locals[i];
+        if (!targets[i] || !l || l == from)
             continue;
         hub_msg_t *ref = msg_ref(m);
-        if (post(hub->locals[i], ref) != 0)
-            msg_release(&ref); /* out of memory, or that worker has stopped: its subscribers miss it */
+        if (post(l, ref) != 0)
+            hub_msg_release(&ref); /* out of memory, or that worker has stopped: its subscribers miss it */
     }
-    /* What other workers posted to us earlier goes out first: publish order is kept. */
-    hub_drain(w);
-    if (targets[w->idx])
-        deliver_local(w->hub, m);
-    msg_release(&m);
+    if (!from)
+        return;
+    /* What other threads posted to us earlier goes out first: publish order is kept. */
+    hub_drain(from);
+    if (targets[from->idx])
+        deliver_local(from, m);
+}
+
+size_t hub_route(hub_t *hub, hub_local_t *from, hub_msg_t *m)
+{
+    uint8_t targets[HUB_MAX_WORKERS];
+    size_t n = find_targets(hub, m->channel, m->channel_len, targets);
+    if (n)
+        dispatch(hub, from, m, targets);
+    return n;
+}
+
+int hub_publish(hub_local_t *from, const char *channel, size_t channel_len, const char *event,
+                const char *data, size_t data_len, size_t *delivered)
+{
+    uint8_t targets[HUB_MAX_WORKERS];
+    *delivered = find_targets(from->hub, channel, channel_len, targets);
+    metrics_add(&from->metrics->publishes, 1);
+    if (!*delivered)
+        return 0;
+    hub_msg_t *m = hub_msg_new(channel, channel_len, event, data, data_len);
+    if (!m)
+        return UV_ENOMEM;
+    dispatch(from->hub, from, m, targets);
+    hub_msg_release(&m);
     return 0;
 }

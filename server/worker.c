@@ -18,6 +18,7 @@
 #include "wshub/hub.h"
 #include "wshub/log.h"
 #include "wshub/wtimer.h"
+#include "wshub/ws.h"
 
 #define TICK_MS 50
 #define FLUSH_BUDGET 64 /* connections written per flush (twice per loop turn) */
@@ -259,10 +260,15 @@ static void begin_stop(worker_t *w)
 static void on_wakeup(uv_async_t *h)
 {
     worker_t *w = h->data;
-    hub_drain(w);
+    hub_drain(w->hub);
     if (atomic_load(&w->stop_requested))
         begin_stop(w);
 }
+
+/* The hub's side of this worker: its subscribers are sessions, its mailbox wakes the loop. */
+static int deliver_to_session(void *session, frame_t *f) { return ws_session_send_frame(session, f); }
+static void wake_loop(void *arg) { uv_async_send(&((worker_t *)arg)->wakeup); }
+static const hub_local_ops_t hub_ops = {.deliver = deliver_to_session, .wake = wake_loop};
 
 int worker_init(worker_t *w, server_t *srv, int idx, int listen_fd)
 {
@@ -301,7 +307,7 @@ int worker_init(worker_t *w, server_t *srv, int idx, int listen_fd)
     w->tick.data = w;
     uv_timer_init(&w->loop, &w->drain);
     w->drain.data = w;
-    if (srv->hub && !(w->hub = hub_local_new(srv->hub, w)))
+    if (srv->hub && !(w->hub = hub_local_new(srv->hub, idx, &hub_ops, w, &w->mem, &w->metrics)))
         return UV_ENOMEM;
     metrics_register(&w->metrics);
     return 0;

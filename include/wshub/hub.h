@@ -12,12 +12,29 @@
  * Subscriptions live on the worker of their connection. A process-wide registry (one
  * mutex) knows how many subscriptions each worker has per channel, so that a publish knows
  * its delivery count at once and posts the message only to the workers that need it,
- * through their mailboxes (drained in batches on uv_async wake-ups). A worker drains its own
+ * through their mailboxes (drained in batches, one per wake-up). A worker drains its own
  * mailbox before it delivers a publish of its own, so events published one after the other
  * arrive in that order whichever worker handled each publish.
  *
- * The hub never knows an envelope's format: dialects hand it a hub_envelope_t.
- * Worker-thread only, except hub_new/hub_free (main thread).
+ * The hub knows neither workers nor WebSocket sessions. Each event-loop thread that has
+ * subscribers owns one hub_local_t, made with two callbacks (hub_local_ops_t): deliver (queue
+ * a shared frame to one subscriber, an opaque pointer to the hub) and wake (another thread
+ * posted to this mailbox: have the owning thread call hub_drain soon). The hub never knows an
+ * envelope's format either: dialects hand it a hub_envelope_t.
+ *
+ * A message is built (hub_msg_new) apart from being routed (hub_route), so that a message
+ * that did not start on a worker (from another process, through a broker) is routed by the
+ * same code; hub_publish is the two together, for a publish handled on a worker.
+ *
+ * Routing from outside any worker (from = NULL): the message is posted to the mailbox of
+ * every hub_local with a subscriber of its channel, none is delivered on the calling thread.
+ * Each worker then delivers it in mailbox order, so messages routed one after the other
+ * (from one thread, or from one worker) reach every subscriber in that order.
+ *
+ * Threads: hub_new/hub_free on the main thread; hub_local_new before its thread runs;
+ * hub_subscribe, hub_unsubscribe, hub_drain and hub_route/hub_publish with from = l on l's
+ * thread only; hub_msg_new, hub_msg_release, hub_msg_frame, hub_count and
+ * hub_route(hub, NULL, ...) on any thread.
  */
 #ifndef WSHUB_HUB_H
 #define WSHUB_HUB_H
@@ -28,18 +45,18 @@
 
 #include "wshub/frame.h"
 #include "wshub/list.h"
+#include "wshub/mempool.h"
+#include "wshub/metrics.h"
 
-typedef struct worker worker_t;
-typedef struct ws_session ws_session_t;
 typedef struct hub hub_t;
 typedef struct hub_local hub_local_t;
 typedef struct hub_lchan hub_lchan_t;
 
-#define HUB_ENVELOPES 8 /* slots of prepared frames per message: one per envelope kind */
+#define HUB_ENVELOPES 8 /* slots of prepared frames per message: at most this many envelopes */
 
 typedef struct hub_msg {
     atomic_uint refs;
-    uint64_t seq;          /* process-wide publish sequence */
+    uint64_t seq;          /* process-wide message sequence (unique per message) */
     const char *channel;   /* NUL-terminated, in buf */
     size_t channel_len;
     const char *event;     /* NUL-terminated */
@@ -52,9 +69,12 @@ typedef struct hub_msg {
     char buf[];
 } hub_msg_t;
 
-/* How a dialect turns a message into a frame. */
+/*
+ * How a dialect turns a message into a frame. The hub gives each envelope (each address) a
+ * slot of hub_msg_t.frames the first time it sees it, at most HUB_ENVELOPES in a process:
+ * declare envelopes once (static const), never one per session.
+ */
 typedef struct hub_envelope {
-    int slot; /* 0..HUB_ENVELOPES-1, unique per envelope kind */
     /* Builds the shared frame of m (one reference, given to the hub). NULL on failure. */
     frame_t *(*build)(const hub_msg_t *m);
     /* For subscriptions with a variant: a frame for m and this variant, borrowed (the
@@ -63,51 +83,86 @@ typedef struct hub_envelope {
     frame_t *(*variant_frame)(const hub_msg_t *m, void *variant);
 } hub_envelope_t;
 
-/* One subscription of one session to one channel (allocated by the hub). */
+/* One subscription of one subscriber to one channel (allocated by the hub). */
 typedef struct hub_sub {
     list_node_t chan_node;  /* hub: in the local channel's list */
     hub_lchan_t *ch;        /* hub */
-    ws_session_t *s;
+    void *subscriber;       /* opaque: given back to hub_local_ops_t.deliver */
     const hub_envelope_t *env;
     void *variant;
     list_node_t owner_node; /* free for the dialect: its session's list of subscriptions */
 } hub_sub_t;
 
+/* What a hub_local needs from the thread that owns it. */
+typedef struct hub_local_ops {
+    /* Queues f (borrowed: take a reference to keep it) to one subscriber; 0 = queued. Called
+     * on the owning thread, from hub_drain and hub_route/hub_publish. It must not free a
+     * subscription of the channel being delivered (defer closes, as uv_close does). */
+    int (*deliver)(void *subscriber, frame_t *f);
+    /* Another thread posted to this mailbox: make the owning thread call hub_drain. Called
+     * on the posting thread, under the mailbox lock, never after hub_local_close. */
+    void (*wake)(void *arg);
+} hub_local_ops_t;
+
 hub_t *hub_new(size_t nworkers);
 void hub_free(hub_t *hub);
 
-/* Per worker: create before the worker runs. */
-hub_local_t *hub_local_new(hub_t *hub, worker_t *w);
-/* On the worker's thread once its loop has ended, before its wake-up handle is closed: from
- * then on publishes of other workers no longer post to it (nor wake it). */
+/*
+ * One per worker, idx in 0..nworkers-1, made before the worker runs. ops (kept by
+ * reference) and arg (given to wake) outlive it; subscriptions are allocated from mem;
+ * publishes and deliveries are counted in metrics. NULL when out of memory.
+ */
+hub_local_t *hub_local_new(hub_t *hub, int idx, const hub_local_ops_t *ops, void *arg,
+                           mempool_t *mem, metrics_t *metrics);
+/* On the owning thread once its loop has ended, before what wake uses is closed: from then
+ * on routes no longer post to it (nor wake it). */
 void hub_local_close(hub_local_t *l);
-/* Once every worker has been joined (nothing can post to l any more). */
+/* Once every thread that could route has stopped (nothing can post to l any more). */
 void hub_local_free(hub_local_t *l);
 
 /*
- * Subscribes s to channel on s's worker. The caller checks duplicates and authorization.
+ * Subscribes `subscriber` to channel on l. The caller checks duplicates and authorization.
  * Returns the subscription, or NULL when out of memory (locally or in the process-wide
- * registry): then nothing was subscribed, and the dialect answers its API's error.
+ * registry) or when env would be one envelope too many: then nothing was subscribed, and
+ * the dialect answers its API's error.
  */
-hub_sub_t *hub_subscribe(worker_t *w, const char *channel, size_t len, ws_session_t *s,
+hub_sub_t *hub_subscribe(hub_local_t *l, const char *channel, size_t len, void *subscriber,
                          const hub_envelope_t *env, void *variant);
 /* Removes a subscription; no message of its channel reaches it after this returns. */
-void hub_unsubscribe(worker_t *w, hub_sub_t *sub);
+void hub_unsubscribe(hub_local_t *l, hub_sub_t *sub);
 const char *hub_sub_channel(const hub_sub_t *sub, size_t *len);
 
 /*
- * Publishes `event` with `data` (a compact JSON object text) to `channel` from worker w.
- * *delivered = the subscriptions in this process it was queued to. Returns 0 or a
+ * A message of `event` with `data` (a compact JSON object text) to `channel`, with one
+ * reference (hub_msg_release). NULL when out of memory.
+ */
+hub_msg_t *hub_msg_new(const char *channel, size_t channel_len, const char *event,
+                       const char *data, size_t data_len);
+void hub_msg_release(hub_msg_t **m);
+
+/*
+ * Delivers m to every subscription of its channel in this process: those of other
+ * hub_locals through their mailboxes, those of `from` at once, after what other threads
+ * posted to from's mailbox earlier (publish order is kept). from = NULL: m comes from
+ * outside any worker, and is posted to every mailbox that needs it (see above). m is
+ * borrowed. Returns the subscriptions it was queued to (or posted for).
+ */
+size_t hub_route(hub_t *hub, hub_local_t *from, hub_msg_t *m);
+
+/*
+ * hub_msg_new and hub_route from worker `from`, counted in its publishes; nothing is built
+ * when the channel has no subscriber. *delivered = hub_route's count. Returns 0 or a
  * negative error (out of memory).
  */
-int hub_publish(worker_t *w, const char *channel, size_t channel_len, const char *event,
+int hub_publish(hub_local_t *from, const char *channel, size_t channel_len, const char *event,
                 const char *data, size_t data_len, size_t *delivered);
 
-/* The shared frame of m for env, built once (thread-safe). Borrowed: valid while m is. */
+/* The shared frame of m for env, built once (thread-safe). Borrowed: valid while m is. NULL
+ * when the build failed or env would be one envelope too many. */
 frame_t *hub_msg_frame(hub_msg_t *m, const hub_envelope_t *env);
 
-/* Delivers what other workers posted to w's mailbox (called on w's wake-up). */
-void hub_drain(worker_t *w);
+/* Delivers what other threads posted to l's mailbox (on l's thread, after a wake). */
+void hub_drain(hub_local_t *l);
 
 /* Subscriptions of channel in the whole process (for tests and metrics). */
 size_t hub_count(hub_t *hub, const char *channel, size_t len);

@@ -149,7 +149,7 @@ static frame_t *variant_frame(const hub_msg_t *m, void *variant)
     return id->frame;
 }
 
-static const hub_envelope_t envelope = {.slot = EP_CABLE, .variant_frame = variant_frame};
+static const hub_envelope_t envelope = {.variant_frame = variant_frame};
 
 static void send_json(cable_t *v, json_t *msg) { dialect_send_json(v->s, msg); }
 

@@ -71,7 +71,7 @@ static frame_t *build_event(const hub_msg_t *m)
     return f;
 }
 
-static const hub_envelope_t envelope = {.slot = EP_SERVICE, .build = build_event};
+static const hub_envelope_t envelope = {.build = build_event};
 
 /* Sends {"type":type,"data":data,"timestamp":now}; takes the reference to data. */
 static void send_msg(svc_t *v, const char *type, json_t *data)

@@ -1,11 +1,13 @@
 /*
- * Unit tests of the hub (server/hub.c): subscriptions on two workers, the delivery count,
- * one shared frame per message and envelope across workers, publish order, unsubscribe, and
- * references that reach zero (ASan/LSan report a leak otherwise).
- * The session is a collaborator: ws_session_send_frame is stubbed here and records what it
- * was given (the linker takes this definition; ws_session.o is never pulled in).
- * hub.c is included (white-box) with its calloc counted, so that a test can make one
- * allocation fail (issue 11: a subscription the registry could not count never received).
+ * Unit tests of the hub (server/hub.c): subscriptions on two hub_locals, the delivery count,
+ * one shared frame per message and envelope across locals, publish order, routing from
+ * outside any worker, unsubscribe, envelope slots, and references that reach zero (ASan/LSan
+ * report a leak otherwise).
+ * The hub's two collaborators are its hub_local_ops_t: deliver records what it was given,
+ * wake counts wake-ups (no event loop needed: a test drains a local itself, as its thread
+ * would on the wake-up). hub.c is included (white-box) with its calloc counted, so that a
+ * test can make one allocation fail (issue 11: a subscription the registry could not count
+ * never received).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -16,7 +18,6 @@
 #include <cmocka.h>
 
 #include "wshub/hub.h"
-#include "wshub/worker.h"
 
 /* hub.c's calloc: fails the allocation numbered calloc_fail_at (0 = the next), never when -1. */
 static int calloc_fail_at = -1;
@@ -30,23 +31,27 @@ static void *counted_calloc(size_t n, size_t size)
 #include "../../server/hub.c"
 #undef calloc
 
-/* ------------------------------------------------------------------ stubs */
+/* ------------------------------------------------------------------ collaborators */
 
 typedef struct sent {
-    ws_session_t *s;
+    void *s;
     frame_t *f; /* a reference held by the record, as a connection's queue would */
 } sent_t;
 static sent_t sent[4096];
 static size_t nsent;
 
-int ws_session_send_frame(ws_session_t *s, frame_t *f)
+static int deliver(void *subscriber, frame_t *f)
 {
     assert_true(nsent < sizeof sent / sizeof sent[0]);
-    sent[nsent].s = s;
+    sent[nsent].s = subscriber;
     sent[nsent].f = frame_ref(f);
     nsent++;
     return 0;
 }
+
+static int woken[2];
+static void wake(void *arg) { (*(int *)arg)++; }
+static const hub_local_ops_t ops = {.deliver = deliver, .wake = wake};
 
 static void clear_sent(void)
 {
@@ -63,32 +68,38 @@ static frame_t *build(const hub_msg_t *m)
     int n = snprintf(text, sizeof text, "%s|%s|%s", m->channel, m->event, m->data);
     return frame_build(WS_OP_TEXT, text, (size_t)n);
 }
-static const hub_envelope_t env = {.slot = 0, .build = build};
+static const hub_envelope_t env = {.build = build};
 
-/* Fake sessions: only their addresses matter to the hub. */
-static char sess[8];
-#define S(i) ((ws_session_t *)&sess[i])
+static frame_t *build_upper(const hub_msg_t *m)
+{
+    (void)m;
+    builds++;
+    return frame_build(WS_OP_TEXT, "UPPER", 5);
+}
+static const hub_envelope_t env2 = {.build = build_upper};
+
+/* Fake subscribers: only their addresses matter to the hub. */
+static char subscribers[8];
+#define S(i) ((void *)&subscribers[i])
 
 /* ------------------------------------------------------------------ fixture */
 
 static hub_t *hub;
-static worker_t workers[2];
-
-static void on_wakeup(uv_async_t *a) { hub_drain(a->data); }
+static hub_local_t *locals[2];
+static mempool_t mem[2];
+static metrics_t metrics[2];
 
 static int setup(void **state)
 {
     (void)state;
     hub = hub_new(2);
+    assert_non_null(hub);
     for (int i = 0; i < 2; i++) {
-        worker_t *w = &workers[i];
-        memset(w, 0, sizeof *w);
-        w->idx = i;
-        mempool_init(&w->mem);
-        uv_loop_init(&w->loop);
-        uv_async_init(&w->loop, &w->wakeup, on_wakeup);
-        w->wakeup.data = w;
-        w->hub = hub_local_new(hub, w);
+        mempool_init(&mem[i]);
+        memset(&metrics[i], 0, sizeof metrics[i]);
+        woken[i] = 0;
+        locals[i] = hub_local_new(hub, i, &ops, &woken[i], &mem[i], &metrics[i]);
+        assert_non_null(locals[i]);
     }
     builds = 0;
     return 0;
@@ -99,35 +110,43 @@ static int teardown(void **state)
     (void)state;
     clear_sent();
     for (int i = 0; i < 2; i++) {
-        worker_t *w = &workers[i];
-        uv_close((uv_handle_t *)&w->wakeup, NULL);
-        uv_run(&w->loop, UV_RUN_DEFAULT);
-        assert_int_equal(uv_loop_close(&w->loop), 0);
-        hub_local_free(w->hub);
+        hub_local_close(locals[i]);
+        hub_local_free(locals[i]);
         /* Every subscription was given back: nothing of the pool is still handed out. */
-        assert_int_equal(w->mem.object_bytes, 0);
-        mempool_destroy(&w->mem);
+        assert_int_equal(mem[i].object_bytes, 0);
+        mempool_destroy(&mem[i]);
     }
     hub_free(hub);
     return 0;
 }
 
-/* Lets worker i handle its mailbox wake-up. */
-static void run(int i) { uv_run(&workers[i].loop, UV_RUN_NOWAIT); }
+/* Lets local i handle its wake-up, as its thread would. */
+static void run(int i)
+{
+    woken[i] = 0;
+    hub_drain(locals[i]);
+}
 
 static size_t publish(int from, const char *ch, const char *data)
 {
     size_t delivered = 99;
-    assert_int_equal(hub_publish(&workers[from], ch, strlen(ch), "ev", data, strlen(data), &delivered), 0);
+    assert_int_equal(hub_publish(locals[from], ch, strlen(ch), "ev", data, strlen(data), &delivered), 0);
     return delivered;
 }
 
-static size_t count_for(ws_session_t *s)
+static size_t count_for(void *s)
 {
     size_t n = 0;
     for (size_t i = 0; i < nsent; i++)
         n += sent[i].s == s;
     return n;
+}
+
+static void assert_text(size_t i, const char *want)
+{
+    size_t n = strlen(want);
+    assert_int_equal(sent[i].f->len, 2 + n);
+    assert_memory_equal(sent[i].f->data + 2, want, n);
 }
 
 /* ------------------------------------------------------------------ tests */
@@ -143,15 +162,20 @@ static void test_no_subscribers(void **state)
 static void test_fanout_shares_one_frame(void **state)
 {
     (void)state;
-    hub_sub_t *a = hub_subscribe(&workers[0], "c:1", 3, S(0), &env, NULL);
-    hub_sub_t *b = hub_subscribe(&workers[0], "c:1", 3, S(1), &env, NULL);
-    hub_sub_t *c = hub_subscribe(&workers[1], "c:1", 3, S(2), &env, NULL);
+    hub_sub_t *a = hub_subscribe(locals[0], "c:1", 3, S(0), &env, NULL);
+    hub_sub_t *b = hub_subscribe(locals[0], "c:1", 3, S(1), &env, NULL);
+    hub_sub_t *c = hub_subscribe(locals[1], "c:1", 3, S(2), &env, NULL);
     assert_int_equal(hub_count(hub, "c:1", 3), 3);
 
     assert_int_equal(publish(0, "c:1", "{\"n\":1}"), 3);
     assert_int_equal(nsent, 2); /* local subscribers at once */
+    assert_int_equal(woken[0], 0);
+    assert_int_equal(woken[1], 1); /* the other one is woken for its mailbox */
     run(1);                    /* the other worker's batch */
     assert_int_equal(nsent, 3);
+    assert_int_equal(metrics[0].publishes, 1);
+    assert_int_equal(metrics[0].deliveries, 2);
+    assert_int_equal(metrics[1].deliveries, 1);
     assert_int_equal(builds, 1);
     assert_ptr_equal(sent[0].f, sent[1].f);
     assert_ptr_equal(sent[0].f, sent[2].f); /* the same bytes on both workers */
@@ -159,7 +183,7 @@ static void test_fanout_shares_one_frame(void **state)
     assert_int_equal(sent[0].f->len, 2 + sizeof want - 1);
     assert_memory_equal(sent[0].f->data + 2, want, sizeof want - 1);
 
-    hub_unsubscribe(&workers[0], b);
+    hub_unsubscribe(locals[0], b);
     assert_int_equal(hub_count(hub, "c:1", 3), 2);
     clear_sent();
     assert_int_equal(publish(1, "c:1", "{}"), 2);
@@ -168,8 +192,8 @@ static void test_fanout_shares_one_frame(void **state)
     assert_int_equal(count_for(S(1)), 0); /* nothing after unsubscribe */
     assert_int_equal(count_for(S(2)), 1);
 
-    hub_unsubscribe(&workers[0], a);
-    hub_unsubscribe(&workers[1], c);
+    hub_unsubscribe(locals[0], a);
+    hub_unsubscribe(locals[1], c);
     assert_int_equal(hub_count(hub, "c:1", 3), 0);
     clear_sent();
     assert_int_equal(publish(0, "c:1", "{}"), 0);
@@ -182,7 +206,7 @@ static void test_fanout_shares_one_frame(void **state)
 static void test_order_across_workers(void **state)
 {
     (void)state;
-    hub_sub_t *a = hub_subscribe(&workers[0], "c:order", 7, S(0), &env, NULL);
+    hub_sub_t *a = hub_subscribe(locals[0], "c:order", 7, S(0), &env, NULL);
     char data[32];
     for (int i = 0; i < 10; i++) {
         snprintf(data, sizeof data, "{\"seq\":%d}", i);
@@ -196,16 +220,16 @@ static void test_order_across_workers(void **state)
         assert_int_equal(sent[i].f->len, 2 + (uint32_t)n);
         assert_memory_equal(sent[i].f->data + 2, want, (size_t)n);
     }
-    hub_unsubscribe(&workers[0], a);
+    hub_unsubscribe(locals[0], a);
 }
 
 /* Mailbox messages for a worker that never runs again are released with it. */
 static void test_undelivered_are_released(void **state)
 {
     (void)state;
-    hub_sub_t *a = hub_subscribe(&workers[1], "c:x", 3, S(3), &env, NULL);
+    hub_sub_t *a = hub_subscribe(locals[1], "c:x", 3, S(3), &env, NULL);
     assert_int_equal(publish(0, "c:x", "{}"), 1);
-    hub_unsubscribe(&workers[1], a);
+    hub_unsubscribe(locals[1], a);
     /* teardown frees worker 1's mailbox without running it: LSan checks the message is freed */
 }
 
@@ -216,7 +240,7 @@ static void test_many_channels(void **state)
     char ch[32];
     for (int i = 0; i < 300; i++) {
         int n = snprintf(ch, sizeof ch, "k:%d", i);
-        subs[i] = hub_subscribe(&workers[i % 2], ch, (size_t)n, S(i % 8), &env, NULL);
+        subs[i] = hub_subscribe(locals[i % 2], ch, (size_t)n, S(i % 8), &env, NULL);
         assert_non_null(subs[i]);
     }
     for (int i = 0; i < 300; i++) {
@@ -228,7 +252,7 @@ static void test_many_channels(void **state)
         assert_memory_equal(name, ch, len);
     }
     for (int i = 0; i < 300; i++)
-        hub_unsubscribe(&workers[i % 2], subs[i]);
+        hub_unsubscribe(locals[i % 2], subs[i]);
     assert_int_equal(hub_count(hub, "k:7", 3), 0);
 }
 
@@ -239,18 +263,123 @@ static void test_subscribe_reports_allocation_failure(void **state)
     (void)state;
     for (int at = 0; at < 2; at++) { /* 0: the local channel; 1: the registry entry */
         calloc_fail_at = at;
-        assert_null(hub_subscribe(&workers[0], "c:oom", 5, S(0), &env, NULL));
+        assert_null(hub_subscribe(locals[0], "c:oom", 5, S(0), &env, NULL));
         calloc_fail_at = -1;
         assert_int_equal(hub_count(hub, "c:oom", 5), 0);
-        assert_null(strmap_find(&workers[0].hub->chans, "c:oom", 5));
+        assert_null(strmap_find(&locals[0]->chans, "c:oom", 5));
     }
     /* Once memory is back, the same subscribe works and receives. */
-    hub_sub_t *a = hub_subscribe(&workers[0], "c:oom", 5, S(0), &env, NULL);
+    hub_sub_t *a = hub_subscribe(locals[0], "c:oom", 5, S(0), &env, NULL);
     assert_non_null(a);
     assert_int_equal(publish(1, "c:oom", "{}"), 1);
     run(0);
     assert_int_equal(count_for(S(0)), 1);
-    hub_unsubscribe(&workers[0], a);
+    hub_unsubscribe(locals[0], a);
+}
+
+/* A message from outside any worker (a broker's thread) is posted to every mailbox that needs
+ * it, none delivered on the calling thread; it shares one frame, and keeps its place in order
+ * with the workers' own publishes. */
+static void test_route_from_outside(void **state)
+{
+    (void)state;
+    hub_sub_t *a = hub_subscribe(locals[0], "c:ext", 5, S(0), &env, NULL);
+    hub_sub_t *b = hub_subscribe(locals[1], "c:ext", 5, S(1), &env, NULL);
+    hub_sub_t *c = hub_subscribe(locals[1], "c:ext", 5, S(2), &env, NULL);
+
+    hub_msg_t *m = hub_msg_new("c:ext", 5, "ev", "{\"n\":1}", 7);
+    assert_non_null(m);
+    assert_int_equal(hub_route(hub, NULL, m), 3);
+    hub_msg_release(&m);
+    assert_null(m);
+    assert_int_equal(nsent, 0);
+    assert_int_equal(woken[0], 1);
+    assert_int_equal(woken[1], 1);
+    /* Worker 0 publishes next, before it has run: the outside message goes out first. */
+    assert_int_equal(publish(0, "c:ext", "{\"n\":2}"), 3);
+    assert_int_equal(nsent, 2);
+    assert_text(0, "c:ext|ev|{\"n\":1}");
+    assert_text(1, "c:ext|ev|{\"n\":2}");
+    run(1);
+    assert_int_equal(nsent, 6);
+    assert_int_equal(count_for(S(1)), 2);
+    assert_int_equal(count_for(S(2)), 2);
+    assert_text(2, "c:ext|ev|{\"n\":1}");
+    assert_text(4, "c:ext|ev|{\"n\":2}");
+    assert_ptr_equal(sent[0].f, sent[2].f); /* one frame per message, whoever routed it */
+    assert_int_equal(builds, 2);
+    assert_int_equal(metrics[0].publishes, 1); /* routing is not a publish of a worker */
+
+    /* No subscriber: nothing posted, nobody woken. */
+    clear_sent();
+    woken[0] = woken[1] = 0;
+    m = hub_msg_new("c:nobody", 8, "ev", "{}", 2);
+    assert_int_equal(hub_route(hub, NULL, m), 0);
+    hub_msg_release(&m);
+    assert_int_equal(woken[0] + woken[1], 0);
+
+    hub_unsubscribe(locals[0], a);
+    hub_unsubscribe(locals[1], b);
+    hub_unsubscribe(locals[1], c);
+}
+
+/* A local that was closed is neither posted to nor woken; the others still are. */
+static void test_closed_local_is_not_woken(void **state)
+{
+    (void)state;
+    hub_sub_t *a = hub_subscribe(locals[1], "c:z", 3, S(0), &env, NULL);
+    hub_local_close(locals[1]);
+    assert_int_equal(publish(0, "c:z", "{}"), 1);
+    assert_int_equal(woken[1], 0);
+    run(1);
+    assert_int_equal(nsent, 0);
+    hub_unsubscribe(locals[1], a);
+}
+
+/* Each envelope gets its own slot: one frame per message and envelope, each shared. */
+static void test_envelopes_have_their_own_frames(void **state)
+{
+    (void)state;
+    hub_sub_t *subs[4] = {
+        hub_subscribe(locals[0], "c:e", 3, S(0), &env, NULL),
+        hub_subscribe(locals[0], "c:e", 3, S(1), &env2, NULL),
+        hub_subscribe(locals[1], "c:e", 3, S(2), &env2, NULL),
+        hub_subscribe(locals[1], "c:e", 3, S(3), &env, NULL),
+    };
+    assert_int_equal(publish(0, "c:e", "{}"), 4);
+    run(1);
+    assert_int_equal(nsent, 4);
+    assert_int_equal(builds, 2);
+    assert_text(0, "c:e|ev|{}");
+    assert_text(1, "UPPER");
+    assert_ptr_equal(sent[1].f, sent[2].f);
+    assert_ptr_equal(sent[0].f, sent[3].f);
+    for (int i = 0; i < 4; i++)
+        hub_unsubscribe(locals[i / 2], subs[i]);
+}
+
+/* At most HUB_ENVELOPES envelopes: one more is refused at subscribe, the others still work.
+ * Envelope slots are process-wide and never given back: this test runs last. */
+static void test_envelope_slots_run_out(void **state)
+{
+    (void)state;
+    hub_envelope_t more[HUB_ENVELOPES];
+    int taken = 0;
+    for (int i = 0; i < HUB_ENVELOPES; i++) {
+        more[i] = (hub_envelope_t){.build = build};
+        hub_sub_t *sub = hub_subscribe(locals[0], "c:s", 3, S(0), &more[i], NULL);
+        if (!sub)
+            break;
+        taken++;
+        hub_unsubscribe(locals[0], sub);
+    }
+    assert_true(taken < HUB_ENVELOPES); /* env and env2 hold two slots already */
+    assert_int_equal(hub_count(hub, "c:s", 3), 0);
+    hub_sub_t *a = hub_subscribe(locals[0], "c:s", 3, S(0), &env, NULL);
+    assert_non_null(a);
+    assert_int_equal(publish(0, "c:s", "{}"), 1);
+    assert_int_equal(nsent, 1);
+    hub_unsubscribe(locals[0], a);
 }
 
 int main(void)
@@ -262,6 +391,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_undelivered_are_released, setup, teardown),
         cmocka_unit_test_setup_teardown(test_many_channels, setup, teardown),
         cmocka_unit_test_setup_teardown(test_subscribe_reports_allocation_failure, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_route_from_outside, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_closed_local_is_not_woken, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_envelopes_have_their_own_frames, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_envelope_slots_run_out, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -105,7 +105,7 @@ static frame_t *build_frame(const hub_msg_t *m)
     return f;
 }
 
-const hub_envelope_t flow__envelope = {.slot = EP_FLOW, .build = build_frame};
+const hub_envelope_t flow__envelope = {.build = build_frame};
 
 /* Publishes through the API to thread:<id> are kept in that thread's history too. */
 void flow__on_publish(dialect_ctx_t *x, const char *channel, size_t len, const char *event, const char *data,
