@@ -1,7 +1,8 @@
 /*
  * api — the server API (PROTOCOLS.md "The server API"): POST /api/publish with the API key,
  * for mock-backend control, scripts and other services. Dialect-agnostic: it hands the
- * event to the hub, and each subscriber gets it in its own API's envelope.
+ * event to every dialect's on_publish and to the hub (dialect_publish_api), and each
+ * subscriber gets it in its own API's envelope.
  */
 #ifndef WSHUB_API_H
 #define WSHUB_API_H

@@ -1,8 +1,8 @@
 /*
  * dialect — one module per documented API (echo, service, cable, moderation, flow), as a
- * table of callbacks. A dialect parses its API's messages and
- * speaks its envelope; the WebSocket session never knows which API it carries, the hub
- * never knows an envelope's format.
+ * table of callbacks. A dialect parses its API's messages and speaks its envelope; the
+ * WebSocket session never knows which API it carries, the hub never knows an envelope's
+ * format.
  *
  * The rule: a dialect sees the server through this header and nothing else of its
  * internals. Its sessions through ws.h (send, close, their per-session data), requests and

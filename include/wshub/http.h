@@ -1,9 +1,11 @@
 /*
- * http — HTTP/1.1 on a connection until it upgrades: llhttp parses, this module enforces
- * the limits (header bytes, header count, body bytes, time to complete a request), answers
- * the plain endpoints (/healthz, /metrics, JSON 404/405/400), and hands an Upgrade request
- * to the WebSocket handshake. Keep-alive and pipelining follow HTTP/1.1.
- * Its state is freed when the connection upgrades (the ownership handover of STYLE.md §1).
+ * http — HTTP/1.1 on a connection until it upgrades: it owns the connection's bytes as its
+ * protocol (conn_proto_t, conn.h), parses with llhttp, enforces the limits (header bytes,
+ * header count, body bytes, time to complete a request), answers the plain endpoints of the
+ * route table (routes.c: /healthz, /metrics and the APIs'; JSON 404/405/400/426 for the
+ * rest), and hands an Upgrade request to the WebSocket handshake. Keep-alive and pipelining
+ * follow HTTP/1.1. Its state is freed when the connection upgrades (the ownership handover
+ * of STYLE.md §1). Server-side files: server/http/ (their roles in http/internal.h).
  */
 #ifndef WSHUB_HTTP_H
 #define WSHUB_HTTP_H
