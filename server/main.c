@@ -417,7 +417,7 @@ static int parse_args(int argc, char **argv, opts_t *o)
  * The first handshake makes OpenSSL page in its code and set up its providers: about 2 MB,
  * once per process. Done here, before a listener is served, so that the first client does not
  * wait for it and what a connection costs is its own (bench/ S3 divides RSS growth by the
- * connections). The same calls as a handshake: SHA-1 of a key (http.c), and one JWT minted
+ * connections). The same calls as a handshake: SHA-1 of a key (http/upgrade.c), and one JWT minted
  * and verified with the HMAC secret in use (none when a public key is set: HMAC tokens are
  * then refused).
  */

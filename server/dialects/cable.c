@@ -355,7 +355,7 @@ static void accept_upgrade(const http_request_t *req, dialect_ctx_t *x, dialect_
     size_t olen = 0;
     const char *origin = http_request_header(req, "Origin", &olen);
     if (!auth_origin_allowed(&live->cfg.cable_allowed_origins, origin, olen)) {
-        if (live->cfg.cable_origin_failure == CABLE_ORIGIN_HTTP403) { /* http.c counts the refusal */
+        if (live->cfg.cable_origin_failure == CABLE_ORIGIN_HTTP403) { /* http/upgrade.c counts the refusal */
             dialect_free(x, v, sizeof *v);
             out->data = NULL;
             out->subprotocol = NULL;

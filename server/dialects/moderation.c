@@ -343,7 +343,7 @@ static void accept_upgrade(const http_request_t *req, dialect_ctx_t *x, dialect_
             out->hs_reason = HS_UNAUTHORIZED;
             out->why = "bad or missing x-chatsight-api-auth";
             out->body = error_body("unauthorized: a valid x-chatsight-api-auth key is required", NULL);
-            return; /* http.c counts the refusal */
+            return; /* http/upgrade.c counts the refusal */
         }
         metrics_add(&dialect_metrics(x)->handshake_failures[HS_UNAUTHORIZED], 1);
     }
