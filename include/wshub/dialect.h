@@ -10,8 +10,10 @@
  * hub.h, its counters through metrics.h, tokens through auth.h, and everything that belongs
  * to the worker it runs on through its context, below: its per-worker state, the clock,
  * timers, the thread pool, memory, metrics, the configuration snapshot, publish and
- * subscribe. A dialect never includes worker.h, server.h or conn.h, never reads another
- * dialect's state, and exports only its table (plus the HTTP handlers its routes name).
+ * subscribe. A dialect never includes worker.h, server.h or conn.h (scripts/check-structure
+ * checks it), never reads another dialect's state, and exports only its table and the HTTP
+ * handlers its routes name; a dialect of several files shares the rest through a private
+ * header of its own (dialects/flow/internal.h).
  */
 #ifndef WSHUB_DIALECT_H
 #define WSHUB_DIALECT_H
