@@ -56,8 +56,8 @@ static uint64_t now_ms(void)
 
 /* What worker.c's loop does around the I/O callbacks: flush once per turn, sweep the
  * deadlines and run the wtimers on a tick. */
-static void on_flush_prepare(uv_prepare_t *h) { conn_flush_dirty(h->data, 64); }
-static void on_flush_check(uv_check_t *h) { conn_flush_dirty(h->data, 64); }
+static void on_flush_prepare(uv_prepare_t *h) { conn_flush_dirty(&((worker_t *)h->data)->net, 64); }
+static void on_flush_check(uv_check_t *h) { conn_flush_dirty(&((worker_t *)h->data)->net, 64); }
 static void on_tick(uv_timer_t *h) { worker_tick(h->data); }
 static void on_connection(uv_poll_t *p, int status, int events)
 {
