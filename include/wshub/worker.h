@@ -7,7 +7,8 @@
  * environment (conn_env_t: read buffers, the list of connections with output to flush —
  * flushed once per loop iteration, DESIGN.md decision 4 — and the deadline lists), the
  * hub's mailbox, each dialect's context, the worker's metrics block and memory pool.
- * The top of the layers: it calls conn, http and the hub; none of them calls it.
+ * The top of the layers: it calls conn, http, the hub and (as the hub's deliver callback)
+ * ws_session; none of them calls it.
  */
 #ifndef WSHUB_WORKER_H
 #define WSHUB_WORKER_H
