@@ -402,6 +402,12 @@ void modengine__classify(uint32_t cp, struct cpinfo *ci)
     ci->tight = !!(f & CR_TIGHT);
 }
 
+void modengine__build_latin1(modengine_t *e)
+{
+    for (uint32_t cp = 0; cp < 256; cp++)
+        modengine__classify(cp, &e->latin1[cp]);
+}
+
 /* Lenient UTF-8 decoding: an invalid byte reads as U+FFFD and advances one byte. */
 uint32_t modengine__decode(const uint8_t *s, size_t len, size_t *i)
 {

@@ -152,7 +152,30 @@ struct modengine {
     size_t nsingle;
     uint32_t single_at[257]; /* single[single_at[c] .. single_at[c + 1]): words starting with
                               * c; single[0 .. single_at[0]): "*stem" words */
+    struct cpinfo latin1[256]; /* modengine__classify of U+0000..U+00FF, filled from the
+                                * range table at load time (classify_cp) */
 };
+
+/* Fills e->latin1 from the code point table (chars.c). */
+void modengine__build_latin1(modengine_t *e);
+
+/* modengine__classify, without the table search for the code points of ASCII and
+ * Latin-1 (nearly every code point of most texts): inline for the tokenizer. */
+static inline void classify_cp(const modengine_t *e, uint32_t cp, struct cpinfo *ci)
+{
+    if (cp < 256)
+        *ci = e->latin1[cp];
+    else
+        modengine__classify(cp, ci);
+}
+
+/* modengine__decode, with ASCII inline. */
+static inline uint32_t decode_cp(const uint8_t *s, size_t len, size_t *i)
+{
+    if (s[*i] < 0x80)
+        return s[(*i)++];
+    return modengine__decode(s, len, i);
+}
 
 /* Grows *p (an array of elem-sized items with room for *cap) to hold need items.
  * Returns 0, or -1 when out of memory (*p is then unchanged). */

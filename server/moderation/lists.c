@@ -346,6 +346,7 @@ modengine_t *modengine_load(const char *const *extra_files, size_t nfiles, int n
         modengine__seterr(&L, "modengine: out of memory");
         return NULL;
     }
+    modengine__build_latin1(L.e);
     if (!no_default && load_default(&L) != 0)
         goto fail;
     for (size_t f = 0; f < nfiles; f++)

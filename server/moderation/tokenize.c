@@ -154,12 +154,14 @@ static void finish_token(struct scan *sc, struct building *b, struct gap *g)
 
 /* "don't" -> "dont": an apostrophe between word characters joins them. Does the next code
  * point after s[i] that is not ignored make one? */
-static int apostrophe_joins(const uint8_t *s, size_t len, size_t i)
+static int apostrophe_joins(const struct scan *sc, size_t i)
 {
+    const uint8_t *s = sc->text;
+    size_t len = sc->len;
     struct cpinfo next;
     next.cls = CL_SEP;
     while (i < len) {
-        modengine__classify(modengine__decode(s, len, &i), &next);
+        classify_cp(sc->e, decode_cp(s, len, &i), &next);
         if (next.cls != CL_IGNORE)
             break;
     }
@@ -237,13 +239,13 @@ void modengine__tokenize(struct scan *sc)
     memset(&b, 0, sizeof b);
     while (i < len && !sc->oom) {
         size_t at = i;
-        uint32_t cp = modengine__decode(s, len, &i);
+        uint32_t cp = decode_cp(s, len, &i);
         struct cpinfo ci;
-        modengine__classify(cp, &ci);
+        classify_cp(sc->e, cp, &ci);
         if (ci.cls == CL_IGNORE)
             continue;
         track_run(sc, &run, cp, &ci);
-        if (ci.cls == CL_APOS && in_tok && apostrophe_joins(s, len, i))
+        if (ci.cls == CL_APOS && in_tok && apostrophe_joins(sc, i))
             continue;
         if (ci.cls == CL_LETTER || ci.cls == CL_DIGIT || ci.cls == CL_LEET ||
             ci.cls == CL_MASK) {
