@@ -96,7 +96,7 @@ static bool ip_admit(conn_t *c)
     if (r == IPLIMIT_OK || r == IPLIMIT_UNCOUNTED)
         return true;
     hs_reason_t why = r == IPLIMIT_TOO_MANY ? HS_PER_IP : HS_ACCEPT_RATE;
-    metrics_add(&c->env->metrics->handshake_failures[why], 1);
+    metrics_add(&c->env->metrics.handshake_failures[why], 1);
     conn_abort(c, r == IPLIMIT_TOO_MANY ? "over limits.max_connections_per_ip" : "over limits.accept_rate_per_ip");
     return false;
 }
@@ -126,7 +126,7 @@ conn_t *conn_accept_fd(conn_env_t *env, int fd, const struct sockaddr *addr)
     record_peer(c, addr);
     env->nconns++;
     atomic_fetch_add(env->open_total, 1);
-    metrics_add(&env->metrics->tcp_accepted, 1);
+    metrics_add(&env->metrics.tcp_accepted, 1);
 
     if (uv_tcp_open(&c->tcp, fd) != 0) {
         close(fd);
@@ -164,7 +164,7 @@ static void mark_dirty(conn_t *c)
 {
     if (list_linked(&c->dirty_node) || (c->flags & CONN_F_CLOSING))
         return;
-    if (c->proto && c->proto->flush_first)
+    if (c->flags & CONN_F_FIRST)
         list_insert_head(&c->env->dirty, &c->dirty_node);
     else
         list_insert_tail(&c->env->dirty, &c->dirty_node);
@@ -233,7 +233,7 @@ static void q_clear(conn_t *c)
 static void account_out(conn_t *c, size_t len)
 {
     c->queued += len;
-    metrics_add(&c->env->metrics->bytes_out[c->endpoint], len);
+    metrics_add(&c->env->metrics.bytes_out[c->endpoint], len);
     if (c->queued > c->env->cfg->max_queued_bytes && !(c->flags & (CONN_F_OVERFLOW | CONN_F_DRAIN | CONN_F_SLOW))) {
         /* Decided here, handled at the next flush: the caller may be inside wslay. */
         c->flags |= CONN_F_OVERFLOW;
@@ -349,7 +349,7 @@ static void observe_delivery(conn_t *c, const outq_entry_t *e, uint64_t *now)
         return;
     if (!*now)
         *now = uv_hrtime();
-    metrics_observe_fanout(c->env->metrics, *now > e->f->born_ns ? (*now - e->f->born_ns) / 1000 : 0, 1);
+    metrics_observe_fanout(&c->env->metrics, *now > e->f->born_ns ? (*now - e->f->born_ns) / 1000 : 0, 1);
 }
 
 static void on_write(uv_write_t *req, int status)
@@ -395,7 +395,7 @@ static void drop_pending_shared(conn_t *c)
 static void handle_overflow(conn_t *c)
 {
     c->flags |= CONN_F_SLOW; /* the close frame queued below must not count it again */
-    metrics_add(&c->env->metrics->slow_consumer_closes, 1);
+    metrics_add(&c->env->metrics.slow_consumer_closes, 1);
     log_conn(c, LOG_WARN, "slow_consumer", "queued output passed limits.max_queued_bytes");
     if (c->proto && c->proto->on_slow && !c->tls) {
         drop_pending_shared(c);
@@ -527,7 +527,7 @@ static void flush(conn_t *c)
             return;
         }
         uint32_t first = consume(c, bufs, (size_t)sent);
-        if (c->qcount && first < n) {
+        if (first < n) { /* the socket is full: entry `first` is still queued */
             write_rest(c, bufs + first, n - first);
             return;
         }
@@ -567,7 +567,7 @@ void conn_enforce_total(conn_env_t *env)
         if (!l.best || env->private_queued - (l.doomed < env->private_queued ? l.doomed : env->private_queued) <= share)
             return;
         /* Its close frame would wait behind all it holds: the memory is needed now. */
-        metrics_add(&env->metrics->slow_consumer_closes, 1);
+        metrics_add(&env->metrics.slow_consumer_closes, 1);
         log_conn(l.best, LOG_WARN, "slow_consumer", "holds the most output past limits.max_queued_total_bytes");
         conn_close(l.best, "slow consumer (limits.max_queued_total_bytes)");
     }
@@ -608,7 +608,7 @@ bool conn_evict_unready(conn_env_t *env, uint64_t min_age_ms)
     uint64_t accepted = c->deadline - env->timeout_ms[DL_HANDSHAKE];
     if (uv_now(env->loop) < accepted + min_age_ms)
         return false;
-    metrics_add(&env->metrics->evictions, 1);
+    metrics_add(&env->metrics.evictions, 1);
     conn_abort(c, "evicted: no request yet, at the descriptor budget");
     return true;
 }
@@ -630,7 +630,7 @@ void conn_sweep_deadlines(conn_env_t *env)
                 break;
             conn_clear_deadline(c);
             if (k == DL_CLOSE) {
-                metrics_add(&env->metrics->close_timeouts, 1);
+                metrics_add(&env->metrics.close_timeouts, 1);
                 conn_close(c, "close timeout");
             } else if (c->proto && c->proto->on_timeout) {
                 c->proto->on_timeout(c, (deadline_kind_t)k);
@@ -674,7 +674,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     }
     if (nread == 0)
         return;
-    metrics_add(&c->env->metrics->bytes_in[c->endpoint], (uint64_t)nread);
+    metrics_add(&c->env->metrics.bytes_in[c->endpoint], (uint64_t)nread);
     if (c->flags & CONN_F_DRAIN)
         return; /* the connection's end is decided: what the peer still sends is discarded */
     conn_env_t *env = c->env;
@@ -683,7 +683,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
                               tls_out, c);
         if (r < 0 && !(c->flags & CONN_F_CLOSING)) {
             if (c->endpoint == EP_HTTP)
-                metrics_add(&env->metrics->handshake_failures[HS_TLS], 1);
+                metrics_add(&env->metrics.handshake_failures[HS_TLS], 1);
             /* The alert that says why is queued: write it, then close. */
             log_conn(c, LOG_INFO, "tls_error", tls_conn_error(c->tls));
             conn_close_after_write(c);
@@ -717,10 +717,11 @@ void conn_set_proto(conn_t *c, const conn_proto_t *proto, void *pdata, int endpo
         c->proto->on_closed(c);
     c->proto = proto;
     c->pdata = pdata;
+    c->flags = (uint16_t)((c->flags & ~CONN_F_FIRST) | (proto->flush_first ? CONN_F_FIRST : 0));
     if (endpoint == EP_HTTP)
         return;
     c->endpoint = (uint8_t)endpoint;
-    metrics_add(&c->env->metrics->conns_opened[endpoint], 1);
+    metrics_add(&c->env->metrics.conns_opened[endpoint], 1);
     log_conn(c, LOG_INFO, "ws_open", NULL);
 }
 
@@ -796,11 +797,11 @@ static void on_closed(uv_handle_t *h)
     if (c->proto)
         c->proto->on_closed(c);
     if (c->endpoint != EP_HTTP)
-        metrics_add(&env->metrics->conns_closed[c->endpoint], 1);
+        metrics_add(&env->metrics.conns_closed[c->endpoint], 1);
     q_clear(c);
     if (c->tls)
         tls_conn_free(c->tls);
-    metrics_add(&env->metrics->tcp_closed, 1);
+    metrics_add(&env->metrics.tcp_closed, 1);
     atomic_fetch_sub(env->open_total, 1);
     env->nconns--;
     mempool_free(env->mem, c, sizeof *c);

@@ -35,7 +35,7 @@ int dialect_queue_work(dialect_ctx_t *x, uv_work_t *req, uv_work_cb work, uv_aft
 
 void *dialect_alloc(dialect_ctx_t *x, size_t size) { return mempool_alloc(&x->w->mem, size); }
 void dialect_free(dialect_ctx_t *x, void *p, size_t size) { mempool_free(&x->w->mem, p, size); }
-metrics_t *dialect_metrics(dialect_ctx_t *x) { return &x->w->metrics; }
+metrics_t *dialect_metrics(dialect_ctx_t *x) { return &x->w->net.metrics; }
 const config_t *dialect_config(const dialect_ctx_t *x) { return x->w->cfg; }
 const live_t *dialect_live(const dialect_ctx_t *x) { return server_live(x->w->srv); }
 

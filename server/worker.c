@@ -34,8 +34,8 @@ static void accept_pause(worker_t *w, const char *why)
         return;
     w->accept_paused = true;
     uv_poll_stop(&w->listener);
-    metrics_add(&w->metrics.accept_pauses, 1);
-    atomic_store_explicit(&w->metrics.accept_paused, 1, memory_order_relaxed);
+    metrics_add(&w->net.metrics.accept_pauses, 1);
+    atomic_store_explicit(&w->net.metrics.accept_paused, 1, memory_order_relaxed);
     uint64_t now = worker_now(w);
     if (!w->accept_logged || now - w->accept_logged >= 10000) {
         w->accept_logged = now;
@@ -61,7 +61,7 @@ static void accept_resume(worker_t *w)
     if (uv_poll_start(&w->listener, UV_READABLE, on_listener) != 0)
         return;
     w->accept_paused = false;
-    atomic_store_explicit(&w->metrics.accept_paused, 0, memory_order_relaxed);
+    atomic_store_explicit(&w->net.metrics.accept_paused, 0, memory_order_relaxed);
 }
 
 /* A connection of w was freed: accepting may resume; a stopping worker ends its loop with
@@ -120,7 +120,7 @@ void worker_accept(worker_t *w)
             continue; /* that one is gone; the next may be fine */
         if (errno == EAGAIN || errno == EWOULDBLOCK)
             return;
-        metrics_add(&w->metrics.accept_errors, 1);
+        metrics_add(&w->net.metrics.accept_errors, 1);
         /* EMFILE, ENFILE, ENOBUFS, ENOMEM: the pending connections wait in the backlog. */
         accept_pause(w, strerror(errno));
         return;
@@ -155,7 +155,6 @@ static int net_init(worker_t *w)
     conn_env_init(env);
     env->loop = &w->loop;
     env->cfg = cfg;
-    env->metrics = &w->metrics;
     env->mem = &w->mem;
     env->tls = w->srv->tls;
     env->rbuf = malloc(WORKER_RBUF_SIZE);
@@ -212,9 +211,9 @@ static void on_tick(uv_timer_t *h)
 {
     worker_t *w = h->data;
     worker_tick(w);
-    atomic_store_explicit(&w->metrics.pool_page_bytes, w->mem.page_bytes, memory_order_relaxed);
-    atomic_store_explicit(&w->metrics.private_queued, w->net.private_queued, memory_order_relaxed);
-    atomic_store_explicit(&w->metrics.pool_object_bytes, w->mem.object_bytes, memory_order_relaxed);
+    atomic_store_explicit(&w->net.metrics.pool_page_bytes, w->mem.page_bytes, memory_order_relaxed);
+    atomic_store_explicit(&w->net.metrics.private_queued, w->net.private_queued, memory_order_relaxed);
+    atomic_store_explicit(&w->net.metrics.pool_object_bytes, w->mem.object_bytes, memory_order_relaxed);
 }
 
 static void shutdown_walk(uv_handle_t *h, void *arg)
@@ -307,9 +306,9 @@ int worker_init(worker_t *w, server_t *srv, int idx, int listen_fd)
     w->tick.data = w;
     uv_timer_init(&w->loop, &w->drain);
     w->drain.data = w;
-    if (srv->hub && !(w->hub = hub_local_new(srv->hub, idx, &hub_ops, w, &w->mem, &w->metrics)))
+    if (srv->hub && !(w->hub = hub_local_new(srv->hub, idx, &hub_ops, w, &w->mem, &w->net.metrics)))
         return UV_ENOMEM;
-    metrics_register(&w->metrics);
+    metrics_register(&w->net.metrics);
     return 0;
 }
 

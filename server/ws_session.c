@@ -105,7 +105,7 @@ static bool rate_ok(ws_session_t *s)
         s->tokens -= 1.0f;
         return true;
     }
-    metrics_add(&s->c->env->metrics->rate_limited, 1);
+    metrics_add(&s->c->env->metrics.rate_limited, 1);
     if (s->d->on_rate_limited)
         s->d->on_rate_limited(s);
     fail(s, WS_CLOSE_POLICY, "message rate exceeded");
@@ -230,7 +230,7 @@ static void on_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_
     case WSLAY_BINARY_FRAME:
         s->fragmented = false;
         unhold(s);
-        metrics_add(&s->c->env->metrics->frames_in[s->c->endpoint], 1);
+        metrics_add(&s->c->env->metrics.frames_in[s->c->endpoint], 1);
         if (s->d->on_message)
             s->d->on_message(s, arg->opcode, arg->msg, arg->msg_length);
         break;
@@ -416,7 +416,7 @@ static void ws_on_timeout(conn_t *c, deadline_kind_t kind)
     if (kind != DL_IDLE && kind != DL_PONG)
         return;
     if (kind == DL_PONG) {
-        metrics_add(&c->env->metrics->ping_timeouts, 1);
+        metrics_add(&c->env->metrics.ping_timeouts, 1);
         log_event(LOG_INFO, "ws_ping_timeout", c->id, NULL, s->d->name, "nothing received after a ping");
         ws_session_close(s, WS_CLOSE_GOING_AWAY, "ping timeout");
         return;
@@ -485,14 +485,14 @@ int ws_session_send(ws_session_t *s, int opcode, const void *data, size_t len)
             conn_close(s->c, "out of memory (send)");
             return -1;
         }
-        metrics_add(&s->c->env->metrics->frames_out[s->c->endpoint], 1);
+        metrics_add(&s->c->env->metrics.frames_out[s->c->endpoint], 1);
         return 0;
     }
     struct wslay_event_msg msg = {(uint8_t)opcode, data, len};
     int r = wslay_event_queue_msg(s->ctx, &msg);
     if (r != 0)
         return -1; /* WSLAY_ERR_NO_MORE_MSG once a close is queued */
-    metrics_add(&s->c->env->metrics->frames_out[s->c->endpoint], 1);
+    metrics_add(&s->c->env->metrics.frames_out[s->c->endpoint], 1);
     /* Into the connection's queue now, even from inside wslay_event_recv (wslay's send and
      * receive states are separate): a shared frame queued next must come after this reply. */
     if (wslay_event_send(s->ctx) != 0) {
@@ -519,7 +519,7 @@ int ws_session_send_frame(ws_session_t *s, frame_t *f)
         return -1;
     int r = conn_send_frame(s->c, f);
     if (r == 0)
-        metrics_add(&s->c->env->metrics->frames_out[s->c->endpoint], 1);
+        metrics_add(&s->c->env->metrics.frames_out[s->c->endpoint], 1);
     return r;
 }
 

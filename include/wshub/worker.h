@@ -6,7 +6,7 @@
  * Owns: the loop and its handles, the listener and the descriptor budget, the connection
  * environment (conn_env_t: read buffers, the list of connections with output to flush —
  * flushed once per loop iteration, DESIGN.md decision 4 — and the deadline lists), the
- * hub's mailbox, each dialect's context, the worker's metrics block and memory pool.
+ * hub's mailbox, each dialect's context, the memory pool; its metrics block is net.metrics.
  * The top of the layers: it calls conn, http, the hub and (as the hub's deliver callback)
  * ws_session; none of them calls it.
  */
@@ -65,7 +65,6 @@ struct worker {
     atomic_bool stop_requested;
     bool stopping;
     mempool_t mem;        /* long-lived per-connection objects (mempool.h) */
-    metrics_t metrics;
 };
 
 /* Prepares a worker (loop and handles) around an already-listening socket. */

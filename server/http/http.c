@@ -233,7 +233,7 @@ static void http_on_timeout(conn_t *c, deadline_kind_t kind)
         http_refuse(h, 408, HS_TIMEOUT, "request_timeout", "the request did not complete in time", NULL);
         conn_close_after_write(c);
     } else {
-        metrics_add(&c->env->metrics->handshake_failures[HS_TIMEOUT], 1);
+        metrics_add(&c->env->metrics.handshake_failures[HS_TIMEOUT], 1);
         conn_close(c, "no request in time");
     }
 }

@@ -52,7 +52,7 @@ void http_respond(http_conn_t *h, int status, const char *ctype, const char *bod
                      "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\nConnection: %s\r\n\r\n",
                      status, status_text(status), ctype, blen, h->close_after ? "close" : "keep-alive");
     }
-    metrics_add(&c->env->metrics->http_responses[status / 100], 1);
+    metrics_add(&c->env->metrics.http_responses[status / 100], 1);
     /* A failed send has closed the connection (conn.h): nothing more to do. */
     if (conn_send_copy(c, head, (size_t)n) != 0 || !blen || head_only)
         return;
@@ -79,7 +79,7 @@ void http_respond_error(http_conn_t *h, int status, const char *code, const char
 void http_refuse(http_conn_t *h, int status, int reason, const char *code, const char *message,
                    const char *extra)
 {
-    metrics_add(&h->c->env->metrics->handshake_failures[reason], 1);
+    metrics_add(&h->c->env->metrics.handshake_failures[reason], 1);
     char peer[64];
     log_event(LOG_INFO, "http_refused", h->c->id, conn_peer(h->c, peer, sizeof peer), NULL,
               "status=%d reason=%s %s", status, hs_reason_names[reason], message);

@@ -36,7 +36,7 @@ static void run_route(http_conn_t *h, const http_route_t *rt)
         return;
     }
     if (rep.hs_reason > 0)
-        metrics_add(&h->c->env->metrics->handshake_failures[rep.hs_reason - 1], 1);
+        metrics_add(&h->c->env->metrics.handshake_failures[rep.hs_reason - 1], 1);
     char *extra = NULL;
     if (rep.extra_alloc && asprintf(&extra, "%s%s", rep.extra ? rep.extra : "", rep.extra_alloc) < 0)
         extra = NULL;

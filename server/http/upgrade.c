@@ -101,7 +101,7 @@ static bool dialect_accepts(http_conn_t *h, const dialect_t *d, dialect_accept_t
         d->accept(&h->req, http_ctx(h, d), acc);
     if (!acc->status)
         return true;
-    metrics_add(&h->c->env->metrics->handshake_failures[acc->hs_reason], 1);
+    metrics_add(&h->c->env->metrics.handshake_failures[acc->hs_reason], 1);
     char peer[64];
     log_event(LOG_INFO, "http_refused", h->c->id, conn_peer(h->c, peer, sizeof peer), d->name,
               "status=%d reason=%s %s", acc->status, hs_reason_names[acc->hs_reason], acc->why ? acc->why : "");
@@ -131,7 +131,7 @@ bool http_upgrade(http_conn_t *h, const dialect_t *d)
                      acc.subprotocol ? acc.subprotocol : "", acc.subprotocol ? "\r\n" : "");
     conn_t *c = h->c;
     conn_send_copy(c, resp, (size_t)n);
-    metrics_add(&c->env->metrics->http_responses[1], 1);
+    metrics_add(&c->env->metrics.http_responses[1], 1);
     /* From here on the session owns the connection: h is freed by the handover. */
     return ws_session_start(c, d, http_ctx(h, d), acc.data) != NULL;
 }
