@@ -24,8 +24,8 @@ function hs256(payload, secret = SECRET) {
 }
 const token = (sub, extra = {}) => hs256({ sub, exp: Math.floor(Date.now() / 1000) + 3600, ...extra });
 
-async function metrics(inst) {
-  const r = await inst.get('/metrics', { timeout: 3000 });
+async function metrics(inst, timeout = 3000) {
+  const r = await inst.get('/metrics', { timeout });
   assert.equal(r.status, 200, 'GET /metrics');
   return parseMetrics(r.body);
 }
@@ -568,8 +568,11 @@ test('9: the unsent pieces of large answers count in limits.max_queued_total_byt
       s.pause();
       s.write(req);
     }
-    await waitFor(async () => (await metrics(inst)).wshub_slow_consumer_closes_total >= 1, 10000, 'a slow-consumer close');
-    await waitFor(async () => (await metrics(inst)).wshub_queued_reply_bytes <= 8 * 1024 * 1024, 3000, 'the held answers under the bound');
+    // The one worker builds eight 3.6 MB answers before it reads /metrics: seconds under TSan.
+    await waitFor(async () => (await metrics(inst, 20000)).wshub_slow_consumer_closes_total >= 1, 30000,
+      'a slow-consumer close');
+    await waitFor(async () => (await metrics(inst, 20000)).wshub_queued_reply_bytes <= 8 * 1024 * 1024, 20000,
+      'the held answers under the bound');
     assert.equal((await inst.get('/healthz')).status, 200);
   } finally {
     for (const s of socks) s.destroy();
