@@ -133,6 +133,8 @@ static int window_view(const struct scan *sc, uint32_t a, uint32_t b, char *buf,
 /* Does one of the cached readings of token t fit list word w? */
 static int token_fits(const struct scan *sc, const struct tok *t, const struct mword *w)
 {
+    if (!t->nvar)
+        return 0; /* nothing cached, and sc->skel may still be NULL (NULL + 0 is undefined) */
     const uint8_t *p = sc->skel + t->sk0;
     for (unsigned r = 0; r < t->nvar; r++) {
         unsigned n = p[0];
@@ -302,6 +304,8 @@ static int probe(struct scan *sc, const struct view *v, uint32_t t0, uint32_t t1
 static int probe_token(struct scan *sc, uint32_t ti, unsigned allow)
 {
     const struct tok *t = &sc->tok[ti];
+    if (!t->nvar)
+        return 0; /* as in token_fits */
     const uint8_t *p = sc->skel + t->sk0;
     int found = 0;
     for (unsigned r = 0; r < t->nvar; r++) {
