@@ -2,26 +2,24 @@
  * config — builds a config_t from the defaults, one JSON file and the WSHUB_* variables.
  *
  * Owns: the key table (JSON path, environment variable, type, field, default, summary),
- * parsing and range checks for every type, and the one-line error that names the key.
+ * range checks and shapes for every type, and the one-line error that names the key; the
+ * syntax of one value (numbers, lists, host:port, the Redis URL) is config_value.c.
  * Never: prints, exits, reads the process environment itself (the caller passes envp),
  * or keeps global state; everything it allocates hangs off the config_t it fills.
  *
  * See ../../shared/DESIGN.md "Configuration" and config/wshub.example.json.
  */
 #if !defined(_GNU_SOURCE) && !defined(_POSIX_C_SOURCE)
-#define _POSIX_C_SOURCE 200809L /* strndup, strcasecmp */
+#define _POSIX_C_SOURCE 200809L
 #endif
 
-#include "wshub/config.h"
+#include "config_value.h"
 
-#include <arpa/inet.h>
-#include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include <jansson.h>
 
@@ -32,26 +30,31 @@ _Static_assert(sizeof(service_policy_t) == sizeof(int), "service_policy_t must b
 _Static_assert(sizeof(cable_origin_failure_t) == sizeof(int), "cable_origin_failure_t must be int-sized");
 _Static_assert(sizeof(cable_envelope_t) == sizeof(int), "cable_envelope_t must be int-sized");
 _Static_assert(sizeof(moderation_auth_failure_t) == sizeof(int), "moderation_auth_failure_t must be int-sized");
+_Static_assert(sizeof(broker_type_t) == sizeof(int), "broker_type_t must be int-sized");
 
 typedef enum {
     T_LISTEN, /* "host:port" into listen_host + listen_port */
     T_STRING, /* char *, NULL = unset */
     T_INT,    /* int in [min, max] */
     T_SIZE,   /* size_t bytes, >= min */
-    T_MS,     /* uint32_t milliseconds, >= min */
+    T_MS,     /* uint32_t milliseconds in [min, max], or >= min when max is 0 */
     T_BOOL,   /* bool */
     T_ENUM,   /* int index into names */
     T_LIST,   /* config_strlist_t; with names: each item one of them, stored as spelled there */
 } key_type_t;
 
-#define K_SECRET 1u /* never echo the value in an error */
+#define K_SECRET 1u    /* never echo the value in an error */
+#define K_TOKEN 2u     /* T_STRING of min..max bytes, no space or control character; not null */
+#define K_REDIS_URL 4u /* T_STRING that config_redis_url_parse accepts, or null; an error shows
+                          it with the password masked (so it may drop K_SECRET's silence) */
 
 typedef struct keydef {
     const char *path;         /* dotted JSON path */
     const char *env;          /* environment variable */
     key_type_t type;
     size_t offset;            /* field in config_t */
-    long long min, max;       /* T_INT: inclusive range; T_SIZE, T_MS: min only */
+    long long min, max;       /* T_INT: inclusive range; T_SIZE, T_MS: max 0 = the type's;
+                                 T_STRING with K_TOKEN: length in bytes */
     const char *const *names; /* T_ENUM: accepted words, index = value, NULL-terminated;
                                  T_LIST: accepted items, or NULL for any non-empty string */
     const char *def;          /* default in environment syntax; NULL = unset */
@@ -65,6 +68,7 @@ static const char *const policy_names[] = {"allow", "deny", NULL};
 static const char *const origin_failure_names[] = {"close", "http403", NULL};
 static const char *const mod_failure_names[] = {"abort", "http401", NULL};
 static const char *const envelope_names[] = {"nested", "flat", NULL};
+static const char *const broker_names[] = {"memory", "redis", NULL};
 /* JWS algorithms libjwt 1.10 verifies; "none" is deliberately absent. */
 static const char *const alg_names[] = {"HS256", "HS384", "HS512", "RS256", "RS384",
                                         "RS512", "ES256", "ES384", "ES512", NULL};
@@ -73,7 +77,8 @@ static const char *const bool_words[] = {"true", "false", "1", "0", "yes", "no",
 
 /*
  * The one table of keys, in file order. Environment names follow "WSHUB_" + the path in
- * upper case with '.' -> '_', except WSHUB_JWT_SECRET and WSHUB_API_KEY (fixed by DESIGN.md).
+ * upper case with '.' -> '_', except WSHUB_JWT_SECRET and WSHUB_API_KEY (fixed by DESIGN.md)
+ * and WSHUB_BROKER and WSHUB_REDIS_URL (fixed by issue 13).
  * X(path, env, type, field, min, max, names, default, flags, summary)
  */
 #define KEY_TABLE(X)                                                                          \
@@ -269,7 +274,21 @@ static const char *const bool_words[] = {"true", "false", "1", "0", "yes", "no",
       "oldest messages first.")                                                               \
     X("flow.thread_ttl_s", "WSHUB_FLOW_THREAD_TTL_S", T_INT, flow_thread_ttl_s, 1, 31536000,  \
       NULL, "3600", 0, "A thread with no socket and no message for this many seconds is "     \
-      "forgotten, its history with it.")
+      "forgotten, its history with it.")                                                      \
+    X("broker.type", "WSHUB_BROKER", T_ENUM, broker_type, 0, 0, broker_names, "memory", 0,    \
+      "Where channels live: memory = this process only (one node); redis = shared by every "  \
+      "node through Redis pub/sub (broker.redis_url). Restart to change.")                    \
+    X("broker.redis_url", "WSHUB_REDIS_URL", T_STRING, broker_redis_url, 0, 0, NULL,          \
+      "redis://127.0.0.1:6379/0", K_SECRET | K_REDIS_URL,                                     \
+      "Redis of broker.type redis, as redis://[user:password@]host:port[/db] (db 0-15; "      \
+      "percent-escapes in user and password); never logged with its password.")             \
+    X("broker.prefix", "WSHUB_BROKER_PREFIX", T_STRING, broker_prefix, 1, 64, NULL, "wshub:", \
+      K_TOKEN, "Start of every Redis channel name (1-64 bytes, no space or control "          \
+      "character), so that two deployments can share one Redis.")                             \
+    X("broker.reconnect_max_ms", "WSHUB_BROKER_RECONNECT_MAX_MS", T_MS,                       \
+      broker_reconnect_max_ms, 100, 60000, NULL, "5000", 0,                                   \
+      "Longest wait between two attempts to reach Redis again (the backoff doubles up to it), " \
+      "in milliseconds.")
 
 #define AS_KEY(path, env, type, field, min, max, names, def, flags, summary) \
     {path, env, type, offsetof(config_t, field), min, max, names, def, flags, summary},
@@ -322,6 +341,12 @@ static unsigned long long type_max(key_type_t type)
     return type == T_MS ? UINT32_MAX : SIZE_MAX;
 }
 
+/* The largest value of a T_SIZE or T_MS key. */
+static unsigned long long upper(const keydef_t *k)
+{
+    return k->max > 0 ? (unsigned long long)k->max : type_max(k->type);
+}
+
 /* What a key accepts, as the words after "expected". */
 static void describe(const keydef_t *k, bool from_env, char *buf, size_t len)
 {
@@ -332,7 +357,13 @@ static void describe(const keydef_t *k, bool from_env, char *buf, size_t len)
         snprintf(buf, len, "host:port with a port from 1 to 65535 (IPv6 as [::1]:8080)");
         return;
     case T_STRING:
-        snprintf(buf, len, "a string or null");
+        if (k->flags & K_TOKEN)
+            snprintf(buf, len, "a string of %lld to %lld bytes without spaces or control "
+                     "characters", k->min, k->max);
+        else if (k->flags & K_REDIS_URL)
+            snprintf(buf, len, "redis://[user:password@]host:port[/db] or null");
+        else
+            snprintf(buf, len, "a string or null");
         return;
     case T_INT:
         snprintf(buf, len, "an integer from %lld to %lld", k->min, k->max);
@@ -345,7 +376,7 @@ static void describe(const keydef_t *k, bool from_env, char *buf, size_t len)
         return;
     case T_MS:
         snprintf(buf, len, "an integer number of milliseconds from %lld to %llu", k->min,
-                 type_max(T_MS));
+                 upper(k));
         return;
     case T_BOOL:
         snprintf(buf, len, "%s",
@@ -410,123 +441,94 @@ static void show_text(const char *s, bool secret, char *buf, size_t len)
     snprintf(buf, len, "\"%.*s\"...", (int)n, s);
 }
 
-static int bad_value(load_t *ld, const keydef_t *k, const char *env, const char *got)
+/* why: what is wrong beyond the type, or NULL. */
+static int bad_value(load_t *ld, const keydef_t *k, const char *env, const char *got,
+                     const char *why)
 {
     char want[160];
+    const char *sep = why ? ": " : "";
 
+    if (!why)
+        why = "";
     describe(k, env != NULL, want, sizeof want);
     if (env)
-        return fail(ld, -EINVAL, "%s (%s): expected %s, got %s", env, k->path, want, got);
-    return fail(ld, -EINVAL, "%s: expected %s, got %s", k->path, want, got);
+        return fail(ld, -EINVAL, "%s (%s): expected %s, got %s%s%s", env, k->path, want, got,
+                    sep, why);
+    return fail(ld, -EINVAL, "%s: expected %s, got %s%s%s", k->path, want, got, sep, why);
 }
 
-/* ---- string lists ---------------------------------------------------------------- */
+/* ---- shaped strings (K_TOKEN, K_REDIS_URL) --------------------------------------- */
 
-static void list_free(config_strlist_t *l)
+/* A Redis URL as an error shows it: the userinfo's password (or all of a userinfo without
+ * ':', which is likely a password too) masked; text without "://" is not shown at all. */
+static void show_url(const char *s, char *buf, size_t len)
 {
-    for (size_t i = 0; i < l->n; i++)
-        free(l->items[i]);
-    free(l->items);
-    l->items = NULL;
-    l->n = 0;
-}
+    const char *start = strstr(s, "://"), *at = strrchr(s, '@'), *keep;
+    char *masked;
 
-static int list_push(config_strlist_t *l, const char *s, size_t len)
-{
-    char **items = realloc(l->items, (l->n + 1) * sizeof *items);
-
-    if (!items)
-        return -ENOMEM;
-    l->items = items;
-    items[l->n] = strndup(s, len);
-    if (!items[l->n])
-        return -ENOMEM;
-    l->n++;
-    return 0;
-}
-
-/* "a, b,,c " -> [a, b, c]: items trimmed, empty ones dropped. */
-static int split_list(const char *s, config_strlist_t *out)
-{
-    *out = (config_strlist_t){0};
-    while (*s) {
-        const char *end = strchr(s, ',');
-        const char *a = s, *b;
-
-        if (!end)
-            end = s + strlen(s);
-        b = end;
-        while (a < b && isspace((unsigned char)*a))
-            a++;
-        while (b > a && isspace((unsigned char)b[-1]))
-            b--;
-        if (b > a && list_push(out, a, (size_t)(b - a)) < 0) {
-            list_free(out);
-            return -ENOMEM;
-        }
-        s = *end ? end + 1 : end;
+    if (!start) {
+        show_text(s, true, buf, len);
+        return;
     }
-    return 0;
+    if (!at || at < start) {
+        show_text(s, false, buf, len);
+        return;
+    }
+    start += 3;
+    keep = memchr(start, ':', (size_t)(at - start));
+    keep = keep ? keep + 1 : start;
+    masked = malloc(strlen(s) + 4);
+    if (!masked) {
+        show_text(s, true, buf, len);
+        return;
+    }
+    sprintf(masked, "%.*s***%s", (int)(keep - s), s, at);
+    show_text(masked, false, buf, len);
+    free(masked);
 }
 
-static int json_list(const json_t *arr, config_strlist_t *out)
+/* A parsed T_STRING against its key's shape; s NULL = unset. 0, or -EINVAL with the reason in
+ * why (which may stay empty). */
+static int check_shape(const keydef_t *k, const char *s, char *why, size_t len)
 {
-    size_t i;
-    const json_t *item;
+    why[0] = '\0';
+    if (k->type != T_STRING)
+        return 0;
+    if (k->flags & K_TOKEN) {
+        size_t n = s ? strlen(s) : 0;
 
-    *out = (config_strlist_t){0};
-    if (!json_is_array(arr))
-        return -EINVAL;
-    json_array_foreach(arr, i, item) {
-        int rc;
-
-        if (!json_is_string(item) || json_string_length(item) == 0) {
-            list_free(out);
+        if (n < (size_t)k->min || n > (size_t)k->max) {
+            if (n > 0)
+                snprintf(why, len, "%zu bytes", n);
             return -EINVAL;
         }
-        rc = list_push(out, json_string_value(item), json_string_length(item));
-        if (rc < 0) {
-            list_free(out);
-            return rc;
-        }
+        for (size_t i = 0; i < n; i++)
+            if ((unsigned char)s[i] <= 0x20 || s[i] == 0x7f) {
+                snprintf(why, len, "a space or control character at byte %zu", i);
+                return -EINVAL;
+            }
     }
+    if ((k->flags & K_REDIS_URL) && s)
+        return config_redis_url_parse(s, NULL, why, len);
     return 0;
+}
+
+/* Reports a value that check_shape refused; text NULL = JSON null. */
+static int bad_shape(load_t *ld, const keydef_t *k, const char *env, const char *text,
+                     const char *why)
+{
+    char got[GOT_MAX + 16];
+
+    if (!text)
+        snprintf(got, sizeof got, "null");
+    else if (k->flags & K_REDIS_URL)
+        show_url(text, got, sizeof got);
+    else
+        show_text(text, k->flags & K_SECRET, got, sizeof got);
+    return bad_value(ld, k, env, got, *why ? why : NULL);
 }
 
 /* ---- scalars --------------------------------------------------------------------- */
-
-/* Digits only: no sign, no space, no base prefix. */
-static int parse_ull(const char *s, unsigned long long *v)
-{
-    char *end;
-
-    if (!isdigit((unsigned char)s[0]))
-        return -EINVAL;
-    errno = 0;
-    *v = strtoull(s, &end, 10);
-    return errno || *end ? -EINVAL : 0;
-}
-
-/* An optional '-' then digits. */
-static int parse_ll(const char *s, long long *v)
-{
-    char *end;
-
-    if (!isdigit((unsigned char)s[s[0] == '-']))
-        return -EINVAL;
-    errno = 0;
-    *v = strtoll(s, &end, 10);
-    return errno || *end ? -EINVAL : 0;
-}
-
-/* Index of s in a NULL-terminated word list, ignoring case; -1 if absent. */
-static int word_index(const char *const *words, const char *s)
-{
-    for (int i = 0; words[i]; i++)
-        if (strcasecmp(words[i], s) == 0)
-            return i;
-    return -1;
-}
 
 /* T_LIST with names: every item must be one of them (any case); it is stored as spelled in
  * the table so that consumers compare exactly. Frees the list when an item is not. */
@@ -535,10 +537,10 @@ static int check_items(const keydef_t *k, config_strlist_t *l)
     if (!k->names)
         return 0;
     for (size_t i = 0; i < l->n; i++) {
-        int w = word_index(k->names, l->items[i]);
+        int w = config_word_index(k->names, l->items[i]);
 
         if (w < 0) {
-            list_free(l);
+            config_list_free(l);
             return -EINVAL;
         }
         memcpy(l->items[i], k->names[w], strlen(k->names[w])); /* same length, other case */
@@ -550,62 +552,7 @@ static bool in_range(const keydef_t *k, const value_t *v)
 {
     if (k->type == T_INT)
         return v->i >= k->min && v->i <= k->max;
-    return v->u >= (unsigned long long)k->min && v->u <= type_max(k->type);
-}
-
-/* The bracketed part of "[addr%zone]:port" must be an IPv6 address. */
-static bool is_ipv6(const char *h, size_t len)
-{
-    char buf[64];
-    struct in6_addr addr;
-    const char *zone = memchr(h, '%', len);
-
-    if (zone)
-        len = (size_t)(zone - h);
-    if (len == 0 || len >= sizeof buf)
-        return false;
-    memcpy(buf, h, len);
-    buf[len] = '\0';
-    return inet_pton(AF_INET6, buf, &addr) == 1;
-}
-
-/* An IPv4 address or a host name: letters, digits, '.', '-', '_'. */
-static bool is_host(const char *h, size_t len)
-{
-    for (size_t i = 0; i < len; i++)
-        if (!isalnum((unsigned char)h[i]) && !strchr(".-_", h[i]))
-            return false;
-    return len > 0;
-}
-
-/* "host:port" or "[v6]:port"; the host is stored without brackets. */
-static int parse_listen(const char *s, char **host, int *port)
-{
-    const char *h = s, *colon;
-    size_t hlen;
-    unsigned long long p;
-
-    if (s[0] == '[') {
-        const char *close = strchr(s, ']');
-
-        if (!close || close[1] != ':' || !is_ipv6(s + 1, (size_t)(close - s - 1)))
-            return -EINVAL;
-        h = s + 1;
-        hlen = (size_t)(close - h);
-        colon = close + 1;
-    } else {
-        colon = strrchr(s, ':');
-        if (!colon || !is_host(s, (size_t)(colon - s)))
-            return -EINVAL;
-        hlen = (size_t)(colon - s);
-    }
-    if (parse_ull(colon + 1, &p) < 0 || p < 1 || p > 65535)
-        return -EINVAL;
-    *host = strndup(h, hlen);
-    if (!*host)
-        return -ENOMEM;
-    *port = (int)p;
-    return 0;
+    return v->u >= (unsigned long long)k->min && v->u <= upper(k);
 }
 
 /* ---- parse and store ------------------------------------------------------------- */
@@ -615,26 +562,26 @@ static int parse_text(const keydef_t *k, const char *s, value_t *v)
 {
     switch (k->type) {
     case T_LISTEN:
-        return parse_listen(s, &v->listen.host, &v->listen.port);
+        return config_parse_listen(s, &v->listen.host, &v->listen.port);
     case T_STRING: /* empty = unset */
         v->s = *s ? strdup(s) : NULL;
         return *s && !v->s ? -ENOMEM : 0;
     case T_INT:
-        return parse_ll(s, &v->i) == 0 && in_range(k, v) ? 0 : -EINVAL;
+        return config_parse_ll(s, &v->i) == 0 && in_range(k, v) ? 0 : -EINVAL;
     case T_SIZE:
     case T_MS:
-        return parse_ull(s, &v->u) == 0 && in_range(k, v) ? 0 : -EINVAL;
+        return config_parse_ull(s, &v->u) == 0 && in_range(k, v) ? 0 : -EINVAL;
     case T_BOOL:
-        v->i = word_index(bool_words, s);
+        v->i = config_word_index(bool_words, s);
         if (v->i < 0)
             return -EINVAL;
         v->i = v->i % 2 == 0;
         return 0;
     case T_ENUM:
-        v->i = word_index(k->names, s);
+        v->i = config_word_index(k->names, s);
         return v->i < 0 ? -EINVAL : 0;
     case T_LIST: {
-        int rc = split_list(s, &v->list);
+        int rc = config_list_split(s, &v->list);
 
         return rc < 0 ? rc : check_items(k, &v->list);
     }
@@ -672,7 +619,7 @@ static int parse_json(const keydef_t *k, const json_t *j, value_t *v)
         v->i = json_is_true(j);
         return 0;
     case T_LIST: {
-        int rc = json_list(j, &v->list);
+        int rc = config_list_json(j, &v->list);
 
         return rc < 0 ? rc : check_items(k, &v->list);
     }
@@ -709,7 +656,7 @@ static void store(config_t *cfg, const keydef_t *k, value_t *v)
         *(bool *)field = v->i != 0;
         return;
     case T_LIST:
-        list_free(field);
+        config_list_free(field);
         *(config_strlist_t *)field = v->list;
         return;
     }
@@ -719,14 +666,18 @@ static void store(config_t *cfg, const keydef_t *k, value_t *v)
 static int set_text(load_t *ld, const keydef_t *k, const char *s, const char *env)
 {
     value_t v;
-    char got[GOT_MAX + 16];
+    char got[GOT_MAX + 16], why[96];
     int rc = parse_text(k, s, &v);
 
     if (rc == -ENOMEM)
         return fail(ld, rc, "%s: out of memory", k->path);
     if (rc < 0) {
         show_text(s, k->flags & K_SECRET, got, sizeof got);
-        return bad_value(ld, k, env, got);
+        return bad_value(ld, k, env, got, NULL);
+    }
+    if (check_shape(k, v.s, why, sizeof why) < 0) {
+        free(v.s);
+        return bad_shape(ld, k, env, s, why);
     }
     store(ld->cfg, k, &v);
     return 0;
@@ -735,14 +686,18 @@ static int set_text(load_t *ld, const keydef_t *k, const char *s, const char *en
 static int set_json(load_t *ld, const keydef_t *k, const json_t *j)
 {
     value_t v;
-    char got[GOT_MAX + 16];
+    char got[GOT_MAX + 16], why[96];
     int rc = parse_json(k, j, &v);
 
     if (rc == -ENOMEM)
         return fail(ld, rc, "%s: out of memory", k->path);
     if (rc < 0) {
         show_json(j, k->flags & K_SECRET, got, sizeof got);
-        return bad_value(ld, k, NULL, got);
+        return bad_value(ld, k, NULL, got, NULL);
+    }
+    if (check_shape(k, v.s, why, sizeof why) < 0) {
+        free(v.s);
+        return bad_shape(ld, k, NULL, json_string_value(j), why);
     }
     store(ld->cfg, k, &v);
     return 0;
@@ -909,6 +864,9 @@ static int finish(load_t *ld)
         return require(ld, "tls.cert", "tls.key");
     if (check_algorithms(ld) < 0)
         return -EINVAL;
+    if (cfg->broker_type == BROKER_REDIS && !cfg->broker_redis_url)
+        return fail(ld, -EINVAL, "broker.redis_url (%s): required when broker.type is redis",
+                    find_key("broker.redis_url")->env);
     if (cfg->public_url)
         return 0;
     /* Derived last so that WSHUB_LISTEN alone moves it too. */
@@ -959,7 +917,7 @@ void config_free(config_t *cfg)
         if (keys[i].type == T_STRING || keys[i].type == T_LISTEN)
             free(*(char **)field);
         else if (keys[i].type == T_LIST)
-            list_free(field);
+            config_list_free(field);
     }
     free(cfg->source_path);
     memset(cfg, 0, sizeof *cfg);
@@ -967,7 +925,7 @@ void config_free(config_t *cfg)
 
 int config_parse_log_level(const char *s)
 {
-    return s ? word_index(level_names, s) : -1;
+    return s ? config_word_index(level_names, s) : -1;
 }
 
 const config_key_doc_t *config_keys(size_t *n)

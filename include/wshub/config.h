@@ -23,6 +23,9 @@ typedef enum { SERVICE_POLICY_ALLOW = 0, SERVICE_POLICY_DENY } service_policy_t;
 typedef enum { CABLE_ORIGIN_CLOSE = 0, CABLE_ORIGIN_HTTP403 } cable_origin_failure_t;
 typedef enum { CABLE_ENVELOPE_NESTED = 0, CABLE_ENVELOPE_FLAT } cable_envelope_t;
 typedef enum { MODERATION_AUTH_ABORT = 0, MODERATION_AUTH_HTTP401 } moderation_auth_failure_t;
+/* Where channels live: this process only (the embedded hub), or shared by every node through
+ * Redis pub/sub (issue 13). */
+typedef enum { BROKER_MEMORY = 0, BROKER_REDIS } broker_type_t;
 
 /* A list of strings from a JSON array or a comma-separated environment variable. */
 typedef struct config_strlist {
@@ -108,6 +111,16 @@ typedef struct config {
     size_t flow_max_history_total_bytes;    /* "flow.max_history_total_bytes" (64 MiB) */
     int flow_thread_ttl_s;                  /* "flow.thread_ttl_s" (3600): quiet thread expiry */
 
+    /* Scale-out (issue 13); restart to change. */
+    broker_type_t broker_type;              /* "broker.type" (memory) */
+    char *broker_redis_url;                 /* "broker.redis_url", env WSHUB_REDIS_URL
+                                               (redis://127.0.0.1:6379/0): may hold a password,
+                                               never log it; config_redis_url_parse splits it */
+    char *broker_prefix;                    /* "broker.prefix" ("wshub:"): Redis channel names
+                                               start with it; 1-64 bytes, no space or control */
+    uint32_t broker_reconnect_max_ms;       /* "broker.reconnect_max_ms" (5000, 100-60000): cap
+                                               of the exponential reconnect backoff */
+
     /* Where it came from, for logs: the file path or NULL for the embedded default. */
     char *source_path;
 } config_t;
@@ -127,6 +140,23 @@ void config_free(config_t *cfg);
 
 /* Parses "debug" | "info" | "warn" | "error"; returns -1 if unknown. */
 int config_parse_log_level(const char *s);
+
+/* broker.redis_url split into what a Redis connection needs. */
+typedef struct {
+    char host[256];     /* a name, an IPv4 address, or an IPv6 address without brackets */
+    int port;           /* 1-65535 */
+    int db;             /* 0-15; 0 when the URL has no /db */
+    char user[128];     /* ACL user; "" = none (AUTH with the password alone) */
+    char password[256]; /* "" = no AUTH */
+} config_redis_url_t;
+
+/*
+ * Parses "redis://[user:password@]host:port[/db]" (also ":password@" without a user, an IPv6
+ * host in brackets, %XX escapes in user and password). Returns 0 and fills *out, or -EINVAL
+ * and writes into err one phrase saying what is wrong, which never quotes the password, e.g.
+ * "the port must be from 1 to 65535". out may be NULL (validation only).
+ */
+int config_redis_url_parse(const char *url, config_redis_url_t *out, char *err, size_t errlen);
 
 /* The documentation table: one entry per key, in file order. */
 typedef struct config_key_doc {

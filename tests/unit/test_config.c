@@ -16,6 +16,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <errno.h>
 #include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -182,6 +183,10 @@ static void assert_config_equal(const config_t *a, const config_t *b)
     assert_int_equal(a->flow_max_history_bytes, b->flow_max_history_bytes);
     assert_int_equal(a->flow_max_history_total_bytes, b->flow_max_history_total_bytes);
     assert_int_equal(a->flow_thread_ttl_s, b->flow_thread_ttl_s);
+    assert_int_equal(a->broker_type, b->broker_type);
+    assert_str_or_null(a->broker_redis_url, b->broker_redis_url);
+    assert_str_or_null(a->broker_prefix, b->broker_prefix);
+    assert_int_equal(a->broker_reconnect_max_ms, b->broker_reconnect_max_ms);
 }
 
 /* Loads and expects success; a failure prints the message. */
@@ -309,6 +314,10 @@ static void test_defaults(void **state)
     assert_int_equal(cfg.flow_max_history_bytes, 1048576);
     assert_int_equal(cfg.flow_max_history_total_bytes, 67108864);
     assert_int_equal(cfg.flow_thread_ttl_s, 3600);
+    assert_int_equal(cfg.broker_type, BROKER_MEMORY);
+    assert_string_equal(cfg.broker_redis_url, "redis://127.0.0.1:6379/0");
+    assert_string_equal(cfg.broker_prefix, "wshub:");
+    assert_int_equal(cfg.broker_reconnect_max_ms, 5000);
     assert_null(cfg.source_path);
     config_free(&cfg);
     assert_zeroed(&cfg);
@@ -351,7 +360,7 @@ static void test_key_table(void **state)
 
     (void)state;
     assert_non_null(root);
-    assert_int_equal(n, 65);
+    assert_int_equal(n, 69);
     assert_ptr_equal(config_keys(NULL), keys);
     for (size_t i = 0; i < n; i++) {
         char env[128] = "WSHUB_", comment[128], section[64] = "";
@@ -363,6 +372,10 @@ static void test_key_table(void **state)
             snprintf(env, sizeof env, "WSHUB_JWT_SECRET");
         else if (strcmp(keys[i].key, "api.key") == 0)
             snprintf(env, sizeof env, "WSHUB_API_KEY");
+        else if (strcmp(keys[i].key, "broker.type") == 0) /* fixed by issue 13 */
+            snprintf(env, sizeof env, "WSHUB_BROKER");
+        else if (strcmp(keys[i].key, "broker.redis_url") == 0)
+            snprintf(env, sizeof env, "WSHUB_REDIS_URL");
         else
             for (j = 0; keys[i].key[j]; j++)
                 env[6 + j] = keys[i].key[j] == '.' ? '_' : (char)(keys[i].key[j] & ~0x20);
@@ -488,6 +501,10 @@ static void test_env_every_key(void **state)
                    "WSHUB_FLOW_MAX_HISTORY_BYTES=1024",
                    "WSHUB_FLOW_MAX_HISTORY_TOTAL_BYTES=2048",
                    "WSHUB_FLOW_THREAD_TTL_S=31536000",
+                   "WSHUB_BROKER=redis",
+                   "WSHUB_REDIS_URL=redis://app:s3cret@redis.internal:6380/2",
+                   "WSHUB_BROKER_PREFIX=staging:",
+                   "WSHUB_BROKER_RECONNECT_MAX_MS=60000",
                    NULL};
     static const char *const mod[] = {"mod-key-1", "mod-key-2"};
     static const char *const origins[] = {"https://app.example.com"};
@@ -548,6 +565,10 @@ static void test_env_every_key(void **state)
     assert_int_equal(cfg.flow_max_history_bytes, 1024);
     assert_int_equal(cfg.flow_max_history_total_bytes, 2048);
     assert_int_equal(cfg.flow_thread_ttl_s, 31536000);
+    assert_int_equal(cfg.broker_type, BROKER_REDIS);
+    assert_string_equal(cfg.broker_redis_url, "redis://app:s3cret@redis.internal:6380/2");
+    assert_string_equal(cfg.broker_prefix, "staging:");
+    assert_int_equal(cfg.broker_reconnect_max_ms, 60000);
     assert_null(cfg.source_path);
     config_free(&cfg);
 }
@@ -742,6 +763,13 @@ static void test_env_errors(void **state)
         {"WSHUB_SERVICE_MAX_SUBSCRIPTIONS=100001", "service.max_subscriptions"},
         {"WSHUB_SERVICE_DEFAULT_POLICY=open", "service.default_policy"},
         {"WSHUB_SERVICE_DEFAULT_POLICY=", "service.default_policy"},
+        {"WSHUB_BROKER=nats", "broker.type"},
+        {"WSHUB_BROKER=", "broker.type"},
+        {"WSHUB_REDIS_URL=redis://h:0", "broker.redis_url"},
+        {"WSHUB_BROKER_PREFIX=", "broker.prefix"},
+        {"WSHUB_BROKER_PREFIX=a b", "broker.prefix"},
+        {"WSHUB_BROKER_RECONNECT_MAX_MS=99", "broker.reconnect_max_ms"},
+        {"WSHUB_BROKER_RECONNECT_MAX_MS=60001", "broker.reconnect_max_ms"},
     };
 
     (void)state;
@@ -774,6 +802,210 @@ static void test_env_errors(void **state)
     env_message("WSHUB_SERVICE_DEFAULT_POLICY=open",
                 "WSHUB_SERVICE_DEFAULT_POLICY (service.default_policy): expected one of "
                 "\"allow\", \"deny\", got \"open\"");
+}
+
+/* ---- broker ---------------------------------------------------------------------- */
+
+static void test_redis_url_good(void **state)
+{
+    static const struct {
+        const char *url, *host;
+        int port, db;
+        const char *user, *password;
+    } cases[] = {
+        {"redis://127.0.0.1:6379/0", "127.0.0.1", 6379, 0, "", ""},
+        {"redis://localhost:6379", "localhost", 6379, 0, "", ""},
+        {"redis://localhost:6379/", "localhost", 6379, 0, "", ""},
+        {"REDIS://Redis-1.example.com:1/15", "Redis-1.example.com", 1, 15, "", ""},
+        {"redis://h:65535/7", "h", 65535, 7, "", ""},
+        {"redis://[::1]:6380/3", "::1", 6380, 3, "", ""},
+        {"redis://:pw@h:6379", "h", 6379, 0, "", "pw"},
+        {"redis://app:pw@h:6379/1", "h", 6379, 1, "app", "pw"},
+        {"redis://app:p:w@h:6379", "h", 6379, 0, "app", "p:w"},        /* first ':' splits */
+        {"redis://app:p@w/x@h:6379", "h", 6379, 0, "app", "p@w/x"},    /* last '@' ends it */
+        {"redis://a%40b:%2F%3a%25@h:6379", "h", 6379, 0, "a@b", "/:%"}, /* escapes decoded */
+    };
+    config_redis_url_t u;
+    char err[128];
+
+    (void)state;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        memset(&u, 0x55, sizeof u);
+        if (config_redis_url_parse(cases[i].url, &u, err, sizeof err) != 0)
+            fail_msg("%s refused: %s", cases[i].url, err);
+        assert_string_equal(err, "");
+        assert_string_equal(u.host, cases[i].host);
+        assert_int_equal(u.port, cases[i].port);
+        assert_int_equal(u.db, cases[i].db);
+        assert_string_equal(u.user, cases[i].user);
+        assert_string_equal(u.password, cases[i].password);
+    }
+    /* Validation only: no output, no error buffer. */
+    assert_int_equal(config_redis_url_parse("redis://h:1", NULL, NULL, 0), 0);
+}
+
+static void test_redis_url_bad(void **state)
+{
+    static const struct {
+        const char *url, *why;
+    } cases[] = {
+        {"", "empty"},
+        {"localhost:6379", "must start with redis://"},
+        {"http://h:6379", "must start with redis://"},
+        {"rediss://h:6379", "TLS"},
+        {"redis://", "host is missing"},
+        {"redis://:6379", "host is missing"},
+        {"redis://h", "port is missing"},
+        {"redis://h/0", "port is missing"},
+        {"redis://h:", "port must be"},
+        {"redis://h:0", "port must be"},
+        {"redis://h:65536", "port must be"},
+        {"redis://h:-1", "port must be"},
+        {"redis://h:+80", "port must be"},
+        {"redis://h:99999999999", "port must be"},
+        {"redis://h:6379x", "port must be"},
+        {"redis://h:6379?db=1", "port must be"},
+        {"redis://h:6379/16", "database"},
+        {"redis://h:6379/-1", "database"},
+        {"redis://h:6379/a", "database"},
+        {"redis://h:6379/1/2", "database"},
+        {"redis://h o:6379", "space"},
+        {"redis://h:6379/0\n", "control"},
+        {"redis://ho$t:6379", "host may hold"},
+        {"redis://[::1:6379", "IPv6"},
+        {"redis://[zz]:6379", "IPv6"},
+        {"redis://[::1]6379", "port is missing"},
+        {"redis://pw@h:6379", "password is missing"},
+        {"redis://u:@h:6379", "password is empty"},
+        {"redis://:@h:6379", "password is empty"},
+        {"redis://u:p%zz@h:6379", "password is too long or has a bad"},
+        {"redis://u:p%4@h:6379", "password is too long or has a bad"},
+        {"redis://u:p%00@h:6379", "password is too long or has a bad"},
+        {"redis://u%2:p@h:6379", "user is too long or has a bad"},
+    };
+    config_redis_url_t u;
+    char err[128], long_url[700];
+
+    (void)state;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        memset(&u, 0x55, sizeof u);
+        assert_int_equal(config_redis_url_parse(cases[i].url, &u, err, sizeof err), -EINVAL);
+        if (!strstr(err, cases[i].why))
+            fail_msg("%s: error \"%s\" does not say \"%s\"", cases[i].url, err, cases[i].why);
+        assert_int_equal(u.port, 0x55555555); /* *out untouched on failure */
+    }
+    assert_int_equal(config_redis_url_parse(NULL, &u, err, sizeof err), -EINVAL);
+
+    /* Fields that would not fit are refused, not cut. */
+    snprintf(long_url, sizeof long_url, "redis://%0300d:6379", 0);
+    assert_int_equal(config_redis_url_parse(long_url, &u, err, sizeof err), -EINVAL);
+    assert_non_null(strstr(err, "host is too long"));
+    snprintf(long_url, sizeof long_url, "redis://:%0256d@h:6379", 0);
+    assert_int_equal(config_redis_url_parse(long_url, &u, err, sizeof err), -EINVAL);
+    assert_non_null(strstr(err, "password is too long"));
+    snprintf(long_url, sizeof long_url, "redis://:%0255d@h:6379", 0);
+    assert_int_equal(config_redis_url_parse(long_url, &u, err, sizeof err), 0);
+    assert_int_equal(strlen(u.password), 255);
+    snprintf(long_url, sizeof long_url, "redis://%0128d:p@h:6379", 0);
+    assert_int_equal(config_redis_url_parse(long_url, &u, err, sizeof err), -EINVAL);
+    assert_non_null(strstr(err, "user is too long"));
+}
+
+static void test_broker_keys(void **state)
+{
+    char *redis_no_url[] = {"WSHUB_BROKER=redis", "WSHUB_REDIS_URL=", NULL};
+    char *memory_no_url[] = {"WSHUB_BROKER=MEMORY", "WSHUB_REDIS_URL=", NULL};
+    char *env_wins[] = {"WSHUB_REDIS_URL=redis://env:6379", NULL};
+    char prefix64[96];
+    int n;
+    char *long_prefix[] = {prefix64, NULL};
+    char *path;
+    config_t cfg;
+
+    /* The file layer, and the environment over it. */
+    path = write_tmp(state, "{\"broker\": {\"type\": \"redis\", \"redis_url\":"
+                            " \"redis://:pw@[::1]:7000/4\", \"prefix\": \"t{1}:\","
+                            " \"reconnect_max_ms\": 100}}");
+    load_ok(&cfg, path, no_env);
+    assert_int_equal(cfg.broker_type, BROKER_REDIS);
+    assert_string_equal(cfg.broker_redis_url, "redis://:pw@[::1]:7000/4");
+    assert_string_equal(cfg.broker_prefix, "t{1}:");
+    assert_int_equal(cfg.broker_reconnect_max_ms, 100);
+    config_free(&cfg);
+    load_ok(&cfg, path, env_wins);
+    assert_string_equal(cfg.broker_redis_url, "redis://env:6379");
+    config_free(&cfg);
+    free(path);
+
+    /* The URL may be unset while no Redis is used, not with broker.type redis. */
+    load_ok(&cfg, NULL, memory_no_url);
+    assert_int_equal(cfg.broker_type, BROKER_MEMORY);
+    assert_null(cfg.broker_redis_url);
+    config_free(&cfg);
+    load_fails(NULL, redis_no_url,
+               "broker.redis_url (WSHUB_REDIS_URL): required when broker.type is redis", NULL);
+    json_fails(state, "{\"broker\": {\"type\": \"redis\", \"redis_url\": null}}",
+               "broker.redis_url (WSHUB_REDIS_URL): required", NULL);
+
+    /* A bad URL is refused even with the memory broker: a typo shows before the switch. The
+     * message says why and shows the URL with its password masked. */
+    env_message("WSHUB_REDIS_URL=redis://app:hunter2@h:0",
+                "WSHUB_REDIS_URL (broker.redis_url): expected redis://[user:password@]host:port"
+                "[/db] or null, got \"redis://app:***@h:0\": the port must be from 1 to 65535");
+    env_message("WSHUB_REDIS_URL=redis://hunter2@h:1",
+                "WSHUB_REDIS_URL (broker.redis_url): expected redis://[user:password@]host:port"
+                "[/db] or null, got \"redis://***@h:1\": a password is missing: "
+                "redis://[user]:password@host:port");
+    env_message("WSHUB_REDIS_URL=hunter2",
+                "WSHUB_REDIS_URL (broker.redis_url): expected redis://[user:password@]host:port"
+                "[/db] or null, got a value that is not shown: it must start with redis://");
+    env_message("WSHUB_REDIS_URL=redis://h:6379/16",
+                "WSHUB_REDIS_URL (broker.redis_url): expected redis://[user:password@]host:port"
+                "[/db] or null, got \"redis://h:6379/16\": the database must be a number from 0 "
+                "to 15");
+    json_message(state, "{\"broker\": {\"redis_url\": \"redis://:hunter2@h:6379/99\"}}",
+                 "broker.redis_url: expected redis://[user:password@]host:port[/db] or null, got "
+                 "\"redis://:***@h:6379/99\": the database must be a number from 0 to 15");
+    json_message(state, "{\"broker\": {\"redis_url\": [\"redis://:hunter2@h:1\"]}}",
+                 "broker.redis_url: expected redis://[user:password@]host:port[/db] or null, got "
+                 "an array");
+    json_fails(state, "{\"broker\": {\"type\": \"nats\"}}",
+               "broker.type: expected one of \"memory\", \"redis\", got \"nats\"", NULL);
+
+    /* The prefix: 1-64 bytes, no space or control character, never null. */
+    n = snprintf(prefix64, sizeof prefix64, "WSHUB_BROKER_PREFIX=");
+    memset(prefix64 + n, 'p', 64);
+    prefix64[n + 64] = '\0';
+    load_ok(&cfg, NULL, long_prefix);
+    assert_int_equal(strlen(cfg.broker_prefix), 64);
+    config_free(&cfg);
+    strcat(prefix64, "p");
+    load_fails(NULL, long_prefix, "WSHUB_BROKER_PREFIX (broker.prefix): expected a string of 1 "
+                                  "to 64 bytes without spaces or control characters",
+               "65 bytes");
+    env_message("WSHUB_BROKER_PREFIX=my app:",
+                "WSHUB_BROKER_PREFIX (broker.prefix): expected a string of 1 to 64 bytes without "
+                "spaces or control characters, got \"my app:\": a space or control character at "
+                "byte 2");
+    env_message("WSHUB_BROKER_PREFIX=",
+                "WSHUB_BROKER_PREFIX (broker.prefix): expected a string of 1 to 64 bytes without "
+                "spaces or control characters, got \"\"");
+    json_message(state, "{\"broker\": {\"prefix\": null}}",
+                 "broker.prefix: expected a string of 1 to 64 bytes without spaces or control "
+                 "characters, got null");
+    json_fails(state, "{\"broker\": {\"prefix\": \"a\\tb\"}}", "broker.prefix: expected",
+               "control character at byte 1");
+    json_fails(state, "{\"broker\": {\"prefix\": 5}}", "broker.prefix: expected", "got 5");
+
+    /* The backoff cap: T_MS with an upper bound. */
+    env_message("WSHUB_BROKER_RECONNECT_MAX_MS=60001",
+                "WSHUB_BROKER_RECONNECT_MAX_MS (broker.reconnect_max_ms): expected an integer "
+                "number of milliseconds from 100 to 60000, got \"60001\"");
+    json_fails(state, "{\"broker\": {\"reconnect_max_ms\": 99}}",
+               "broker.reconnect_max_ms: expected an integer number of milliseconds from 100 to "
+               "60000, got 99", NULL);
+    json_fails(state, "{\"broker\": {\"reconnect_max_ms\": \"5000\"}}",
+               "broker.reconnect_max_ms: expected", NULL);
 }
 
 static void test_wrong_types(void **state)
@@ -1038,6 +1270,9 @@ int main(void)
         cmocka_unit_test(test_tls_pair),
         cmocka_unit_test(test_auth_algorithms),
         cmocka_unit_test(test_error_paths_free_everything),
+        cmocka_unit_test(test_redis_url_good),
+        cmocka_unit_test(test_redis_url_bad),
+        cmocka_unit_test(test_broker_keys),
     };
 
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
