@@ -196,6 +196,71 @@ static size_t publish(dialect_ctx_t *x, const publish_req_t *p)
     return total;
 }
 
+/* A publish through a broker: answered once it took every channel's publish. */
+typedef struct api_job {
+    http_pending_t *pending; /* NULL until deferred, or when deferring ran out of memory */
+    size_t left;             /* outcomes still to come (+1 while they are being asked for) */
+    long long nodes;         /* summed over the channels: the nodes that received each */
+    bool refused;
+} api_job_t;
+
+static void job_answer(api_job_t *j)
+{
+    json_t *body = j->refused ? json_pack("{s:b, s:s, s:s}", "ok", 0, "error", "unavailable", "message",
+                                          "the broker is unreachable: not published (retry)")
+                              : json_pack("{s:b, s:I}", "ok", 1, "delivered", (json_int_t)j->nodes);
+    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    json_decref(body);
+    if (j->pending)
+        http_complete(j->pending, j->refused ? 503 : 200, NULL, text, text ? strlen(text) : 0);
+    else
+        free(text);
+    free(j);
+}
+
+static void job_outcome(void *arg, int status, long long nodes)
+{
+    api_job_t *j = arg;
+    if (status < 0)
+        j->refused = true;
+    else
+        j->nodes += nodes;
+    if (--j->left == 0)
+        job_answer(j);
+}
+
+/* With a broker: each channel's publish is handed to it; the answer waits for its outcomes
+ * (they come back on this worker, never inside this call). */
+static void publish_through_broker(const http_request_t *req, dialect_ctx_t *x, const publish_req_t *p,
+                                   http_reply_t *out)
+{
+    api_job_t *j = calloc(1, sizeof *j);
+    if (!j) {
+        api_error(out, 500, "internal_error", "out of memory");
+        return;
+    }
+    const char *event = json_string_value(p->event);
+    size_t data_len = strlen(p->data_text), i;
+    json_t *list = p->channel ? json_pack("[O]", p->channel) : json_incref(p->channels), *v;
+    j->left = 1;
+    json_array_foreach(list, i, v) {
+        j->left++;
+        if (dialect_publish_api_async(x, json_string_value(v), json_string_length(v), event, p->data_text, data_len,
+                                      job_outcome, j) != 0) {
+            j->refused = true;
+            j->left--;
+        }
+    }
+    json_decref(list);
+    if (--j->left == 0) { /* every channel was refused at once */
+        api_error(out, 503, "unavailable", "the broker is unreachable: not published (retry)");
+        out->extra = "Retry-After: 1\r\n";
+        free(j);
+        return;
+    }
+    j->pending = http_defer(req);
+}
+
 void api_publish(const http_request_t *req, dialect_ctx_t *x, http_reply_t *out)
 {
     if (strcmp(http_request_method(req), "POST") != 0) {
@@ -211,8 +276,12 @@ void api_publish(const http_request_t *req, dialect_ctx_t *x, http_reply_t *out)
     }
     publish_req_t p = {0};
     if (read_publish(req, &p, out) == 0) {
-        size_t delivered = publish(x, &p);
-        reply_json(out, 200, json_pack("{s:b, s:I}", "ok", 1, "delivered", (json_int_t)delivered));
+        if (dialect_has_broker(x)) {
+            publish_through_broker(req, x, &p, out);
+        } else {
+            size_t delivered = publish(x, &p);
+            reply_json(out, 200, json_pack("{s:b, s:I}", "ok", 1, "delivered", (json_int_t)delivered));
+        }
     }
     free(p.data_text);
     json_decref(p.root);

@@ -5,6 +5,8 @@
  */
 #include "wshub/dialect.h"
 
+#include <stdlib.h>
+
 #include "wshub/hub.h"
 #include "wshub/worker.h"
 #include "wshub/ws.h"
@@ -53,6 +55,51 @@ int dialect_publish_api(dialect_ctx_t *x, const char *channel, size_t channel_le
         if (dialects[i]->on_publish)
             dialects[i]->on_publish(&w->dctx[i], channel, channel_len, event, data, data_len);
     return dialect_publish(x, channel, channel_len, event, data, data_len, delivered);
+}
+
+bool dialect_has_broker(const dialect_ctx_t *x) { return x->w->srv->broker != NULL; }
+bool dialect_ready(const dialect_ctx_t *x) { return !x->w->srv->broker || broker_up(x->w->srv->broker); }
+
+/* A publish's outcome, from the broker's thread back to the publisher's worker. */
+typedef struct published {
+    worker_t *w;
+    dialect_published_fn done;
+    void *arg;
+    int status;
+    long long n;
+} published_t;
+
+static void published_run(void *p)
+{
+    published_t *q = p;
+    q->done(q->arg, q->status, q->n);
+    free(q);
+}
+
+static void published_back(void *p, int status, long long n)
+{
+    published_t *q = p;
+    q->status = status;
+    q->n = n;
+    if (worker_call(q->w, published_run, q) != 0)
+        free(q); /* the worker is gone, and with it whoever waited */
+}
+
+int dialect_publish_api_async(dialect_ctx_t *x, const char *channel, size_t channel_len, const char *event,
+                              const char *data, size_t data_len, dialect_published_fn done, void *arg)
+{
+    worker_t *w = x->w;
+    for (size_t i = 0; dialects[i]; i++)
+        if (dialects[i]->on_publish)
+            dialects[i]->on_publish(&w->dctx[i], channel, channel_len, event, data, data_len);
+    published_t *q = malloc(sizeof *q);
+    if (!q)
+        return UV_ENOMEM;
+    *q = (published_t){.w = w, .done = done, .arg = arg};
+    int rc = hub_publish_async(w->hub, channel, channel_len, event, data, data_len, published_back, q);
+    if (rc < 0)
+        free(q);
+    return rc;
 }
 
 hub_sub_t *dialect_subscribe(ws_session_t *s, const char *channel, size_t len,

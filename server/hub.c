@@ -20,6 +20,7 @@
 #include <jansson.h>
 #include <uv.h>
 
+#include "wshub/log.h"
 #include "wshub/strmap.h"
 #include "wshub/util.h"
 
@@ -33,6 +34,7 @@ typedef struct reg_entry {
 struct hub {
     uv_mutex_t lock; /* guards reg */
     strmap_t reg;
+    broker_t *broker; /* NULL: publishes are routed in the process (hub_set_broker) */
     size_t nworkers;
     hub_local_t **locals; /* by worker index, set before the workers start */
 };
@@ -252,9 +254,16 @@ static int reg_add(hub_t *hub, const char *channel, size_t len, int widx, int de
     }
     if (e) {
         reg_entry_t *r = e->value;
+        bool first = r->total == 0;
         r->total += (uint32_t)delta;
         r->per_worker[widx] += (uint32_t)delta;
+        /* Under the lock: the broker hears of a channel's first and last subscriber in the
+         * order they happen (it only queues them). */
+        if (first && hub->broker)
+            broker_subscribe(hub->broker, channel, len);
         if (r->total == 0) {
+            if (hub->broker)
+                broker_unsubscribe(hub->broker, channel, len);
             free(r);
             strmap_remove(&hub->reg, e);
         }
@@ -458,9 +467,105 @@ size_t hub_route(hub_t *hub, hub_local_t *from, hub_msg_t *m)
     return n;
 }
 
+/* ------------------------------------------------------------------ through a broker */
+
+void hub_set_broker(hub_t *hub, broker_t *b) { hub->broker = b; }
+
+/* A message on the wire between nodes: "1\n<timestamp>\n<event as a JSON string>\n<data>".
+ * None of the first three holds a raw newline; data (compact JSON) ends the payload. */
+static char *encode(const hub_msg_t *m, size_t *len)
+{
+    size_t tlen = strlen(m->timestamp), elen = strlen(m->event_json);
+    size_t n = 2 + tlen + 1 + elen + 1 + m->data_len;
+    char *p = malloc(n + 1);
+    if (!p)
+        return NULL;
+    snprintf(p, n + 1, "1\n%s\n%s\n", m->timestamp, m->event_json);
+    memcpy(p + n - m->data_len, m->data, m->data_len);
+    p[n] = 0;
+    *len = n;
+    return p;
+}
+
+hub_msg_t *hub_msg_decode(const char *channel, size_t clen, const char *payload, size_t plen)
+{
+    const char *end = payload + plen, *ts = payload + 2;
+    if (plen < 2 || memcmp(payload, "1\n", 2) != 0)
+        return NULL;
+    const char *ev = memchr(ts, '\n', (size_t)(end - ts));
+    if (!ev || ev - ts >= (ptrdiff_t)sizeof ((hub_msg_t *)0)->timestamp)
+        return NULL;
+    ev++;
+    const char *data = memchr(ev, '\n', (size_t)(end - ev));
+    if (!data)
+        return NULL;
+    json_t *e = json_loadb(ev, (size_t)(data - ev), JSON_DECODE_ANY, NULL);
+    const char *event = json_string_value(e);
+    hub_msg_t *m = NULL;
+    if (event && strlen(event) == json_string_length(e)) {
+        data++;
+        m = hub_msg_new(channel, clen, event, data, (size_t)(end - data));
+        if (m) { /* the publisher's time: the same on every node */
+            memcpy(m->timestamp, ts, (size_t)(ev - 1 - ts));
+            m->timestamp[ev - 1 - ts] = 0;
+        }
+    }
+    json_decref(e);
+    return m;
+}
+
+void hub_on_broker_message(void *hub, const char *channel, size_t clen, const char *payload, size_t plen)
+{
+    hub_msg_t *m = hub_msg_decode(channel, clen, payload, plen);
+    if (!m) {
+        log_warn("broker", "a message of %.*s that is not wshub's was dropped", (int)(clen > 64 ? 64 : clen), channel);
+        return;
+    }
+    hub_route(hub, NULL, m);
+    hub_msg_release(&m);
+}
+
+/* With a broker: the message goes out to every node, this one included, and is routed when
+ * it comes back (hub_on_broker_message). */
+static int publish_through(hub_local_t *from, const char *channel, size_t channel_len, const char *event,
+                           const char *data, size_t data_len, broker_done_fn done, void *arg)
+{
+    hub_msg_t *m = hub_msg_new(channel, channel_len, event, data, data_len);
+    size_t plen = 0;
+    char *payload = m ? encode(m, &plen) : NULL;
+    hub_msg_release(&m);
+    if (!payload)
+        return UV_ENOMEM;
+    int rc = broker_publish(from->hub->broker, channel, channel_len, payload, plen, done, arg);
+    free(payload);
+    if (rc == 0)
+        metrics_add(&from->metrics->publishes, 1);
+    else if (rc == UV_ECONNREFUSED)
+        atomic_fetch_add(&metrics_gauges.broker_refused, 1);
+    return rc;
+}
+
+int hub_publish_async(hub_local_t *from, const char *channel, size_t channel_len, const char *event,
+                      const char *data, size_t data_len, broker_done_fn done, void *arg)
+{
+    if (from->hub->broker)
+        return publish_through(from, channel, channel_len, event, data, data_len, done, arg);
+    size_t delivered = 0;
+    int rc = hub_publish(from, channel, channel_len, event, data, data_len, &delivered);
+    if (rc == 0)
+        done(arg, 0, (long long)delivered);
+    return rc;
+}
+
+bool hub_has_broker(const hub_t *hub) { return hub->broker != NULL; }
+
 int hub_publish(hub_local_t *from, const char *channel, size_t channel_len, const char *event,
                 const char *data, size_t data_len, size_t *delivered)
 {
+    if (from->hub->broker) {
+        *delivered = 0; /* known later, to the broker: fire and forget */
+        return publish_through(from, channel, channel_len, event, data, data_len, NULL, NULL);
+    }
     uint8_t targets[HUB_MAX_WORKERS];
     *delivered = find_targets(from->hub, channel, channel_len, targets);
     metrics_add(&from->metrics->publishes, 1);

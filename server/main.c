@@ -22,6 +22,7 @@
 
 #include "wshub/api.h"
 #include "wshub/auth.h"
+#include "wshub/broker.h"
 #include "wshub/config.h"
 #include "wshub/conn.h"
 #include "wshub/dialect.h"
@@ -382,7 +383,7 @@ static void on_hup(uv_signal_t *h, int signum)
     }
     apply_log_settings(&live->cfg);
     atomic_store(&srv.live, live);
-    log_info("reload", "reloaded %s: log level, keys and allow-lists (listen, workers, tls and limits need a restart)",
+    log_info("reload", "reloaded %s: log level, keys and allow-lists (listen, workers, tls, limits and broker need a restart)",
              path ? path : "the environment");
 }
 
@@ -464,6 +465,29 @@ fail:
     return -1;
 }
 
+/* With broker.type "redis": the hub's link to the other nodes, running before any worker
+ * (subscriptions are queued to it from the first client on). Returns 0 or -1 (logged). */
+static int start_broker(const config_t *cfg)
+{
+    char err[512];
+    srv.broker = broker_new(cfg, hub_on_broker_message, srv.hub, err, sizeof err);
+    if (!srv.broker) {
+        if (!err[0])
+            return 0; /* the embedded hub alone */
+        fprintf(stderr, "wshubd: %s\n", err);
+        return -1;
+    }
+    int r = broker_start(srv.broker);
+    if (r) {
+        fprintf(stderr, "wshubd: broker: %s\n", uv_strerror(r));
+        broker_free(srv.broker);
+        srv.broker = NULL;
+        return -1;
+    }
+    hub_set_broker(srv.hub, srv.broker);
+    return 0;
+}
+
 /* Allocates the workers' table and the hub and opens one listening socket per worker, whose
  * descriptors *fds holds (free_workers frees it, whatever this returns). Returns 0 or -1. */
 static int prepare_workers(live_t *live, int **fds, int *port)
@@ -479,7 +503,7 @@ static int prepare_workers(live_t *live, int **fds, int *port)
     srv.hub = hub_new(srv.nworkers);
     if (!*fds || !srv.workers || !srv.hub || open_listeners(cfg, *fds, srv.nworkers, port) != 0)
         return -1;
-    return 0;
+    return start_broker(cfg);
 }
 
 static void warn_dev_defaults(const config_t *cfg)
@@ -511,8 +535,6 @@ static int start_workers(const int *fds, size_t *started)
     return 0;
 }
 
-/* Waits on the main thread's loop for the signals (and ticks the log) until SIGTERM or SIGINT
- * has asked every worker to stop. */
 /* Before the workers start: a SIGTERM that comes as soon as the first client is answered
  * (a supervisor, a test) must find its handler; it is acted on once the loop runs. */
 static void install_signals(void)
@@ -526,6 +548,8 @@ static void install_signals(void)
     uv_signal_start(&sig_hup, on_hup, SIGHUP);
 }
 
+/* Waits on the main thread's loop for the signals (and ticks the log) until SIGTERM or SIGINT
+ * has asked every worker to stop. */
 static void run_signal_loop(const config_t *cfg, int port, const char *path)
 {
     uv_loop_t *loop = uv_default_loop();
@@ -549,6 +573,9 @@ static void stop_workers(size_t started)
      * mailbox of one that has stopped (issue 11). */
     for (size_t i = 0; i < started; i++)
         worker_join(srv.workers[i]);
+    /* Before the workers' state goes: publishes still in flight are refused to them. */
+    if (srv.broker)
+        broker_stop(srv.broker);
     for (size_t i = 0; i < started; i++)
         worker_destroy(srv.workers[i]);
     log_flush_suppressed();
@@ -560,6 +587,9 @@ static void free_workers(int *fds)
         free(srv.workers[i]);
     free(srv.workers);
     free(fds);
+    if (srv.broker)
+        broker_stop(srv.broker); /* a start that failed before stop_workers ran */
+    broker_free(srv.broker);
     hub_free(srv.hub);
 }
 

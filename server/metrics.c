@@ -176,8 +176,9 @@ static const histogram_t fanout_delivery = {metrics_fanout_bucket_us, METRICS_FA
 
 /* A counter summed over the blocks; the same for a gauge. */
 #define SUMMED(n, t, field, h) {.name = n, .type = t, .help = h, .samples = one_sum, .off = OFF(field)}
-#define SHARED(n, field, h) \
-    {.name = n, .type = "gauge", .help = h, .samples = one_shared, .off = offsetof(metrics_gauges_t, field)}
+#define SHARED(n, field, h) SHARED_T(n, "gauge", field, h)
+#define SHARED_T(n, t, field, h) \
+    {.name = n, .type = t, .help = h, .samples = one_shared, .off = offsetof(metrics_gauges_t, field)}
 /* A value from outside metrics_t (or from the snapshot). */
 #define VALUE(n, t, fn, h) {.name = n, .type = t, .help = h, .samples = one_value, .value = fn}
 /* An array of counters, one sample per label value from values[first]. */
@@ -256,6 +257,12 @@ static const family_t families[] = {
     LABELED("wshub_flow_history_dropped_total", flow_history_dropped, "reason", flow_drops, 0, FLOW_DROP_COUNT,
             "Flow history entries dropped, by reason: thread_bytes (flow.max_history_bytes), total_bytes "
             "(flow.max_history_total_bytes), expired (flow.thread_ttl_s), threads (too many threads)."),
+    SHARED("wshub_broker_up", broker_up,
+           "1 while the link to the broker (broker.type redis) is up; 0 while it is down or there is none."),
+    SHARED_T("wshub_broker_reconnects_total", "counter", broker_reconnects,
+             "Times the broker's link was made again after it was lost."),
+    SHARED_T("wshub_broker_publishes_refused_total", "counter", broker_refused,
+             "Publishes refused (503, or the API's error) because the broker was unreachable."),
     VALUE("wshub_log_lines_suppressed_total", "counter", log_lines_suppressed,
           "Log lines left out by the rate limit (log.rate_limit_per_s lines per reason per second)."),
     VALUE("wshub_workers", "gauge", workers, "Worker threads."),

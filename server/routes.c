@@ -33,6 +33,22 @@ void builtin_healthz(const http_request_t *req, dialect_ctx_t *x, http_reply_t *
         oom(out);
 }
 
+/* Ready to take publishes: 503 while the broker's link is down (/healthz stays 200: the
+ * process itself is fine, and its clients stay connected). */
+void builtin_readyz(const http_request_t *req, dialect_ctx_t *x, http_reply_t *out)
+{
+    (void)req;
+    static const char ready[] = "{\"status\":\"ready\"}";
+    static const char down[] = "{\"status\":\"unavailable\",\"reason\":\"the broker is unreachable\"}";
+    bool ok = dialect_ready(x);
+    out->status = ok ? 200 : 503;
+    out->extra = ok ? NULL : "Retry-After: 1\r\n";
+    if ((out->body = strdup(ok ? ready : down)))
+        out->len = strlen(out->body);
+    else
+        oom(out);
+}
+
 void builtin_metrics(const http_request_t *req, dialect_ctx_t *x, http_reply_t *out)
 {
     (void)req, (void)x;
@@ -44,6 +60,7 @@ void builtin_metrics(const http_request_t *req, dialect_ctx_t *x, http_reply_t *
 
 const http_route_t http_routes[] = {
     {.path = "/healthz", .fn = builtin_healthz, .get_only = true, .at_capacity = true},
+    {.path = "/readyz", .fn = builtin_readyz, .get_only = true, .at_capacity = true},
     {.path = "/metrics", .fn = builtin_metrics, .get_only = true, .at_capacity = true},
     {.path = "/api/publish", .fn = api_publish, .authorized = api_authorized},
     {.path = "/text/moderation", .fn = moderation_http, .authorized = moderation_http_authorized,

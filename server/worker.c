@@ -256,9 +256,60 @@ static void begin_stop(worker_t *w)
     uv_timer_start(&w->drain, on_drain_deadline, w->cfg->shutdown_timeout_ms, 0);
 }
 
+/* ------------------------------------------------------------------ calls from other threads */
+
+typedef struct worker_call {
+    list_node_t node;
+    void (*fn)(void *);
+    void *arg;
+} worker_call_t;
+
+int worker_call(worker_t *w, void (*fn)(void *), void *arg)
+{
+    worker_call_t *c = malloc(sizeof *c);
+    if (!c)
+        return UV_ENOMEM;
+    c->fn = fn;
+    c->arg = arg;
+    uv_mutex_lock(&w->calls_lock);
+    bool refused = w->calls_state == CALLS_DONE;
+    if (!refused) {
+        list_insert_tail(&w->calls, &c->node);
+        if (w->calls_state == CALLS_OPEN)
+            uv_async_send(&w->wakeup); /* under the lock: never after the handle is closed */
+    }
+    uv_mutex_unlock(&w->calls_lock);
+    if (refused)
+        free(c);
+    return refused ? UV_ECANCELED : 0;
+}
+
+/* Runs the calls queued so far, in order (on the worker's thread, or once it has ended). */
+static void run_calls(worker_t *w)
+{
+    list_node_t q;
+    uv_mutex_lock(&w->calls_lock);
+    list_take_all(&q, &w->calls);
+    uv_mutex_unlock(&w->calls_lock);
+    while (!list_empty(&q)) {
+        worker_call_t *c = container_of(q.next, worker_call_t, node);
+        list_remove(&c->node);
+        c->fn(c->arg);
+        free(c);
+    }
+}
+
+static void set_calls_state(worker_t *w, int state)
+{
+    uv_mutex_lock(&w->calls_lock);
+    w->calls_state = state;
+    uv_mutex_unlock(&w->calls_lock);
+}
+
 static void on_wakeup(uv_async_t *h)
 {
     worker_t *w = h->data;
+    run_calls(w);
     hub_drain(w->hub);
     if (atomic_load(&w->stop_requested))
         begin_stop(w);
@@ -294,6 +345,8 @@ int worker_init(worker_t *w, server_t *srv, int idx, int listen_fd)
         return r;
     w->listener.data = w;
     conn_budget(w);
+    list_init(&w->calls);
+    uv_mutex_init(&w->calls_lock);
     uv_async_init(&w->loop, &w->wakeup, on_wakeup);
     w->wakeup.data = w;
     uv_prepare_init(&w->loop, &w->prepare);
@@ -346,6 +399,7 @@ static void run(void *arg)
     uv_run(&w->loop, UV_RUN_DEFAULT);
     /* Other workers may still be publishing: they stop posting here before wakeup closes. */
     hub_local_close(w->hub);
+    set_calls_state(w, CALLS_QUEUED); /* kept for worker_destroy, no wake-up any more */
     /* Every connection is gone (or the loop was stopped early): close the worker's handles
      * and let their callbacks run, so that uv_loop_close finds nothing open. */
     uv_walk(&w->loop, close_walk, NULL);
@@ -367,6 +421,12 @@ void worker_join(worker_t *w) { uv_thread_join(&w->thread); }
 
 void worker_destroy(worker_t *w)
 {
+    /* Calls that came after the loop ended (a broker refusing what was still in flight): their
+     * connections are gone, so they only free what they carried. */
+    run_calls(w);
+    set_calls_state(w, CALLS_DONE);
+    run_calls(w);
+    uv_mutex_destroy(&w->calls_lock);
     int r = uv_loop_close(&w->loop);
     if (r)
         log_error("shutdown", "worker %d: loop still busy: %s", w->idx, uv_strerror(r));

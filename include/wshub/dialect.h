@@ -126,6 +126,18 @@ int dialect_publish(dialect_ctx_t *x, const char *channel, size_t channel_len, c
 /* The same for a publish through the server API (api.c): every dialect's on_publish first. */
 int dialect_publish_api(dialect_ctx_t *x, const char *channel, size_t channel_len, const char *event,
                         const char *data, size_t data_len, size_t *delivered);
+/* Do publishes go through a broker to other nodes (broker.type "redis")? Then a publish's
+ * outcome is known later (dialect_publish_api_async) and `delivered` counts nodes. */
+bool dialect_has_broker(const dialect_ctx_t *x);
+/* Can this node publish now: no broker, or its link is up (GET /readyz)? */
+bool dialect_ready(const dialect_ctx_t *x);
+/* The outcome of a publish: status 0 and n (the nodes that received it), or status < 0. */
+typedef void (*dialect_published_fn)(void *arg, int status, long long n);
+/* dialect_publish_api, told when the broker took the publish: done runs later on this worker.
+ * Returns < 0 when refused at once (UV_ECONNREFUSED: the broker is unreachable), and done is
+ * not called then. */
+int dialect_publish_api_async(dialect_ctx_t *x, const char *channel, size_t channel_len, const char *event,
+                              const char *data, size_t data_len, dialect_published_fn done, void *arg);
 /* Subscribes session s to channel (hub.h: env builds the frames, variant is the
  * subscription group's). The caller checks duplicates and authorization. NULL when out of
  * memory: nothing was subscribed. */

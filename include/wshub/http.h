@@ -85,6 +85,7 @@ bool moderation_http_authorized(const http_request_t *req, dialect_ctx_t *x);   
 void static_page(const http_request_t *req, dialect_ctx_t *x, http_reply_t *out);     /* static.c */
 void builtin_healthz(const http_request_t *req, dialect_ctx_t *x, http_reply_t *out);  /* routes.c */
 void builtin_metrics(const http_request_t *req, dialect_ctx_t *x, http_reply_t *out);  /* routes.c */
+void builtin_readyz(const http_request_t *req, dialect_ctx_t *x, http_reply_t *out);   /* routes.c */
 
 /* Starts HTTP on a new connection (it owns the connection's bytes until an upgrade hands
  * them to a WebSocket session); over_capacity: past limits.max_connections (503 to all but

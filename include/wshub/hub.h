@@ -43,6 +43,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "wshub/broker.h"
 #include "wshub/frame.h"
 #include "wshub/list.h"
 #include "wshub/mempool.h"
@@ -149,10 +150,31 @@ void hub_msg_release(hub_msg_t **m);
  */
 size_t hub_route(hub_t *hub, hub_local_t *from, hub_msg_t *m);
 
+/* ------------------------------------------------------------------ between nodes */
+
+/* With a broker (broker.h), a publish goes to every node through it, this one included, and
+ * is routed when it comes back: the broker's order is every subscriber's order, on every
+ * node, and each gets it once. The hub tells the broker a channel's first and last
+ * subscriber in the process. Set before the workers start. */
+void hub_set_broker(hub_t *hub, broker_t *b);
+bool hub_has_broker(const hub_t *hub);
+/* broker_msg_fn for broker_new (arg: the hub): decodes and routes (any thread). */
+void hub_on_broker_message(void *hub, const char *channel, size_t clen, const char *payload, size_t plen);
+/* A message as it travels between nodes, back into a hub_msg_t (the publisher's timestamp
+ * kept); NULL if it is not one. */
+hub_msg_t *hub_msg_decode(const char *channel, size_t clen, const char *payload, size_t plen);
+/* A publish whose outcome is told to done: at once (status, the subscriptions reached) without
+ * a broker; once the broker took it (status, the nodes that received it), on the broker's
+ * thread, with one. Returns < 0 when it was refused at once (UV_ECONNREFUSED: the broker is
+ * unreachable; UV_ENOMEM): done is not called then. */
+int hub_publish_async(hub_local_t *from, const char *channel, size_t channel_len, const char *event,
+                      const char *data, size_t data_len, broker_done_fn done, void *arg);
+
 /*
  * hub_msg_new and hub_route from worker `from`, counted in its publishes; nothing is built
  * when the channel has no subscriber. *delivered = hub_route's count. Returns 0 or a
- * negative error (out of memory).
+ * negative error (out of memory). With a broker: handed to it and not waited for
+ * (*delivered = 0); UV_ECONNREFUSED while it is unreachable.
  */
 int hub_publish(hub_local_t *from, const char *channel, size_t channel_len, const char *event,
                 const char *data, size_t data_len, size_t *delivered);

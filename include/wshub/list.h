@@ -42,6 +42,20 @@ static inline void list_remove(list_node_t *n)
     n->prev = n->next = n;
 }
 
+/* Moves every node of src, in order, to an empty dst (src is left empty): e.g. a queue other
+ * threads fill, taken whole under its lock and worked through after. */
+static inline void list_take_all(list_node_t *dst, list_node_t *src)
+{
+    list_init(dst);
+    if (list_empty(src))
+        return;
+    dst->next = src->next;
+    dst->prev = src->prev;
+    dst->next->prev = dst;
+    dst->prev->next = dst;
+    list_init(src);
+}
+
 static inline list_node_t *list_first(const list_node_t *head)
 {
     return head->next == head ? NULL : head->next;

@@ -111,6 +111,9 @@ typedef struct metrics_gauges {
     counter_t flow_tickets;       /* unused /ws/<token> tickets held (dialects/flow/store_mem.c) */
     counter_t flow_threads;       /* Flow threads known (dialects/flow/store_mem.c) */
     counter_t flow_history_bytes; /* bytes of Flow thread history held (dialects/flow/store_mem.c) */
+    counter_t broker_up;          /* 1 while the broker's link is up (broker_redis.c); 0 without one */
+    counter_t broker_reconnects;  /* links made again after one was lost */
+    counter_t broker_refused;     /* publishes refused because the broker was unreachable (hub.c) */
 } metrics_gauges_t;
 extern metrics_gauges_t metrics_gauges;
 

@@ -15,11 +15,13 @@
 typedef struct worker worker_t;
 typedef struct tls_server tls_server_t;
 typedef struct hub hub_t;
+typedef struct broker broker_t;
 
 typedef struct server {
     const config_t *cfg;   /* the startup configuration: listen, workers, limits, tls */
     _Atomic(live_t *) live; /* the latest (re)loaded one: read keys and allow-lists here */
     hub_t *hub;
+    broker_t *broker;      /* NULL: broker.type "memory" (the hub alone) */
     tls_server_t *tls;     /* NULL for plain TCP */
     worker_t **workers;
     size_t nworkers;

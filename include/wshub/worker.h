@@ -62,6 +62,9 @@ struct worker {
                                             server's own (dialect_ctx_pick) */
     wtimer_t **timers;    /* wtimer.h heap */
     uint32_t ntimers, timers_cap;
+    uv_mutex_t calls_lock; /* calls, calls_state */
+    list_node_t calls;    /* worker_call: functions to run on this loop, from other threads */
+    int calls_state;      /* CALLS_OPEN, then CALLS_QUEUED once the loop ended, CALLS_DONE */
     atomic_bool stop_requested;
     bool stopping;
     mempool_t mem;        /* long-lived per-connection objects (mempool.h) */
@@ -84,6 +87,11 @@ void worker_destroy(worker_t *w);
  * loop calls them; the fuzz harness (tests/fuzz/harness.c) too, around a loop of its own. */
 void worker_accept(worker_t *w);
 void worker_tick(worker_t *w);
+
+enum { CALLS_OPEN = 0, CALLS_QUEUED, CALLS_DONE };
+/* From any thread: runs fn(arg) on w's loop, soon and in order; after w's loop has ended, in
+ * worker_destroy (w's connections are gone by then). UV_ECANCELED once w is destroyed. */
+int worker_call(worker_t *w, void (*fn)(void *), void *arg);
 
 /* Time of the current loop iteration, in ms (uv_now). */
 static inline uint64_t worker_now(worker_t *w) { return uv_now(&w->loop); }

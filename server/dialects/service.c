@@ -229,7 +229,10 @@ static void cmd_chat_message(svc_t *v, json_t *data)
     json_t *event = json_pack("{s:O, s:s, s:O}", "conversation_id", conv, "sender_id", v->sub, "content", content);
     char *text = event ? json_dumps(event, JSON_COMPACT) : NULL;
     size_t delivered;
-    if (!text || dialect_publish(v->x, ch, (size_t)n, "chat_message", text, strlen(text), &delivered) != 0)
+    int rc = text ? dialect_publish(v->x, ch, (size_t)n, "chat_message", text, strlen(text), &delivered) : UV_ENOMEM;
+    if (rc == UV_ECONNREFUSED)
+        send_error(v, "internal_error", "the broker is unreachable: the message was not published (retry)", NULL, 0);
+    else if (rc != 0)
         send_error(v, "internal_error", "the message could not be published", NULL, 0);
     free(text);
     json_decref(event);

@@ -91,6 +91,9 @@ static void test_render_matches_golden(void **state)
     atomic_store(&metrics_gauges.flow_tickets, 11);
     atomic_store(&metrics_gauges.flow_threads, 12);
     atomic_store(&metrics_gauges.flow_history_bytes, 13);
+    atomic_store(&metrics_gauges.broker_up, 1);
+    atomic_store(&metrics_gauges.broker_reconnects, 14);
+    atomic_store(&metrics_gauges.broker_refused, 15);
     atomic_store(&metrics_http_body_bytes, 14);
     atomic_store(&metrics_ws_inbound_bytes, 15);
     size_t len = 0;

@@ -1,0 +1,437 @@
+/*
+ * broker_redis — the Redis broker (include/wshub/broker.h): hiredis's async API on a libuv
+ * loop of its own thread, one publishing and one subscribing connection per node (never per
+ * client). Channel `c` is the Redis channel `<broker.prefix>c`, so that two deployments can
+ * share a Redis.
+ *
+ * Other threads hand it commands through a queue (one mutex, a uv_async wake-up). PUBLISHes
+ * are pipelined on the publishing connection and answered in order. The subscribing
+ * connection carries every channel the hub has local subscribers of; when either connection
+ * drops, both are made again after a capped exponential backoff (broker.reconnect_max_ms) and
+ * every channel is subscribed again. While the link is down, publishes are refused at once.
+ * Never: runs on a worker's loop or blocks one (workers only take the queue's mutex).
+ */
+#include "wshub/broker.h"
+
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+#include <hiredis/adapters/libuv.h>
+#include <uv.h>
+
+#include "wshub/list.h"
+#include "wshub/log.h"
+#include "wshub/metrics.h"
+#include "wshub/strmap.h"
+
+#define BACKOFF_FIRST_MS 100
+
+typedef enum { CMD_PUBLISH, CMD_SUBSCRIBE, CMD_UNSUBSCRIBE } cmd_kind_t;
+
+typedef struct cmd {
+    list_node_t node;
+    cmd_kind_t kind;
+    broker_done_fn done;
+    void *arg;
+    size_t klen, plen; /* key = prefix + channel; payload (PUBLISH) */
+    char *payload;     /* in key[], after the key's NUL */
+    char key[];
+} cmd_t;
+
+typedef struct redis_broker {
+    broker_t base;
+    config_redis_url_t url;
+    char *prefix;
+    size_t prefix_len;
+    uint64_t backoff_max_ms, backoff_ms;
+    uv_thread_t thread;
+    uv_loop_t loop;
+    uv_async_t wake;
+    uv_timer_t retry;
+    uv_mutex_t lock;       /* queue, channels */
+    list_node_t queue;     /* cmd_t, from any thread */
+    strmap_t channels;     /* keys (prefix + channel) with local subscribers */
+    atomic_bool stopping;
+    atomic_bool is_up;     /* both connections ready: publishes are taken */
+    bool was_up;           /* it was up once: the next up is a reconnect */
+    redisAsyncContext *pub, *sub; /* broker thread only */
+    bool pub_ready, sub_ready;
+} redis_broker_t;
+
+static redis_broker_t *of(const broker_t *b) { return (redis_broker_t *)b; }
+
+static void cmd_refuse(cmd_t *c)
+{
+    if (c->kind == CMD_PUBLISH && c->done)
+        c->done(c->arg, -1, 0);
+    free(c);
+}
+
+/* ------------------------------------------------------------------ the subscribing side */
+
+/* Every reply of the subscribing connection: "message" ones carry a publish. */
+static void on_sub_reply(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    (void)ac;
+    redis_broker_t *r = privdata;
+    redisReply *rep = reply;
+    if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements != 3)
+        return;
+    redisReply *kind = rep->element[0], *ch = rep->element[1], *msg = rep->element[2];
+    if (kind->type != REDIS_REPLY_STRING || strcmp(kind->str, "message") != 0 || ch->type != REDIS_REPLY_STRING ||
+        msg->type != REDIS_REPLY_STRING || (size_t)ch->len < r->prefix_len)
+        return;
+    r->base.on_msg(r->base.arg, ch->str + r->prefix_len, (size_t)ch->len - r->prefix_len, msg->str, (size_t)msg->len);
+}
+
+static void send_subscribe(redis_broker_t *r, bool on, const char *key, size_t klen)
+{
+    if (r->sub && r->sub_ready)
+        redisAsyncCommand(r->sub, on_sub_reply, r, on ? "SUBSCRIBE %b" : "UNSUBSCRIBE %b", key, klen);
+}
+
+/* After a (re)connect: every channel with local subscribers. */
+static void resubscribe_all(redis_broker_t *r)
+{
+    uv_mutex_lock(&r->lock);
+    for (size_t i = 0; i < r->channels.nbuckets; i++)
+        for (strmap_entry_t *e = r->channels.buckets[i]; e; e = e->next)
+            send_subscribe(r, true, e->key, e->klen);
+    uv_mutex_unlock(&r->lock);
+}
+
+/* ------------------------------------------------------------------ the publishing side */
+
+static void on_pub_reply(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    (void)ac;
+    cmd_t *c = privdata;
+    redisReply *rep = reply;
+    if (c->done) {
+        if (rep && rep->type == REDIS_REPLY_INTEGER)
+            c->done(c->arg, 0, rep->integer);
+        else
+            c->done(c->arg, -1, 0); /* an error reply, or the connection went down */
+    }
+    free(c);
+}
+
+/* Runs what other threads queued (on the broker's thread). */
+static void run_queue(redis_broker_t *r)
+{
+    list_node_t q;
+    uv_mutex_lock(&r->lock);
+    list_take_all(&q, &r->queue);
+    uv_mutex_unlock(&r->lock);
+    while (!list_empty(&q)) {
+        cmd_t *c = container_of(q.next, cmd_t, node);
+        list_remove(&c->node);
+        if (c->kind != CMD_PUBLISH) {
+            send_subscribe(r, c->kind == CMD_SUBSCRIBE, c->key, c->klen);
+            free(c);
+        } else if (!atomic_load(&r->is_up) ||
+                   redisAsyncCommand(r->pub, on_pub_reply, c, "PUBLISH %b %b", c->key, c->klen, c->payload,
+                                     c->plen) != REDIS_OK) {
+            cmd_refuse(c);
+        }
+    }
+}
+
+/* ------------------------------------------------------------------ connections */
+
+static void connect_both(redis_broker_t *r);
+
+static void on_retry(uv_timer_t *t) { connect_both(t->data); }
+
+static void set_up(redis_broker_t *r, bool up)
+{
+    if (atomic_exchange(&r->is_up, up) == up)
+        return;
+    atomic_store(&metrics_gauges.broker_up, up);
+    if (up && r->was_up)
+        atomic_fetch_add(&metrics_gauges.broker_reconnects, 1);
+    r->was_up = r->was_up || up;
+    log_info("broker", "redis %s:%d %s", r->url.host, r->url.port, up ? "connected" : "unreachable: reconnecting");
+}
+
+/* Frees a connection we no longer want: its pending replies come back NULL (refused), and
+ * its callbacks, finding it no longer ours, do nothing more. */
+static void drop(redisAsyncContext **acp, bool *ready)
+{
+    redisAsyncContext *ac = *acp;
+    *acp = NULL;
+    *ready = false;
+    if (ac)
+        redisAsyncFree(ac);
+}
+
+/* One connection is gone: the other is dropped too, and both are made again after the
+ * backoff, so that every channel is subscribed again on a fresh link. */
+static void link_lost(redis_broker_t *r)
+{
+    set_up(r, false);
+    drop(&r->pub, &r->pub_ready);
+    drop(&r->sub, &r->sub_ready);
+    if (atomic_load(&r->stopping) || uv_is_active((uv_handle_t *)&r->retry))
+        return;
+    uint64_t ms = r->backoff_ms;
+    r->backoff_ms = ms * 2 > r->backoff_max_ms ? r->backoff_max_ms : ms * 2;
+    uv_timer_start(&r->retry, on_retry, ms, 0);
+}
+
+static void on_connect(const redisAsyncContext *ac, int status)
+{
+    redis_broker_t *r = ac->data;
+    bool pub = ac == r->pub;
+    if (!pub && ac != r->sub)
+        return; /* dropped already */
+    if (status != REDIS_OK) { /* hiredis frees the context after this callback */
+        if (pub)
+            r->pub = NULL;
+        else
+            r->sub = NULL;
+        link_lost(r);
+        return;
+    }
+    if (pub)
+        r->pub_ready = true;
+    else
+        r->sub_ready = true;
+    if (!r->pub_ready || !r->sub_ready)
+        return;
+    r->backoff_ms = BACKOFF_FIRST_MS;
+    set_up(r, true);
+    resubscribe_all(r);
+    run_queue(r);
+}
+
+/* hiredis frees the context after this callback. */
+static void on_disconnect(const redisAsyncContext *ac, int status)
+{
+    (void)status;
+    redis_broker_t *r = ac->data;
+    if (ac == r->pub) {
+        r->pub = NULL;
+        r->pub_ready = false;
+    } else if (ac == r->sub) {
+        r->sub = NULL;
+        r->sub_ready = false;
+    } else {
+        return; /* dropped by us */
+    }
+    link_lost(r);
+}
+
+/* AUTH (user and password, or password alone) before anything else on a connection. */
+static void authenticate(redis_broker_t *r, redisAsyncContext *ac)
+{
+    if (!r->url.password[0])
+        return;
+    if (r->url.user[0])
+        redisAsyncCommand(ac, NULL, NULL, "AUTH %s %s", r->url.user, r->url.password);
+    else
+        redisAsyncCommand(ac, NULL, NULL, "AUTH %s", r->url.password);
+}
+
+static redisAsyncContext *open_one(redis_broker_t *r)
+{
+    redisAsyncContext *ac = redisAsyncConnect(r->url.host, r->url.port);
+    if (!ac)
+        return NULL;
+    if (ac->err || redisLibuvAttach(ac, &r->loop) != REDIS_OK) {
+        redisAsyncFree(ac);
+        return NULL;
+    }
+    ac->data = r;
+    redisAsyncSetConnectCallback(ac, on_connect);
+    redisAsyncSetDisconnectCallback(ac, on_disconnect);
+    authenticate(r, ac);
+    return ac;
+}
+
+static void connect_both(redis_broker_t *r)
+{
+    if (atomic_load(&r->stopping))
+        return;
+    if (!r->pub)
+        r->pub = open_one(r);
+    if (!r->sub)
+        r->sub = open_one(r);
+    if (!r->pub || !r->sub)
+        link_lost(r);
+}
+
+/* ------------------------------------------------------------------ the thread */
+
+static void close_walk(uv_handle_t *h, void *arg)
+{
+    (void)arg;
+    if (!uv_is_closing(h))
+        uv_close(h, NULL);
+}
+
+static void on_wake(uv_async_t *a)
+{
+    redis_broker_t *r = a->data;
+    if (!atomic_load(&r->stopping)) {
+        run_queue(r);
+        return;
+    }
+    atomic_store(&r->is_up, false);
+    drop(&r->pub, &r->pub_ready); /* pending replies are answered NULL: refused */
+    drop(&r->sub, &r->sub_ready);
+    run_queue(r); /* is_up is false: every queued publish is refused */
+    uv_walk(&r->loop, close_walk, NULL);
+}
+
+static void run(void *arg)
+{
+    redis_broker_t *r = arg;
+    connect_both(r);
+    uv_run(&r->loop, UV_RUN_DEFAULT);
+}
+
+static int rb_start(broker_t *b)
+{
+    redis_broker_t *r = of(b);
+    int rc = uv_loop_init(&r->loop);
+    if (rc)
+        return rc;
+    uv_async_init(&r->loop, &r->wake, on_wake);
+    r->wake.data = r;
+    uv_timer_init(&r->loop, &r->retry);
+    r->retry.data = r;
+    return uv_thread_create(&r->thread, run, r);
+}
+
+static void rb_stop(broker_t *b)
+{
+    redis_broker_t *r = of(b);
+    if (atomic_exchange(&r->stopping, true))
+        return;
+    uv_async_send(&r->wake);
+    uv_thread_join(&r->thread);
+    uv_loop_close(&r->loop);
+}
+
+static void rb_free(broker_t *b)
+{
+    redis_broker_t *r = of(b);
+    while (!list_empty(&r->queue)) {
+        cmd_t *c = container_of(r->queue.next, cmd_t, node);
+        list_remove(&c->node);
+        cmd_refuse(c);
+    }
+    strmap_clear(&r->channels);
+    uv_mutex_destroy(&r->lock);
+    free(r->prefix);
+    free(r);
+}
+
+/* ------------------------------------------------------------------ from any thread */
+
+static cmd_t *cmd_new(redis_broker_t *r, cmd_kind_t kind, const char *channel, size_t clen, const char *payload,
+                      size_t plen)
+{
+    size_t klen = r->prefix_len + clen;
+    cmd_t *c = malloc(sizeof *c + klen + 1 + plen + 1);
+    if (!c)
+        return NULL;
+    c->kind = kind;
+    c->done = NULL;
+    c->arg = NULL;
+    c->klen = klen;
+    memcpy(c->key, r->prefix, r->prefix_len);
+    memcpy(c->key + r->prefix_len, channel, clen);
+    c->key[klen] = 0;
+    c->payload = c->key + klen + 1;
+    c->plen = plen;
+    if (plen)
+        memcpy(c->payload, payload, plen);
+    c->payload[plen] = 0;
+    return c;
+}
+
+static void enqueue(redis_broker_t *r, cmd_t *c)
+{
+    uv_mutex_lock(&r->lock);
+    bool stopping = atomic_load(&r->stopping);
+    if (!stopping)
+        list_insert_tail(&r->queue, &c->node);
+    uv_mutex_unlock(&r->lock);
+    if (stopping)
+        cmd_refuse(c);
+    else
+        uv_async_send(&r->wake);
+}
+
+static int rb_publish(broker_t *b, const char *channel, size_t clen, const char *payload, size_t plen,
+                      broker_done_fn done, void *arg)
+{
+    redis_broker_t *r = of(b);
+    if (!atomic_load(&r->is_up))
+        return UV_ECONNREFUSED;
+    cmd_t *c = cmd_new(r, CMD_PUBLISH, channel, clen, payload, plen);
+    if (!c)
+        return UV_ENOMEM;
+    c->done = done;
+    c->arg = arg;
+    enqueue(r, c);
+    return 0;
+}
+
+/* The set changes here, under the lock, in the hub's order; the command only tells Redis. */
+static void subscription(broker_t *b, bool on, const char *channel, size_t clen)
+{
+    redis_broker_t *r = of(b);
+    cmd_t *c = cmd_new(r, on ? CMD_SUBSCRIBE : CMD_UNSUBSCRIBE, channel, clen, NULL, 0);
+    if (!c) {
+        log_error("broker", "out of memory: a channel's subscription is not sent to redis");
+        return;
+    }
+    uv_mutex_lock(&r->lock);
+    strmap_entry_t *e = strmap_find(&r->channels, c->key, c->klen);
+    if (on && !e)
+        strmap_insert(&r->channels, c->key, c->klen, NULL);
+    else if (!on && e)
+        strmap_remove(&r->channels, e);
+    uv_mutex_unlock(&r->lock);
+    enqueue(r, c);
+}
+
+static void rb_subscribe(broker_t *b, const char *channel, size_t clen) { subscription(b, true, channel, clen); }
+static void rb_unsubscribe(broker_t *b, const char *channel, size_t clen) { subscription(b, false, channel, clen); }
+static bool rb_up(const broker_t *b) { return atomic_load(&of(b)->is_up); }
+
+static const broker_impl_t redis_impl = {
+    .name = "redis",
+    .start = rb_start,
+    .stop = rb_stop,
+    .publish = rb_publish,
+    .subscribe = rb_subscribe,
+    .unsubscribe = rb_unsubscribe,
+    .up = rb_up,
+    .free = rb_free,
+};
+
+broker_t *broker_redis_new(const config_t *cfg, char *err, size_t errlen)
+{
+    redis_broker_t *r = calloc(1, sizeof *r);
+    if (!r || config_redis_url_parse(cfg->broker_redis_url, &r->url, err, errlen) != 0 ||
+        !(r->prefix = strdup(cfg->broker_prefix))) {
+        if (r && !err[0])
+            snprintf(err, errlen, "broker: out of memory");
+        free(r);
+        return NULL;
+    }
+    r->base.impl = &redis_impl;
+    r->prefix_len = strlen(r->prefix);
+    r->backoff_max_ms = cfg->broker_reconnect_max_ms;
+    r->backoff_ms = BACKOFF_FIRST_MS;
+    list_init(&r->queue);
+    uv_mutex_init(&r->lock);
+    return &r->base;
+}
