@@ -16,10 +16,33 @@ const { waitFor, httpRequest } = require('./lib/util');
 
 const T = { timeout: 90000 };
 
-function token(sub) {
+function token(sub, extra = {}) {
   const b64u = (o) => Buffer.from(JSON.stringify(o)).toString('base64url');
-  const input = `${b64u({ alg: 'HS256', typ: 'JWT' })}.${b64u({ sub, exp: Math.floor(Date.now() / 1000) + 3600 })}`;
+  const claims = { sub, exp: Math.floor(Date.now() / 1000) + 3600, ...extra };
+  const input = `${b64u({ alg: 'HS256', typ: 'JWT' })}.${b64u(claims)}`;
   return `${input}.${crypto.createHmac('sha256', JWT_SECRET).update(input).digest('base64url')}`;
+}
+
+const ORIGIN = 'http://cluster.example';
+
+// An Action Cable client of member on node, subscribed to its ChatRoomChannel; .messages
+// collects the broadcasts (pings and protocol messages left out).
+async function cableMember(node, member) {
+  const ws = new WebSocket(`ws://127.0.0.1:${node.port}/cable`, ['actioncable-v1-json'],
+    { headers: { Origin: ORIGIN, Authorization: `Bearer ${token(String(member), { community_member_id: member })}` } });
+  const c = { ws, messages: [], identifier: JSON.stringify({ channel: 'ChatRoomChannel', community_member_id: member }) };
+  const confirmed = new Promise((resolve, reject) => {
+    ws.on('message', (raw) => {
+      const m = JSON.parse(raw);
+      if (m.type === 'welcome') ws.send(JSON.stringify({ command: 'subscribe', identifier: c.identifier }));
+      else if (m.type === 'confirm_subscription') resolve();
+      else if (m.type === 'reject_subscription' || m.type === 'disconnect') reject(new Error(String(raw)));
+      else if (m.message) c.messages.push(m);
+    });
+    ws.once('error', reject);
+  });
+  await confirmed;
+  return c;
 }
 
 // An API B client subscribed to channel on node; .events collects every event's data.
@@ -88,6 +111,30 @@ test('API B across nodes: published on B, received on A; delivered counts nodes'
     const chat = sb.events.find((e) => e.type === 'chat_message');
     assert.deepEqual(chat.data, { conversation_id: conv, sender_id: 'alice', content: 'chat from a' });
     for (const c of [sa, sb]) c.ws.close();
+  } finally {
+    await cluster.teardown();
+    await redis.teardown();
+  }
+});
+
+test('Action Cable across nodes: a broadcast published on B reaches the member\'s subscription on A and on B', T, async () => {
+  const redis = await startRedis();
+  const cluster = await startNodes(2, { env: brokerEnv(redis, { WSHUB_CABLE_ALLOWED_ORIGINS: ORIGIN }) });
+  const [a, b] = cluster.nodes;
+  try {
+    const member = 4200 + Math.floor(Math.random() * 1000);
+    const ca = await cableMember(a, member);
+    const cb = await cableMember(b, member);
+    const ch = `chat-room-channel-${member}`;
+    await brokerSubscribed(redis, ch, 2);
+    const r = await publish(b, ch, { id: 5, body: 'Hello from node B' }, 'newMessage');
+    assert.deepEqual(r.json, { ok: true, delivered: 2 });
+    await waitFor(() => ca.messages.length === 1 && cb.messages.length === 1, 3000, 'the broadcast on both nodes');
+    for (const c of [ca, cb]) {
+      assert.deepEqual(c.messages[0], { identifier: c.identifier,
+        message: { event: 'newMessage', data: { id: 5, body: 'Hello from node B' } } });
+      c.ws.close();
+    }
   } finally {
     await cluster.teardown();
     await redis.teardown();
