@@ -382,6 +382,41 @@ static void test_envelope_slots_run_out(void **state)
     hub_unsubscribe(locals[0], a);
 }
 
+/* A message between nodes ("1\n<timestamp>\n<event JSON string>\n<data>") comes back whole,
+ * with the publisher's timestamp; anything else that reaches the prefix's channels in Redis
+ * is refused, never half-read (issue 13: the payload is input from outside the process). */
+static void test_broker_payload(void **state)
+{
+    (void)state;
+    static const char good[] = "1\n2026-12-06T12:00:00.123Z\n\"chat_message\"\n{\"a\":1}";
+    hub_msg_t *m = hub_msg_decode("room", 4, good, sizeof good - 1);
+    assert_non_null(m);
+    assert_string_equal(m->channel, "room");
+    assert_string_equal(m->event, "chat_message");
+    assert_string_equal(m->event_json, "\"chat_message\"");
+    assert_int_equal(m->data_len, 7);
+    assert_memory_equal(m->data, "{\"a\":1}", 7);
+    assert_string_equal(m->timestamp, "2026-12-06T12:00:00.123Z");
+    hub_msg_release(&m);
+
+    static const char *const bad[] = {
+        "",
+        "1",
+        "2\n2026-12-06T12:00:00.123Z\n\"e\"\n{}",           /* another version */
+        "1\n2026-12-06T12:00:00.123Z",                         /* no event */
+        "1\n2026-12-06T12:00:00.123Z\n\"e\"",                 /* no data line */
+        "1\n2026-12-06T12:00:00.123Z\nnot-json\n{}",          /* the event is not JSON */
+        "1\n2026-12-06T12:00:00.123Z\n42\n{}",                /* not a string */
+        "1\n2026-12-06T12:00:00.123Z\n\"a\\u0000b\"\n{}",     /* a NUL in the event */
+        "1\n0123456789012345678901234567890123456789\n\"e\"\n{}", /* a timestamp too long */
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        hub_msg_t *x = hub_msg_decode("room", 4, bad[i], strlen(bad[i]));
+        if (x)
+            fail_msg("payload %zu was taken: %s", i, bad[i]);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -395,6 +430,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_closed_local_is_not_woken, setup, teardown),
         cmocka_unit_test_setup_teardown(test_envelopes_have_their_own_frames, setup, teardown),
         cmocka_unit_test_setup_teardown(test_envelope_slots_run_out, setup, teardown),
+        cmocka_unit_test(test_broker_payload),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
