@@ -12,6 +12,15 @@
 #   wshub-C     wshubd, 1 worker, API C  /cable (Action Cable)  (taskset -c 0   / -c 1)
 #   wshub-B-2w  wshubd, 2 workers, API B                        (taskset -c 0-1 / -c 1: shared core)
 #   node-ws     ../shared/bench/peers/node-ws (node http + ws)  (taskset -c 0   / -c 1)
+#   wshub-B-redis  two wshubd nodes (1 worker each) sharing channels through a redis-server
+#               (WSHUB_BROKER=redis), API B as wshub-B; wsbench's subscribers AND its HTTP
+#               publishes go to node A (wsbench has one URL), every publish goes through Redis;
+#               node B holds one observer subscriber per channel (a second wsbench in idle
+#               mode) so that Redis delivers every publish to two nodes. Node A, node B and
+#               redis-server on CPU 0 (the server side keeps one core, as wshub-B), wsbench and
+#               the observer on CPU 1 (REDIS_CPU, NODEB_CPU, OBSERVER_CPU to change it).
+#               Not in the default targets: bench/run.sh --targets "wshub-B wshub-B-redis"
+#               --scenarios "S1 S2L" is the issue-13 comparison.
 # Scenarios: exactly the wsbench command lines of ../shared/bench/RESULTS.md (S1, S2, S2M, S2L,
 # S3 are known; default "S1 S2L S3"), with the URL and the protocol flags of each target.
 #
@@ -71,6 +80,10 @@ fi
 SERVER_CPU=${SERVER_CPU:-0}
 BENCH_CPU=${BENCH_CPU:-1}
 SERVER_CPUS_2W=${SERVER_CPUS_2W:-0-1}
+REDIS_CPU=${REDIS_CPU:-$SERVER_CPU}
+NODEB_CPU=${NODEB_CPU:-$SERVER_CPU}
+OBSERVER_CPU=${OBSERVER_CPU:-$BENCH_CPU}
+REDIS_SERVER=${REDIS_SERVER:-redis-server}
 MAX_OTHER=${MAX_OTHER:-10}
 ATTEMPTS=${ATTEMPTS:-2}
 [ "$ASAN" = 1 ] && ATTEMPTS=1
@@ -84,6 +97,7 @@ die() { say "$*"; exit 1; }
 
 TMPS=()
 SPID=
+RPID= BPID= OPID= CPUPID=
 cleanup() {
   stop_server
   for d in "${TMPS[@]}"; do rm -rf "$d"; done
@@ -197,6 +211,9 @@ perf_line() {
   [ -n "$NODE_DIR" ] && echo "- node-ws peer: node $(node --version), ws $(node -e "process.stdout.write(require('$NODE_DIR/node_modules/ws/package.json').version)")"
   echo "- machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), kernel $(uname -r), tcp_congestion_control=$(cat /proc/sys/net/ipv4/tcp_congestion_control), tcp_tw_reuse=$(cat /proc/sys/net/ipv4/tcp_tw_reuse)"
   echo "- pinning: 1-worker targets and node-ws: server CPU $SERVER_CPU, wsbench CPU $BENCH_CPU; wshub-B-2w: server CPUs $SERVER_CPUS_2W, wsbench CPU $BENCH_CPU"
+  case " $TARGETS " in *" wshub-B-redis "*)
+    echo "- wshub-B-redis: node A CPU $SERVER_CPU, node B CPU $NODEB_CPU, redis-server CPU $REDIS_CPU ($("$REDIS_SERVER" --version 2>/dev/null | cut -d' ' -f1-3)), observer wsbench CPU $OBSERVER_CPU, wsbench CPU $BENCH_CPU; subscribers and HTTP publishes on node A (wsbench has one URL)" ;;
+  esac
   echo "- perf: $(perf_line)"
 } > "$OUT/meta.md"
 cat "$OUT/meta.md" >&2
@@ -248,10 +265,14 @@ target_setup() {
              --ack confirm_subscription
              --pub-template '{"channel":"chat-room-{chn}-channel","event":"newMessage","data":{"ts":{ts},"seq":{seq}}}'
              --pub-header "Authorization: Bearer $KEY") ;;
+    wshub-B-redis)
+      SRV_KIND=wshub-redis; WORKERS=1; SRV_CPUS=$SERVER_CPU
+      URL="ws://127.0.0.1:$p/api/ws?token=$TOKEN_B"
+      PROTO=(--channel-prefix conversation:c --pub-header "Authorization: Bearer $KEY") ;;
     node-ws)
       SRV_KIND=node; WORKERS=; SRV_CPUS=$SERVER_CPU
       URL="ws://127.0.0.1:$p/ws" ;;
-    *) die "unknown target $1 (wshub-B wshub-C wshub-B-2w node-ws)" ;;
+    *) die "unknown target $1 (wshub-B wshub-C wshub-B-2w wshub-B-redis node-ws)" ;;
   esac
 }
 
@@ -268,17 +289,92 @@ quiet_before_run() {
 
 stop_server() {
   SERVER_RC=
-  [ -n "${SPID:-}" ] || return 0
-  stop_pid "$SPID"
-  SERVER_RC=$?
-  SPID=
+  local rc
+  [ -n "${OPID:-}" ] && { stop_pid "$OPID"; OPID=; }
+  [ -n "${CPUPID:-}" ] && { stop_pid "$CPUPID"; CPUPID=; }
+  if [ -n "${SPID:-}" ]; then stop_pid "$SPID"; SERVER_RC=$?; SPID=; fi
+  # wshub-B-redis: node B's exit status counts too (the first non-zero one is kept)
+  if [ -n "${BPID:-}" ]; then stop_pid "$BPID"; rc=$?; BPID=; [ "${SERVER_RC:-0}" = 0 ] && SERVER_RC=$rc; fi
+  [ -n "${RPID:-}" ] && { stop_pid "$RPID"; RPID=; }
+  return 0
+}
+
+# wshub_node PORT CPUS LOG [VAR=value...]: starts one wshubd (1 worker) in a fresh directory, pinned;
+# prints nothing, sets NODE_PID
+wshub_node() {
+  local p=$1 cpus=$2 log=$3 rundir; shift 3
+  rundir=$(mktemp -d "${TMPDIR:-/tmp}/wshub-bench-run.XXXXXX") && TMPS+=("$rundir")
+  # no config/wshub.json in the run directory: the embedded default plus these variables
+  (cd "$rundir" && exec env WSHUB_LISTEN="127.0.0.1:$p" WSHUB_WORKERS="$WORKERS" WSHUB_LOG_LEVEL=warn \
+    WSHUB_JWT_SECRET="$SECRET" WSHUB_API_KEY="$KEY" WSHUB_CABLE_ALLOWED_ORIGINS="$ORIGIN" \
+    ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}" UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1}" \
+    "$@" taskset -c "$cpus" "$BIN") > "$log" 2>&1 &
+  NODE_PID=$!
+}
+
+# wait_http PID PORT PATH: until GET PATH answers 200 (15 s); 1 when it does not or PID exits
+wait_http() {
+  local code
+  for _ in $(seq 1 150); do
+    kill -0 "$1" 2>/dev/null || return 1
+    code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "http://127.0.0.1:$2$3" 2>/dev/null)
+    [ "$code" = 200 ] && return 0
+    sleep 0.1
+  done
+  return 1
+}
+
+# wshub-B-redis: redis-server on a fresh port (a plain child, no persistence), node B on a fresh
+# port, node A (SPID) on PORT; both nodes with WSHUB_BROKER=redis and /readyz = 200
+start_cluster() {
+  local p=$1 log=$2 rlog=${2%.server.log}.redis.log blog=${2%.server.log}.nodeB.log
+  REDIS_PORT=$(fresh_port) && NODEB_PORT=$(fresh_port) || { say "  no free port"; return 1; }
+  # fresh_port runs in a subshell here, so it cannot remember its own answers: no duplicates
+  while [ "$NODEB_PORT" = "$REDIS_PORT" ] || [ "$NODEB_PORT" = "$p" ] || [ "$REDIS_PORT" = "$p" ]; do
+    REDIS_PORT=$(fresh_port) && NODEB_PORT=$(fresh_port) || return 1
+  done
+  taskset -c "$REDIS_CPU" "$REDIS_SERVER" --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no \
+    --daemonize no --protected-mode yes --loglevel warning > "$rlog" 2>&1 &
+  RPID=$!
+  for _ in $(seq 1 100); do
+    [ "$(redis-cli -p "$REDIS_PORT" ping 2>/dev/null)" = PONG ] && break
+    kill -0 "$RPID" 2>/dev/null || break
+    sleep 0.05
+  done
+  [ "$(redis-cli -p "$REDIS_PORT" ping 2>/dev/null)" = PONG ] || { say "  redis-server did not start:"; tail -n 5 "$rlog" >&2; stop_server; return 1; }
+  local ru="redis://127.0.0.1:$REDIS_PORT/0"
+  wshub_node "$NODEB_PORT" "$NODEB_CPU" "$blog" WSHUB_BROKER=redis WSHUB_REDIS_URL="$ru"; BPID=$NODE_PID
+  wshub_node "$p" "$SRV_CPUS" "$log" WSHUB_BROKER=redis WSHUB_REDIS_URL="$ru"; SPID=$NODE_PID
+  wait_http "$BPID" "$NODEB_PORT" /readyz || { say "  node B not ready:"; tail -n 5 "$blog" >&2; stop_server; return 1; }
+  wait_http "$SPID" "$p" /readyz || { say "  node A not ready:"; tail -n 5 "$log" >&2; stop_server; return 1; }
+  return 0
+}
+
+# the observer on node B: one subscriber per channel (wsbench idle mode, held for the whole run);
+# returns once Redis has every channel subscribed (node B's subscriptions: node A has none yet)
+start_observer() {
+  local c=$1 log=$2 n
+  taskset -c "$OBSERVER_CPU" "$WSBENCH" -u "ws://127.0.0.1:$NODEB_PORT/api/ws?token=$TOKEN_B" -n "$c" -c "$c" -k "$c" \
+    -m idle --hold 240 --channel-prefix conversation:c -q --label observer > "$log" 2>&1 &
+  OPID=$!
+  for _ in $(seq 1 100); do
+    n=$(redis-cli -p "$REDIS_PORT" pubsub channels '*' 2>/dev/null | grep -c .)
+    [ "$n" -ge "$c" ] && return 0
+    kill -0 "$OPID" 2>/dev/null || break
+    sleep 0.1
+  done
+  say "  the observer did not subscribe $c channel(s) on node B: $(tail -n 3 "$log" | tr '\n' ' ')"
+  return 1
 }
 
 # start_server TARGET PORT LOG: starts the server pinned, waits until it answers, sets SPID
 start_server() {
   local t=$1 p=$2 log=$3 rundir code ok=
   target_setup "$t" "$p"
-  if [ "$SRV_KIND" = wshub ]; then
+  if [ "$SRV_KIND" = wshub-redis ]; then
+    start_cluster "$p" "$log" || return 1
+    ok=1
+  elif [ "$SRV_KIND" = wshub ]; then
     rundir=$(mktemp -d "${TMPDIR:-/tmp}/wshub-bench-run.XXXXXX") && TMPS+=("$rundir")
     # no config/wshub.json in the run directory: the embedded default plus these variables
     (cd "$rundir" && exec env WSHUB_LISTEN="127.0.0.1:$p" WSHUB_WORKERS="$WORKERS" WSHUB_LOG_LEVEL=warn \
@@ -290,6 +386,7 @@ start_server() {
   fi
   SPID=$!
   for _ in $(seq 1 150); do
+    [ -n "$ok" ] && break
     kill -0 "$SPID" 2>/dev/null || { say "  the server exited at start:"; tail -n 20 "$log" >&2; SPID=; return 1; }
     code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "http://127.0.0.1:$p/healthz" 2>/dev/null)
     # wshubd: GET /healthz answers 200; the node peer has no /healthz (404 = it listens)
@@ -300,7 +397,7 @@ start_server() {
   [ -n "$ok" ] || { say "  the server did not answer on port $p within 15 s"; stop_server; return 1; }
   local exe want
   exe=$(readlink -f "/proc/$SPID/exe" 2>/dev/null)
-  if [ "$SRV_KIND" = wshub ]; then want=$(readlink -f "$BIN"); else want=$(readlink -f "$(command -v node)"); fi
+  if [ "$SRV_KIND" != node ]; then want=$(readlink -f "$BIN"); else want=$(readlink -f "$(command -v node)"); fi
   [ "$exe" = "$want" ] || { say "  pid $SPID runs '$exe', not $want"; stop_server; return 1; }
   return 0
 }
@@ -312,7 +409,7 @@ start_server() {
 # (sees everything, but tick-sampled: it under-reports bursty work, see proc_cpu.py).
 # Prints: other_pct machine_pct '<json from proc_cpu.py>'
 other_load() {
-  python3 - "$1" "$2" <<'PY'
+  python3 - "$1" "$2" "${3:-0}" <<'PY'
 import json, sys
 proc = {}
 try:
@@ -325,7 +422,8 @@ try:
     c = d["cpu"].get("publish") or d["cpu"]["connect"]
     m = c.get("machine_busy_pct", [])
     if len(m) >= 2:
-        mach = max(sum(m) - max(c["server_pct"], 0) - max(c["bench_pct"], 0), 0)
+        # argv[3]: the target's own further processes (wshub-B-redis: node B, redis, observer)
+        mach = max(sum(m) - max(c["server_pct"], 0) - max(c["bench_pct"], 0) - float(sys.argv[3]), 0)
 except Exception:
     pass
 vals = [v for v in (proc.get("other_pct"), mach) if v is not None]
@@ -348,11 +446,21 @@ run_one() {
       echo "{\"target\":\"$t\",\"scenario\":\"$sc\",\"rep\":$rep,\"attempt\":$attempt,\"port\":$port,\"start_failed\":true}" > "$base.run.json"
       return
     fi
+    local cluster=
+    if [ "$SRV_KIND" = wshub-redis ]; then
+      cluster=1
+      # shellcheck disable=SC2086
+      start_observer "$(set -- $args; while [ $# -gt 0 ]; do [ "$1" = -c ] && { echo "$2"; break; }; shift; done)" "$base.observer.log" ||
+        { stop_server; FAILED=$((FAILED + 1)); echo "{\"target\":\"$t\",\"scenario\":\"$sc\",\"rep\":$rep,\"attempt\":$attempt,\"port\":$port,\"start_failed\":true}" > "$base.run.json"; return; }
+      rm -f "$base.cpu.jsonl"
+      python3 "$HERE/cluster_cpu.py" sample "$base.cpu.jsonl" nodeA="$SPID" nodeB="$BPID" redis="$RPID" observer="$OPID" &
+      CPUPID=$!
+    fi
     sleep 0.5
     # shellcheck disable=SC2206
     local cmd=(taskset -c "$BENCH_CPU" "$WSBENCH" -u "$URL" $args "${PROTO[@]}" --pid "$SPID" --label "$t-$sc-$rep")
     printf '%q ' "${cmd[@]}" > "$base.cmd"; echo >> "$base.cmd"
-    say "[$t $sc #$rep$([ "$attempt" -gt 1 ] && echo " attempt $attempt")] port $port, server pid $SPID (CPUs $SRV_CPUS${WORKERS:+, $WORKERS worker(s)})"
+    say "[$t $sc #$rep$([ "$attempt" -gt 1 ] && echo " attempt $attempt")] port $port, server pid $SPID (CPUs $SRV_CPUS${WORKERS:+, $WORKERS worker(s)})${cluster:+; node B port $NODEB_PORT pid $BPID (CPU $NODEB_CPU), redis-server port $REDIS_PORT pid $RPID (CPU $REDIS_CPU), observer pid $OPID (CPU $OBSERVER_CPU)}"
     say "  $(sed -E 's/token=[A-Za-z0-9._-]+/token=<JWT>/; s/Bearer\\? [A-Za-z0-9-]+/Bearer <key>/g' "$base.cmd")"
     python3 "$HERE/proc_cpu.py" snap $$ > "$OUT/.procs0" 2>/dev/null
     local t0 t1; t0=$(date +%s.%N)
@@ -360,8 +468,21 @@ run_one() {
     brc=$?
     t1=$(date +%s.%N)
     # the server's own share of the latency (wshub_fanout_delivery_seconds), before it stops
-    [ "$SRV_KIND" = wshub ] && curl -s --max-time 5 "http://127.0.0.1:$port/metrics" |
+    [ "$SRV_KIND" != node ] && curl -s --max-time 5 "http://127.0.0.1:$port/metrics" |
       python3 "$HERE/fanout_metrics.py" > "$base.fanout.json" 2>/dev/null
+    local extra=0
+    if [ -n "$cluster" ]; then
+      # where the time goes: every process's CPU over the publish window, Redis's own count of
+      # PUBLISH calls and µs, both nodes' broker metrics
+      stop_pid "$CPUPID"; CPUPID=
+      python3 "$HERE/cluster_cpu.py" window "$base.cpu.jsonl" "$t0" "$base.json" > "$base.cluster.json" 2>/dev/null
+      { echo "# redis INFO commandstats + stats"; redis-cli -p "$REDIS_PORT" info commandstats; redis-cli -p "$REDIS_PORT" info stats | grep -E 'pubsub|total_commands|instantaneous'
+        echo "# node A /metrics (broker)"; curl -s --max-time 5 "http://127.0.0.1:$port/metrics" | grep -E '^wshub_broker'
+        echo "# node B /metrics (broker)"; curl -s --max-time 5 "http://127.0.0.1:$NODEB_PORT/metrics" | grep -E '^wshub_broker'
+      } > "$base.redis-stats.txt" 2>&1
+      extra=$(python3 -c 'import json,sys
+d=json.load(open(sys.argv[1])); print(round(sum((d.get(k) or {}).get("pct",0) for k in ("nodeB","redis","observer"))))' "$base.cluster.json" 2>/dev/null || echo 0)
+    fi
     python3 "$HERE/proc_cpu.py" snap $$ > "$OUT/.procs1" 2>/dev/null
     local procj; procj=$(python3 "$HERE/proc_cpu.py" diff "$OUT/.procs0" "$OUT/.procs1" "$(echo "$t1 - $t0" | bc)" 2>/dev/null)
     rm -f "$OUT/.procs0" "$OUT/.procs1"
@@ -370,7 +491,7 @@ run_one() {
     say "  wsbench rc=$brc, server rc=$SERVER_RC | $(grep -E '^(deliveries|latency|handshakes|server rss|errors)' "$base.log" | tr '\n' '|' | cut -c1-400)"
     local ol other mach procs
     [ -n "$procj" ] || procj='{}'
-    ol=$(other_load "$base.json" "$procj")
+    ol=$(other_load "$base.json" "$procj" "$extra")
     read -r other mach procs <<< "$ol"
     # node exits on SIGTERM by the signal (no handler): 143 is its normal stop
     echo "{\"target\":\"$t\",\"scenario\":\"$sc\",\"rep\":$rep,\"attempt\":$attempt,\"port\":$port,\"bench_rc\":$brc,\"server_rc\":${SERVER_RC:-null},\"server_rc_normal\":$([ "$SRV_KIND" = node ] && echo '[0,143]' || echo '[0]'),\"other_load_pct\":$other,\"other_machine_pct\":$mach,\"other_procs\":$procs,\"wall_s\":$(echo "$t1 - $t0" | bc),\"server_cpus\":\"$SRV_CPUS\",\"bench_cpu\":\"$BENCH_CPU\",\"workers\":${WORKERS:-null}}" > "$base.run.json"
@@ -382,7 +503,7 @@ run_one() {
       break
     fi
     say "  other load ${other}% during the run: rejected, repeating"
-    for f in json log server.log cmd run.json fanout.json; do [ -e "$base.$f" ] && mv "$base.$f" "$base.$f.rejected$attempt"; done
+    for f in json log server.log cmd run.json fanout.json cluster.json redis-stats.txt observer.log nodeB.log redis.log cpu.jsonl; do [ -e "$base.$f" ] && mv "$base.$f" "$base.$f.rejected$attempt"; done
     [ "$brc" = 0 ] || FAILED=$((FAILED - 1))
   done
 }

@@ -6,6 +6,8 @@ QUOTED from ../shared/bench/RESULTS.md) and a list of anomalies.
 usage: bench/summarize.py RESULTS_DIR        (or: bench/summarize.sh [RESULTS_DIR])
 Reads RESULTS_DIR/<target>-<scenario>-<rep>.json (wsbench's JSON line), the .run.json beside
 it (exit codes, written by run.sh) and RESULTS_DIR/meta.md. *.rejectedN files are only counted.
+wshub-B-redis runs also have .cluster.json (CPU of node A, node B, redis-server and the observer
+over the publish window, bench/cluster_cpu.py) and .redis-stats.txt (Redis's commandstats).
 """
 import collections
 import glob
@@ -15,7 +17,7 @@ import re
 import statistics
 import sys
 
-TARGET_ORDER = ["wshub-B", "wshub-C", "wshub-B-2w", "node-ws"]
+TARGET_ORDER = ["wshub-B", "wshub-C", "wshub-B-2w", "wshub-B-redis", "node-ws"]
 SC_ORDER = ["S1", "S2", "S2M", "S2L", "S3"]
 SC_TITLE = {
     "S1": "S1 — fan-out: 1 channel × 1000 subscribers, saturate (W=16) via HTTP publish, 10 s",
@@ -118,6 +120,15 @@ def main():
         if d is None:
             bad_files.append(name)
             continue
+        cj = os.path.join(out, "%s-%s-%s.cluster.json" % m.group(1, 2, 3))
+        if os.path.exists(cj):
+            d["cluster"] = load(cj) or {}
+        rs = os.path.join(out, "%s-%s-%s.redis-stats.txt" % m.group(1, 2, 3))
+        if os.path.exists(rs):
+            mm = re.search(r"cmdstat_publish:calls=(\d+),usec=(\d+)", open(rs).read())
+            if mm:
+                d["redis_publish"] = {"calls": int(mm.group(1)), "usec": int(mm.group(2)),
+                                      "usec_per_call": int(mm.group(2)) / max(int(mm.group(1)), 1)}
         fo = os.path.join(out, "%s-%s-%s.fanout.json" % m.group(1, 2, 3))
         if os.path.exists(fo):
             d["server"] = load(fo) or {}
@@ -207,6 +218,41 @@ def main():
         for t in wshub:
             print("| %s vs uWS (quoted) | %s |" % (t, " | ".join(
                 cell(m_of(t, x[1], x[2], x[3]), QUOTED["uWebSockets"][x[4]], x[6]) for x in metrics)))
+    # ----------------------------------------------------------- issue 13: through Redis
+    if "wshub-B-redis" in targets and "wshub-B" in targets:
+        print("\n### Issue 13: two nodes through Redis (wshub-B-redis) vs the embedded hub (wshub-B), this run\n")
+        print("Goals (issue 13): S1 deliveries/s through Redis ≥ 0.7× embedded; S2L p50 ≤ embedded + 0.5 ms. Medians.\n")
+        print("| metric | embedded (wshub-B) | through Redis (wshub-B-redis) | ratio / difference | goal | met? |")
+        print("|---|---|---|---|---|---|")
+        a, b = m_of("wshub-B", "S1", "deliveries_per_s"), m_of("wshub-B-redis", "S1", "deliveries_per_s")
+        if a and b:
+            print("| S1 deliveries/s | {:,.0f} | {:,.0f} | {:.2f}× | ≥ 0.70× | {} |".format(a, b, b / a, "yes" if b / a >= 0.7 else "**no**"))
+        for lab, path in (("S1 lat p50 ms", "latency_us.p50"), ("S1 lat p99 ms", "latency_us.p99"),
+                          ("S1 frames/read", "frames_per_read")):
+            a, b = m_of("wshub-B", "S1", path), m_of("wshub-B-redis", "S1", path)
+            if a is not None and b is not None:
+                sc_ = 1e-3 if "lat" in lab else 1
+                print("| {} | {:.2f} | {:.2f} | {:.2f}× | | |".format(lab, a * sc_, b * sc_, b / a if a else 0))
+        a, b = m_of("wshub-B", "S2L", "latency_us.p50", 1e-3), m_of("wshub-B-redis", "S2L", "latency_us.p50", 1e-3)
+        if a is not None and b is not None:
+            print("| S2L lat p50 ms | {:.2f} | {:.2f} | {:+.2f} ms | ≤ +0.50 ms | {} |".format(a, b, b - a, "yes" if b - a <= 0.5 else "**no**"))
+        a, b = m_of("wshub-B", "S2L", "latency_us.p99", 1e-3), m_of("wshub-B-redis", "S2L", "latency_us.p99", 1e-3)
+        if a is not None and b is not None:
+            print("| S2L lat p99 ms | {:.2f} | {:.2f} | {:+.2f} ms | | |".format(a, b, b - a))
+        print("\nWhere the time goes (wshub-B-redis): CPU % of one core over the publish window, from "
+              "/proc/PID/stat (bench/cluster_cpu.py); Redis's own time in PUBLISH from INFO commandstats.\n")
+        print("| scenario | runs | node A % | node B % | redis-server % | observer % | wsbench % | Redis µs per PUBLISH |")
+        print("|---|---|---|---|---|---|---|---|")
+        for sc in scs:
+            ds = runs.get(("wshub-B-redis", sc), [])
+            if not ds:
+                continue
+            def cl(n, ds=ds):
+                return fmt([get(d, "cluster.%s.pct" % n) for d in ds], 1)
+            print("| %s | %d | %s | %s | %s | %s | %s | %s |" % (
+                sc, len(ds), cl("nodeA"), cl("nodeB"), cl("redis"), cl("observer"),
+                fmt([get(d, "cpu.publish.bench_pct") for d in ds], 0),
+                fmt([get(d, "redis_publish.usec_per_call") for d in ds], 2)))
     if "node-ws" in targets and metrics:
         print("\n### Calibration: node-ws in this run vs node-ws QUOTED from RESULTS.md\n")
         print("The same peer on the same machine type; a large drift means the machine (or the load on it) "
