@@ -495,6 +495,10 @@ hub_msg_t *hub_msg_decode(const char *channel, size_t clen, const char *payload,
     const char *ev = memchr(ts, '\n', (size_t)(end - ts));
     if (!ev || ev - ts >= (ptrdiff_t)sizeof ((hub_msg_t *)0)->timestamp)
         return NULL;
+    /* The envelopes print it inside a JSON string as it is: an ISO-8601 time and nothing else. */
+    for (const char *c = ts; c < ev; c++)
+        if (!strchr("0123456789TZ:.-+", *c) || !*c)
+            return NULL;
     ev++;
     const char *data = memchr(ev, '\n', (size_t)(end - ev));
     if (!data)

@@ -409,6 +409,7 @@ static void test_broker_payload(void **state)
         "1\n2026-12-06T12:00:00.123Z\n42\n{}",                /* not a string */
         "1\n2026-12-06T12:00:00.123Z\n\"a\\u0000b\"\n{}",     /* a NUL in the event */
         "1\n0123456789012345678901234567890123456789\n\"e\"\n{}", /* a timestamp too long */
+        "1\n2026\",\"x\":\"1\n\"e\"\n{}",                      /* one that would break the JSON */
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         hub_msg_t *x = hub_msg_decode("room", 4, bad[i], strlen(bad[i]));
