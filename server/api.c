@@ -196,6 +196,8 @@ static size_t publish(dialect_ctx_t *x, const publish_req_t *p)
     return total;
 }
 
+#define BROKER_REFUSAL "the broker is unreachable or busy: not published (retry)"
+
 /* A publish through a broker: answered once it took every channel's publish. */
 typedef struct api_job {
     http_pending_t *pending; /* NULL until deferred, or when deferring ran out of memory */
@@ -207,7 +209,7 @@ typedef struct api_job {
 static void job_answer(api_job_t *j)
 {
     json_t *body = j->refused ? json_pack("{s:b, s:s, s:s}", "ok", 0, "error", "unavailable", "message",
-                                          "the broker is unreachable: not published (retry)")
+                                          BROKER_REFUSAL)
                               : json_pack("{s:b, s:I}", "ok", 1, "delivered", (json_int_t)j->nodes);
     char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
     json_decref(body);
@@ -253,7 +255,7 @@ static void publish_through_broker(const http_request_t *req, dialect_ctx_t *x, 
     }
     json_decref(list);
     if (--j->left == 0) { /* every channel was refused at once */
-        api_error(out, 503, "unavailable", "the broker is unreachable: not published (retry)");
+        api_error(out, 503, "unavailable", BROKER_REFUSAL);
         out->extra = "Retry-After: 1\r\n";
         free(j);
         return;

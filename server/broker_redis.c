@@ -47,6 +47,8 @@ typedef struct redis_broker {
     char *prefix;
     size_t prefix_len;
     uint64_t backoff_max_ms, backoff_ms;
+    size_t max_pending;    /* broker.max_pending_bytes */
+    atomic_size_t pending; /* bytes of PUBLISH commands queued or awaiting their reply */
     uv_thread_t thread;
     uv_loop_t loop;
     uv_async_t wake;
@@ -63,11 +65,23 @@ typedef struct redis_broker {
 
 static redis_broker_t *of(const broker_t *b) { return (redis_broker_t *)b; }
 
-static void cmd_refuse(cmd_t *c)
+static size_t cmd_bytes(const cmd_t *c) { return sizeof *c + c->klen + c->plen + 2; }
+
+/* A PUBLISH is done with (answered or refused): what it held is released. */
+static void cmd_free(redis_broker_t *r, cmd_t *c)
+{
+    if (c->kind == CMD_PUBLISH) {
+        atomic_fetch_sub(&r->pending, cmd_bytes(c));
+        atomic_fetch_sub(&metrics_gauges.broker_pending, cmd_bytes(c));
+    }
+    free(c);
+}
+
+static void cmd_refuse(redis_broker_t *r, cmd_t *c)
 {
     if (c->kind == CMD_PUBLISH && c->done)
         c->done(c->arg, -1, 0);
-    free(c);
+    cmd_free(r, c);
 }
 
 /* ------------------------------------------------------------------ the subscribing side */
@@ -107,7 +121,7 @@ static void resubscribe_all(redis_broker_t *r)
 
 static void on_pub_reply(redisAsyncContext *ac, void *reply, void *privdata)
 {
-    (void)ac;
+    redis_broker_t *r = ac->data;
     cmd_t *c = privdata;
     redisReply *rep = reply;
     if (c->done) {
@@ -116,7 +130,7 @@ static void on_pub_reply(redisAsyncContext *ac, void *reply, void *privdata)
         else
             c->done(c->arg, -1, 0); /* an error reply, or the connection went down */
     }
-    free(c);
+    cmd_free(r, c);
 }
 
 /* Runs what other threads queued (on the broker's thread). */
@@ -135,7 +149,7 @@ static void run_queue(redis_broker_t *r)
         } else if (!atomic_load(&r->is_up) ||
                    redisAsyncCommand(r->pub, on_pub_reply, c, "PUBLISH %b %b", c->key, c->klen, c->payload,
                                      c->plen) != REDIS_OK) {
-            cmd_refuse(c);
+            cmd_refuse(r, c);
         }
     }
 }
@@ -323,7 +337,7 @@ static void rb_free(broker_t *b)
     while (!list_empty(&r->queue)) {
         cmd_t *c = container_of(r->queue.next, cmd_t, node);
         list_remove(&c->node);
-        cmd_refuse(c);
+        cmd_refuse(r, c);
     }
     strmap_clear(&r->channels);
     uv_mutex_destroy(&r->lock);
@@ -363,7 +377,7 @@ static void enqueue(redis_broker_t *r, cmd_t *c)
         list_insert_tail(&r->queue, &c->node);
     uv_mutex_unlock(&r->lock);
     if (stopping)
-        cmd_refuse(c);
+        cmd_refuse(r, c);
     else
         uv_async_send(&r->wake);
 }
@@ -374,9 +388,18 @@ static int rb_publish(broker_t *b, const char *channel, size_t clen, const char 
     redis_broker_t *r = of(b);
     if (!atomic_load(&r->is_up))
         return UV_ECONNREFUSED;
+    /* A slow or stuck Redis must not make the node hold publishes without a bound. */
+    size_t need = sizeof(cmd_t) + r->prefix_len + clen + plen + 2;
+    if (atomic_fetch_add(&r->pending, need) + need > r->max_pending) {
+        atomic_fetch_sub(&r->pending, need);
+        return UV_EAGAIN;
+    }
     cmd_t *c = cmd_new(r, CMD_PUBLISH, channel, clen, payload, plen);
-    if (!c)
+    if (!c) {
+        atomic_fetch_sub(&r->pending, need);
         return UV_ENOMEM;
+    }
+    atomic_fetch_add(&metrics_gauges.broker_pending, need);
     c->done = done;
     c->arg = arg;
     enqueue(r, c);
@@ -431,6 +454,7 @@ broker_t *broker_redis_new(const config_t *cfg, char *err, size_t errlen)
     r->prefix_len = strlen(r->prefix);
     r->backoff_max_ms = cfg->broker_reconnect_max_ms;
     r->backoff_ms = BACKOFF_FIRST_MS;
+    r->max_pending = cfg->broker_max_pending_bytes;
     list_init(&r->queue);
     uv_mutex_init(&r->lock);
     return &r->base;

@@ -288,7 +288,11 @@ static const char *const bool_words[] = {"true", "false", "1", "0", "yes", "no",
     X("broker.reconnect_max_ms", "WSHUB_BROKER_RECONNECT_MAX_MS", T_MS,                       \
       broker_reconnect_max_ms, 100, 60000, NULL, "5000", 0,                                   \
       "Longest wait between two attempts to reach Redis again (the backoff doubles up to it), " \
-      "in milliseconds.")
+      "in milliseconds.")                                                                      \
+    X("broker.max_pending_bytes", "WSHUB_BROKER_MAX_PENDING_BYTES", T_SIZE,                   \
+      broker_max_pending_bytes, 65536, 0, NULL, "67108864", 0,                                 \
+      "Publishes handed to Redis and not answered yet, in bytes: past it publishes are "       \
+      "refused as while Redis is down (a slow or stuck Redis must not grow the node).")
 
 #define AS_KEY(path, env, type, field, min, max, names, def, flags, summary) \
     {path, env, type, offsetof(config_t, field), min, max, names, def, flags, summary},

@@ -544,7 +544,7 @@ static int publish_through(hub_local_t *from, const char *channel, size_t channe
     free(payload);
     if (rc == 0)
         metrics_add(&from->metrics->publishes, 1);
-    else if (rc == UV_ECONNREFUSED)
+    else if (rc == UV_ECONNREFUSED || rc == UV_EAGAIN)
         atomic_fetch_add(&metrics_gauges.broker_refused, 1);
     return rc;
 }

@@ -55,7 +55,8 @@ broker_t *broker_new(const config_t *cfg, broker_msg_fn on_msg, void *arg, char 
 static inline int broker_start(broker_t *b) { return b->impl->start(b); }
 static inline void broker_stop(broker_t *b) { b->impl->stop(b); }
 static inline void broker_free(broker_t *b) { if (b) b->impl->free(b); }
-/* Queues a publish; refused at once (UV_ECONNREFUSED, done not called) while the link is down. */
+/* Queues a publish; refused at once, done not called: UV_ECONNREFUSED while the link is down,
+ * UV_EAGAIN while broker.max_pending_bytes of publishes wait for Redis's answer. */
 static inline int broker_publish(broker_t *b, const char *channel, size_t clen, const char *payload,
                                  size_t plen, broker_done_fn done, void *arg)
 {

@@ -120,6 +120,8 @@ typedef struct config {
                                                start with it; 1-64 bytes, no space or control */
     uint32_t broker_reconnect_max_ms;       /* "broker.reconnect_max_ms" (5000, 100-60000): cap
                                                of the exponential reconnect backoff */
+    size_t broker_max_pending_bytes;        /* "broker.max_pending_bytes" (64 MiB): publishes
+                                               queued to Redis and not answered yet */
 
     /* Where it came from, for logs: the file path or NULL for the embedded default. */
     char *source_path;

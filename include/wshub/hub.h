@@ -166,7 +166,8 @@ hub_msg_t *hub_msg_decode(const char *channel, size_t clen, const char *payload,
 /* A publish whose outcome is told to done: at once (status, the subscriptions reached) without
  * a broker; once the broker took it (status, the nodes that received it), on the broker's
  * thread, with one. Returns < 0 when it was refused at once (UV_ECONNREFUSED: the broker is
- * unreachable; UV_ENOMEM): done is not called then. */
+ * unreachable; UV_EAGAIN: it holds broker.max_pending_bytes; UV_ENOMEM): done is not called
+ * then. */
 int hub_publish_async(hub_local_t *from, const char *channel, size_t channel_len, const char *event,
                       const char *data, size_t data_len, broker_done_fn done, void *arg);
 
@@ -174,7 +175,7 @@ int hub_publish_async(hub_local_t *from, const char *channel, size_t channel_len
  * hub_msg_new and hub_route from worker `from`, counted in its publishes; nothing is built
  * when the channel has no subscriber. *delivered = hub_route's count. Returns 0 or a
  * negative error (out of memory). With a broker: handed to it and not waited for
- * (*delivered = 0); UV_ECONNREFUSED while it is unreachable.
+ * (*delivered = 0); UV_ECONNREFUSED while it is unreachable, UV_EAGAIN while it is full.
  */
 int hub_publish(hub_local_t *from, const char *channel, size_t channel_len, const char *event,
                 const char *data, size_t data_len, size_t *delivered);

@@ -113,7 +113,8 @@ typedef struct metrics_gauges {
     counter_t flow_history_bytes; /* bytes of Flow thread history held (dialects/flow/store_mem.c) */
     counter_t broker_up;          /* 1 while the broker's link is up (broker_redis.c); 0 without one */
     counter_t broker_reconnects;  /* links made again after one was lost */
-    counter_t broker_refused;     /* publishes refused because the broker was unreachable (hub.c) */
+    counter_t broker_refused;     /* publishes refused: the broker unreachable or over its bound (hub.c) */
+    counter_t broker_pending;     /* bytes of publishes queued to the broker, not answered yet */
 } metrics_gauges_t;
 extern metrics_gauges_t metrics_gauges;
 

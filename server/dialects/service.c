@@ -230,8 +230,11 @@ static void cmd_chat_message(svc_t *v, json_t *data)
     char *text = event ? json_dumps(event, JSON_COMPACT) : NULL;
     size_t delivered;
     int rc = text ? dialect_publish(v->x, ch, (size_t)n, "chat_message", text, strlen(text), &delivered) : UV_ENOMEM;
-    if (rc == UV_ECONNREFUSED)
-        send_error(v, "internal_error", "the broker is unreachable: the message was not published (retry)", NULL, 0);
+    if (rc == UV_ECONNREFUSED || rc == UV_EAGAIN)
+        send_error(v, "internal_error",
+                   rc == UV_EAGAIN ? "the broker is busy: the message was not published (retry)"
+                                   : "the broker is unreachable: the message was not published (retry)",
+                   NULL, 0);
     else if (rc != 0)
         send_error(v, "internal_error", "the message could not be published", NULL, 0);
     free(text);

@@ -235,3 +235,27 @@ test('Redis down: publishes refused in each API\'s format, /readyz 503, /healthz
     await redis.teardown();
   }
 });
+
+test('a stuck Redis cannot grow a node: past broker.max_pending_bytes publishes are refused, the rest answered once it moves', T, async () => {
+  const redis = await startRedis();
+  const cluster = await startNodes(1, { env: brokerEnv(redis, { WSHUB_BROKER_MAX_PENDING_BYTES: '65536' }) });
+  const [a] = cluster.nodes;
+  try {
+    await waitFor(async () => (await a.get('/readyz')).status === 200, 5000, 'the broker up');
+    // Redis answers nothing for 3 s: every PUBLISH waits for its reply meanwhile.
+    assert.equal(await redis.command(['CLIENT', 'PAUSE', '3000', 'ALL']), 'OK');
+    const body = 'x'.repeat(8000);
+    const rs = await Promise.all(Array.from({ length: 20 }, (_, i) => publish(a, 'conversation:stuck', { i, body })));
+    const ok = rs.filter((r) => r.status === 200), refused = rs.filter((r) => r.status === 503);
+    assert.equal(ok.length + refused.length, 20, rs.map((r) => r.status).join(','));
+    assert.ok(refused.length >= 10, `at 8 KB each, at most 8 fit in 64 KiB (refused ${refused.length})`);
+    assert.ok(ok.length >= 1, 'those that fitted are answered once Redis moves');
+    for (const r of refused) assert.equal(r.json.error, 'unavailable');
+    const m = (await a.get('/metrics')).body;
+    assert.match(m, /^wshub_broker_pending_bytes 0$/m, 'everything answered holds nothing');
+    assert.match(m, new RegExp(`^wshub_broker_publishes_refused_total ${refused.length}$`, 'm'));
+  } finally {
+    await cluster.teardown();
+    await redis.teardown();
+  }
+});

@@ -187,6 +187,7 @@ static void assert_config_equal(const config_t *a, const config_t *b)
     assert_str_or_null(a->broker_redis_url, b->broker_redis_url);
     assert_str_or_null(a->broker_prefix, b->broker_prefix);
     assert_int_equal(a->broker_reconnect_max_ms, b->broker_reconnect_max_ms);
+    assert_int_equal(a->broker_max_pending_bytes, b->broker_max_pending_bytes);
 }
 
 /* Loads and expects success; a failure prints the message. */
@@ -318,6 +319,7 @@ static void test_defaults(void **state)
     assert_string_equal(cfg.broker_redis_url, "redis://127.0.0.1:6379/0");
     assert_string_equal(cfg.broker_prefix, "wshub:");
     assert_int_equal(cfg.broker_reconnect_max_ms, 5000);
+    assert_int_equal(cfg.broker_max_pending_bytes, 67108864);
     assert_null(cfg.source_path);
     config_free(&cfg);
     assert_zeroed(&cfg);
@@ -360,7 +362,7 @@ static void test_key_table(void **state)
 
     (void)state;
     assert_non_null(root);
-    assert_int_equal(n, 69);
+    assert_int_equal(n, 70);
     assert_ptr_equal(config_keys(NULL), keys);
     for (size_t i = 0; i < n; i++) {
         char env[128] = "WSHUB_", comment[128], section[64] = "";
