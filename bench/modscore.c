@@ -22,36 +22,13 @@
 #include <time.h>
 
 #include "wshub/modengine.h"
+#include "../tests/moderation/corpus_unescape.h"
 
 struct text {
     char *s;
     size_t n;
 };
 
-static int hexval(int c)
-{
-    return c <= '9' ? c - '0' : (c | 32) - 'a' + 10;
-}
-
-/* Undoes make_corpus.py's escaping (a backslash doubled, "\xHH" for a byte) in place; the
- * same as test_modengine.c's, copied because the bench is also compiled alone, outside the
- * build, against the pre-split engine. */
-static size_t unescape(char *s, size_t n)
-{
-    size_t k = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] == '\\' && i + 1 < n && s[i + 1] == '\\') {
-            s[k++] = '\\';
-            i++;
-        } else if (s[i] == '\\' && i + 3 < n && s[i + 1] == 'x') {
-            s[k++] = (char)(hexval(s[i + 2]) * 16 + hexval(s[i + 3]));
-            i += 3;
-        } else {
-            s[k++] = s[i];
-        }
-    }
-    return k;
-}
 
 static struct text *read_corpus(const char *path, size_t *count)
 {
@@ -74,7 +51,7 @@ static struct text *read_corpus(const char *path, size_t *count)
             if (!t)
                 abort();
         }
-        t[n].n = unescape(line, (size_t)len);
+        t[n].n = corpus_unescape(line, (size_t)len);
         t[n].s = malloc(t[n].n + 1);
         if (!t[n].s)
             abort();

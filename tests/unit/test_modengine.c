@@ -21,6 +21,7 @@
 #include "wshub/modengine.h"
 
 #include "../../server/dialects/moderation_json.h"
+#include "../moderation/corpus_unescape.h"
 
 static modengine_t *engine;
 
@@ -521,29 +522,6 @@ static void test_evaluation(void **state)
 
 /* ---- the pinned corpus ---- */
 
-static int hexval(int c)
-{
-    return c <= '9' ? c - '0' : (c | 32) - 'a' + 10;
-}
-
-/* Undoes the escaping of tests/moderation/make_corpus.py (a backslash doubled, "\\xHH" for a
- * byte) in place. */
-static size_t unescape(char *s, size_t n)
-{
-    size_t k = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] == '\\' && i + 1 < n && s[i + 1] == '\\') {
-            s[k++] = '\\';
-            i++;
-        } else if (s[i] == '\\' && i + 3 < n && s[i + 1] == 'x') {
-            s[k++] = (char)(hexval(s[i + 2]) * 16 + hexval(s[i + 3]));
-            i += 3;
-        } else {
-            s[k++] = s[i];
-        }
-    }
-    return k;
-}
 
 static FILE *open_source(const char *rel)
 {
@@ -578,7 +556,7 @@ static void test_corpus(void **state)
         if (en <= 0)
             fail_msg("corpus.expected ends before line %u of corpus.txt", lines);
         chomp(exp, &en);
-        size_t n = unescape(text, (size_t)tn);
+        size_t n = corpus_unescape(text, (size_t)tn);
         modengine_scores_t s;
         assert_int_equal(modengine_score(engine, text, n, &s), 0);
         json_t *r = moderation_scores_json(&s);
