@@ -320,6 +320,25 @@ static int deliver_to_session(void *session, frame_t *f) { return ws_session_sen
 static void wake_loop(void *arg) { uv_async_send(&((worker_t *)arg)->wakeup); }
 static const hub_local_ops_t hub_ops = {.deliver = deliver_to_session, .wake = wake_loop};
 
+/* Each dialect's per-worker state, before the thread runs: a failure is the caller's (the
+ * daemon does not start), never a thread that ends alone while its listener keeps getting
+ * its share of the connections. What started before a failure is stopped again. */
+static int start_dialects(worker_t *w)
+{
+    for (size_t i = 0; dialects[i]; i++) {
+        const dialect_t *d = dialects[i];
+        int r = d->worker_start ? d->worker_start(&w->dctx[i]) : 0;
+        if (r) {
+            log_error("worker", "worker %d: %s: %s", w->idx, d->name, uv_strerror(r));
+            while (i-- > 0)
+                if (dialects[i]->worker_stop)
+                    dialects[i]->worker_stop(&w->dctx[i]);
+            return r;
+        }
+    }
+    return 0;
+}
+
 int worker_init(worker_t *w, server_t *srv, int idx, int listen_fd)
 {
     memset(w, 0, sizeof *w);
@@ -362,7 +381,7 @@ int worker_init(worker_t *w, server_t *srv, int idx, int listen_fd)
     if (srv->hub && !(w->hub = hub_local_new(srv->hub, idx, &hub_ops, w, &w->mem, &w->net.metrics)))
         return UV_ENOMEM;
     metrics_register(&w->net.metrics);
-    return 0;
+    return start_dialects(w);
 }
 
 static void close_walk(uv_handle_t *h, void *arg)
@@ -378,19 +397,11 @@ static void close_walk(uv_handle_t *h, void *arg)
 static void run(void *arg)
 {
     worker_t *w = arg;
-    /* main.c listened with SOMAXCONN, the backlog the kernel allows. */
+    /* main.c listened with SOMAXCONN, the backlog the kernel allows. Should the poll not
+     * start, accepting stays paused and the tick retries (accept_resume). */
     int r = uv_poll_start(&w->listener, UV_READABLE, on_listener);
-    if (r) {
-        log_error("listen", "worker %d: %s", w->idx, uv_strerror(r));
-        return;
-    }
-    for (size_t i = 0; dialects[i]; i++) {
-        const dialect_t *d = dialects[i];
-        if (d->worker_start && (r = d->worker_start(&w->dctx[i])) != 0) {
-            log_error("worker", "worker %d: %s: %s", w->idx, d->name, uv_strerror(r));
-            return;
-        }
-    }
+    if (r)
+        accept_pause(w, uv_strerror(r));
     uv_prepare_start(&w->prepare, on_prepare);
     uv_check_start(&w->check, on_check);
     uv_timer_start(&w->tick, on_tick, TICK_MS, TICK_MS);

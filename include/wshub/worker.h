@@ -70,7 +70,8 @@ struct worker {
     mempool_t mem;        /* long-lived per-connection objects (mempool.h) */
 };
 
-/* Prepares a worker (loop and handles) around an already-listening socket. */
+/* Prepares a worker (loop, handles, each dialect's per-worker state) around an
+ * already-listening socket. */
 int worker_init(worker_t *w, server_t *srv, int idx, int listen_fd);
 /* Starts the worker's thread. */
 int worker_start(worker_t *w);

@@ -132,9 +132,6 @@ void fz_init(const char *const *extra_env)
         die("worker_init", uv_strerror(r));
     if ((r = uv_poll_start(&w.listener, UV_READABLE, on_connection)) != 0)
         die("uv_poll_start", uv_strerror(r));
-    for (size_t i = 0; dialects[i]; i++)
-        if (dialects[i]->worker_start && (r = dialects[i]->worker_start(&w.dctx[i])) != 0)
-            die(dialects[i]->name, uv_strerror(r));
     uv_prepare_init(&w.loop, &prepare);
     prepare.data = &w;
     uv_prepare_start(&prepare, on_flush_prepare);
