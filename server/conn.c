@@ -727,8 +727,8 @@ void conn_set_proto(conn_t *c, const conn_proto_t *proto, void *pdata, int endpo
 
 void conn_feed(conn_t *c, const uint8_t *data, size_t len)
 {
-    if (!(c->flags & CONN_F_CLOSING))
-        c->proto->on_data(c, data, len);
+    if (!(c->flags & CONN_F_DRAIN)) /* the same gates as a read: draining, closing, FIN sent */
+        on_plain(c, data, len);
 }
 
 void conn_close(conn_t *c, const char *reason)

@@ -130,7 +130,8 @@ bool http_upgrade(http_conn_t *h, const dialect_t *d)
                      accept, acc.subprotocol ? "Sec-WebSocket-Protocol: " : "",
                      acc.subprotocol ? acc.subprotocol : "", acc.subprotocol ? "\r\n" : "");
     conn_t *c = h->c;
-    conn_send_copy(c, resp, (size_t)n);
+    if (conn_send_copy(c, resp, (size_t)n) != 0)
+        return false; /* the connection is closing: no session to open on it */
     metrics_add(&c->env->metrics.http_responses[1], 1);
     /* From here on the session owns the connection: h is freed by the handover. */
     return ws_session_start(c, d, http_ctx(h, d), acc.data) != NULL;
