@@ -81,8 +81,12 @@ static void published_back(void *p, int status, long long n)
     published_t *q = p;
     q->status = status;
     q->n = n;
-    if (worker_call(q->w, published_run, q) != 0)
-        free(q); /* the worker is gone, and with it whoever waited */
+    if (worker_call(q->w, published_run, q) != 0) {
+        /* The worker is destroyed, its connections with it: nothing runs on its loop any
+         * more, so done may run here and free what it carried. */
+        q->done(q->arg, UV_ECANCELED, 0);
+        free(q);
+    }
 }
 
 int dialect_publish_api_async(dialect_ctx_t *x, const char *channel, size_t channel_len, const char *event,
