@@ -506,14 +506,21 @@ hub_msg_t *hub_msg_decode(const char *channel, size_t clen, const char *payload,
     json_t *e = json_loadb(ev, (size_t)(data - ev), JSON_DECODE_ANY, NULL);
     const char *event = json_string_value(e);
     hub_msg_t *m = NULL;
+    json_t *d = NULL;
     if (event && strlen(event) == json_string_length(e)) {
         data++;
+        /* Printed raw into every envelope: a JSON object (valid UTF-8 with it), or nothing.
+         * Once per message and node, never per subscriber. */
+        d = json_loadb(data, (size_t)(end - data), JSON_ALLOW_NUL, NULL);
+    }
+    if (json_is_object(d)) {
         m = hub_msg_new(channel, clen, event, data, (size_t)(end - data));
         if (m) { /* the publisher's time: the same on every node */
             memcpy(m->timestamp, ts, (size_t)(ev - 1 - ts));
             m->timestamp[ev - 1 - ts] = 0;
         }
     }
+    json_decref(d);
     json_decref(e);
     return m;
 }

@@ -410,6 +410,9 @@ static void test_broker_payload(void **state)
         "1\n2026-12-06T12:00:00.123Z\n\"a\\u0000b\"\n{}",     /* a NUL in the event */
         "1\n0123456789012345678901234567890123456789\n\"e\"\n{}", /* a timestamp too long */
         "1\n2026\",\"x\":\"1\n\"e\"\n{}",                      /* one that would break the JSON */
+        "1\n2026-12-06T12:00:00.123Z\n\"e\"\n{\"a\":",           /* data that is not JSON */
+        "1\n2026-12-06T12:00:00.123Z\n\"e\"\n[1]",                /* not an object */
+        "1\n2026-12-06T12:00:00.123Z\n\"e\"\n{\"a\":\"\xff\"}",      /* not UTF-8 */
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         hub_msg_t *x = hub_msg_decode("room", 4, bad[i], strlen(bad[i]));
