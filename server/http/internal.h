@@ -66,10 +66,6 @@ struct http_conn {
 /* Response bodies larger than this are queued a piece at a time, each when the connection's
  * output has drained, so that a large answer (GET /thread.history) is never cut off by
  * limits.max_queued_bytes and never sits whole in the output queue. */
-
-/* Response bodies larger than this are queued a piece at a time, each when the connection's
- * output has drained, so that a large answer (GET /thread.history) is never cut off by
- * limits.max_queued_bytes and never sits whole in the output queue. */
 #define HTTP_PIECE (64 * 1024)
 
 /* request.c */
