@@ -292,19 +292,41 @@ static void history_add(flow_store_t *st, const char *thread, const json_t *entr
     free(h);
 }
 
-static json_t *history(flow_store_t *st, const char *thread, bool unnoticed)
+/* The entries to answer with, as one JSON array text (they are stored compact): only copied
+ * under the lock, which every worker's Flow traffic takes; parsed after it. */
+static char *history_text(mem_store_t *m, const char *thread, bool unnoticed, size_t *len)
 {
-    mem_store_t *m = mem(st);
     uv_mutex_lock(&m->lock);
     thread_log_t *t = thread_find(m, thread);
-    json_t *items = json_array();
-    for (size_t i = t && unnoticed ? t->noticed : 0; t && i < t->n; i++) {
-        /* Unnoticed: what the thread's user has not seen yet (bot and agent messages). */
-        if (!unnoticed || t->items[i]->received)
-            json_array_append_new(items, json_loadb(t->items[i]->text, t->items[i]->len, JSON_ALLOW_NUL, NULL));
+    size_t first = t && unnoticed ? t->noticed : 0, n = 2;
+    for (size_t i = first; t && i < t->n; i++)
+        n += t->items[i]->len + 1;
+    char *buf = malloc(n + 1), *p = buf;
+    if (buf) {
+        *p++ = '[';
+        for (size_t i = first; t && i < t->n; i++) {
+            /* Unnoticed: what the thread's user has not seen yet (bot and agent messages). */
+            if (unnoticed && !t->items[i]->received)
+                continue;
+            if (p > buf + 1)
+                *p++ = ',';
+            memcpy(p, t->items[i]->text, t->items[i]->len);
+            p += t->items[i]->len;
+        }
+        *p++ = ']';
     }
     uv_mutex_unlock(&m->lock);
-    return items;
+    *len = buf ? (size_t)(p - buf) : 0;
+    return buf;
+}
+
+static json_t *history(flow_store_t *st, const char *thread, bool unnoticed)
+{
+    size_t len;
+    char *text = history_text(mem(st), thread, unnoticed, &len);
+    json_t *items = text ? json_loadb(text, len, JSON_ALLOW_NUL, NULL) : NULL;
+    free(text);
+    return items ? items : json_array();
 }
 
 static void noticed(flow_store_t *st, const char *thread)
@@ -347,8 +369,10 @@ static void leave(flow_store_t *st, const char *thread)
 static void sweep(flow_store_t *st, const config_t *cfg, metrics_t *mt)
 {
     mem_store_t *m = mem(st);
-    uint64_t now = m->clock_ms(), ttl = (uint64_t)cfg->flow_thread_ttl_s * 1000;
+    uint64_t ttl = (uint64_t)cfg->flow_thread_ttl_s * 1000;
     uv_mutex_lock(&m->lock);
+    /* After the lock: a thread touched while we waited for it is not newer than now. */
+    uint64_t now = m->clock_ms();
     purge_tickets(m, now, mt);
     for (list_node_t *n = m->lru.next; n != &m->lru;) {
         thread_log_t *t = container_of(n, thread_log_t, lru);
