@@ -28,7 +28,8 @@ const char *http_request_query(const http_request_t *r, size_t *len);
 const char *http_request_header(const http_request_t *r, const char *name, size_t *len);
 /* Is `token` one of the comma-separated tokens of any header `name` (case-insensitive)? */
 int http_request_header_has_token(const http_request_t *r, const char *name, const char *token);
-/* The value of a query parameter, percent-decoded into buf (NUL-terminated); NULL if absent. */
+/* The value of a query parameter, percent-decoded into buf (NUL-terminated); NULL if absent,
+ * longer than buflen, or holding "%00" (a C string cannot carry it). */
 const char *http_request_query_param(const http_request_t *r, const char *name, char *buf, size_t buflen);
 /* Is there a `name` query parameter, whatever its value (tells "absent" from "too long")? */
 int http_request_has_query_param(const http_request_t *r, const char *name);

@@ -71,6 +71,8 @@ static const char *pct_decode(const char *src, size_t n, char *buf, size_t bufle
         int hi, lo;
         if (src[i] == '%' && i + 2 < n && (hi = hexval((unsigned char)src[i + 1])) >= 0 &&
             (lo = hexval((unsigned char)src[i + 2])) >= 0) {
+            if (hi == 0 && lo == 0)
+                return NULL; /* "%00": a C string cannot carry it, and "a%00b" must not act as "a" */
             buf[o++] = (char)(hi * 16 + lo);
             i += 2;
         } else {

@@ -17,6 +17,7 @@
 #include "wshub/auth.h"
 #include "wshub/dialect.h"
 #include "wshub/flow.h"
+#include "wshub/utf8.h"
 #include "wshub/http.h"
 #include "wshub/metrics.h"
 
@@ -32,8 +33,11 @@ char *flow__status_body(const char *status, json_t *payload)
 
 static void reply(http_reply_t *out, int status, const char *st, json_t *payload)
 {
+    static const char oom[] = "{\"status\":\"error\",\"payload\":{\"message\":\"out of memory\"}}";
     out->status = status;
     out->body = flow__status_body(st, payload);
+    if (!out->body && (out->body = strdup(oom))) /* never a 200 with no body */
+        out->status = 500;
     out->len = out->body ? strlen(out->body) : 0;
 }
 
@@ -55,6 +59,10 @@ static const char *param(const http_request_t *req, const char *header, const ch
         return NULL;
     }
     if (!*buf || strcmp(buf, "null") == 0 || strcmp(buf, "undefined") == 0)
+        return NULL;
+    /* An id is text that JSON answers carry: "%FF" counts as absent (the handler then says the
+     * id is required), as a "%00" does already (http_request_query_param). */
+    if (utf8_validate(UTF8_ACCEPT, (const uint8_t *)buf, strlen(buf)) != UTF8_ACCEPT)
         return NULL;
     return buf;
 }
