@@ -261,6 +261,8 @@ static void publish_through_broker(const http_request_t *req, dialect_ctx_t *x, 
         return;
     }
     j->pending = http_defer(req);
+    if (!j->pending) /* out of memory: answered now; the outcomes still to come free j */
+        api_error(out, 503, "unavailable", "out of memory");
 }
 
 void api_publish(const http_request_t *req, dialect_ctx_t *x, http_reply_t *out)
