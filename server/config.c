@@ -262,6 +262,10 @@ static const char *const bool_words[] = {"true", "false", "1", "0", "yes", "no",
       "JSON file of bot rules (see config/flow-bot.example.json); null = echo bot.")          \
     X("flow.history_limit", "WSHUB_FLOW_HISTORY_LIMIT", T_INT, flow_history_limit, 0, 100000, \
       NULL, "100", 0, "Messages kept per thread for GET /thread.history.")                  \
+    X("flow.max_pending_replies", "WSHUB_FLOW_MAX_PENDING_REPLIES", T_INT,                    \
+      flow_max_pending_replies, 0, 100000000, NULL, "10000", 0,                               \
+      "Bot replies held for flow.reply_delay_ms per worker at once; past it a reply goes out "  \
+      "at once (never dropped), so a flood of message.send cannot grow the node.")             \
     X("flow.max_tickets", "WSHUB_FLOW_MAX_TICKETS", T_INT, flow_max_tickets, 1, 100000000,    \
       NULL, "100000", 0, "Unused /ws/<token> endpoints held at once; past it /socket.info "   \
       "answers 503.")                                                                         \

@@ -251,6 +251,8 @@ static const family_t families[] = {
            "GET /socket.info answered 503 because flow.max_tickets was reached."),
     SUMMED("wshub_flow_tickets_expired_total", "counter", flow_tickets_expired,
            "Unused Flow endpoints freed when they expired."),
+    SUMMED("wshub_flow_pending_replies", "gauge", flow_pending_replies,
+           "Flow bot replies held for flow.reply_delay_ms (bounded by flow.max_pending_replies per worker)."),
     SHARED("wshub_flow_threads", flow_threads, "Flow threads known (with a history or a socket)."),
     SHARED("wshub_flow_history_bytes", flow_history_bytes,
           "Bytes of Flow thread history held; flow.max_history_total_bytes bounds them."),

@@ -107,6 +107,8 @@ typedef struct config {
     char *flow_bot_file;                    /* "flow.bot_file": rules; NULL = echo bot */
     int flow_history_limit;                 /* "flow.history_limit" (100) per thread */
     int flow_max_tickets;                   /* "flow.max_tickets" (100000): unused, per process */
+    int flow_max_pending_replies;           /* "flow.max_pending_replies" (10000): delayed bot
+                                               replies held per worker */
     size_t flow_max_history_bytes;          /* "flow.max_history_bytes" (1 MiB) per thread */
     size_t flow_max_history_total_bytes;    /* "flow.max_history_total_bytes" (64 MiB) */
     int flow_thread_ttl_s;                  /* "flow.thread_ttl_s" (3600): quiet thread expiry */

@@ -103,6 +103,7 @@ typedef struct metrics {
     counter_t pool_object_bytes;
     counter_t flow_ticket_refusals;   /* /socket.info answered 503: flow.max_tickets reached */
     counter_t flow_tickets_expired;   /* unused tickets freed at their expiry */
+    counter_t flow_pending_replies;   /* gauge: bot replies held for flow.reply_delay_ms */
     counter_t flow_history_dropped[FLOW_DROP_COUNT]; /* history entries dropped, by reason */
 } metrics_t;
 

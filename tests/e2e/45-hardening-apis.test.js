@@ -339,3 +339,23 @@ describe('Flow threads expire', () => {
     f.close();
   });
 });
+
+test('flow.max_pending_replies: past it a delayed bot reply goes out at once, none held beyond the bound', T, async () => {
+  const inst = await start({ env: { ...ENV, WSHUB_WORKERS: '1', WSHUB_FLOW_REPLY_DELAY_MS: '60000',
+    WSHUB_FLOW_MAX_PENDING_REPLIES: '2' } });
+  try {
+    const f = await flow(inst);
+    const threadId = unique('thread');
+    for (let i = 0; i < 5; i++) sendSpeech(f, threadId, `m${i}`);
+    // Two wait their minute (agent.typing); the three past the bound are answered now.
+    for (let i = 2; i < 5; i++) {
+      const r = await f.next((m) => m.type === 'message.received', `the reply to m${i}`);
+      assert.match(r.payload.messages[0].fallback, new RegExp(`^You said: m${i}$`));
+    }
+    assert.equal(f.frames.filter((m) => m.type === 'agent.typing').length, 2);
+    assert.equal((await metrics(inst)).wshub_flow_pending_replies, 2);
+    f.close();
+  } finally {
+    await inst.teardown();
+  }
+});

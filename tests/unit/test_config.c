@@ -180,6 +180,7 @@ static void assert_config_equal(const config_t *a, const config_t *b)
     assert_str_or_null(a->flow_bot_file, b->flow_bot_file);
     assert_int_equal(a->flow_history_limit, b->flow_history_limit);
     assert_int_equal(a->flow_max_tickets, b->flow_max_tickets);
+    assert_int_equal(a->flow_max_pending_replies, b->flow_max_pending_replies);
     assert_int_equal(a->flow_max_history_bytes, b->flow_max_history_bytes);
     assert_int_equal(a->flow_max_history_total_bytes, b->flow_max_history_total_bytes);
     assert_int_equal(a->flow_thread_ttl_s, b->flow_thread_ttl_s);
@@ -312,6 +313,7 @@ static void test_defaults(void **state)
     assert_null(cfg.flow_bot_file);
     assert_int_equal(cfg.flow_history_limit, 100);
     assert_int_equal(cfg.flow_max_tickets, 100000);
+    assert_int_equal(cfg.flow_max_pending_replies, 10000);
     assert_int_equal(cfg.flow_max_history_bytes, 1048576);
     assert_int_equal(cfg.flow_max_history_total_bytes, 67108864);
     assert_int_equal(cfg.flow_thread_ttl_s, 3600);
@@ -362,7 +364,7 @@ static void test_key_table(void **state)
 
     (void)state;
     assert_non_null(root);
-    assert_int_equal(n, 70);
+    assert_int_equal(n, 71);
     assert_ptr_equal(config_keys(NULL), keys);
     for (size_t i = 0; i < n; i++) {
         char env[128] = "WSHUB_", comment[128], section[64] = "";

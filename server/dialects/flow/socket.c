@@ -53,6 +53,7 @@ typedef struct flow_reply {
 
 typedef struct flow_worker {
     list_node_t replies;
+    size_t npending;  /* in replies: bounded by flow.max_pending_replies */
     uv_timer_t sweep; /* worker 0 only: frees expired tickets and threads */
 } flow_worker_t;
 
@@ -106,6 +107,9 @@ static void join(flow_t *v, const char *thread)
 
 static void reply_free(flow_reply_t *r)
 {
+    flow_worker_t *fw = dialect_state(r->x);
+    fw->npending--;
+    metrics_add(&dialect_metrics(r->x)->flow_pending_replies, (uint64_t)-1);
     list_remove(&r->node);
     free(r->thread);
     json_decref(r->payload);
@@ -144,8 +148,10 @@ static void cmd_send(flow_t *v, json_t *payload)
     json_t *answer = flow__bot_reply(tid, payload);
     if (!answer)
         return;
-    uint32_t delay = dialect_live(v->x)->cfg.flow_reply_delay_ms;
-    if (!delay) {
+    const config_t *cfg = &dialect_live(v->x)->cfg;
+    uint32_t delay = cfg->flow_reply_delay_ms;
+    flow_worker_t *fw = dialect_state(v->x);
+    if (!delay || fw->npending >= (size_t)cfg->flow_max_pending_replies) {
         flow__publish_reply(v->x, tid, answer);
         json_decref(answer);
         return;
@@ -158,7 +164,9 @@ static void cmd_send(flow_t *v, json_t *payload)
     }
     r->x = v->x;
     r->payload = answer;
-    list_insert_tail(&((flow_worker_t *)dialect_state(v->x))->replies, &r->node);
+    list_insert_tail(&fw->replies, &r->node);
+    fw->npending++;
+    metrics_add(&dialect_metrics(v->x)->flow_pending_replies, 1);
     if (dialect_timer_start(v->x, &r->timer, dialect_now(v->x) + delay, on_reply_due) != 0) {
         on_reply_due(&r->timer); /* no timer (out of memory): the reply now, never lost */
         return;
