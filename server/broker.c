@@ -5,7 +5,7 @@
 
 #include <stdio.h>
 
-broker_t *broker_new(const config_t *cfg, broker_msg_fn on_msg, void *arg, char *err, size_t errlen)
+broker_t *broker_new(const config_t *cfg, const broker_events_t *ev, char *err, size_t errlen)
 {
     if (errlen)
         err[0] = 0;
@@ -18,8 +18,7 @@ broker_t *broker_new(const config_t *cfg, broker_msg_fn on_msg, void *arg, char 
         break;
     }
     if (b) {
-        b->on_msg = on_msg;
-        b->arg = arg;
+        b->ev = *ev;
     } else if (errlen && !err[0]) {
         snprintf(err, errlen, "broker.type: cannot make the broker");
     }

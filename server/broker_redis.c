@@ -9,6 +9,12 @@
  * connection carries every channel the hub has local subscribers of; when either connection
  * drops, both are made again after a capped exponential backoff (broker.reconnect_max_ms) and
  * every channel is subscribed again. While the link is down, publishes are refused at once.
+ *
+ * A channel's subscription is confirmed (on_subscribed) when Redis answers its SUBSCRIBE and
+ * no later (UN)SUBSCRIBE of it is unanswered. A SUBSCRIBE asked while an UNSUBSCRIBE of the
+ * same channel is unanswered waits for that answer: hiredis 0.14 forgets a channel's callback
+ * when an UNSUBSCRIBE is answered, even if a SUBSCRIBE was sent after it, and the channel's
+ * messages would then be dropped.
  * Never: runs on a worker's loop or blocks one (workers only take the queue's mutex).
  */
 #include "wshub/broker.h"
@@ -34,6 +40,7 @@ typedef enum { CMD_PUBLISH, CMD_SUBSCRIBE, CMD_UNSUBSCRIBE } cmd_kind_t;
 typedef struct cmd {
     list_node_t node;
     cmd_kind_t kind;
+    uint64_t gen;      /* SUBSCRIBE: the hub's token, told back with on_subscribed */
     broker_done_fn done;
     void *arg;
     size_t klen, plen; /* key = prefix + channel; payload (PUBLISH) */
@@ -55,13 +62,23 @@ typedef struct redis_broker {
     uv_timer_t retry;
     uv_mutex_t lock;       /* queue, channels */
     list_node_t queue;     /* cmd_t, from any thread */
-    strmap_t channels;     /* keys (prefix + channel) with local subscribers */
+    strmap_t channels;     /* keys (prefix + channel) with local subscribers -> their gen */
+    strmap_t inflight;     /* key -> sub_state_t: (un)subscribes sent and not answered (broker thread) */
     atomic_bool stopping;
     atomic_bool is_up;     /* both connections ready: publishes are taken */
     bool was_up;           /* it was up once: the next up is a reconnect */
     redisAsyncContext *pub, *sub; /* broker thread only */
     bool pub_ready, sub_ready;
 } redis_broker_t;
+
+/* A channel subscribed on the current subscribing connection, or being (broker thread only):
+ * its entry goes once an UNSUBSCRIBE of it is answered. */
+typedef struct sub_state {
+    int out;           /* (UN)SUBSCRIBEs sent, not answered */
+    bool unsub_out;    /* the last one sent is an UNSUBSCRIBE */
+    uint64_t gen;      /* the last SUBSCRIBE sent */
+    uint64_t deferred; /* a SUBSCRIBE to send once the UNSUBSCRIBE is answered (0: none) */
+} sub_state_t;
 
 static redis_broker_t *of(const broker_t *b) { return (redis_broker_t *)b; }
 
@@ -86,34 +103,94 @@ static void cmd_refuse(redis_broker_t *r, cmd_t *c)
 
 /* ------------------------------------------------------------------ the subscribing side */
 
+static void on_sub_reply(redisAsyncContext *ac, void *reply, void *privdata);
+
+static void forget_inflight(redis_broker_t *r)
+{
+    for (size_t i = 0; i < r->inflight.nbuckets; i++)
+        for (strmap_entry_t *e = r->inflight.buckets[i]; e; e = e->next)
+            free(e->value);
+    strmap_clear(&r->inflight);
+}
+
+/* Sends SUBSCRIBE (gen > 0) or UNSUBSCRIBE of key, in the order asked (see the top). An
+ * UNSUBSCRIBE of a channel this connection never subscribed is not sent: hiredis would not
+ * hand us its answer. */
+static void send_subscribe(redis_broker_t *r, uint64_t gen, const char *key, size_t klen)
+{
+    if (!r->sub || !r->sub_ready)
+        return; /* resubscribe_all sends what is wanted once the link is back */
+    strmap_entry_t *e = strmap_find(&r->inflight, key, klen);
+    sub_state_t *st = e ? e->value : NULL;
+    if (!gen && (!st || st->unsub_out || st->deferred)) {
+        if (st)
+            st->deferred = 0; /* a SUBSCRIBE never sent: nothing to undo */
+        return;
+    }
+    if (!st && (!(st = calloc(1, sizeof *st)) || !strmap_insert(&r->inflight, key, klen, st))) {
+        free(st);
+        log_error("broker", "out of memory: a channel's subscription is not sent to redis");
+        return;
+    }
+    if (gen && st->unsub_out) {
+        st->deferred = gen;
+        return;
+    }
+    if (redisAsyncCommand(r->sub, on_sub_reply, r, gen ? "SUBSCRIBE %b" : "UNSUBSCRIBE %b", key, klen) != REDIS_OK)
+        return;
+    st->out++;
+    st->unsub_out = !gen;
+    if (gen)
+        st->gen = gen;
+}
+
+/* Redis answered a SUBSCRIBE or an UNSUBSCRIBE of key. */
+static void sub_answered(redis_broker_t *r, bool subscribed, const char *key, size_t klen)
+{
+    strmap_entry_t *e = strmap_find(&r->inflight, key, klen);
+    if (!e)
+        return;
+    sub_state_t *st = e->value;
+    if (st->out > 0 && --st->out > 0)
+        return;
+    if (st->unsub_out) { /* every answer is in, the last for the UNSUBSCRIBE */
+        uint64_t deferred = st->deferred;
+        free(st);
+        strmap_remove(&r->inflight, e);
+        if (deferred)
+            send_subscribe(r, deferred, key, klen);
+    } else if (subscribed && klen >= r->prefix_len) {
+        r->base.ev.on_subscribed(r->base.ev.arg, key + r->prefix_len, klen - r->prefix_len, st->gen);
+    }
+}
+
 /* Every reply of the subscribing connection: "message" ones carry a publish. */
 static void on_sub_reply(redisAsyncContext *ac, void *reply, void *privdata)
 {
-    (void)ac;
     redis_broker_t *r = privdata;
     redisReply *rep = reply;
-    if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements != 3)
+    if (ac != r->sub || !rep || rep->type != REDIS_REPLY_ARRAY || rep->elements != 3)
         return;
     redisReply *kind = rep->element[0], *ch = rep->element[1], *msg = rep->element[2];
-    if (kind->type != REDIS_REPLY_STRING || strcmp(kind->str, "message") != 0 || ch->type != REDIS_REPLY_STRING ||
-        msg->type != REDIS_REPLY_STRING || (size_t)ch->len < r->prefix_len)
+    if (kind->type != REDIS_REPLY_STRING || ch->type != REDIS_REPLY_STRING)
         return;
-    r->base.on_msg(r->base.arg, ch->str + r->prefix_len, (size_t)ch->len - r->prefix_len, msg->str, (size_t)msg->len);
+    if (strcmp(kind->str, "subscribe") == 0 || strcmp(kind->str, "unsubscribe") == 0) {
+        sub_answered(r, kind->str[0] == 's', ch->str, (size_t)ch->len);
+        return;
+    }
+    if (strcmp(kind->str, "message") != 0 || msg->type != REDIS_REPLY_STRING || (size_t)ch->len < r->prefix_len)
+        return;
+    r->base.ev.on_msg(r->base.ev.arg, ch->str + r->prefix_len, (size_t)ch->len - r->prefix_len, msg->str,
+                      (size_t)msg->len);
 }
 
-static void send_subscribe(redis_broker_t *r, bool on, const char *key, size_t klen)
-{
-    if (r->sub && r->sub_ready)
-        redisAsyncCommand(r->sub, on_sub_reply, r, on ? "SUBSCRIBE %b" : "UNSUBSCRIBE %b", key, klen);
-}
-
-/* After a (re)connect: every channel with local subscribers. */
+/* After a (re)connect: every channel with local subscribers, with its gen. */
 static void resubscribe_all(redis_broker_t *r)
 {
     uv_mutex_lock(&r->lock);
     for (size_t i = 0; i < r->channels.nbuckets; i++)
         for (strmap_entry_t *e = r->channels.buckets[i]; e; e = e->next)
-            send_subscribe(r, true, e->key, e->klen);
+            send_subscribe(r, (uint64_t)(uintptr_t)e->value, e->key, e->klen);
     uv_mutex_unlock(&r->lock);
 }
 
@@ -144,7 +221,7 @@ static void run_queue(redis_broker_t *r)
         cmd_t *c = container_of(q.next, cmd_t, node);
         list_remove(&c->node);
         if (c->kind != CMD_PUBLISH) {
-            send_subscribe(r, c->kind == CMD_SUBSCRIBE, c->key, c->klen);
+            send_subscribe(r, c->kind == CMD_SUBSCRIBE ? c->gen : 0, c->key, c->klen);
             free(c);
         } else if (!atomic_load(&r->is_up) ||
                    redisAsyncCommand(r->pub, on_pub_reply, c, "PUBLISH %b %b", c->key, c->klen, c->payload,
@@ -169,6 +246,7 @@ static void set_up(redis_broker_t *r, bool up)
         atomic_fetch_add(&metrics_gauges.broker_reconnects, 1);
     r->was_up = r->was_up || up;
     log_info("broker", "redis %s:%d %s", r->url.host, r->url.port, up ? "connected" : "unreachable: reconnecting");
+    r->base.ev.on_link(r->base.ev.arg, up);
 }
 
 /* Frees a connection we no longer want: its pending replies come back NULL (refused), and
@@ -189,6 +267,7 @@ static void link_lost(redis_broker_t *r)
     set_up(r, false);
     drop(&r->pub, &r->pub_ready);
     drop(&r->sub, &r->sub_ready);
+    forget_inflight(r); /* that connection's answers will never come */
     if (atomic_load(&r->stopping) || uv_is_active((uv_handle_t *)&r->retry))
         return;
     uint64_t ms = r->backoff_ms;
@@ -340,6 +419,7 @@ static void rb_free(broker_t *b)
         cmd_refuse(r, c);
     }
     strmap_clear(&r->channels);
+    forget_inflight(r);
     uv_mutex_destroy(&r->lock);
     free(r->prefix);
     free(r);
@@ -355,6 +435,7 @@ static cmd_t *cmd_new(redis_broker_t *r, cmd_kind_t kind, const char *channel, s
     if (!c)
         return NULL;
     c->kind = kind;
+    c->gen = 0;
     c->done = NULL;
     c->arg = NULL;
     c->klen = klen;
@@ -406,27 +487,34 @@ static int rb_publish(broker_t *b, const char *channel, size_t clen, const char 
     return 0;
 }
 
-/* The set changes here, under the lock, in the hub's order; the command only tells Redis. */
-static void subscription(broker_t *b, bool on, const char *channel, size_t clen)
+/* The set changes here, under the lock, in the hub's order; the command only tells Redis.
+ * gen 0: unsubscribe. */
+static void subscription(broker_t *b, uint64_t gen, const char *channel, size_t clen)
 {
     redis_broker_t *r = of(b);
-    cmd_t *c = cmd_new(r, on ? CMD_SUBSCRIBE : CMD_UNSUBSCRIBE, channel, clen, NULL, 0);
+    cmd_t *c = cmd_new(r, gen ? CMD_SUBSCRIBE : CMD_UNSUBSCRIBE, channel, clen, NULL, 0);
     if (!c) {
         log_error("broker", "out of memory: a channel's subscription is not sent to redis");
         return;
     }
+    c->gen = gen;
     uv_mutex_lock(&r->lock);
     strmap_entry_t *e = strmap_find(&r->channels, c->key, c->klen);
-    if (on && !e)
-        strmap_insert(&r->channels, c->key, c->klen, NULL);
-    else if (!on && e)
+    if (gen && !e)
+        strmap_insert(&r->channels, c->key, c->klen, (void *)(uintptr_t)gen);
+    else if (gen)
+        e->value = (void *)(uintptr_t)gen;
+    else if (e)
         strmap_remove(&r->channels, e);
     uv_mutex_unlock(&r->lock);
     enqueue(r, c);
 }
 
-static void rb_subscribe(broker_t *b, const char *channel, size_t clen) { subscription(b, true, channel, clen); }
-static void rb_unsubscribe(broker_t *b, const char *channel, size_t clen) { subscription(b, false, channel, clen); }
+static void rb_subscribe(broker_t *b, const char *channel, size_t clen, uint64_t gen)
+{
+    subscription(b, gen ? gen : 1, channel, clen);
+}
+static void rb_unsubscribe(broker_t *b, const char *channel, size_t clen) { subscription(b, 0, channel, clen); }
 static bool rb_up(const broker_t *b) { return atomic_load(&of(b)->is_up); }
 
 static const broker_impl_t redis_impl = {

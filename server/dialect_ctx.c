@@ -107,9 +107,9 @@ int dialect_publish_api_async(dialect_ctx_t *x, const char *channel, size_t chan
 }
 
 hub_sub_t *dialect_subscribe(ws_session_t *s, const char *channel, size_t len,
-                             const hub_envelope_t *env, void *variant)
+                             const hub_envelope_t *env, void *variant, int *err)
 {
-    return hub_subscribe(dialect_ctx(s)->w->hub, channel, len, s, env, variant);
+    return hub_subscribe(dialect_ctx(s)->w->hub, channel, len, s, env, variant, err);
 }
 
 void dialect_unsubscribe(ws_session_t *s, hub_sub_t *sub) { hub_unsubscribe(dialect_ctx(s)->w->hub, sub); }

@@ -27,6 +27,8 @@
 #define HUB_MAX_WORKERS 256 /* config.c's bound on workers: a publish's targets fit on its stack */
 
 typedef struct reg_entry {
+    uint64_t gen;   /* with a broker: the token of the channel's subscription in it */
+    bool confirmed; /* without one, always; with one, once it said the subscription holds */
     uint32_t total;
     uint32_t per_worker[]; /* nworkers counts */
 } reg_entry_t;
@@ -35,12 +37,15 @@ struct hub {
     uv_mutex_t lock; /* guards reg */
     strmap_t reg;
     broker_t *broker; /* NULL: publishes are routed in the process (hub_set_broker) */
+    bool link_up;     /* the broker's link (under lock) */
+    uint64_t gen;     /* the last reg_entry_t.gen given */
     size_t nworkers;
     hub_local_t **locals; /* by worker index, set before the workers start */
 };
 
 struct hub_lchan {
-    list_node_t subs;
+    list_node_t subs;    /* subscriptions that hold: messages are delivered to these */
+    list_node_t pending; /* those waiting for the broker's confirmation */
     uint32_t n;
     strmap_entry_t *e; /* this channel's entry in the worker's map: its key is the name */
 };
@@ -133,6 +138,7 @@ hub_msg_t *hub_msg_new(const char *channel, size_t clen, const char *event, cons
     free(ev_json);
     util_iso8601_now(m->timestamp);
     m->created_ns = uv_hrtime();
+    m->notice = 0;
     for (int i = 0; i < HUB_ENVELOPES; i++)
         atomic_init(&m->frames[i], NULL);
     return m;
@@ -238,29 +244,75 @@ void hub_local_free(hub_local_t *l)
 
 /* ------------------------------------------------------------------ subscriptions */
 
-/* Counts a subscription in (+1) or out (-1). Returns 0, or UV_ENOMEM when a channel's first
- * subscription could not be registered: publishes would never find it (issue 11). */
-static int reg_add(hub_t *hub, const char *channel, size_t len, int widx, int delta)
+static int post(hub_local_t *l, hub_msg_t *m);
+
+/* Posts a notice (status: 1 = holds, or a negative error) about channel to every worker with
+ * a subscription of it (under hub->lock). Out of memory: those pending stay so, as if the
+ * broker had not answered yet. */
+static void notify(hub_t *hub, const reg_entry_t *r, const char *channel, size_t len, int status)
 {
-    int rc = 0;
+    hub_msg_t *m = hub_msg_new(channel, len, "", "{}", 2);
+    if (!m)
+        return;
+    m->notice = status;
+    for (size_t i = 0; i < hub->nworkers; i++) {
+        hub_msg_t *ref = r->per_worker[i] && hub->locals[i] ? msg_ref(m) : NULL;
+        if (ref && post(hub->locals[i], ref) != 0)
+            hub_msg_release(&ref);
+    }
+    hub_msg_release(&m);
+}
+
+/* A channel's first subscription in the process: with a broker, subscribed there (under the
+ * lock, so that the broker hears of a channel's first and last subscriber in the order they
+ * happen: it only queues them). */
+static reg_entry_t *reg_new(hub_t *hub, const char *channel, size_t len)
+{
+    reg_entry_t *r = calloc(1, sizeof *r + hub->nworkers * sizeof(uint32_t));
+    if (!r || !strmap_insert(&hub->reg, channel, len, r)) {
+        free(r);
+        return NULL;
+    }
+    r->confirmed = !hub->broker;
+    if (hub->broker) {
+        r->gen = ++hub->gen;
+        broker_subscribe(hub->broker, channel, len, r->gen);
+    }
+    return r;
+}
+
+/* Counts a subscription in. Returns 0 (it holds), 1 (pending: the broker has not confirmed
+ * the channel yet), UV_ENOMEM when a channel's first subscription could not be registered
+ * (publishes would never find it, issue 11), UV_ECONNREFUSED while the broker's link is down. */
+static int reg_in(hub_t *hub, const char *channel, size_t len, int widx)
+{
+    int rc;
     uv_mutex_lock(&hub->lock);
     strmap_entry_t *e = strmap_find(&hub->reg, channel, len);
-    if (!e && delta > 0) {
-        reg_entry_t *r = calloc(1, sizeof *r + hub->nworkers * sizeof(uint32_t));
-        if (r && !(e = strmap_insert(&hub->reg, channel, len, r)))
-            free(r);
-        if (!e)
-            rc = UV_ENOMEM;
+    reg_entry_t *r = e ? e->value : NULL;
+    if (hub->broker && !hub->link_up)
+        rc = UV_ECONNREFUSED;
+    else if (!r && !(r = reg_new(hub, channel, len)))
+        rc = UV_ENOMEM;
+    else
+        rc = r->confirmed ? 0 : 1;
+    if (rc >= 0) {
+        r->total++;
+        r->per_worker[widx]++;
     }
+    uv_mutex_unlock(&hub->lock);
+    return rc;
+}
+
+/* Counts a subscription out; the channel's last one leaves the broker. */
+static void reg_out(hub_t *hub, const char *channel, size_t len, int widx)
+{
+    uv_mutex_lock(&hub->lock);
+    strmap_entry_t *e = strmap_find(&hub->reg, channel, len);
     if (e) {
         reg_entry_t *r = e->value;
-        bool first = r->total == 0;
-        r->total += (uint32_t)delta;
-        r->per_worker[widx] += (uint32_t)delta;
-        /* Under the lock: the broker hears of a channel's first and last subscriber in the
-         * order they happen (it only queues them). */
-        if (first && hub->broker)
-            broker_subscribe(hub->broker, channel, len);
+        r->total--;
+        r->per_worker[widx]--;
         if (r->total == 0) {
             if (hub->broker)
                 broker_unsubscribe(hub->broker, channel, len);
@@ -269,12 +321,45 @@ static int reg_add(hub_t *hub, const char *channel, size_t len, int widx, int de
         }
     }
     uv_mutex_unlock(&hub->lock);
-    return rc;
+}
+
+void hub_on_broker_subscribed(void *arg, const char *channel, size_t clen, uint64_t gen)
+{
+    hub_t *hub = arg;
+    uv_mutex_lock(&hub->lock);
+    strmap_entry_t *e = strmap_find(&hub->reg, channel, clen);
+    reg_entry_t *r = e ? e->value : NULL;
+    /* The answer to this entry's subscribe, not to one of an entry gone since. */
+    if (r && r->gen == gen && !r->confirmed) {
+        r->confirmed = true;
+        notify(hub, r, channel, clen, 1);
+    }
+    uv_mutex_unlock(&hub->lock);
+}
+
+/* Down: new subscriptions are refused, pending ones are told so, and every channel waits for
+ * its confirmation again (the broker subscribes them all once the link is back). */
+void hub_on_broker_link(void *arg, bool up)
+{
+    hub_t *hub = arg;
+    uv_mutex_lock(&hub->lock);
+    hub->link_up = up;
+    for (size_t i = 0; !up && i < hub->reg.nbuckets; i++)
+        for (strmap_entry_t *e = hub->reg.buckets[i]; e; e = e->next) {
+            reg_entry_t *r = e->value;
+            if (!r->confirmed)
+                notify(hub, r, e->key, e->klen, UV_ECONNREFUSED);
+            r->confirmed = false;
+        }
+    uv_mutex_unlock(&hub->lock);
 }
 
 hub_sub_t *hub_subscribe(hub_local_t *l, const char *channel, size_t len, void *subscriber,
-                         const hub_envelope_t *env, void *variant)
+                         const hub_envelope_t *env, void *variant, int *err)
 {
+    int dummy;
+    err = err ? err : &dummy;
+    *err = UV_ENOMEM;
     if (envelope_slot(env) < 0)
         return NULL; /* a frame for it could never be kept */
     strmap_entry_t *e = strmap_find(&l->chans, channel, len);
@@ -286,6 +371,7 @@ hub_sub_t *hub_subscribe(hub_local_t *l, const char *channel, size_t len, void *
         if (!ch)
             return NULL;
         list_init(&ch->subs);
+        list_init(&ch->pending);
         if (!(e = strmap_insert(&l->chans, channel, len, ch))) {
             free(ch);
             return NULL;
@@ -300,13 +386,16 @@ hub_sub_t *hub_subscribe(hub_local_t *l, const char *channel, size_t len, void *
     sub->env = env;
     sub->variant = variant;
     list_init(&sub->owner_node);
-    list_insert_tail(&ch->subs, &sub->chan_node);
-    ch->n++;
     /* Local first, registry second: a publish that counts this subscription finds it here. */
-    if (reg_add(l->hub, channel, len, l->idx, +1) == 0)
+    int rc = reg_in(l->hub, channel, len, l->idx);
+    if (rc >= 0) {
+        sub->pending = rc == 1;
+        list_insert_tail(sub->pending ? &ch->pending : &ch->subs, &sub->chan_node);
+        ch->n++;
+        *err = 0;
         return sub;
-    list_remove(&sub->chan_node);
-    ch->n--;
+    }
+    *err = rc;
     mempool_free(l->mem, sub, sizeof *sub);
 fail:
     if (ch->n == 0) {
@@ -319,7 +408,7 @@ fail:
 void hub_unsubscribe(hub_local_t *l, hub_sub_t *sub)
 {
     hub_lchan_t *ch = sub->ch;
-    reg_add(l->hub, ch->e->key, ch->e->klen, l->idx, -1);
+    reg_out(l->hub, ch->e->key, ch->e->klen, l->idx);
     list_remove(&sub->chan_node);
     list_remove(&sub->owner_node);
     if (--ch->n == 0) {
@@ -378,6 +467,28 @@ static void deliver_local(hub_local_t *l, hub_msg_t *m)
     metrics_add(&l->metrics->deliveries, delivered);
 }
 
+/* The broker's word on a channel: its pending subscriptions here hold (they join the ones
+ * messages go to) or are refused, each told through ops->subscribed, which may unsubscribe
+ * any of them: those not told yet wait in a list of their own, from which an unsubscribe
+ * takes them as it would from the channel's. */
+static void notice_local(hub_local_t *l, hub_msg_t *m)
+{
+    strmap_entry_t *e = strmap_find(&l->chans, m->channel, m->channel_len);
+    hub_lchan_t *ch = e ? e->value : NULL;
+    if (!ch || list_empty(&ch->pending))
+        return;
+    int status = m->notice > 0 ? 0 : m->notice;
+    list_node_t todo;
+    list_take_all(&todo, &ch->pending);
+    while (!list_empty(&todo)) { /* ch lives while one of its subscriptions is in todo */
+        hub_sub_t *sub = container_of(todo.next, hub_sub_t, chan_node);
+        list_remove(&sub->chan_node);
+        list_insert_tail(&ch->subs, &sub->chan_node);
+        sub->pending = false;
+        l->ops->subscribed(sub->subscriber, sub, status);
+    }
+}
+
 /* Queues m for l's thread and wakes it. The wake-up is sent under the lock, so that it never
  * reaches a handle the worker has closed (issue 11: workers stop one by one). */
 static int post(hub_local_t *l, hub_msg_t *m)
@@ -417,7 +528,10 @@ void hub_drain(hub_local_t *l)
     atomic_store_explicit(&l->pending, false, memory_order_relaxed);
     uv_mutex_unlock(&l->mlock);
     for (size_t i = 0; i < n; i++) {
-        deliver_local(l, batch[i]);
+        if (batch[i]->notice)
+            notice_local(l, batch[i]);
+        else
+            deliver_local(l, batch[i]);
         hub_msg_release(&batch[i]);
     }
     l->spare = batch;
@@ -469,7 +583,11 @@ size_t hub_route(hub_t *hub, hub_local_t *from, hub_msg_t *m)
 
 /* ------------------------------------------------------------------ through a broker */
 
-void hub_set_broker(hub_t *hub, broker_t *b) { hub->broker = b; }
+void hub_set_broker(hub_t *hub, broker_t *b)
+{
+    hub->broker = b;
+    hub->link_up = false; /* until the broker says it is up (hub_on_broker_link) */
+}
 
 /* A message on the wire between nodes: "1\n<timestamp>\n<event as a JSON string>\n<data>".
  * None of the first three holds a raw newline; data (compact JSON) ends the payload. */

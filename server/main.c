@@ -470,21 +470,26 @@ fail:
 static int start_broker(const config_t *cfg)
 {
     char err[512];
-    srv.broker = broker_new(cfg, hub_on_broker_message, srv.hub, err, sizeof err);
+    const broker_events_t ev = {.on_msg = hub_on_broker_message,
+                                .on_subscribed = hub_on_broker_subscribed,
+                                .on_link = hub_on_broker_link,
+                                .arg = srv.hub};
+    srv.broker = broker_new(cfg, &ev, err, sizeof err);
     if (!srv.broker) {
         if (!err[0])
             return 0; /* the embedded hub alone */
         fprintf(stderr, "wshubd: %s\n", err);
         return -1;
     }
+    hub_set_broker(srv.hub, srv.broker); /* before the broker's thread can tell it anything */
     int r = broker_start(srv.broker);
     if (r) {
         fprintf(stderr, "wshubd: broker: %s\n", uv_strerror(r));
+        hub_set_broker(srv.hub, NULL);
         broker_free(srv.broker);
         srv.broker = NULL;
         return -1;
     }
-    hub_set_broker(srv.hub, srv.broker);
     return 0;
 }
 

@@ -318,7 +318,12 @@ static void on_wakeup(uv_async_t *h)
 /* The hub's side of this worker: its subscribers are sessions, its mailbox wakes the loop. */
 static int deliver_to_session(void *session, frame_t *f) { return ws_session_send_frame(session, f); }
 static void wake_loop(void *arg) { uv_async_send(&((worker_t *)arg)->wakeup); }
-static const hub_local_ops_t hub_ops = {.deliver = deliver_to_session, .wake = wake_loop};
+static void subscribed_session(void *session, hub_sub_t *sub, int status)
+{
+    ws_session_subscribed(session, sub, status);
+}
+static const hub_local_ops_t hub_ops = {
+    .deliver = deliver_to_session, .wake = wake_loop, .subscribed = subscribed_session};
 
 /* Each dialect's per-worker state, before the thread runs: a failure is the caller's (the
  * daemon does not start), never a thread that ends alone while its listener keeps getting

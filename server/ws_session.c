@@ -523,6 +523,12 @@ int ws_session_send_frame(ws_session_t *s, frame_t *f)
     return r;
 }
 
+void ws_session_subscribed(ws_session_t *s, hub_sub_t *sub, int status)
+{
+    if (s->d->on_subscribed)
+        s->d->on_subscribed(s, sub, status);
+}
+
 void ws_session_close(ws_session_t *s, uint16_t code, const char *reason)
 {
     size_t len = reason ? strlen(reason) : 0;

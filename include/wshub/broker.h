@@ -6,16 +6,24 @@
  * every node sees, and a message reaches each subscriber once. The hub tells the broker when
  * a channel gets its first subscriber in the process and when it loses its last.
  *
+ * Subscriptions are confirmed: a channel's subscription holds once the broker says so
+ * (on_subscribed, with the token its subscribe was given), so that a client is told
+ * "subscribed" only when a publish on any node will reach it. The link's state is told too
+ * (on_link): while it is down nothing is published or subscribed, and every channel is
+ * subscribed again once it is back (each confirmed again).
+ *
  * One implementation per file (broker_redis.c; NATS would be a second), behind
  * broker_impl_t. Threads: an implementation runs on a thread of its own; every function here
  * may be called from any thread and never blocks (commands are queued to that thread).
- * Callbacks (on_msg, done) run on the broker's thread.
+ * Callbacks (on_msg, on_subscribed, on_link, done) run on the broker's thread, with none of
+ * the broker's locks held.
  */
 #ifndef WSHUB_BROKER_H
 #define WSHUB_BROKER_H
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "wshub/config.h"
 
@@ -24,6 +32,19 @@ typedef struct broker broker_t;
 /* A message of `channel` arrived (payload as published). */
 typedef void (*broker_msg_fn)(void *arg, const char *channel, size_t clen, const char *payload,
                               size_t plen);
+/* The subscription of `channel` asked with token `gen` now holds (the latest subscribe of
+ * the channel: an earlier one's answer, overtaken by an unsubscribe, is never told). */
+typedef void (*broker_sub_fn)(void *arg, const char *channel, size_t clen, uint64_t gen);
+/* The link came up (publishes and subscribes are taken) or went down. */
+typedef void (*broker_link_fn)(void *arg, bool up);
+/* What the broker tells its user (the hub); arg is given to each. */
+typedef struct broker_events {
+    broker_msg_fn on_msg;
+    broker_sub_fn on_subscribed;
+    broker_link_fn on_link;
+    void *arg;
+} broker_events_t;
+
 /* A publish was taken (status 0; nodes: how many nodes received it) or refused (< 0). */
 typedef void (*broker_done_fn)(void *arg, int status, long long nodes);
 
@@ -35,7 +56,7 @@ typedef struct broker_impl {
     void (*stop)(broker_t *b);
     int (*publish)(broker_t *b, const char *channel, size_t clen, const char *payload, size_t plen,
                    broker_done_fn done, void *arg);
-    void (*subscribe)(broker_t *b, const char *channel, size_t clen);
+    void (*subscribe)(broker_t *b, const char *channel, size_t clen, uint64_t gen);
     void (*unsubscribe)(broker_t *b, const char *channel, size_t clen);
     bool (*up)(const broker_t *b);
     void (*free)(broker_t *b);
@@ -44,13 +65,12 @@ typedef struct broker_impl {
 /* What every implementation's state starts with. */
 struct broker {
     const broker_impl_t *impl;
-    broker_msg_fn on_msg;
-    void *arg;
+    broker_events_t ev;
 };
 
 /* The broker of cfg (NULL for broker.type "memory": the hub alone), not started. NULL with a
  * line in err when it cannot be made. */
-broker_t *broker_new(const config_t *cfg, broker_msg_fn on_msg, void *arg, char *err, size_t errlen);
+broker_t *broker_new(const config_t *cfg, const broker_events_t *ev, char *err, size_t errlen);
 
 static inline int broker_start(broker_t *b) { return b->impl->start(b); }
 static inline void broker_stop(broker_t *b) { b->impl->stop(b); }
@@ -62,9 +82,11 @@ static inline int broker_publish(broker_t *b, const char *channel, size_t clen, 
 {
     return b->impl->publish(b, channel, clen, payload, plen, done, arg);
 }
-static inline void broker_subscribe(broker_t *b, const char *channel, size_t clen)
+/* The channel's first subscriber in this process: gen, a token the caller chose, comes back
+ * with on_subscribed once the subscription holds. */
+static inline void broker_subscribe(broker_t *b, const char *channel, size_t clen, uint64_t gen)
 {
-    b->impl->subscribe(b, channel, clen);
+    b->impl->subscribe(b, channel, clen, gen);
 }
 static inline void broker_unsubscribe(broker_t *b, const char *channel, size_t clen)
 {

@@ -79,6 +79,11 @@ typedef struct dialect {
                        const char *data, size_t data_len);
     /* The worker's loop has ended (its connections are gone): release the state. */
     void (*worker_stop)(dialect_ctx_t *x);
+    /* A subscription that was pending (dialect_subscribe: the broker had not confirmed its
+     * channel) now holds (status 0: send the API's confirmation now) or was refused
+     * (UV_ECONNREFUSED: the broker's link went down first; answer the API's error and
+     * unsubscribe it). NULL: nothing to tell the client. */
+    void (*on_subscribed)(ws_session_t *s, hub_sub_t *sub, int status);
     /* The client sends faster than limits.message_rate: send the API's error (the session
      * then closes 1008). NULL = close only. */
     void (*on_rate_limited)(ws_session_t *s);
@@ -139,10 +144,13 @@ typedef void (*dialect_published_fn)(void *arg, int status, long long n);
 int dialect_publish_api_async(dialect_ctx_t *x, const char *channel, size_t channel_len, const char *event,
                               const char *data, size_t data_len, dialect_published_fn done, void *arg);
 /* Subscribes session s to channel (hub.h: env builds the frames, variant is the
- * subscription group's). The caller checks duplicates and authorization. NULL when out of
- * memory: nothing was subscribed. */
+ * subscription group's). The caller checks duplicates and authorization. NULL with *err
+ * (may be NULL) when nothing was subscribed: UV_ENOMEM (out of memory), UV_ECONNREFUSED
+ * (the broker's link is down). With a broker the subscription may be pending
+ * (hub.h: hub_sub_pending): no message of its channel reaches it, and the API's confirmation
+ * waits for the dialect's on_subscribed. */
 hub_sub_t *dialect_subscribe(ws_session_t *s, const char *channel, size_t len,
-                             const hub_envelope_t *env, void *variant);
+                             const hub_envelope_t *env, void *variant, int *err);
 /* No message of the channel reaches the subscription once this returns. */
 void dialect_unsubscribe(ws_session_t *s, hub_sub_t *sub);
 

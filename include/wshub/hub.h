@@ -40,6 +40,7 @@
 #define WSHUB_HUB_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -66,6 +67,7 @@ typedef struct hub_msg {
     size_t data_len;
     char timestamp[32];    /* ISO-8601 UTC of the publish, e.g. 2026-11-23T12:00:00.123Z */
     uint64_t created_ns;   /* uv_hrtime() when the message was made (fan-out latency metric) */
+    int notice;            /* 0: a message; else a subscription notice of channel (hub.c) */
     _Atomic(frame_t *) frames[HUB_ENVELOPES]; /* prepared frames, built on first need */
     char buf[];
 } hub_msg_t;
@@ -92,7 +94,12 @@ typedef struct hub_sub {
     const hub_envelope_t *env;
     void *variant;
     list_node_t owner_node; /* free for the dialect: its session's list of subscriptions */
+    bool pending;           /* hub: not confirmed yet (hub_local_ops_t.subscribed will tell) */
 } hub_sub_t;
+
+/* Is the subscription waiting for the broker's confirmation? Then nothing of its channel
+ * reaches it yet, and hub_local_ops_t.subscribed tells when it holds (or was refused). */
+static inline bool hub_sub_pending(const hub_sub_t *sub) { return sub->pending; }
 
 /* What a hub_local needs from the thread that owns it. */
 typedef struct hub_local_ops {
@@ -103,6 +110,10 @@ typedef struct hub_local_ops {
     /* Another thread posted to this mailbox: make the owning thread call hub_drain. Called
      * on the posting thread, under the mailbox lock, never after hub_local_close. */
     void (*wake)(void *arg);
+    /* A pending subscription now holds (status 0) or was refused (UV_ECONNREFUSED: the
+     * broker's link went down before it held). Called on the owning thread from hub_drain;
+     * it may unsubscribe any subscription. */
+    void (*subscribed)(void *subscriber, hub_sub_t *sub, int status);
 } hub_local_ops_t;
 
 hub_t *hub_new(size_t nworkers);
@@ -123,12 +134,14 @@ void hub_local_free(hub_local_t *l);
 
 /*
  * Subscribes `subscriber` to channel on l. The caller checks duplicates and authorization.
- * Returns the subscription, or NULL when out of memory (locally or in the process-wide
- * registry) or when env would be one envelope too many: then nothing was subscribed, and
- * the dialect answers its API's error.
+ * Returns the subscription, or NULL with *err (may be NULL) set: UV_ENOMEM when out of
+ * memory (locally or in the process-wide registry) or when env would be one envelope too
+ * many, UV_ECONNREFUSED while the broker's link is down; then nothing was subscribed, and
+ * the dialect answers its API's error. With a broker, a subscription to a channel whose
+ * subscription in the broker does not hold yet is pending (hub_sub_pending).
  */
 hub_sub_t *hub_subscribe(hub_local_t *l, const char *channel, size_t len, void *subscriber,
-                         const hub_envelope_t *env, void *variant);
+                         const hub_envelope_t *env, void *variant, int *err);
 /* Removes a subscription; no message of its channel reaches it after this returns. */
 void hub_unsubscribe(hub_local_t *l, hub_sub_t *sub);
 const char *hub_sub_channel(const hub_sub_t *sub, size_t *len);
@@ -158,8 +171,12 @@ size_t hub_route(hub_t *hub, hub_local_t *from, hub_msg_t *m);
  * subscriber in the process. Set before the workers start. */
 void hub_set_broker(hub_t *hub, broker_t *b);
 bool hub_has_broker(const hub_t *hub);
-/* broker_msg_fn for broker_new (arg: the hub): decodes and routes (any thread). */
+/* What the hub hears from a broker (broker_new's events, arg: the hub): messages (decoded and
+ * routed), confirmed subscriptions and the link's state (pending subscriptions told through
+ * their workers' mailboxes). Any thread. */
 void hub_on_broker_message(void *hub, const char *channel, size_t clen, const char *payload, size_t plen);
+void hub_on_broker_subscribed(void *hub, const char *channel, size_t clen, uint64_t gen);
+void hub_on_broker_link(void *hub, bool up);
 /* A message as it travels between nodes, back into a hub_msg_t (the publisher's timestamp
  * kept); NULL if it is not one. */
 hub_msg_t *hub_msg_decode(const char *channel, size_t clen, const char *payload, size_t plen);

@@ -298,7 +298,7 @@ static void cmd_subscribe(cable_t *v, const char *raw, size_t len)
     }
     const live_t *live = dialect_live(v->x);
     ident_t *id = ident_get(state(v->x), raw, len, live->cfg.cable_event_envelope == CABLE_ENVELOPE_FLAT);
-    hub_sub_t *sub = id ? dialect_subscribe(v->s, queue, strlen(queue), &envelope, id) : NULL;
+    hub_sub_t *sub = id ? dialect_subscribe(v->s, queue, strlen(queue), &envelope, id, NULL) : NULL;
     if (!sub) {
         if (id)
             ident_put(state(v->x), id);
@@ -307,7 +307,22 @@ static void cmd_subscribe(cable_t *v, const char *raw, size_t len)
     }
     list_insert_tail(&v->subs, &sub->owner_node);
     v->nsubs++;
-    send_subscription_reply(v, raw, len, "confirm_subscription");
+    /* Pending (a broker has not confirmed the stream yet): on_subscribed confirms it. */
+    if (!hub_sub_pending(sub))
+        send_subscription_reply(v, raw, len, "confirm_subscription");
+}
+
+/* A pending subscription holds (confirmed now) or was refused (the broker's link went down:
+ * rejected and dropped; the client may subscribe again). */
+static void on_subscribed(ws_session_t *s, hub_sub_t *sub, int status)
+{
+    cable_t *v = ws_session_data(s);
+    if (!v)
+        return;
+    ident_t *id = sub->variant;
+    send_subscription_reply(v, id->e->key, id->e->klen, status == 0 ? "confirm_subscription" : "reject_subscription");
+    if (status != 0)
+        drop_sub(v, sub);
 }
 
 static void on_message(ws_session_t *s, int opcode, const uint8_t *msg, size_t len)
@@ -495,6 +510,7 @@ const dialect_t dialect_cable = {
     .on_message = on_message,
     .on_shutdown = on_shutdown,
     .on_close = on_close,
+    .on_subscribed = on_subscribed,
     .worker_start = cable_worker_start,
     .worker_stop = cable_worker_stop,
 };

@@ -93,6 +93,15 @@ static void send_error(svc_t *v, const char *code, const char *message, const ch
 /* ------------------------------------------------------------------ channels */
 
 #define SUBSCRIBE_FAILED "the subscription could not be registered (out of memory)"
+#define SUBSCRIBE_NO_BROKER "the broker is unreachable: not subscribed (retry)"
+
+static const char *subscribe_failed(int err) { return err == UV_ECONNREFUSED ? SUBSCRIBE_NO_BROKER : SUBSCRIBE_FAILED; }
+
+/* With a broker, a subscription may wait for its confirmation (dialect_subscribe): the
+ * "subscribed" replies it owes meanwhile are counted in its variant, which this API's
+ * envelope does not use (it has no variant_frame). */
+static uintptr_t owed(const hub_sub_t *sub) { return (uintptr_t)sub->variant; }
+static void set_owed(hub_sub_t *sub, uintptr_t n) { sub->variant = (void *)n; }
 
 /* <kind>:<id>, at most 256 bytes; kind of [A-Za-z0-9_.-], id without spaces or controls. */
 static bool channel_valid(const char *ch, size_t len)
@@ -154,6 +163,25 @@ static json_t *channel_data(const char *ch, size_t len) { return json_pack("{s:s
 
 /* ------------------------------------------------------------------ commands */
 
+/* "subscribed" now, or once the subscription holds. */
+static void reply_subscribed(svc_t *v, hub_sub_t *sub, const char *ch, size_t len)
+{
+    if (hub_sub_pending(sub))
+        set_owed(sub, owed(sub) + 1);
+    else
+        send_msg(v, "subscribed", channel_data(ch, len)); /* idempotent: again for a duplicate */
+}
+
+/* The replies a pending subscription owes, before anything else is said of its channel. */
+static void pay_owed(svc_t *v, hub_sub_t *sub)
+{
+    size_t len;
+    const char *ch = hub_sub_channel(sub, &len);
+    for (uintptr_t n = owed(sub); n > 0; n--)
+        send_msg(v, "subscribed", channel_data(ch, len));
+    set_owed(sub, 0);
+}
+
 static void cmd_subscribe(svc_t *v, const char *ch, size_t len)
 {
     if (!channel_valid(ch, len)) {
@@ -165,12 +193,14 @@ static void cmd_subscribe(svc_t *v, const char *ch, size_t len)
         send_error(v, "unauthorized", "not allowed to subscribe to this channel", ch, len);
         return;
     }
+    int err = 0;
     bool own = own_user_channel(v, ch, len);
-    if (own && !v->user_sub && !(v->user_sub = dialect_subscribe(v->s, ch, len, &envelope, NULL))) {
-        send_error(v, "subscription_failed", SUBSCRIBE_FAILED, ch, len);
+    if (own && !v->user_sub && !(v->user_sub = dialect_subscribe(v->s, ch, len, &envelope, NULL, &err))) {
+        send_error(v, "subscription_failed", subscribe_failed(err), ch, len);
         return;
     }
-    if (!own && !find_sub(v, ch, len)) {
+    hub_sub_t *sub = own ? v->user_sub : find_sub(v, ch, len);
+    if (!sub) {
         int max = dialect_live(v->x)->cfg.service_max_subscriptions;
         if ((int)v->nsubs >= max) {
             char msg[96];
@@ -178,30 +208,59 @@ static void cmd_subscribe(svc_t *v, const char *ch, size_t len)
             send_error(v, "subscription_failed", msg, ch, len);
             return;
         }
-        hub_sub_t *sub = dialect_subscribe(v->s, ch, len, &envelope, NULL);
-        if (!sub) {
-            send_error(v, "subscription_failed", SUBSCRIBE_FAILED, ch, len);
+        if (!(sub = dialect_subscribe(v->s, ch, len, &envelope, NULL, &err))) {
+            send_error(v, "subscription_failed", subscribe_failed(err), ch, len);
             return;
         }
         list_insert_tail(&v->subs, &sub->owner_node);
         v->nsubs++;
     }
-    send_msg(v, "subscribed", channel_data(ch, len)); /* idempotent: again for a duplicate */
+    reply_subscribed(v, sub, ch, len);
+}
+
+/* Drops an explicit or the implicit subscription. */
+static void drop_sub(svc_t *v, hub_sub_t *sub)
+{
+    if (sub == v->user_sub) {
+        v->user_sub = NULL;
+    } else {
+        list_remove(&sub->owner_node);
+        v->nsubs--;
+    }
+    dialect_unsubscribe(v->s, sub);
 }
 
 static void cmd_unsubscribe(svc_t *v, const char *ch, size_t len)
 {
-    /* The implicit user:<sub> too: nothing may arrive after "unsubscribed" (PROTOCOLS.md §B). */
+    /* The implicit user:<sub> too: nothing may arrive after "unsubscribed" (PROTOCOLS.md §B).
+     * A subscribe not confirmed yet is answered first: every request gets its reply, in order. */
     if (v->user_sub && own_user_channel(v, ch, len)) {
-        dialect_unsubscribe(v->s, v->user_sub);
-        v->user_sub = NULL;
+        pay_owed(v, v->user_sub);
+        drop_sub(v, v->user_sub);
     }
     hub_sub_t *sub = find_sub(v, ch, len);
     if (sub) {
-        dialect_unsubscribe(v->s, sub);
-        v->nsubs--;
+        pay_owed(v, sub);
+        drop_sub(v, sub);
     }
     send_msg(v, "unsubscribed", channel_data(ch, len));
+}
+
+/* A pending subscription holds (its "subscribed" replies go now) or was refused (the error,
+ * and it is dropped: a subscribe retries). */
+static void on_subscribed(ws_session_t *s, hub_sub_t *sub, int status)
+{
+    svc_t *v = ws_session_data(s);
+    if (!v)
+        return;
+    if (status == 0) {
+        pay_owed(v, sub);
+        return;
+    }
+    size_t len;
+    const char *ch = hub_sub_channel(sub, &len);
+    send_error(v, "subscription_failed", subscribe_failed(status), ch, len);
+    drop_sub(v, sub);
 }
 
 static void cmd_chat_message(svc_t *v, json_t *data)
@@ -380,8 +439,9 @@ static void on_open(ws_session_t *s)
     char ch[API_MAX_CHANNEL + 8];
     int n = snprintf(ch, sizeof ch, "user:%s", v->sub);
     /* Without it the user's notifications would never arrive: say so (a subscribe retries). */
-    if (n > 0 && (size_t)n < sizeof ch && !(v->user_sub = dialect_subscribe(s, ch, (size_t)n, &envelope, NULL)))
-        send_error(v, "subscription_failed", SUBSCRIBE_FAILED, ch, (size_t)n);
+    int err = 0;
+    if (n > 0 && (size_t)n < sizeof ch && !(v->user_sub = dialect_subscribe(s, ch, (size_t)n, &envelope, NULL, &err)))
+        send_error(v, "subscription_failed", subscribe_failed(err), ch, (size_t)n);
     /* Expire at exp + the leeway the token was accepted with; an exp beyond a century is
      * treated as none (and keeps the arithmetic below far from overflow). */
     int64_t leeway = dialect_live(v->x)->cfg.auth_leeway_s;
@@ -429,4 +489,5 @@ const dialect_t dialect_service = {
     .on_open = on_open,
     .on_message = on_message,
     .on_close = on_close,
+    .on_subscribed = on_subscribed,
 };

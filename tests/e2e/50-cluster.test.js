@@ -187,6 +187,77 @@ test('10,000 publishes from two publishers on two nodes into one channel: every 
   }
 });
 
+// "subscribed" / confirm_subscription are sent once Redis has the node's SUBSCRIBE: a publish on
+// another node right after the confirmation reaches the subscriber (no PUBSUB NUMSUB wait here;
+// before confirmations waited for Redis, a publish could overtake the SUBSCRIBE and be lost).
+test('a confirmation means the channel is subscribed in Redis: a publish on the other node right after it arrives', T, async () => {
+  const redis = await startRedis();
+  const cluster = await startNodes(2, { env: brokerEnv(redis, { WSHUB_CABLE_ALLOWED_ORIGINS: ORIGIN }) });
+  const [a, b] = cluster.nodes;
+  const clients = [];
+  try {
+    for (let i = 0; i < 25; i++) {
+      const ch = `conversation:conf-${i}-${crypto.randomBytes(3).toString('hex')}`;
+      const s = await subscriber(a, ch, `u${i}`);
+      clients.push(s);
+      const r = await publish(b, ch, { i });
+      assert.deepEqual(r.json, { ok: true, delivered: 1 }, `channel ${i}: node A must have it subscribed`);
+      await waitFor(() => s.events.length === 1, 3000, `the publish of channel ${i} on node A`);
+    }
+    // Action Cable: confirm_subscription likewise.
+    for (let member = 300; member < 310; member++) {
+      const c = await cableMember(a, member);
+      clients.push(c);
+      const r = await publish(b, `chat-room-channel-${member}`, { text: `m${member}` }, 'newMessage');
+      assert.equal(r.status, 200, r.text);
+      assert.equal(r.json.delivered, 1, `member ${member}: node A must have the stream subscribed`);
+      await waitFor(() => c.messages.length === 1, 3000, `the broadcast to member ${member}`);
+    }
+  } finally {
+    for (const c of clients) c.ws.close();
+    await cluster.teardown();
+    await redis.teardown();
+  }
+});
+
+// While the link is down a new subscription is refused in each API's format (never left unanswered).
+test('Redis down: a new subscription is refused (API B error, cable reject_subscription)', T, async () => {
+  const redis = await startRedis();
+  const cluster = await startNodes(1, { env: brokerEnv(redis, { WSHUB_BROKER_RECONNECT_MAX_MS: '500',
+    WSHUB_CABLE_ALLOWED_ORIGINS: ORIGIN }) });
+  const [a] = cluster.nodes;
+  try {
+    await redis.stop();
+    await waitFor(async () => (await a.get('/readyz')).status === 503, 5000, '/readyz 503');
+    const ws = new WebSocket(`ws://127.0.0.1:${a.port}/api/ws?token=${token('down1')}`);
+    const msgs = [];
+    ws.on('message', (raw) => msgs.push(JSON.parse(raw)));
+    await new Promise((resolve, reject) => { ws.once('open', resolve); ws.once('error', reject); });
+    ws.send(JSON.stringify({ type: 'subscribe', data: { channel: 'conversation:down' } }));
+    await waitFor(() => msgs.some((m) => m.type === 'error' && m.data.channel === 'conversation:down'), 3000,
+      'the API B error for the subscribe');
+    const e = msgs.find((m) => m.type === 'error' && m.data.channel === 'conversation:down');
+    assert.equal(e.data.code, 'subscription_failed');
+    assert.match(e.data.message, /broker is unreachable/);
+    assert.ok(!msgs.some((m) => m.type === 'subscribed'), 'never "subscribed"');
+    ws.close();
+
+    await assert.rejects(cableMember(a, 77), /reject_subscription/);
+
+    // Back: the same subscribe works, confirmed once Redis has it.
+    await redis.start();
+    await waitFor(async () => (await a.get('/readyz')).status === 200, 5000, '/readyz 200');
+    const s = await subscriber(a, 'conversation:down', 'down2');
+    const r = await publish(a, 'conversation:down', { ok: 1 });
+    assert.deepEqual(r.json, { ok: true, delivered: 1 });
+    await waitFor(() => s.events.length === 1, 3000, 'the event after the outage');
+    s.ws.close();
+  } finally {
+    await cluster.teardown();
+    await redis.teardown();
+  }
+});
+
 test('Redis down: publishes refused in each API\'s format, /readyz 503, /healthz 200; back: resubscribed, no client reconnected, nothing twice', T, async () => {
   const redis = await startRedis();
   const cluster = await startNodes(2, { env: brokerEnv(redis, { WSHUB_BROKER_RECONNECT_MAX_MS: '500' }) });

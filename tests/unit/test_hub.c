@@ -51,7 +51,25 @@ static int deliver(void *subscriber, frame_t *f)
 
 static int woken[2];
 static void wake(void *arg) { (*(int *)arg)++; }
-static const hub_local_ops_t ops = {.deliver = deliver, .wake = wake};
+
+/* What subscribed was told: which subscription, with which status. */
+static struct {
+    hub_sub_t *sub;
+    int status;
+} told[16];
+static size_t ntold;
+static bool unsubscribe_when_told; /* the callback unsubscribes (a dialect after a refusal) */
+static hub_local_t *told_local;
+static void subscribed(void *subscriber, hub_sub_t *sub, int status)
+{
+    (void)subscriber;
+    assert_true(ntold < 16);
+    told[ntold].sub = sub;
+    told[ntold++].status = status;
+    if (unsubscribe_when_told)
+        hub_unsubscribe(told_local, sub);
+}
+static const hub_local_ops_t ops = {.deliver = deliver, .wake = wake, .subscribed = subscribed};
 
 static void clear_sent(void)
 {
@@ -162,9 +180,9 @@ static void test_no_subscribers(void **state)
 static void test_fanout_shares_one_frame(void **state)
 {
     (void)state;
-    hub_sub_t *a = hub_subscribe(locals[0], "c:1", 3, S(0), &env, NULL);
-    hub_sub_t *b = hub_subscribe(locals[0], "c:1", 3, S(1), &env, NULL);
-    hub_sub_t *c = hub_subscribe(locals[1], "c:1", 3, S(2), &env, NULL);
+    hub_sub_t *a = hub_subscribe(locals[0], "c:1", 3, S(0), &env, NULL, NULL);
+    hub_sub_t *b = hub_subscribe(locals[0], "c:1", 3, S(1), &env, NULL, NULL);
+    hub_sub_t *c = hub_subscribe(locals[1], "c:1", 3, S(2), &env, NULL, NULL);
     assert_int_equal(hub_count(hub, "c:1", 3), 3);
 
     assert_int_equal(publish(0, "c:1", "{\"n\":1}"), 3);
@@ -206,7 +224,7 @@ static void test_fanout_shares_one_frame(void **state)
 static void test_order_across_workers(void **state)
 {
     (void)state;
-    hub_sub_t *a = hub_subscribe(locals[0], "c:order", 7, S(0), &env, NULL);
+    hub_sub_t *a = hub_subscribe(locals[0], "c:order", 7, S(0), &env, NULL, NULL);
     char data[32];
     for (int i = 0; i < 10; i++) {
         snprintf(data, sizeof data, "{\"seq\":%d}", i);
@@ -227,7 +245,7 @@ static void test_order_across_workers(void **state)
 static void test_undelivered_are_released(void **state)
 {
     (void)state;
-    hub_sub_t *a = hub_subscribe(locals[1], "c:x", 3, S(3), &env, NULL);
+    hub_sub_t *a = hub_subscribe(locals[1], "c:x", 3, S(3), &env, NULL, NULL);
     assert_int_equal(publish(0, "c:x", "{}"), 1);
     hub_unsubscribe(locals[1], a);
     /* teardown frees worker 1's mailbox without running it: LSan checks the message is freed */
@@ -240,7 +258,7 @@ static void test_many_channels(void **state)
     char ch[32];
     for (int i = 0; i < 300; i++) {
         int n = snprintf(ch, sizeof ch, "k:%d", i);
-        subs[i] = hub_subscribe(locals[i % 2], ch, (size_t)n, S(i % 8), &env, NULL);
+        subs[i] = hub_subscribe(locals[i % 2], ch, (size_t)n, S(i % 8), &env, NULL, NULL);
         assert_non_null(subs[i]);
     }
     for (int i = 0; i < 300; i++) {
@@ -263,13 +281,13 @@ static void test_subscribe_reports_allocation_failure(void **state)
     (void)state;
     for (int at = 0; at < 2; at++) { /* 0: the local channel; 1: the registry entry */
         calloc_fail_at = at;
-        assert_null(hub_subscribe(locals[0], "c:oom", 5, S(0), &env, NULL));
+        assert_null(hub_subscribe(locals[0], "c:oom", 5, S(0), &env, NULL, NULL));
         calloc_fail_at = -1;
         assert_int_equal(hub_count(hub, "c:oom", 5), 0);
         assert_null(strmap_find(&locals[0]->chans, "c:oom", 5));
     }
     /* Once memory is back, the same subscribe works and receives. */
-    hub_sub_t *a = hub_subscribe(locals[0], "c:oom", 5, S(0), &env, NULL);
+    hub_sub_t *a = hub_subscribe(locals[0], "c:oom", 5, S(0), &env, NULL, NULL);
     assert_non_null(a);
     assert_int_equal(publish(1, "c:oom", "{}"), 1);
     run(0);
@@ -283,9 +301,9 @@ static void test_subscribe_reports_allocation_failure(void **state)
 static void test_route_from_outside(void **state)
 {
     (void)state;
-    hub_sub_t *a = hub_subscribe(locals[0], "c:ext", 5, S(0), &env, NULL);
-    hub_sub_t *b = hub_subscribe(locals[1], "c:ext", 5, S(1), &env, NULL);
-    hub_sub_t *c = hub_subscribe(locals[1], "c:ext", 5, S(2), &env, NULL);
+    hub_sub_t *a = hub_subscribe(locals[0], "c:ext", 5, S(0), &env, NULL, NULL);
+    hub_sub_t *b = hub_subscribe(locals[1], "c:ext", 5, S(1), &env, NULL, NULL);
+    hub_sub_t *c = hub_subscribe(locals[1], "c:ext", 5, S(2), &env, NULL, NULL);
 
     hub_msg_t *m = hub_msg_new("c:ext", 5, "ev", "{\"n\":1}", 7);
     assert_non_null(m);
@@ -327,7 +345,7 @@ static void test_route_from_outside(void **state)
 static void test_closed_local_is_not_woken(void **state)
 {
     (void)state;
-    hub_sub_t *a = hub_subscribe(locals[1], "c:z", 3, S(0), &env, NULL);
+    hub_sub_t *a = hub_subscribe(locals[1], "c:z", 3, S(0), &env, NULL, NULL);
     hub_local_close(locals[1]);
     assert_int_equal(publish(0, "c:z", "{}"), 1);
     assert_int_equal(woken[1], 0);
@@ -341,10 +359,10 @@ static void test_envelopes_have_their_own_frames(void **state)
 {
     (void)state;
     hub_sub_t *subs[4] = {
-        hub_subscribe(locals[0], "c:e", 3, S(0), &env, NULL),
-        hub_subscribe(locals[0], "c:e", 3, S(1), &env2, NULL),
-        hub_subscribe(locals[1], "c:e", 3, S(2), &env2, NULL),
-        hub_subscribe(locals[1], "c:e", 3, S(3), &env, NULL),
+        hub_subscribe(locals[0], "c:e", 3, S(0), &env, NULL, NULL),
+        hub_subscribe(locals[0], "c:e", 3, S(1), &env2, NULL, NULL),
+        hub_subscribe(locals[1], "c:e", 3, S(2), &env2, NULL, NULL),
+        hub_subscribe(locals[1], "c:e", 3, S(3), &env, NULL, NULL),
     };
     assert_int_equal(publish(0, "c:e", "{}"), 4);
     run(1);
@@ -367,7 +385,7 @@ static void test_envelope_slots_run_out(void **state)
     int taken = 0;
     for (int i = 0; i < HUB_ENVELOPES; i++) {
         more[i] = (hub_envelope_t){.build = build};
-        hub_sub_t *sub = hub_subscribe(locals[0], "c:s", 3, S(0), &more[i], NULL);
+        hub_sub_t *sub = hub_subscribe(locals[0], "c:s", 3, S(0), &more[i], NULL, NULL);
         if (!sub)
             break;
         taken++;
@@ -375,7 +393,7 @@ static void test_envelope_slots_run_out(void **state)
     }
     assert_true(taken < HUB_ENVELOPES); /* env and env2 hold two slots already */
     assert_int_equal(hub_count(hub, "c:s", 3), 0);
-    hub_sub_t *a = hub_subscribe(locals[0], "c:s", 3, S(0), &env, NULL);
+    hub_sub_t *a = hub_subscribe(locals[0], "c:s", 3, S(0), &env, NULL, NULL);
     assert_non_null(a);
     assert_int_equal(publish(0, "c:s", "{}"), 1);
     assert_int_equal(nsent, 1);
@@ -385,6 +403,116 @@ static void test_envelope_slots_run_out(void **state)
 /* A message between nodes ("1\n<timestamp>\n<event JSON string>\n<data>") comes back whole,
  * with the publisher's timestamp; anything else that reaches the prefix's channels in Redis
  * is refused, never half-read (issue 13: the payload is input from outside the process). */
+/* ------------------------------------------------------------------ a fake broker */
+
+static struct {
+    char channel[32];
+    uint64_t gen; /* 0: an unsubscribe */
+} asked[16];
+static size_t nasked;
+static void fb_subscription(const char *channel, size_t clen, uint64_t gen)
+{
+    assert_true(nasked < 16 && clen < 32);
+    memcpy(asked[nasked].channel, channel, clen);
+    asked[nasked].channel[clen] = 0;
+    asked[nasked++].gen = gen;
+}
+static void fb_subscribe(broker_t *b, const char *channel, size_t clen, uint64_t gen)
+{
+    (void)b;
+    assert_true(gen > 0);
+    fb_subscription(channel, clen, gen);
+}
+static void fb_unsubscribe(broker_t *b, const char *channel, size_t clen)
+{
+    (void)b;
+    fb_subscription(channel, clen, 0);
+}
+static const broker_impl_t fake_impl = {.name = "fake", .subscribe = fb_subscribe, .unsubscribe = fb_unsubscribe};
+static broker_t fake_broker = {.impl = &fake_impl};
+
+/* With a broker, a subscription holds once the broker confirmed its channel's subscribe (the
+ * latest one: the answer to a subscribe undone since is not enough), is refused while the
+ * link is down, and a pending one is told when the link goes down. */
+static void test_broker_confirms_subscriptions(void **state)
+{
+    (void)state;
+    nasked = ntold = 0;
+    unsubscribe_when_told = false;
+    hub_set_broker(hub, &fake_broker);
+    int err = 0;
+    assert_null(hub_subscribe(locals[0], "c:b", 3, S(0), &env, NULL, &err));
+    assert_int_equal(err, UV_ECONNREFUSED); /* the link is not up yet */
+    assert_int_equal(nasked, 0);
+    hub_on_broker_link(hub, true);
+
+    hub_sub_t *a = hub_subscribe(locals[0], "c:b", 3, S(0), &env, NULL, &err);
+    hub_sub_t *b = hub_subscribe(locals[1], "c:b", 3, S(1), &env, NULL, &err);
+    assert_non_null(a);
+    assert_non_null(b);
+    assert_true(hub_sub_pending(a) && hub_sub_pending(b));
+    assert_int_equal(nasked, 1); /* one subscribe for the process */
+    uint64_t g1 = asked[0].gen;
+    /* Nothing reaches a pending subscription. */
+    hub_msg_t *m = hub_msg_new("c:b", 3, "ev", "{}", 2);
+    hub_route(hub, NULL, m);
+    hub_msg_release(&m);
+    run(0);
+    run(1);
+    assert_int_equal(nsent, 0);
+
+    /* Both go; then the channel is subscribed again: the old answer confirms nothing. */
+    hub_unsubscribe(locals[0], a);
+    hub_unsubscribe(locals[1], b);
+    assert_int_equal(nasked, 2);
+    assert_int_equal(asked[1].gen, 0);
+    a = hub_subscribe(locals[0], "c:b", 3, S(0), &env, NULL, &err);
+    assert_non_null(a);
+    assert_int_equal(nasked, 3);
+    uint64_t g2 = asked[2].gen;
+    assert_true(g2 != g1);
+    hub_on_broker_subscribed(hub, "c:b", 3, g1);
+    run(0);
+    assert_int_equal(ntold, 0);
+    assert_true(hub_sub_pending(a));
+    hub_on_broker_subscribed(hub, "c:b", 3, g2);
+    run(0);
+    assert_int_equal(ntold, 1);
+    assert_ptr_equal(told[0].sub, a);
+    assert_int_equal(told[0].status, 0);
+    assert_false(hub_sub_pending(a));
+    /* A confirmed channel: the next subscription holds at once, and messages reach both. */
+    b = hub_subscribe(locals[1], "c:b", 3, S(1), &env, NULL, &err);
+    assert_false(hub_sub_pending(b));
+    m = hub_msg_new("c:b", 3, "ev", "{\"n\":1}", 7);
+    assert_int_equal(hub_route(hub, NULL, m), 2);
+    hub_msg_release(&m);
+    run(0);
+    run(1);
+    assert_int_equal(nsent, 2);
+
+    /* The link goes down: confirmed ones stay, new ones are refused; once up again a new
+     * subscriber waits for the channel's confirmation, and is refused if the link drops first
+     * (its dialect unsubscribes it from the callback). */
+    hub_on_broker_link(hub, false);
+    assert_null(hub_subscribe(locals[1], "c:b", 3, S(2), &env, NULL, &err));
+    assert_int_equal(err, UV_ECONNREFUSED);
+    hub_on_broker_link(hub, true);
+    hub_sub_t *c = hub_subscribe(locals[1], "c:b", 3, S(2), &env, NULL, &err);
+    assert_true(hub_sub_pending(c));
+    unsubscribe_when_told = true;
+    told_local = locals[1];
+    hub_on_broker_link(hub, false);
+    run(1);
+    assert_int_equal(ntold, 2);
+    assert_ptr_equal(told[1].sub, c);
+    assert_int_equal(told[1].status, UV_ECONNREFUSED);
+    assert_int_equal(hub_count(hub, "c:b", 3), 2);
+    hub_unsubscribe(locals[0], a);
+    hub_unsubscribe(locals[1], b);
+    hub_set_broker(hub, NULL);
+}
+
 static void test_broker_payload(void **state)
 {
     (void)state;
@@ -435,6 +563,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_envelopes_have_their_own_frames, setup, teardown),
         cmocka_unit_test_setup_teardown(test_envelope_slots_run_out, setup, teardown),
         cmocka_unit_test(test_broker_payload),
+        cmocka_unit_test_setup_teardown(test_broker_confirms_subscriptions, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -95,7 +95,7 @@ static void join(flow_t *v, const char *thread)
     char ch[FLOW_MAX_ID + 16];
     int n = flow__channel(ch, sizeof ch, thread);
     if (v->thread && n > 0)
-        v->sub = dialect_subscribe(v->s, ch, (size_t)n, &flow__envelope, NULL);
+        v->sub = dialect_subscribe(v->s, ch, (size_t)n, &flow__envelope, NULL, NULL);
     if (!v->sub) { /* the thread's messages would never arrive: say so (a later send retries) */
         send_error(v, "could not join the thread (out of memory)");
         free(v->thread);

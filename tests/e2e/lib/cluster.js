@@ -4,6 +4,7 @@
 // a publish valid on one node is valid on every node. brokerEnv(redis) gives the variables that
 // put them on a lib/redis.js server.
 const { start } = require('./server');
+const { waitFor } = require('./util');
 
 const JWT_SECRET = 'cluster-secret';
 const API_KEY = 'cluster-api-key';
@@ -14,16 +15,26 @@ function brokerEnv(redis, extra = {}) {
 }
 
 // Starts n nodes at once; opts are lib/server.js start()'s, opts.env is added to every node's.
-// Resolves { nodes, jwtSecret, apiKey, teardown() }; if one node fails to start, the others are
-// stopped and the first failure is thrown.
-async function startNodes(n, { env = {}, ...opts } = {}) {
+// With the Redis broker, waits until every node's /readyz says its link is up (ready: false
+// does not). Resolves { nodes, jwtSecret, apiKey, teardown() }; if one node fails to start,
+// the others are stopped and the first failure is thrown.
+async function startNodes(n, { env = {}, ready = true, ...opts } = {}) {
   const nodeEnv = { WSHUB_JWT_SECRET: JWT_SECRET, WSHUB_API_KEY: API_KEY, ...env };
   const results = await Promise.allSettled(Array.from({ length: n }, () => start({ ...opts, env: nodeEnv })));
   const nodes = results.filter((r) => r.status === 'fulfilled').map((r) => r.value);
   const failed = results.find((r) => r.status === 'rejected');
-  if (failed) {
+  let failure = failed && failed.reason;
+  if (!failure && ready && nodeEnv.WSHUB_BROKER === 'redis') {
+    try {
+      await Promise.all(nodes.map((node) => waitFor(async () => (await node.get('/readyz')).status === 200,
+        10000, `node ${node.port}: /readyz 200 (the link to Redis up)`)));
+    } catch (e) {
+      failure = e;
+    }
+  }
+  if (failure) {
     await Promise.allSettled(nodes.map((node) => node.stop(2000)));
-    throw failed.reason;
+    throw failure;
   }
   return {
     nodes,
