@@ -516,6 +516,7 @@ static void rb_subscribe(broker_t *b, const char *channel, size_t clen, uint64_t
 }
 static void rb_unsubscribe(broker_t *b, const char *channel, size_t clen) { subscription(b, 0, channel, clen); }
 static bool rb_up(const broker_t *b) { return atomic_load(&of(b)->is_up); }
+static bool rb_busy(const broker_t *b) { return atomic_load_explicit(&of(b)->pending, memory_order_relaxed) > 0; }
 
 static const broker_impl_t redis_impl = {
     .name = "redis",
@@ -525,6 +526,7 @@ static const broker_impl_t redis_impl = {
     .subscribe = rb_subscribe,
     .unsubscribe = rb_unsubscribe,
     .up = rb_up,
+    .busy = rb_busy,
     .free = rb_free,
 };
 

@@ -59,6 +59,8 @@ typedef struct broker_impl {
     void (*subscribe)(broker_t *b, const char *channel, size_t clen, uint64_t gen);
     void (*unsubscribe)(broker_t *b, const char *channel, size_t clen);
     bool (*up)(const broker_t *b);
+    /* Does the broker's thread hold work (publishes not answered yet)? */
+    bool (*busy)(const broker_t *b);
     void (*free)(broker_t *b);
 } broker_impl_t;
 
@@ -93,6 +95,9 @@ static inline void broker_unsubscribe(broker_t *b, const char *channel, size_t c
     b->impl->unsubscribe(b, channel, clen);
 }
 static inline bool broker_up(const broker_t *b) { return b->impl->up(b); }
+/* Any thread: a worker whose loop will not block lets the broker's thread run first (a yield)
+ * while this is true, so that publishes are not held behind its writes. */
+static inline bool broker_busy(const broker_t *b) { return b->impl->busy(b); }
 
 /* broker_redis.c */
 broker_t *broker_redis_new(const config_t *cfg, char *err, size_t errlen);
