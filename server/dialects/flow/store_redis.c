@@ -310,7 +310,8 @@ static void set_up(redis_store_t *r, bool up)
     if (atomic_exchange(&r->is_up, up) == up)
         return;
     atomic_store(&metrics_gauges.flow_store_up, up);
-    log_info("flow", "store: redis %s:%d %s", r->url.host, r->url.port, up ? "connected" : "unreachable: reconnecting");
+    const char *what = up ? "connected" : atomic_load(&r->stopping) ? "closed" : "unreachable: reconnecting";
+    log_info("flow", "store: redis %s:%d %s", r->url.host, r->url.port, what);
 }
 
 /* The link is gone (or dropped by us): every command in flight is answered FLOW_STORE_DOWN
