@@ -15,7 +15,7 @@ const WebSocket = require('ws');
 
 const { startRedis } = require('./lib/redis');
 const { startNodes, brokerEnv } = require('./lib/cluster');
-const { sleep, within, waitFor, httpRequest } = require('./lib/util');
+const { sleep, within, waitFor, httpRequest, parseMetrics } = require('./lib/util');
 
 const T = { timeout: 90000 };
 const CLIENT_ID = 'cluster-flow-client';
@@ -124,9 +124,27 @@ async function bothSubscribed(redis, threadId) {
 
 const replyText = (m) => m.payload.messages[0].responses[0].payload.text;
 
+// Both Redis links of every node are up (wshub_flow_store_up and wshub_broker_up 1): until
+// then Flow answers 503, and bot replies cannot travel (the links are made after a node
+// starts listening, and again after an outage).
+async function linksUp(nodes) {
+  for (const node of nodes) {
+    await waitFor(async () => {
+      const m = parseMetrics((await node.get('/metrics')).body);
+      return m.wshub_flow_store_up === 1 && m.wshub_broker_up === 1;
+    }, 15000, `the Redis links of :${node.port}`);
+  }
+}
+
+async function flowNodes(redis, env) {
+  const cluster = await startNodes(2, { env: brokerEnv(redis, env) });
+  await linksUp(cluster.nodes);
+  return cluster;
+}
+
 test('socket.info on A, socket on B: a message from B is answered on B and on a second socket of the thread on A; the history is the same from A and B', T, async () => {
   const redis = await startRedis();
-  const cluster = await startNodes(2, { env: brokerEnv(redis, { WSHUB_FLOW_TOKEN_TTL_MS: String(TOKEN_TTL_MS) }) });
+  const cluster = await flowNodes(redis, { WSHUB_FLOW_TOKEN_TTL_MS: String(TOKEN_TTL_MS) });
   const [a, b] = cluster.nodes;
   try {
     const thread = unique('thread');
@@ -179,7 +197,7 @@ test('socket.info on A, socket on B: a message from B is answered on B and on a 
 
 test('tickets across nodes: redeemed on B, refused on A and B (404); unused past flow.token_ttl_ms, refused; flow.max_tickets holds for the cluster', T, async () => {
   const redis = await startRedis();
-  const cluster = await startNodes(2, { env: brokerEnv(redis, { WSHUB_FLOW_TOKEN_TTL_MS: String(TOKEN_TTL_MS), WSHUB_FLOW_MAX_TICKETS: '3' }) });
+  const cluster = await flowNodes(redis, { WSHUB_FLOW_TOKEN_TTL_MS: String(TOKEN_TTL_MS), WSHUB_FLOW_MAX_TICKETS: '3' });
   const [a, b] = cluster.nodes;
   try {
     const endpoint = await endpointOf(a);
@@ -216,7 +234,7 @@ test('tickets across nodes: redeemed on B, refused on A and B (404); unused past
 
 test('Redis down: socket.info, the history and an upgrade answer 503 in Flow\'s format at once, a message is delivered with Flow\'s error; Redis back: Flow works again', T, async () => {
   const redis = await startRedis();
-  const cluster = await startNodes(2, { env: brokerEnv(redis, { WSHUB_BROKER_RECONNECT_MAX_MS: '500' }) });
+  const cluster = await flowNodes(redis, { WSHUB_BROKER_RECONNECT_MAX_MS: '500' });
   const [a, b] = cluster.nodes;
   try {
     const thread = unique('thread');
@@ -246,6 +264,7 @@ test('Redis down: socket.info, the history and an upgrade answer 503 in Flow\'s 
     for (const node of [a, b]) assert.equal((await httpRequest(node, { path: '/healthz' })).status, 200);
 
     await redis.start();
+    await linksUp([a, b]);
     await waitFor(async () => (await socketInfo(a)).status === 200 && (await socketInfo(b)).status === 200,
       10000, 'socket.info answered again on both nodes');
     const thread2 = unique('thread');
@@ -279,7 +298,7 @@ test('a silent Redis: upgrades and socket.info wait at most a few seconds, then 
   const redis = await startRedis();
   // A handshake deadline shorter than the store's reply timeout (5 s): the server itself
   // closes some upgrades while their redeem is still awaited.
-  const cluster = await startNodes(2, { env: brokerEnv(redis, { WSHUB_HTTP_HANDSHAKE_TIMEOUT_MS: '1500', WSHUB_BROKER_RECONNECT_MAX_MS: '500' }) });
+  const cluster = await flowNodes(redis, { WSHUB_HTTP_HANDSHAKE_TIMEOUT_MS: '1500', WSHUB_BROKER_RECONNECT_MAX_MS: '500' });
   const [a, b] = cluster.nodes;
   let stopped = false;
   try {
@@ -308,6 +327,7 @@ test('a silent Redis: upgrades and socket.info wait at most a few seconds, then 
 
     process.kill(redis.pid, 'SIGCONT');
     stopped = false;
+    await linksUp([a, b]);
     await waitFor(async () => (await socketInfo(b)).status === 200, 15000, 'socket.info answered again');
     const thread = unique('thread');
     const s = await open(onNode(await endpointOf(b, { threadId: thread }), a), 'after the silence');
