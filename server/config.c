@@ -296,7 +296,8 @@ static const char *const bool_words[] = {"true", "false", "1", "0", "yes", "no",
     X("broker.max_pending_bytes", "WSHUB_BROKER_MAX_PENDING_BYTES", T_SIZE,                   \
       broker_max_pending_bytes, 65536, 0, NULL, "67108864", 0,                                 \
       "Publishes handed to Redis and not answered yet, in bytes: past it publishes are "       \
-      "refused as while Redis is down (a slow or stuck Redis must not grow the node).")
+      "refused as while Redis is down (a slow or stuck Redis must not grow the node); the "      \
+      "same bound, counted apart, holds Flow's store commands.")
 
 #define AS_KEY(path, env, type, field, min, max, names, def, flags, summary) \
     {path, env, type, offsetof(config_t, field), min, max, names, def, flags, summary},

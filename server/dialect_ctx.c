@@ -35,6 +35,8 @@ int dialect_queue_work(dialect_ctx_t *x, uv_work_t *req, uv_work_cb work, uv_aft
     return uv_queue_work(&x->w->loop, req, work, after);
 }
 
+int dialect_call(dialect_ctx_t *x, void (*fn)(void *), void *arg) { return worker_call(x->w, fn, arg); }
+
 void *dialect_alloc(dialect_ctx_t *x, size_t size) { return mempool_alloc(&x->w->mem, size); }
 void dialect_free(dialect_ctx_t *x, void *p, size_t size) { mempool_free(&x->w->mem, p, size); }
 metrics_t *dialect_metrics(dialect_ctx_t *x) { return &x->w->net.metrics; }

@@ -61,7 +61,10 @@ typedef struct dialect {
     void (*process_free)(void);
     /* Is the endpoint enabled in this configuration? NULL = always. */
     int (*enabled)(const config_t *cfg);
-    /* Decides the upgrade: auth, Origin, subprotocol. NULL = accept with no subprotocol. */
+    /* Decides the upgrade: auth, Origin, subprotocol. NULL = accept with no subprotocol.
+     * A decision that needs another thread's answer (a ticket in Redis) may come later:
+     * accept calls http_defer(req), leaves *out empty, and the decision is given once with
+     * http_accept_complete() on this worker (http.h: who owns data, closes meanwhile). */
     void (*accept)(const http_request_t *req, dialect_ctx_t *x, dialect_accept_t *out);
     /* The session is open (the 101 is queued). */
     void (*on_open)(ws_session_t *s);
@@ -111,6 +114,12 @@ void dialect_timer_stop(dialect_ctx_t *x, wtimer_t *t);
 int dialect_repeat_start(dialect_ctx_t *x, uv_timer_t *t, uint64_t period_ms, uv_timer_cb cb);
 /* Work on libuv's thread pool; `after` runs back on this worker (uv_queue_work). */
 int dialect_queue_work(dialect_ctx_t *x, uv_work_t *req, uv_work_cb work, uv_after_work_cb after);
+/* From any thread (e.g. a store's own): runs fn(arg) on x's worker, soon and in the order of
+ * the calls. 0; once that worker's loop has ended, fn still runs, when the worker is torn
+ * down (on the main thread, its connections gone: fn may only release what arg holds).
+ * UV_ECANCELED once the worker is destroyed, UV_ENOMEM: fn will not run, arg is the
+ * caller's. */
+int dialect_call(dialect_ctx_t *x, void (*fn)(void *), void *arg);
 
 /* Long-lived per-session objects from the worker's pool (mempool.h); freed with their size. */
 void *dialect_alloc(dialect_ctx_t *x, size_t size);

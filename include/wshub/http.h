@@ -63,6 +63,23 @@ typedef struct http_pending http_pending_t;
 http_pending_t *http_defer(const http_request_t *req);
 /* Sends the reply (body is taken over: malloc'd or NULL) and resumes the connection. */
 void http_complete(http_pending_t *p, int status, const char *ctype, char *body, size_t len);
+/* The same with a whole http_reply_t, as a handler fills *out (extra header lines such as
+ * CORS echoes, hs_reason counted): its allocations are taken over. */
+void http_complete_reply(http_pending_t *p, http_reply_t *rep);
+
+/*
+ * A WebSocket upgrade decided later (dialect.h, dialect_t.accept): the dialect's accept
+ * calls http_defer(req) and leaves *out empty; the connection is not read meanwhile and
+ * keeps its handshake deadline (limits: a decision that never comes ends in a close). Then,
+ * exactly once and on the same worker, http_accept_complete() with the decision, filled as
+ * accept would have filled it: the refusal is answered, or the 101 sent and the session
+ * started with acc->data (on_open follows). acc->body is always taken. Returns true when
+ * acc->data was handed to the session (which releases it through on_close, even if the
+ * session cannot start); false when the connection closed meanwhile or the upgrade was
+ * refused: acc->data is still the dialect's to free.
+ */
+typedef struct dialect_accept dialect_accept_t;
+bool http_accept_complete(http_pending_t *p, dialect_accept_t *acc);
 typedef struct http_route {
     const char *path;
     http_handler_fn fn;

@@ -116,6 +116,9 @@ typedef struct metrics_gauges {
     counter_t broker_reconnects;  /* links made again after one was lost */
     counter_t broker_refused;     /* publishes refused: the broker unreachable or over its bound (hub.c) */
     counter_t broker_pending;     /* bytes of publishes queued to the broker, not answered yet */
+    counter_t flow_store_up;      /* 1 while the Flow store's Redis link is up (store_redis.c) */
+    counter_t flow_store_pending; /* bytes of Flow store commands queued or awaiting Redis's answer */
+    counter_t flow_store_refused; /* Flow store operations refused at once: link down or over the bound */
 } metrics_gauges_t;
 extern metrics_gauges_t metrics_gauges;
 

@@ -45,24 +45,28 @@ http_pending_t *http_defer(const http_request_t *req)
     return p;
 }
 
-void http_complete(http_pending_t *p, int status, const char *ctype, char *body, size_t len)
+void http_complete_reply(http_pending_t *p, http_reply_t *rep)
 {
     http_conn_t *h = p->h;
     free(p);
-    if (!h) {
-        free(body);
+    if (h)
+        h->pending = NULL;
+    if (!h || (h->c->flags & (CONN_F_CLOSING | CONN_F_DRAIN))) {
+        /* the client is gone or going: nothing to answer, no deadline to set */
+        free(rep->body);
+        free(rep->extra_alloc);
+        rep->body = rep->extra_alloc = NULL;
         return;
     }
-    conn_t *c = h->c;
-    h->pending = NULL;
-    if (c->flags & (CONN_F_CLOSING | CONN_F_DRAIN)) {
-        free(body); /* the client is gone or going: nothing to answer, no deadline to set */
-        return;
-    }
-    http_respond(h, status, ctype ? ctype : "application/json", body, len, NULL);
-    free(body);
+    http_send_reply(h, rep);
     if (!h->out)
         resume_after_reply(h);
+}
+
+void http_complete(http_pending_t *p, int status, const char *ctype, char *body, size_t len)
+{
+    http_reply_t rep = {.status = status, .ctype = ctype, .body = body, .len = len};
+    http_complete_reply(p, &rep);
 }
 
 /* A reply is complete (deferred, or its last piece queued): the next request may be read. */
@@ -125,10 +129,17 @@ static void on_upgrade_request(http_conn_t *h, const uint8_t *data, size_t used,
     conn_t *c = h->c;
     h->close_after = false;
     const dialect_t *d = http_find_dialect(&h->req, c->env->cfg);
-    if (d && !h->over_capacity && http_upgrade(h, d)) {
+    int r = d && !h->over_capacity ? http_upgrade(h, d) : HTTP_UPGRADE_REFUSED;
+    if (r == HTTP_UPGRADE_DONE) {
         /* h is freed now; bytes after the request belong to the WebSocket. */
         if (used < len)
             conn_feed(c, data + used, len - used);
+        return;
+    }
+    if (r == HTTP_UPGRADE_LATER) {
+        /* Nothing is read until the decision (http_accept_complete feeds what came). */
+        if (used >= len || keep_backlog(h, data + used, len - used))
+            conn_pause_reading(c);
         return;
     }
     if (!d || h->over_capacity) {
@@ -198,6 +209,10 @@ static void http_on_data(conn_t *c, const uint8_t *data, size_t len)
 static void http_on_eof(conn_t *c)
 {
     http_conn_t *h = c->pdata;
+    if (h && h->upgrading) {
+        conn_close(c, "eof before the upgrade was decided"); /* http_accept_complete finds no h */
+        return;
+    }
     if (h && h->pending) {
         h->close_after = true; /* a half-closed client still gets its deferred reply */
         return;

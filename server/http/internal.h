@@ -49,6 +49,7 @@ struct http_conn {
     llhttp_t parser;
     conn_t *c;
     http_pending_t *pending; /* a deferred reply is awaited: parsing and reading are paused */
+    const dialect_t *upgrading; /* with pending: the deferred decision of this dialect's accept */
     uint8_t *backlog;        /* bytes received after the deferred request, parsed on resume */
     size_t backlog_len;
     struct http_request req;
@@ -89,12 +90,19 @@ const http_route_t *http_find_route(const http_request_t *r);
 /* The context of the route's (or dialect's) API on this connection's worker. */
 dialect_ctx_t *http_ctx(http_conn_t *h, const dialect_t *d);
 void http_handle_request(http_conn_t *h);
+/* Sends a handler's answer (counts hs_reason, joins the extra header lines) and frees its
+ * allocations. */
+void http_send_reply(http_conn_t *h, http_reply_t *rep);
 
 /* upgrade.c */
 const dialect_t *http_find_dialect(const http_request_t *r, const config_t *cfg);
 /* RFC 9112 §3.2: an HTTP/1.1 request has exactly one Host header. */
 bool http_host_ok(http_conn_t *h);
-/* Returns true when the connection was handed to a WebSocket session. */
-bool http_upgrade(http_conn_t *h, const dialect_t *d);
+/* http_upgrade's outcomes. */
+enum { HTTP_UPGRADE_REFUSED, HTTP_UPGRADE_DONE, HTTP_UPGRADE_LATER };
+/* HTTP_UPGRADE_DONE: the connection was handed to a WebSocket session (h is freed);
+ * HTTP_UPGRADE_LATER: the dialect decides later (http_accept_complete; the caller keeps the
+ * bytes after the request and pauses reading); HTTP_UPGRADE_REFUSED: answered. */
+int http_upgrade(http_conn_t *h, const dialect_t *d);
 
 #endif

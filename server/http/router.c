@@ -25,6 +25,21 @@ dialect_ctx_t *http_ctx(http_conn_t *h, const dialect_t *d)
     return dialect_ctx_pick((dialect_ctx_t *)h->c->env->data, d);
 }
 
+void http_send_reply(http_conn_t *h, http_reply_t *rep)
+{
+    if (rep->hs_reason > 0)
+        metrics_add(&h->c->env->metrics.handshake_failures[rep->hs_reason - 1], 1);
+    char *extra = NULL;
+    if (rep->extra_alloc && asprintf(&extra, "%s%s", rep->extra ? rep->extra : "", rep->extra_alloc) < 0)
+        extra = NULL;
+    http_respond(h, rep->status, rep->ctype ? rep->ctype : "application/json", rep->body, rep->len,
+                 extra ? extra : rep->extra);
+    free(extra);
+    free(rep->extra_alloc);
+    free(rep->body);
+    rep->extra_alloc = rep->body = NULL;
+}
+
 /* Calls the route's handler and sends its answer (unless it deferred it). */
 static void run_route(http_conn_t *h, const http_route_t *rt)
 {
@@ -35,16 +50,7 @@ static void run_route(http_conn_t *h, const http_route_t *rt)
         free(rep.extra_alloc);
         return;
     }
-    if (rep.hs_reason > 0)
-        metrics_add(&h->c->env->metrics.handshake_failures[rep.hs_reason - 1], 1);
-    char *extra = NULL;
-    if (rep.extra_alloc && asprintf(&extra, "%s%s", rep.extra ? rep.extra : "", rep.extra_alloc) < 0)
-        extra = NULL;
-    http_respond(h, rep.status, rep.ctype ? rep.ctype : "application/json", rep.body, rep.len,
-                 extra ? extra : rep.extra);
-    free(extra);
-    free(rep.extra_alloc);
-    free(rep.body);
+    http_send_reply(h, &rep);
 }
 
 /* No route: a WebSocket endpoint asked without an upgrade (426), or nothing there (404). */

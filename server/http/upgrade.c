@@ -94,13 +94,9 @@ static const char *handshake_key(http_conn_t *h, size_t *klen)
     return key;
 }
 
-/* The dialect's decision (auth, Origin, subprotocol): false when it refused, answered. */
-static bool dialect_accepts(http_conn_t *h, const dialect_t *d, dialect_accept_t *acc)
+/* A refusal of the dialect (acc->status set): counted, logged, answered. */
+static void refuse(http_conn_t *h, const dialect_t *d, dialect_accept_t *acc)
 {
-    if (d->accept)
-        d->accept(&h->req, http_ctx(h, d), acc);
-    if (!acc->status)
-        return true;
     metrics_add(&h->c->env->metrics.handshake_failures[acc->hs_reason], 1);
     char peer[64];
     log_event(LOG_INFO, "http_refused", h->c->id, conn_peer(h->c, peer, sizeof peer), d->name,
@@ -110,29 +106,89 @@ static bool dialect_accepts(http_conn_t *h, const dialect_t *d, dialect_accept_t
     else
         http_respond_error(h, acc->status, "refused", "the upgrade was refused", NULL);
     free(acc->body);
-    return false;
+    acc->body = NULL;
 }
 
-bool http_upgrade(http_conn_t *h, const dialect_t *d)
+/* The 101 and the handover to a WebSocket session (h is freed by it). 0: the session runs;
+ * 1: it could not start (ws_session_start released acc->data through on_close and closed);
+ * -1: the connection is closing, acc->data untouched. */
+static int switch_protocols(http_conn_t *h, const dialect_t *d, dialect_accept_t *acc)
 {
-    h->close_after = true; /* every refusal ends the connection */
     size_t klen;
-    const char *key = handshake_key(h, &klen);
-    dialect_accept_t acc = {0};
-    if (!key || !dialect_accepts(h, d, &acc))
-        return false;
+    const char *key = http_request_header(&h->req, "Sec-WebSocket-Key", &klen);
     char accept[29];
     http_ws_accept_value(key, klen, accept);
     char resp[256];
     int n = snprintf(resp, sizeof resp,
                      "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                      "Sec-WebSocket-Accept: %s\r\n%s%s%s\r\n",
-                     accept, acc.subprotocol ? "Sec-WebSocket-Protocol: " : "",
-                     acc.subprotocol ? acc.subprotocol : "", acc.subprotocol ? "\r\n" : "");
+                     accept, acc->subprotocol ? "Sec-WebSocket-Protocol: " : "",
+                     acc->subprotocol ? acc->subprotocol : "", acc->subprotocol ? "\r\n" : "");
     conn_t *c = h->c;
     if (conn_send_copy(c, resp, (size_t)n) != 0)
-        return false; /* the connection is closing: no session to open on it */
+        return -1; /* the connection is closing: no session to open on it */
     metrics_add(&c->env->metrics.http_responses[1], 1);
     /* From here on the session owns the connection: h is freed by the handover. */
-    return ws_session_start(c, d, http_ctx(h, d), acc.data) != NULL;
+    return ws_session_start(c, d, http_ctx(h, d), acc->data) ? 0 : 1;
+}
+
+int http_upgrade(http_conn_t *h, const dialect_t *d)
+{
+    h->close_after = true; /* every refusal ends the connection */
+    size_t klen;
+    if (!handshake_key(h, &klen))
+        return HTTP_UPGRADE_REFUSED;
+    dialect_accept_t acc = {0};
+    if (d->accept)
+        d->accept(&h->req, http_ctx(h, d), &acc);
+    if (h->pending) {
+        /* Decided later (http_accept_complete): http_defer cleared the deadline, but a
+         * decision that never comes must not hold the connection. */
+        h->upgrading = d;
+        conn_set_deadline(h->c, DL_HANDSHAKE);
+        return HTTP_UPGRADE_LATER;
+    }
+    if (acc.status) {
+        refuse(h, d, &acc);
+        return HTTP_UPGRADE_REFUSED;
+    }
+    return switch_protocols(h, d, &acc) == 0 ? HTTP_UPGRADE_DONE : HTTP_UPGRADE_REFUSED;
+}
+
+bool http_accept_complete(http_pending_t *p, dialect_accept_t *acc)
+{
+    http_conn_t *h = p->h;
+    free(p);
+    if (h) {
+        h->pending = NULL;
+        conn_clear_deadline(h->c);
+    }
+    if (!h || (h->c->flags & (CONN_F_CLOSING | CONN_F_DRAIN))) {
+        free(acc->body); /* the client is gone: nothing to answer */
+        acc->body = NULL;
+        return false;
+    }
+    const dialect_t *d = h->upgrading;
+    conn_t *c = h->c;
+    h->upgrading = NULL;
+    if (acc->status) {
+        refuse(h, d, acc);
+        conn_close_after_write(c);
+        return false;
+    }
+    uint8_t *rest = h->backlog; /* what came after the request: the WebSocket's */
+    size_t rest_len = h->backlog_len;
+    h->backlog = NULL;
+    h->backlog_len = 0;
+    int r = switch_protocols(h, d, acc);
+    if (r != 0) {
+        free(rest);
+        conn_close_after_write(c);
+        return r > 0;
+    }
+    conn_resume_reading(c);
+    if (rest_len)
+        conn_feed(c, rest, rest_len);
+    free(rest);
+    return true;
 }

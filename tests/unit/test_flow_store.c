@@ -49,14 +49,63 @@ static int teardown(void **state)
     return 0;
 }
 
+/* store_mem answers inside the call (store.h): the done callbacks below record what came. */
+static int got_status;
+static flow_ticket_t got_ticket;
+static json_t *got_items;
+static int calls;
+
+static void on_issued(void *arg, int status)
+{
+    (void)arg;
+    got_status = status;
+    calls++;
+}
+
+static void on_redeemed(void *arg, int status, flow_ticket_t *t)
+{
+    (void)arg;
+    got_status = status;
+    if (t)
+        got_ticket = *t;
+    calls++;
+}
+
+static void on_listed(void *arg, int status, json_t *items)
+{
+    (void)arg;
+    got_status = status;
+    got_items = items;
+    calls++;
+}
+
 static int issue(const char *token, const char *thread)
 {
-    return st->ops->issue(st, token, strlen(token), "client", "session", thread, &cfg, &mt);
+    calls = 0;
+    st->ops->issue(st, NULL, token, strlen(token), "client", "session", thread, &cfg, &mt, on_issued, NULL);
+    assert_int_equal(calls, 1); /* done ran, once, before issue returned */
+    return got_status;
 }
 
 static int redeem(const char *token, flow_ticket_t *out)
 {
-    return st->ops->redeem(st, token, strlen(token), out);
+    calls = 0;
+    st->ops->redeem(st, NULL, token, strlen(token), on_redeemed, NULL);
+    assert_int_equal(calls, 1);
+    if (got_status == FLOW_STORE_OK)
+        *out = got_ticket;
+    return got_status;
+}
+
+/* A new JSON array: thread's history (or its unnoticed entries). */
+static json_t *history(const char *thread, bool unnoticed)
+{
+    calls = 0;
+    got_items = NULL;
+    st->ops->history(st, NULL, thread, unnoticed, on_listed, NULL);
+    assert_int_equal(calls, 1);
+    assert_int_equal(got_status, FLOW_STORE_OK);
+    return got_items;
 }
 
 /* {type, payload: {n}, createdAt: 0} into thread's history. */
@@ -70,7 +119,7 @@ static void add(const char *thread, const char *type, int n)
 /* The payload.n of thread's history (or its unnoticed entries), as "1,2,3". */
 static void assert_history(const char *thread, bool unnoticed, const char *want)
 {
-    json_t *h = st->ops->history(st, thread, unnoticed);
+    json_t *h = history(thread, unnoticed);
     assert_true(json_is_array(h));
     char got[256] = "";
     size_t i;
@@ -186,7 +235,7 @@ static void test_history_order_and_unnoticed(void **state)
     assert_int_equal(atomic_load(&metrics_gauges.flow_threads), 2);
 
     /* The entry is kept as its JSON: byte for byte, whatever the caller does afterwards. */
-    json_t *h = st->ops->history(st, "other", false);
+    json_t *h = history("other", false);
     json_t *e = json_array_get(h, 0);
     assert_string_equal(json_string_value(json_object_get(e, "type")), "message.received");
     assert_int_equal(json_integer_value(json_object_get(e, "createdAt")), 0);
@@ -267,7 +316,7 @@ static void test_thread_expiry_and_sockets(void **state)
     (void)state;
     cfg.flow_thread_ttl_s = 10;
     add("quiet", "message.send", 1);
-    assert_int_equal(st->ops->join(st, "busy", &mt), FLOW_STORE_OK);
+    assert_int_equal(st->ops->join(st, "busy", &cfg, &mt), FLOW_STORE_OK);
     add("busy", "message.send", 1);
     assert_int_equal(atomic_load(&metrics_gauges.flow_threads), 2);
 
@@ -285,7 +334,7 @@ static void test_thread_expiry_and_sockets(void **state)
     assert_history("busy", false, "1");
 
     /* Leaving is activity: the thread lives one more TTL, then goes. */
-    st->ops->leave(st, "busy");
+    st->ops->leave(st, "busy", &cfg);
     now += 9999;
     st->ops->sweep(st, &cfg, &mt);
     assert_history("busy", false, "1");
@@ -304,11 +353,11 @@ static void test_socket_keeps_empty_thread(void **state)
     cfg.flow_max_history_bytes = 1;
     add("solo", "message.send", 1);
     assert_int_equal(atomic_load(&metrics_gauges.flow_threads), 0);
-    assert_int_equal(st->ops->join(st, "joined", &mt), FLOW_STORE_OK);
+    assert_int_equal(st->ops->join(st, "joined", &cfg, &mt), FLOW_STORE_OK);
     add("joined", "message.send", 1);
     assert_int_equal(atomic_load(&metrics_gauges.flow_threads), 1);
     assert_history("joined", false, "");
-    st->ops->leave(st, "joined");
+    st->ops->leave(st, "joined", &cfg);
 }
 
 int main(void)

@@ -95,6 +95,9 @@ static void test_render_matches_golden(void **state)
     atomic_store(&metrics_gauges.broker_reconnects, 14);
     atomic_store(&metrics_gauges.broker_refused, 15);
     atomic_store(&metrics_gauges.broker_pending, 16);
+    atomic_store(&metrics_gauges.flow_store_up, 1);
+    atomic_store(&metrics_gauges.flow_store_pending, 17);
+    atomic_store(&metrics_gauges.flow_store_refused, 18);
     atomic_store(&metrics_http_body_bytes, 14);
     atomic_store(&metrics_ws_inbound_bytes, 15);
     size_t len = 0;

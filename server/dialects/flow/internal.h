@@ -33,8 +33,9 @@ extern const hub_envelope_t flow__envelope;
 /* The hub channel of thread into buf: its length, or -1 when it does not fit. */
 int flow__channel(char *buf, size_t size, const char *thread);
 /* Appends {type, payload, createdAt: now} to thread's history (payload: a reference is
- * taken for the call only); nothing when flow.history_limit is 0. */
-void flow__history_add(dialect_ctx_t *x, const char *thread, const char *type, json_t *payload);
+ * taken for the call only); nothing when flow.history_limit is 0. FLOW_STORE_OK, or why
+ * the entry is lost (store.h). */
+int flow__history_add(dialect_ctx_t *x, const char *thread, const char *type, json_t *payload);
 /* A bot reply: kept in the thread's history, then published to every socket of the
  * thread as message.received. The caller keeps payload. */
 void flow__publish_reply(dialect_ctx_t *x, const char *thread, json_t *payload);

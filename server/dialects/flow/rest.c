@@ -119,6 +119,88 @@ static bool preflight(const http_request_t *req, const config_t *cfg, http_reply
     return true;
 }
 
+/* One more header line ("Name: value\r\n") on a reply, after the others. */
+static void add_header(http_reply_t *out, const char *line)
+{
+    char *more = NULL;
+    if (asprintf(&more, "%s%s", out->extra_alloc ? out->extra_alloc : "", line) < 0)
+        return;
+    free(out->extra_alloc);
+    out->extra_alloc = more;
+}
+
+/* The store cannot answer: Flow's error, 503, and when to try again. */
+static void reply_store_down(http_reply_t *out, int status)
+{
+    if (status == FLOW_STORE_NOMEM) {
+        reply_error(out, 503, "out of memory");
+        return;
+    }
+    reply_error(out, 503, "the Flow store is unreachable: try again later");
+    add_header(out, "Retry-After: 1\r\n");
+}
+
+/*
+ * A Flow answer that needs the store (store.h: its done runs inside the call, or later on
+ * this worker): the handler makes a job (with the CORS headers), calls the store, then
+ * job_wait: the answer now if done already ran, else the request is deferred and done
+ * completes it.
+ */
+typedef struct flow_job {
+    http_reply_t rep;
+    http_pending_t *pending;
+    dialect_ctx_t *x;
+    bool in_call;  /* the handler has not returned yet: done leaves rep to it */
+    bool answered; /* done ran inside the call */
+    char text[1024]; /* socket.info: the endpoint; the histories: the thread id */
+    bool unnoticed;
+} flow_job_t;
+
+static flow_job_t *job_new(dialect_ctx_t *x, http_reply_t *out)
+{
+    flow_job_t *j = calloc(1, sizeof *j);
+    if (!j) {
+        reply_error(out, 503, "out of memory");
+        return NULL;
+    }
+    j->x = x;
+    j->in_call = true;
+    /* The CORS headers cors() put on out are the job's answer's. */
+    j->rep.extra = out->extra;
+    j->rep.extra_alloc = out->extra_alloc;
+    out->extra = NULL;
+    out->extra_alloc = NULL;
+    return j;
+}
+
+/* From a store's done, once j->rep is filled. */
+static void job_answer(flow_job_t *j)
+{
+    if (j->in_call) {
+        j->answered = true;
+        return;
+    }
+    if (j->pending) {
+        http_complete_reply(j->pending, &j->rep);
+    } else { /* the deferral failed (out of memory): answered already */
+        free(j->rep.body);
+        free(j->rep.extra_alloc);
+    }
+    free(j);
+}
+
+static void job_wait(flow_job_t *j, const http_request_t *req, http_reply_t *out)
+{
+    j->in_call = false;
+    if (j->answered) {
+        *out = j->rep;
+        free(j);
+        return;
+    }
+    if (!(j->pending = http_defer(req)))
+        reply_error(out, 503, "out of memory"); /* done still comes, and frees j */
+}
+
 static bool client_ok(const config_t *cfg, const char *client_id, http_reply_t *out)
 {
     if (!client_id) {
@@ -130,6 +212,36 @@ static bool client_ok(const config_t *cfg, const char *client_id, http_reply_t *
         return false;
     }
     return true;
+}
+
+/* ws:// or wss:// on the configured public URL, never the Host the request carried. */
+static void endpoint_of(const config_t *cfg, const char *token, char *buf, size_t size)
+{
+    const char *pub = cfg->public_url;
+    size_t plen = strlen(pub);
+    while (plen && pub[plen - 1] == '/')
+        plen--;
+    const char *rest = pub;
+    const char *scheme = "ws";
+    if (strncasecmp(pub, "https://", 8) == 0)
+        scheme = "wss", rest = pub + 8;
+    else if (strncasecmp(pub, "http://", 7) == 0)
+        rest = pub + 7;
+    snprintf(buf, size, "%s://%.*s/ws/%s", scheme, (int)(plen - (size_t)(rest - pub)), rest, token);
+}
+
+static void issued(void *arg, int status)
+{
+    flow_job_t *j = arg;
+    if (status == FLOW_STORE_OK) {
+        reply(&j->rep, 200, "ok", json_pack("{s:s}", "endpoint", j->text));
+    } else if (status == FLOW_STORE_FULL) {
+        metrics_add(&dialect_metrics(j->x)->flow_ticket_refusals, 1);
+        reply_error(&j->rep, 503, "too many unused endpoints (flow.max_tickets): try again later");
+    } else {
+        reply_store_down(&j->rep, status);
+    }
+    job_answer(j);
 }
 
 void flow_socket_info(const http_request_t *req, dialect_ctx_t *x, http_reply_t *out)
@@ -162,31 +274,24 @@ void flow_socket_info(const http_request_t *req, dialect_ctx_t *x, http_reply_t 
     }
     for (int i = 0; i < 16; i++)
         snprintf(token + 2 * i, 3, "%02x", rnd[i]);
+    flow_job_t *j = job_new(x, out);
+    if (!j)
+        return;
+    endpoint_of(cfg, token, j->text, sizeof j->text);
     flow_store_t *st = flow__store();
-    int r = st->ops->issue(st, token, 32, client_id, session_id, thread_id, cfg, dialect_metrics(x));
-    if (r == FLOW_STORE_FULL) {
-        metrics_add(&dialect_metrics(x)->flow_ticket_refusals, 1);
-        reply_error(out, 503, "too many unused endpoints (flow.max_tickets): try again later");
-        return;
-    }
-    if (r != FLOW_STORE_OK) {
-        reply_error(out, 500, "out of memory");
-        return;
-    }
-    /* ws:// or wss:// on the configured public URL, never the Host the request carried. */
-    const char *pub = cfg->public_url;
-    size_t plen = strlen(pub);
-    while (plen && pub[plen - 1] == '/')
-        plen--;
-    const char *rest = pub;
-    const char *scheme = "ws";
-    if (strncasecmp(pub, "https://", 8) == 0)
-        scheme = "wss", rest = pub + 8;
-    else if (strncasecmp(pub, "http://", 7) == 0)
-        rest = pub + 7;
-    char endpoint[1024];
-    snprintf(endpoint, sizeof endpoint, "%s://%.*s/ws/%s", scheme, (int)(plen - (size_t)(rest - pub)), rest, token);
-    reply(out, 200, "ok", json_pack("{s:s}", "endpoint", endpoint));
+    st->ops->issue(st, x, token, 32, client_id, session_id, thread_id, cfg, dialect_metrics(x), issued, j);
+    job_wait(j, req, out);
+}
+
+static void listed(void *arg, int status, json_t *items)
+{
+    flow_job_t *j = arg;
+    if (status == FLOW_STORE_OK)
+        reply(&j->rep, 200, "ok",
+              json_pack("{s:s, s:o}", "threadId", j->text, j->unnoticed ? "unnoticed" : "history", items));
+    else
+        reply_store_down(&j->rep, status);
+    job_answer(j);
 }
 
 static void history_reply(const http_request_t *req, dialect_ctx_t *x, http_reply_t *out, bool unnoticed)
@@ -205,9 +310,14 @@ static void history_reply(const http_request_t *req, dialect_ctx_t *x, http_repl
         reply_error(out, 400, "threadId is required (header x-flowai-threadid)");
         return;
     }
+    flow_job_t *j = job_new(x, out);
+    if (!j)
+        return;
+    snprintf(j->text, sizeof j->text, "%s", thread_id);
+    j->unnoticed = unnoticed;
     flow_store_t *st = flow__store();
-    json_t *items = st->ops->history(st, thread_id, unnoticed);
-    reply(out, 200, "ok", json_pack("{s:s, s:o}", "threadId", thread_id, unnoticed ? "unnoticed" : "history", items));
+    st->ops->history(st, x, thread_id, unnoticed, listed, j);
+    job_wait(j, req, out);
 }
 
 void flow_thread_history(const http_request_t *req, dialect_ctx_t *x, http_reply_t *out)

@@ -22,6 +22,7 @@
 #include "wshub/http.h"
 #include "wshub/hub.h"
 #include "wshub/list.h"
+#include "wshub/log.h"
 #include "wshub/metrics.h"
 #include "wshub/ws.h"
 #include "wshub/wtimer.h"
@@ -80,7 +81,7 @@ static void leave(flow_t *v)
         dialect_unsubscribe(v->s, v->sub);
     v->sub = NULL;
     if (v->joined)
-        store->ops->leave(store, v->thread);
+        store->ops->leave(store, v->thread, &dialect_live(v->x)->cfg);
     v->joined = false;
     free(v->thread);
     v->thread = NULL;
@@ -102,7 +103,7 @@ static void join(flow_t *v, const char *thread)
         v->thread = NULL;
         return;
     }
-    v->joined = store->ops->join(store, thread, dialect_metrics(v->x)) == FLOW_STORE_OK;
+    v->joined = store->ops->join(store, thread, &dialect_live(v->x)->cfg, dialect_metrics(v->x)) == FLOW_STORE_OK;
 }
 
 static void reply_free(flow_reply_t *r)
@@ -142,8 +143,11 @@ static void cmd_send(flow_t *v, json_t *payload)
     if (!json_is_object(json_object_get(delivered, "metadata")))
         json_object_set_new(delivered, "metadata", json_object());
     join(v, tid);
-    flow__history_add(v->x, tid, "message.send", delivered);
+    bool kept = flow__history_add(v->x, tid, "message.send", delivered) == FLOW_STORE_OK;
     send_json(v, json_pack("{s:s, s:o}", "type", "message.delivered", "payload", delivered));
+    if (!kept) /* delivered, but GET /thread.history will not list it: say so */
+        send_error(v, "the thread's history is unavailable (the Flow store is unreachable): "
+                      "this message was not kept");
 
     json_t *answer = flow__bot_reply(tid, payload);
     if (!answer)
@@ -193,8 +197,8 @@ static void on_message(ws_session_t *s, int opcode, const uint8_t *msg, size_t l
         const char *tid = dialect_cstr(json_object_get(payload, "threadId"));
         if (!tid || (v->thread && strcmp(tid, v->thread) != 0))
             tid = v->thread;
-        if (tid)
-            store->ops->noticed(store, tid);
+        if (tid && store->ops->noticed(store, tid) != FLOW_STORE_OK)
+            send_error(v, "thread.noticed was not kept (the Flow store is unreachable)");
     } else if (!dialect_str_is(type, "activity.user.typing") && !dialect_str_is(type, "log")) {
         send_error(v, "unknown type");
     }
@@ -233,6 +237,55 @@ static void refuse(dialect_accept_t *out, int status, const char *message, int r
     out->why = message;
 }
 
+static void flow_free(flow_t *v)
+{
+    if (!v)
+        return;
+    free(v->thread);
+    free(v->client_id);
+    free(v->session_id);
+    free(v);
+}
+
+/* An upgrade waiting for its ticket (store.h: redeemed runs inside the call, or later on
+ * this worker): the decision goes to accept's *out, or to http_accept_complete. */
+typedef struct flow_accept {
+    dialect_accept_t acc;
+    http_pending_t *pending; /* NULL while in the call, or when the deferral failed */
+    dialect_ctx_t *x;
+    bool in_call, answered;
+} flow_accept_t;
+
+static void redeemed(void *arg, int status, flow_ticket_t *t)
+{
+    flow_accept_t *a = arg;
+    flow_t *v = status == FLOW_STORE_OK ? calloc(1, sizeof *v) : NULL;
+    if (v) {
+        v->client_id = t->client_id;
+        v->session_id = t->session_id;
+        v->thread = t->thread_id; /* the thread announced to socket.info: join() on open */
+        v->x = a->x;
+        a->acc.data = v;
+    } else if (status == FLOW_STORE_OK) {
+        flow_ticket_clear(t);
+        refuse(&a->acc, 503, "out of memory", HS_OVER_CAPACITY);
+    } else if (status == FLOW_STORE_NOT_FOUND) {
+        refuse(&a->acc, 404, "unknown, used or expired endpoint: ask /socket.info for a new one", HS_NOT_FOUND);
+    } else {
+        refuse(&a->acc, 503, "the Flow store is unreachable: try again later", HS_OVER_CAPACITY);
+    }
+    if (a->in_call) {
+        a->answered = true;
+        return;
+    }
+    /* Later: the connection waits (http.h); gone meanwhile, or refused: data is ours. */
+    if (!a->pending || !http_accept_complete(a->pending, &a->acc))
+        flow_free(a->acc.data);
+    if (!a->pending)
+        free(a->acc.body);
+    free(a);
+}
+
 static void accept_upgrade(const http_request_t *req, dialect_ctx_t *x, dialect_accept_t *out)
 {
     const config_t *cfg = &dialect_live(x)->cfg;
@@ -243,24 +296,22 @@ static void accept_upgrade(const http_request_t *req, dialect_ctx_t *x, dialect_
         return;
     }
     const char *path = http_request_path(req, &plen);
-    const char *token = path + 4; /* after "/ws/" */
-    size_t tlen = plen - 4;
-    flow_ticket_t t;
-    if (store->ops->redeem(store, token, tlen, &t) != FLOW_STORE_OK) {
-        refuse(out, 404, "unknown, used or expired endpoint: ask /socket.info for a new one", HS_NOT_FOUND);
-        return;
-    }
-    flow_t *v = calloc(1, sizeof *v);
-    if (!v) {
-        flow_ticket_clear(&t);
+    flow_accept_t *a = calloc(1, sizeof *a);
+    if (!a) {
         refuse(out, 503, "out of memory", HS_OVER_CAPACITY);
         return;
     }
-    v->client_id = t.client_id;
-    v->session_id = t.session_id;
-    v->thread = t.thread_id; /* the thread announced to socket.info: join() on open */
-    v->x = x;
-    out->data = v;
+    a->x = x;
+    a->in_call = true;
+    store->ops->redeem(store, x, path + 4, plen - 4, redeemed, a); /* the token: after "/ws/" */
+    a->in_call = false;
+    if (a->answered) {
+        *out = a->acc;
+        free(a);
+        return;
+    }
+    if (!(a->pending = http_defer(req)))
+        refuse(out, 503, "out of memory", HS_OVER_CAPACITY); /* redeemed still comes, frees a */
 }
 
 static void on_open(ws_session_t *s)
@@ -286,10 +337,7 @@ static void on_close(ws_session_t *s)
         dialect_timer_stop(v->x, &v->idle);
         leave(v);
     }
-    free(v->thread);
-    free(v->client_id);
-    free(v->session_id);
-    free(v);
+    flow_free(v);
     ws_session_set_data(s, NULL);
 }
 
@@ -310,6 +358,19 @@ static int flow_process_init(const config_t *cfg, char *err, size_t errlen)
     return -1;
 }
 
+/* Where tickets and histories live: with the Redis broker, in that Redis (every node sees
+ * the same), else in this process. */
+static flow_store_t *new_store(const config_t *cfg)
+{
+    if (cfg->broker_type != BROKER_REDIS)
+        return flow_store_mem_new(NULL);
+    char err[256] = "";
+    flow_store_t *st = flow_store_redis_new(cfg, err, sizeof err);
+    if (!st)
+        log_error("flow", "the Redis store: %s", err);
+    return st;
+}
+
 static int flow_worker_start(dialect_ctx_t *x)
 {
     flow_worker_t *fw = calloc(1, sizeof *fw);
@@ -318,7 +379,7 @@ static int flow_worker_start(dialect_ctx_t *x)
     uv_once(&users_once, users_init);
     uv_mutex_lock(&users_lock);
     if (!users)
-        store = flow_store_mem_new(NULL);
+        store = new_store(dialect_config(x));
     if (store)
         users++;
     uv_mutex_unlock(&users_lock);

@@ -106,8 +106,8 @@ static void purge_tickets(mem_store_t *m, uint64_t now, metrics_t *mt)
     }
 }
 
-static int issue(flow_store_t *st, const char *token, size_t len, const char *client_id, const char *session_id,
-                 const char *thread_id, const config_t *cfg, metrics_t *mt)
+static int issue_now(flow_store_t *st, const char *token, size_t len, const char *client_id,
+                     const char *session_id, const char *thread_id, const config_t *cfg, metrics_t *mt)
 {
     mem_store_t *m = mem(st);
     ticket_t *t = calloc(1, sizeof *t);
@@ -135,7 +135,16 @@ static int issue(flow_store_t *st, const char *token, size_t len, const char *cl
     return full ? FLOW_STORE_FULL : FLOW_STORE_NOMEM;
 }
 
-static int redeem(flow_store_t *st, const char *token, size_t len, flow_ticket_t *out)
+/* The store's answers are known at once: done is called before the operation returns. */
+static void issue(flow_store_t *st, dialect_ctx_t *x, const char *token, size_t len, const char *client_id,
+                  const char *session_id, const char *thread_id, const config_t *cfg, metrics_t *mt,
+                  flow_store_issued_fn done, void *arg)
+{
+    (void)x;
+    done(arg, issue_now(st, token, len, client_id, session_id, thread_id, cfg, mt));
+}
+
+static int redeem_now(flow_store_t *st, const char *token, size_t len, flow_ticket_t *out)
 {
     mem_store_t *m = mem(st);
     ticket_t *t = NULL;
@@ -155,6 +164,15 @@ static int redeem(flow_store_t *st, const char *token, size_t len, flow_ticket_t
     *out = t->ids; /* the strings are the caller's now */
     free(t);
     return FLOW_STORE_OK;
+}
+
+static void redeem(flow_store_t *st, dialect_ctx_t *x, const char *token, size_t len, flow_store_redeemed_fn done,
+                   void *arg)
+{
+    (void)x;
+    flow_ticket_t t = {0};
+    int r = redeem_now(st, token, len, &t);
+    done(arg, r, r == FLOW_STORE_OK ? &t : NULL);
 }
 
 /* ------------------------------------------------------------------ threads */
@@ -262,15 +280,15 @@ static hist_entry_t *entry_new(const json_t *entry)
     return h;
 }
 
-static void history_add(flow_store_t *st, const char *thread, const json_t *entry, const config_t *cfg,
-                        metrics_t *mt)
+static int history_add(flow_store_t *st, const char *thread, const json_t *entry, const config_t *cfg,
+                       metrics_t *mt)
 {
     mem_store_t *m = mem(st);
     if (cfg->flow_history_limit <= 0)
-        return;
+        return FLOW_STORE_OK;
     hist_entry_t *h = entry ? entry_new(entry) : NULL;
     if (!h)
-        return;
+        return FLOW_STORE_NOMEM;
     uv_mutex_lock(&m->lock);
     thread_log_t *t = thread_get(m, thread, mt);
     if (t && thread_reserve(t)) {
@@ -289,7 +307,9 @@ static void history_add(flow_store_t *st, const char *thread, const json_t *entr
     }
     publish_gauges(m);
     uv_mutex_unlock(&m->lock);
+    int r = h ? FLOW_STORE_NOMEM : FLOW_STORE_OK;
     free(h);
+    return r;
 }
 
 /* The entries to answer with, as one JSON array text (they are stored compact): only copied
@@ -320,16 +340,18 @@ static char *history_text(mem_store_t *m, const char *thread, bool unnoticed, si
     return buf;
 }
 
-static json_t *history(flow_store_t *st, const char *thread, bool unnoticed)
+static void history(flow_store_t *st, dialect_ctx_t *x, const char *thread, bool unnoticed,
+                    flow_store_listed_fn done, void *arg)
 {
+    (void)x;
     size_t len;
     char *text = history_text(mem(st), thread, unnoticed, &len);
     json_t *items = text ? json_loadb(text, len, JSON_ALLOW_NUL, NULL) : NULL;
     free(text);
-    return items ? items : json_array();
+    done(arg, items ? FLOW_STORE_OK : FLOW_STORE_NOMEM, items);
 }
 
-static void noticed(flow_store_t *st, const char *thread)
+static int noticed(flow_store_t *st, const char *thread)
 {
     mem_store_t *m = mem(st);
     uv_mutex_lock(&m->lock);
@@ -337,10 +359,12 @@ static void noticed(flow_store_t *st, const char *thread)
     if (t)
         t->noticed = t->n;
     uv_mutex_unlock(&m->lock);
+    return FLOW_STORE_OK;
 }
 
-static int join(flow_store_t *st, const char *thread, metrics_t *mt)
+static int join(flow_store_t *st, const char *thread, const config_t *cfg, metrics_t *mt)
 {
+    (void)cfg;
     mem_store_t *m = mem(st);
     uv_mutex_lock(&m->lock);
     thread_log_t *t = thread_get(m, thread, mt);
@@ -353,8 +377,9 @@ static int join(flow_store_t *st, const char *thread, metrics_t *mt)
     return t ? FLOW_STORE_OK : FLOW_STORE_NOMEM;
 }
 
-static void leave(flow_store_t *st, const char *thread)
+static void leave(flow_store_t *st, const char *thread, const config_t *cfg)
 {
+    (void)cfg;
     mem_store_t *m = mem(st);
     uv_mutex_lock(&m->lock);
     thread_log_t *t = thread_find(m, thread); /* there: a thread with a socket stays */

@@ -36,16 +36,16 @@ static json_t *history_entry(const char *type, json_t *payload)
                      "createdAt", (json_int_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
 }
 
-void flow__history_add(dialect_ctx_t *x, const char *thread, const char *type, json_t *payload)
+int flow__history_add(dialect_ctx_t *x, const char *thread, const char *type, json_t *payload)
 {
     const config_t *cfg = &dialect_live(x)->cfg;
     if (cfg->flow_history_limit <= 0)
-        return;
+        return FLOW_STORE_OK;
     json_t *entry = history_entry(type, payload);
     flow_store_t *st = flow__store();
-    if (entry)
-        st->ops->history_add(st, thread, entry, cfg, dialect_metrics(x));
+    int r = entry ? st->ops->history_add(st, thread, entry, cfg, dialect_metrics(x)) : FLOW_STORE_NOMEM;
     json_decref(entry);
+    return r;
 }
 
 void flow__publish_reply(dialect_ctx_t *x, const char *thread, json_t *payload)
