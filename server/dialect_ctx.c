@@ -62,6 +62,19 @@ int dialect_publish_api(dialect_ctx_t *x, const char *channel, size_t channel_le
 bool dialect_has_broker(const dialect_ctx_t *x) { return x->w->srv->broker != NULL; }
 bool dialect_ready(const dialect_ctx_t *x) { return !x->w->srv->broker || broker_up(x->w->srv->broker); }
 
+const char *dialects_unready(const dialect_ctx_t *x)
+{
+    if (!dialect_ready(x))
+        return "the broker is unreachable";
+    for (size_t i = 0; dialects[i]; i++) {
+        const dialect_t *d = dialects[i];
+        const char *why = d->unready && (!d->enabled || d->enabled(x->w->cfg)) ? d->unready() : NULL;
+        if (why)
+            return why;
+    }
+    return NULL;
+}
+
 /* A publish's outcome, from the broker's thread back to the publisher's worker. */
 typedef struct published {
     worker_t *w;

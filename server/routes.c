@@ -33,20 +33,22 @@ void builtin_healthz(const http_request_t *req, dialect_ctx_t *x, http_reply_t *
         oom(out);
 }
 
-/* Ready to take publishes: 503 while the broker's link is down (/healthz stays 200: the
- * process itself is fine, and its clients stay connected). */
+/* Ready to serve: 503 while the broker's link or an API's store (Flow's in Redis) is down,
+ * with the reason (/healthz stays 200: the process itself is fine, and its clients stay
+ * connected). */
 void builtin_readyz(const http_request_t *req, dialect_ctx_t *x, http_reply_t *out)
 {
     (void)req;
-    static const char ready[] = "{\"status\":\"ready\"}";
-    static const char down[] = "{\"status\":\"unavailable\",\"reason\":\"the broker is unreachable\"}";
-    bool ok = dialect_ready(x);
-    out->status = ok ? 200 : 503;
-    out->extra = ok ? NULL : "Retry-After: 1\r\n";
-    if ((out->body = strdup(ok ? ready : down)))
+    const char *why = dialects_unready(x);
+    out->status = why ? 503 : 200;
+    out->extra = why ? "Retry-After: 1\r\n" : NULL;
+    json_t *body = why ? json_pack("{s:s, s:s}", "status", "unavailable", "reason", why)
+                       : json_pack("{s:s}", "status", "ready");
+    if ((out->body = body ? json_dumps(body, JSON_COMPACT) : NULL))
         out->len = strlen(out->body);
     else
         oom(out);
+    json_decref(body);
 }
 
 void builtin_metrics(const http_request_t *req, dialect_ctx_t *x, http_reply_t *out)

@@ -90,6 +90,9 @@ typedef struct dialect {
     /* The client sends faster than limits.message_rate: send the API's error (the session
      * then closes 1008). NULL = close only. */
     void (*on_rate_limited)(ws_session_t *s);
+    /* Why the API cannot serve now (GET /readyz answers it, 503), e.g. "the Flow store is
+     * unreachable"; NULL when it can. NULL: whenever the process can. Any thread. */
+    const char *(*unready)(void);
     /* The API has a liveness rule of its own (Flow's idle timeout): no WebSocket pings. */
     int no_ws_ping;
 } dialect_t;
@@ -143,8 +146,10 @@ int dialect_publish_api(dialect_ctx_t *x, const char *channel, size_t channel_le
 /* Do publishes go through a broker to other nodes (broker.type "redis")? Then a publish's
  * outcome is known later (dialect_publish_api_async) and `delivered` counts nodes. */
 bool dialect_has_broker(const dialect_ctx_t *x);
-/* Can this node publish now: no broker, or its link is up (GET /readyz)? */
+/* Can this node publish now: no broker, or its link is up? */
 bool dialect_ready(const dialect_ctx_t *x);
+/* GET /readyz: dialect_ready, and every enabled dialect's ready(). NULL, or why not (static). */
+const char *dialects_unready(const dialect_ctx_t *x);
 /* The outcome of a publish: status 0 and n (the nodes that received it), or status < 0. */
 typedef void (*dialect_published_fn)(void *arg, int status, long long n);
 /* dialect_publish_api, told when the broker took the publish: done runs later on this worker.

@@ -424,7 +424,14 @@ static void on_rate_limited(ws_session_t *s)
         send_error(v, "rate limited: messages sent faster than the server allows");
 }
 
+/* GET /readyz: the store answers (with Redis, its link is up). */
+static const char *flow_unready(void)
+{
+    return store && store->ops->up && !store->ops->up(store) ? "the Flow store is unreachable" : NULL;
+}
+
 const dialect_t dialect_flow = {
+    .unready = flow_unready,
     .on_rate_limited = on_rate_limited,
     .no_ws_ping = 1, /* the contract's idle rule (50 s without a client frame) is the liveness */
     .name = "flow",

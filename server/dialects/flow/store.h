@@ -117,6 +117,8 @@ typedef struct flow_store_ops {
     /* Releases the store (after every worker has stopped using it): every done still
      * owed is called first. */
     void (*free)(flow_store_t *st);
+    /* Can it answer now (its link to Redis is up)? NULL: always (the process's memory). */
+    bool (*up)(flow_store_t *st);
 } flow_store_ops_t;
 
 struct flow_store {

@@ -663,6 +663,8 @@ static void rs_free(flow_store_t *st)
     free(r);
 }
 
+static bool rs_up(flow_store_t *st) { return atomic_load(&((redis_store_t *)st)->is_up); }
+
 static const flow_store_ops_t redis_ops = {
     .issue = rs_issue,
     .redeem = rs_redeem,
@@ -673,6 +675,7 @@ static const flow_store_ops_t redis_ops = {
     .leave = rs_leave,
     .sweep = rs_sweep,
     .free = rs_free,
+    .up = rs_up,
 };
 
 flow_store_t *flow_store_redis_new(const config_t *cfg, char *err, size_t errlen)
