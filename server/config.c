@@ -134,6 +134,11 @@ static const char *const bool_words[] = {"true", "false", "1", "0", "yes", "no",
       max_inbound_total_bytes, 65536, 0, NULL, "268435456", 0,                                \
       "Bytes of unfinished inbound WebSocket messages the process holds; the connection "     \
       "that would pass it is closed with 1013.")                                              \
+    X("limits.max_mailbox_bytes", "WSHUB_LIMITS_MAX_MAILBOX_BYTES", T_SIZE, max_mailbox_bytes,   \
+      65536, 0, NULL, "67108864", 0,                                                          \
+      "Messages other threads (workers, the broker) posted to one worker and not delivered "   \
+      "yet, in bytes: past it that worker's share of a message is dropped and counted "       \
+      "(wshub_hub_mailbox_dropped_total), so that a worker that cannot keep up does not grow.") \
     X("limits.max_queued_total_bytes", "WSHUB_LIMITS_MAX_QUEUED_TOTAL_BYTES", T_SIZE,         \
       max_queued_total_bytes, 65536, 0, NULL, "1073741824", 0,                                \
       "Output bytes of replies queued in the process (a fan-out frame shared by its "         \

@@ -40,6 +40,7 @@ struct hub {
     bool link_up;     /* the broker's link (under lock) */
     uint64_t gen;     /* the last reg_entry_t.gen given */
     size_t nworkers;
+    size_t max_mailbox; /* bytes per mailbox, 0 = no bound */
     hub_local_t **locals; /* by worker index, set before the workers start */
 };
 
@@ -61,6 +62,7 @@ struct hub_local {
     uv_mutex_t mlock;   /* guards mbox, mlen, mcap, closed */
     hub_msg_t **mbox;
     size_t mlen, mcap;
+    size_t mbytes;      /* hub_msg_t.bytes of the messages in mbox */
     hub_msg_t **spare;  /* the drained array, reused: worker thread only */
     size_t spare_cap;
     atomic_bool pending;
@@ -116,7 +118,8 @@ hub_msg_t *hub_msg_new(const char *channel, size_t clen, const char *event, cons
     if (!ev_json)
         return NULL;
     size_t elen = strlen(event), ejlen = strlen(ev_json);
-    hub_msg_t *m = malloc(sizeof *m + clen + 1 + elen + 1 + ejlen + 1 + dlen + 1);
+    size_t bytes = sizeof(hub_msg_t) + clen + 1 + elen + 1 + ejlen + 1 + dlen + 1;
+    hub_msg_t *m = malloc(bytes);
     if (!m) {
         free(ev_json);
         return NULL;
@@ -139,6 +142,7 @@ hub_msg_t *hub_msg_new(const char *channel, size_t clen, const char *event, cons
     util_iso8601_now(m->timestamp);
     m->created_ns = uv_hrtime();
     m->notice = 0;
+    m->bytes = bytes;
     for (int i = 0; i < HUB_ENVELOPES; i++)
         atomic_init(&m->frames[i], NULL);
     return m;
@@ -167,7 +171,7 @@ frame_t *hub_msg_frame(hub_msg_t *m, const hub_envelope_t *env)
 
 /* ------------------------------------------------------------------ hub and locals */
 
-hub_t *hub_new(size_t nworkers)
+hub_t *hub_new(size_t nworkers, size_t max_mailbox)
 {
     if (nworkers > HUB_MAX_WORKERS)
         return NULL;
@@ -181,6 +185,7 @@ hub_t *hub_new(size_t nworkers)
         return NULL;
     }
     hub->nworkers = nworkers;
+    hub->max_mailbox = max_mailbox;
     return hub;
 }
 
@@ -233,6 +238,7 @@ void hub_local_free(hub_local_t *l)
     /* Messages posted before hub_local_close and not delivered are dropped with it. */
     for (size_t i = 0; i < l->mlen; i++)
         hub_msg_release(&l->mbox[i]);
+    atomic_fetch_sub(&metrics_gauges.mailbox_bytes, l->mbytes);
     free(l->mbox);
     free(l->spare);
     /* Every session unsubscribed when it closed; a channel left here is a bug, not a leak to hide. */
@@ -498,6 +504,16 @@ static int post(hub_local_t *l, hub_msg_t *m)
         uv_mutex_unlock(&l->mlock);
         return UV_ECANCELED;
     }
+    /* A worker that cannot keep up must not grow without a bound: its share of a message is
+     * dropped (notices, small and owed to a client, never are). */
+    size_t max = l->hub->max_mailbox;
+    if (max && !m->notice && l->mbytes + m->bytes > max) {
+        uv_mutex_unlock(&l->mlock);
+        atomic_fetch_add(&metrics_gauges.mailbox_dropped, 1);
+        log_warn("hub", "worker %d: mailbox full (limits.max_mailbox_bytes): a message of %.*s dropped there",
+                          l->idx, (int)(m->channel_len > 64 ? 64 : m->channel_len), m->channel);
+        return UV_ENOBUFS;
+    }
     if (l->mlen == l->mcap) {
         size_t ncap = l->mcap ? l->mcap * 2 : 64;
         hub_msg_t **nb = realloc(l->mbox, ncap * sizeof *nb);
@@ -509,6 +525,8 @@ static int post(hub_local_t *l, hub_msg_t *m)
         l->mcap = ncap;
     }
     l->mbox[l->mlen++] = m;
+    l->mbytes += m->bytes;
+    atomic_fetch_add(&metrics_gauges.mailbox_bytes, m->bytes);
     atomic_store_explicit(&l->pending, true, memory_order_release);
     l->ops->wake(l->arg);
     uv_mutex_unlock(&l->mlock);
@@ -522,9 +540,11 @@ void hub_drain(hub_local_t *l)
     uv_mutex_lock(&l->mlock);
     hub_msg_t **batch = l->mbox;
     size_t n = l->mlen, cap = l->mcap;
+    atomic_fetch_sub(&metrics_gauges.mailbox_bytes, l->mbytes);
     l->mbox = l->spare;
     l->mcap = l->spare_cap;
     l->mlen = 0;
+    l->mbytes = 0;
     atomic_store_explicit(&l->pending, false, memory_order_relaxed);
     uv_mutex_unlock(&l->mlock);
     for (size_t i = 0; i < n; i++) {

@@ -505,7 +505,7 @@ static int prepare_workers(live_t *live, int **fds, int *port)
         srv.nworkers = 1;
     *fds = calloc(srv.nworkers, sizeof **fds);
     srv.workers = calloc(srv.nworkers, sizeof *srv.workers);
-    srv.hub = hub_new(srv.nworkers);
+    srv.hub = hub_new(srv.nworkers, cfg->max_mailbox_bytes);
     if (!*fds || !srv.workers || !srv.hub || open_listeners(cfg, *fds, srv.nworkers, port) != 0)
         return -1;
     return start_broker(cfg);

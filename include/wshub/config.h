@@ -58,6 +58,8 @@ typedef struct config {
     int message_burst;              /* "limits.message_burst" (2000) */
     size_t max_inbound_total_bytes; /* "limits.max_inbound_total_bytes" (256 MiB): unfinished
                                        inbound WebSocket messages held, process */
+    size_t max_mailbox_bytes;       /* "limits.max_mailbox_bytes" (64 MiB): messages posted to one
+                                     * worker by other threads and not delivered yet */
     size_t max_queued_total_bytes;  /* "limits.max_queued_total_bytes" (1 GiB): private output
                                        queued, process (shared fan-out frames not counted) */
     int tcp_keepalive_s;            /* "limits.tcp_keepalive_s" (60; 0 = off) */

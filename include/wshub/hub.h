@@ -68,6 +68,7 @@ typedef struct hub_msg {
     char timestamp[32];    /* ISO-8601 UTC of the publish, e.g. 2026-11-23T12:00:00.123Z */
     uint64_t created_ns;   /* uv_hrtime() when the message was made (fan-out latency metric) */
     int notice;            /* 0: a message; else a subscription notice of channel (hub.c) */
+    size_t bytes;          /* what it holds (its allocation): counted while in a mailbox */
     _Atomic(frame_t *) frames[HUB_ENVELOPES]; /* prepared frames, built on first need */
     char buf[];
 } hub_msg_t;
@@ -116,7 +117,10 @@ typedef struct hub_local_ops {
     void (*subscribed)(void *subscriber, hub_sub_t *sub, int status);
 } hub_local_ops_t;
 
-hub_t *hub_new(size_t nworkers);
+/* max_mailbox: the bytes of messages (hub_msg_t.bytes) one worker's mailbox may hold
+ * (limits.max_mailbox_bytes); past it that worker's share of a message is dropped, counted in
+ * metrics_gauges.mailbox_dropped. 0 = no bound. */
+hub_t *hub_new(size_t nworkers, size_t max_mailbox);
 void hub_free(hub_t *hub);
 
 /*

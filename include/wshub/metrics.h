@@ -119,6 +119,8 @@ typedef struct metrics_gauges {
     counter_t flow_store_up;      /* 1 while the Flow store's Redis link is up (store_redis.c) */
     counter_t flow_store_pending; /* bytes of Flow store commands queued or awaiting Redis's answer */
     counter_t flow_store_refused; /* Flow store operations refused at once: link down or over the bound */
+    counter_t mailbox_bytes;      /* bytes of messages posted to workers' mailboxes, not delivered (hub.c) */
+    counter_t mailbox_dropped;    /* a worker's share of a message dropped: its mailbox was full */
 } metrics_gauges_t;
 extern metrics_gauges_t metrics_gauges;
 

@@ -110,7 +110,7 @@ static metrics_t metrics[2];
 static int setup(void **state)
 {
     (void)state;
-    hub = hub_new(2);
+    hub = hub_new(2, 0);
     assert_non_null(hub);
     for (int i = 0; i < 2; i++) {
         mempool_init(&mem[i]);
@@ -513,6 +513,52 @@ static void test_broker_confirms_subscriptions(void **state)
     hub_set_broker(hub, NULL);
 }
 
+/* A mailbox holds at most the hub's max_mailbox bytes: past it that worker's share of a
+ * message is dropped and counted; once drained it takes messages again. */
+static void test_mailbox_bound(void **state)
+{
+    (void)state;
+    hub_t *h = hub_new(2, 2048);
+    mempool_t pool;
+    mempool_init(&pool);
+    metrics_t mt = {0};
+    int w = 0;
+    hub_local_t *l = hub_local_new(h, 1, &ops, &w, &pool, &mt);
+    hub_sub_t *a = hub_subscribe(l, "c:m", 3, S(0), &env, NULL, NULL);
+    assert_non_null(a);
+    uint64_t dropped0 = metrics_gauges.mailbox_dropped;
+    char data[300];
+    memset(data, ' ', sizeof data);
+    data[0] = '{';
+    data[sizeof data - 1] = '}';
+    size_t posted = 0;
+    for (int i = 0; i < 20; i++) {
+        hub_msg_t *m = hub_msg_new("c:m", 3, "ev", data, sizeof data);
+        hub_route(h, NULL, m);
+        posted += m->bytes;
+        hub_msg_release(&m);
+    }
+    uint64_t dropped = metrics_gauges.mailbox_dropped - dropped0;
+    assert_true(dropped > 0 && dropped < 20);
+    assert_true(metrics_gauges.mailbox_bytes <= 2048);
+    hub_drain(l);
+    assert_int_equal(nsent, 20 - dropped);
+    assert_int_equal(metrics_gauges.mailbox_bytes, 0);
+    hub_msg_t *m = hub_msg_new("c:m", 3, "ev", data, sizeof data);
+    hub_route(h, NULL, m);
+    hub_msg_release(&m);
+    hub_drain(l);
+    assert_int_equal(nsent, 21 - dropped);
+    assert_int_equal(metrics_gauges.mailbox_dropped - dropped0, dropped);
+    clear_sent();
+    hub_unsubscribe(l, a);
+    hub_local_close(l);
+    hub_local_free(l);
+    mempool_destroy(&pool);
+    hub_free(h);
+    (void)posted;
+}
+
 static void test_broker_payload(void **state)
 {
     (void)state;
@@ -563,6 +609,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_envelopes_have_their_own_frames, setup, teardown),
         cmocka_unit_test_setup_teardown(test_envelope_slots_run_out, setup, teardown),
         cmocka_unit_test(test_broker_payload),
+        cmocka_unit_test(test_mailbox_bound),
         cmocka_unit_test_setup_teardown(test_broker_confirms_subscriptions, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
