@@ -313,16 +313,21 @@ static void pump_and_rest(ws_session_t *s)
 
 static const conn_proto_t ws_proto;
 
+void ws_session_discard(conn_t *c, const dialect_t *d, dialect_ctx_t *x, void *dialect_data)
+{
+    if (d->on_close && dialect_data) {
+        ws_session_t tmp = {.c = c, .d = d, .x = x, .data = dialect_data};
+        d->on_close(&tmp);
+    }
+}
+
 ws_session_t *ws_session_start(conn_t *c, const dialect_t *d, dialect_ctx_t *x, void *dialect_data)
 {
     /* No wslay context yet: it is made by the first frame or reply (a subscriber that only
      * receives fan-out never needs one), which saves an 8 KB allocation per handshake. */
     ws_session_t *s = mempool_alloc(c->env->mem, sizeof *s);
     if (!s) {
-        if (d->on_close && dialect_data) {
-            ws_session_t tmp = {.c = c, .d = d, .x = x, .data = dialect_data};
-            d->on_close(&tmp);
-        }
+        ws_session_discard(c, d, x, dialect_data);
         conn_close(c, "out of memory (ws)");
         return NULL;
     }

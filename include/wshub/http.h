@@ -74,9 +74,9 @@ void http_complete_reply(http_pending_t *p, http_reply_t *rep);
  * exactly once and on the same worker, http_accept_complete() with the decision, filled as
  * accept would have filled it: the refusal is answered, or the 101 sent and the session
  * started with acc->data (on_open follows). acc->body is always taken. Returns true when
- * acc->data was handed to the session (which releases it through on_close, even if the
- * session cannot start); false when the connection closed meanwhile or the upgrade was
- * refused: acc->data is still the dialect's to free.
+ * acc->data was taken (handed to the session, which releases it through on_close even if it
+ * cannot start, or released so when the 101 could not be sent); false when the connection
+ * closed meanwhile or the upgrade was refused: acc->data is still the dialect's to free.
  */
 typedef struct dialect_accept dialect_accept_t;
 bool http_accept_complete(http_pending_t *p, dialect_accept_t *acc);

@@ -42,6 +42,9 @@ int ws_session_send(ws_session_t *s, int opcode, const void *data, size_t len);
 int ws_session_send_text(ws_session_t *s, const char *text, size_t len);
 /* Queues a shared prepared frame (frame.h); takes its own reference. */
 int ws_session_send_frame(ws_session_t *s, frame_t *f);
+/* A dialect's per-session state that no session will own (the 101 could not be sent):
+ * released through its on_close, as a session's would be. */
+void ws_session_discard(conn_t *c, const dialect_t *d, dialect_ctx_t *x, void *dialect_data);
 /* A pending subscription of s holds (status 0) or was refused: its dialect's on_subscribed
  * (the hub's subscribed callback, through the worker). */
 void ws_session_subscribed(ws_session_t *s, hub_sub_t *sub, int status);

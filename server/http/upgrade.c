@@ -125,8 +125,12 @@ static int switch_protocols(http_conn_t *h, const dialect_t *d, dialect_accept_t
                      accept, acc->subprotocol ? "Sec-WebSocket-Protocol: " : "",
                      acc->subprotocol ? acc->subprotocol : "", acc->subprotocol ? "\r\n" : "");
     conn_t *c = h->c;
-    if (conn_send_copy(c, resp, (size_t)n) != 0)
-        return -1; /* the connection is closing: no session to open on it */
+    if (conn_send_copy(c, resp, (size_t)n) != 0) {
+        /* The connection is closing: no session to open on it, and none to own the data. */
+        ws_session_discard(c, d, http_ctx(h, d), acc->data);
+        acc->data = NULL;
+        return -1;
+    }
     metrics_add(&c->env->metrics.http_responses[1], 1);
     /* From here on the session owns the connection: h is freed by the handover. */
     return ws_session_start(c, d, http_ctx(h, d), acc->data) ? 0 : 1;
@@ -184,7 +188,7 @@ bool http_accept_complete(http_pending_t *p, dialect_accept_t *acc)
     if (r != 0) {
         free(rest);
         conn_close_after_write(c);
-        return r > 0;
+        return true; /* the data was taken: by the session, or released (switch_protocols) */
     }
     conn_resume_reading(c);
     if (rest_len)
