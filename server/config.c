@@ -181,6 +181,10 @@ static const char *const bool_words[] = {"true", "false", "1", "0", "yes", "no",
     X("shutdown.timeout_ms", "WSHUB_SHUTDOWN_TIMEOUT_MS", T_MS, shutdown_timeout_ms, 0, 0,    \
       NULL, "5000", 0,                                                                        \
       "Time to drain queued output on SIGTERM/SIGINT before exiting, in milliseconds.")       \
+    X("mock.enabled", "WSHUB_MOCK_ENABLED", T_BOOL, mock_enabled, 0, 0, NULL, "false", 0,      \
+      "The mock backend's control endpoints (/api/connections, /api/tap, /api/circle, "       \
+      "/api/tokens, /api/reset, faults, scenarios), all behind api.key. On when wshubd runs "   \
+      "on the embedded default (no configuration file) and the variable is not set.")          \
     X("echo.enabled", "WSHUB_ECHO_ENABLED", T_BOOL, echo_enabled, 0, 0, NULL, "true", 0,      \
       "Serve the /echo endpoint, which sends every message back unchanged.")                  \
     X("auth.jwt_secret", "WSHUB_JWT_SECRET", T_STRING, jwt_secret, 0, 0, NULL, NULL,          \
@@ -909,6 +913,8 @@ int config_load(config_t *out, const char *path, char *const *envp, char *err, s
         goto fail;
     if (path && (rc = load_file(&ld, path)) < 0)
         goto fail;
+    /* The embedded default is the mock backend a client developer starts (scripts/run). */
+    out->mock_enabled = out->mock_enabled || !path;
     rc = load_env(&ld, envp);
     if (rc < 0)
         goto fail;

@@ -75,6 +75,7 @@ typedef struct config {
     uint32_t ws_close_timeout_ms;   /* "websocket.close_timeout_ms" (5 s): close handshake */
     uint32_t shutdown_timeout_ms;   /* "shutdown.timeout_ms" (5 s): drain on SIGTERM */
     bool echo_enabled;              /* "echo.enabled" (true) */
+    bool mock_enabled;              /* "mock.enabled" (false; true on the embedded default) */
     int service_max_subscriptions;  /* "service.max_subscriptions" (100): per API B connection */
     service_policy_t service_default_policy; /* "service.default_policy" (allow): no `channels` */
 

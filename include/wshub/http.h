@@ -91,9 +91,10 @@ typedef struct http_route {
      * server's own (the context's state is unused). */
     const dialect_t *dialect;
     bool get_only;    /* other methods get the router's 405 (Allow: GET, HEAD) */
+    bool prefix;      /* path is a prefix ending in '/' (e.g. "/api/connections/" + an id) */
     bool at_capacity; /* answered past limits.max_connections too (/healthz, /metrics) */
 } http_route_t;
-/* Every plain HTTP endpoint (exact paths), the server's own and the APIs', NULL-terminated;
+/* Every plain HTTP endpoint (exact paths, or prefixes), the server's own and the APIs', NULL-terminated;
  * see server/routes.c. */
 extern const http_route_t http_routes[];
 

@@ -15,7 +15,7 @@
 const http_route_t *http_find_route(const http_request_t *r)
 {
     for (const http_route_t *rt = http_routes; rt->path; rt++)
-        if (http_path_is(r, rt->path))
+        if (rt->prefix ? http_path_starts(r, rt->path) : http_path_is(r, rt->path))
             return rt;
     return NULL;
 }

@@ -1,0 +1,42 @@
+/*
+ * mock — the mock backend's control plane (issue 15): what a client developer uses to see,
+ * steer and script wshub when it stands in for Chatsight, the service API, Circle and Flow.
+ * Off unless mock.enabled (on by itself on the embedded default); every control endpoint
+ * needs the API key (Authorization: Bearer, as POST /api/publish).
+ *
+ * One file per capability under server/mock/ (mock.c: what they share; introspection and
+ * targeting, the traffic tap, faults, Circle's domain, scenarios, tokens), each exporting the
+ * route handlers server/routes.c names. Malformed input is answered with mock_error: a JSON
+ * error naming the field.
+ */
+#ifndef WSHUB_MOCK_H
+#define WSHUB_MOCK_H
+
+#include <stdbool.h>
+
+#include <jansson.h>
+
+#include "wshub/dialect.h"
+#include "wshub/http.h"
+
+/* http_route_t.authorized of every control endpoint: mock.enabled and the API key. A refused
+ * request is answered by the handler's first line, mock_refused. */
+bool mock_authorized(const http_request_t *req, dialect_ctx_t *x);
+/* true when the request was refused (mock.enabled false: 404; a wrong key: 401) and *out says
+ * why; a handler starts with `if (mock_refused(req, x, out)) return;`. */
+bool mock_refused(const http_request_t *req, dialect_ctx_t *x, http_reply_t *out);
+
+/* {"ok":false,"error":code,"field":field,"message":message} (field omitted when NULL). */
+void mock_error(http_reply_t *out, int status, const char *code, const char *field, const char *message);
+/* 400 invalid_request naming the field. */
+static inline void mock_bad_field(http_reply_t *out, const char *field, const char *message)
+{
+    mock_error(out, 400, "invalid_request", field, message);
+}
+/* 200 with body (a new reference is taken over; NULL: 500). */
+void mock_reply_json(http_reply_t *out, int status, json_t *body);
+/* The request body as a JSON object, or NULL with *out set to the 400 (invalid JSON, not an
+ * object). An empty body is {} when empty_ok. */
+json_t *mock_body_object(const http_request_t *req, http_reply_t *out, bool empty_ok);
+
+#endif
