@@ -75,7 +75,9 @@ wshub_docker_stop() {
   fi
   wait "$WSHUB_DOCKERD_PID" 2>/dev/null
   WSHUB_DOCKERD_PID=""
-  umount "$WSHUB_DOCKERD_RUN"/exec/* 2>/dev/null
+  # dockerd leaves its network namespace mount (exec/netns/default) behind.
+  awk -v d="$WSHUB_DOCKERD_RUN/" 'index($2, d) == 1 {print $2}' /proc/mounts | sort -r |
+    while read -r m; do umount "$m"; done
   rm -rf "$WSHUB_DOCKERD_RUN"
 }
 
