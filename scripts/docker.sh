@@ -13,8 +13,10 @@
 WSHUB_DOCKER_CACHE="${WSHUB_DOCKER_CACHE:-/var/cache/wshub-docker}"
 WSHUB_DOCKER_BASE="${WSHUB_DOCKER_BASE:-wshub-local/debian:12-minbase}"
 WSHUB_DOCKER_PACKAGES=(docker.io docker-compose debootstrap)
+WSHUB_DOCKERD="${WSHUB_DOCKERD:-dockerd}"   # the daemon binary started when none answers
 WSHUB_DOCKERD_PID=""
 WSHUB_DOCKERD_RUN=""
+WSHUB_DOCKER_WHY=""   # why wshub_docker_start failed
 
 # The Debian mirror of this machine (its apt sources), for debootstrap and for the image.
 wshub_debian_mirror() {
@@ -36,14 +38,15 @@ wshub_docker_start() {
     echo "docker: using the daemon at ${DOCKER_HOST:-unix:///var/run/docker.sock}" >&2
     return 0
   fi
-  if ! command -v dockerd >/dev/null 2>&1; then
-    echo "docker: dockerd is not installed (Debian package docker.io)" >&2
+  if ! command -v "$WSHUB_DOCKERD" >/dev/null 2>&1; then
+    WSHUB_DOCKER_WHY="$WSHUB_DOCKERD is not installed (Debian package docker.io)"
+    echo "docker: $WSHUB_DOCKER_WHY" >&2
     return 1
   fi
   WSHUB_DOCKERD_RUN=$(mktemp -d /tmp/wshub-dockerd.XXXXXX)
   mkdir -p "$WSHUB_DOCKER_CACHE/dockerd"
   export DOCKER_HOST="unix://$WSHUB_DOCKERD_RUN/docker.sock"
-  dockerd --data-root "$WSHUB_DOCKER_CACHE/dockerd" --exec-root "$WSHUB_DOCKERD_RUN/exec" \
+  "$WSHUB_DOCKERD" --data-root "$WSHUB_DOCKER_CACHE/dockerd" --exec-root "$WSHUB_DOCKERD_RUN/exec" \
     --pidfile "$WSHUB_DOCKERD_RUN/dockerd.pid" -H "$DOCKER_HOST" \
     --bridge=none --iptables=false --ip6tables=false --ip-masq=false \
     >"$WSHUB_DOCKERD_RUN/dockerd.log" 2>&1 &
@@ -54,6 +57,7 @@ wshub_docker_start() {
     kill -0 "$WSHUB_DOCKERD_PID" 2>/dev/null || break
     sleep 0.5
   done
+  WSHUB_DOCKER_WHY="a private dockerd exited or did not answer within 30 s (last log line: $(tail -1 "$WSHUB_DOCKERD_RUN/dockerd.log"))"
   echo "docker: a private dockerd did not answer within 30 s; its log:" >&2
   tail -15 "$WSHUB_DOCKERD_RUN/dockerd.log" >&2
   wshub_docker_stop
