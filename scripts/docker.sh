@@ -12,6 +12,7 @@
 
 WSHUB_DOCKER_CACHE="${WSHUB_DOCKER_CACHE:-/var/cache/wshub-docker}"
 WSHUB_DOCKER_BASE="${WSHUB_DOCKER_BASE:-wshub-local/debian:12-minbase}"
+# shellcheck disable=SC2034  # used by scripts/docker-test
 WSHUB_DOCKER_PACKAGES=(docker.io docker-compose debootstrap)
 WSHUB_DOCKERD="${WSHUB_DOCKERD:-dockerd}"   # the daemon binary started when none answers
 WSHUB_DOCKERD_PID=""
@@ -51,8 +52,7 @@ wshub_docker_start() {
     --bridge=none --iptables=false --ip6tables=false --ip-masq=false \
     >"$WSHUB_DOCKERD_RUN/dockerd.log" 2>&1 &
   WSHUB_DOCKERD_PID=$!
-  local i
-  for i in $(seq 60); do
+  for _ in $(seq 60); do
     wshub_docker_answers && { echo "docker: started a private dockerd (pid $WSHUB_DOCKERD_PID, $DOCKER_HOST)" >&2; return 0; }
     kill -0 "$WSHUB_DOCKERD_PID" 2>/dev/null || break
     sleep 0.5
@@ -68,8 +68,7 @@ wshub_docker_start() {
 wshub_docker_stop() {
   [ -n "$WSHUB_DOCKERD_PID" ] || return 0
   kill -TERM "$WSHUB_DOCKERD_PID" 2>/dev/null
-  local i
-  for i in $(seq 40); do
+  for _ in $(seq 40); do
     kill -0 "$WSHUB_DOCKERD_PID" 2>/dev/null || break
     sleep 0.5
   done
@@ -82,7 +81,7 @@ wshub_docker_stop() {
   # dockerd leaves its network namespace mount (exec/netns/default) behind.
   awk -v d="$WSHUB_DOCKERD_RUN/" 'index($2, d) == 1 {print $2}' /proc/mounts | sort -r |
     while read -r m; do umount "$m"; done
-  rm -rf "$WSHUB_DOCKERD_RUN"
+  rm -rf "${WSHUB_DOCKERD_RUN:?}"
 }
 
 # Makes the trimmed Debian 12 root filesystem tarball (debootstrap minbase, the machine's
@@ -91,7 +90,7 @@ wshub_docker_rootfs() {
   local tar="$WSHUB_DOCKER_CACHE/debian12-minbase.tar" root mirror
   [ -s "$tar" ] && return 0
   mirror=$(wshub_debian_mirror)
-  root=$(mktemp -d /tmp/wshub-rootfs.XXXXXX)
+  root=$(mktemp -d /tmp/wshub-rootfs.XXXXXX) || return 1
   echo "docker: debootstrap --variant=minbase bookworm from $mirror" >&2
   if ! nice debootstrap --variant=minbase bookworm "$root" "$mirror" >"$root.log" 2>&1; then
     tail -20 "$root.log" >&2
@@ -130,9 +129,9 @@ Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 EOF
   find "$root/usr/share/doc" -mindepth 1 -not -name copyright -not -type d -delete
   find "$root/usr/share/doc" -mindepth 1 -type d -empty -delete
-  rm -rf "$root"/usr/share/man/* "$root"/usr/share/info/* "$root"/usr/share/locale/* \
-    "$root"/var/lib/apt/lists/* "$root"/var/cache/apt/* "$root"/var/cache/debconf/*-old \
-    "$root"/var/log/* "$root"/tmp/* "$root"/dev/*
+  rm -rf "${root:?}"/usr/share/man/* "${root:?}"/usr/share/info/* "${root:?}"/usr/share/locale/* \
+    "${root:?}"/var/lib/apt/lists/* "${root:?}"/var/cache/apt/* "${root:?}"/var/cache/debconf/*-old \
+    "${root:?}"/var/log/* "${root:?}"/tmp/* "${root:?}"/dev/*
   : >"$root/etc/hostname"
   mkdir -p "$WSHUB_DOCKER_CACHE"
   tar --numeric-owner -C "$root" -cf "$tar.tmp" . && mv "$tar.tmp" "$tar"
