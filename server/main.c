@@ -29,6 +29,7 @@
 #include "wshub/http.h"
 #include "wshub/hub.h"
 #include "wshub/log.h"
+#include "wshub/sdnotify.h"
 #include "wshub/server.h"
 #include "wshub/tls.h"
 #include "wshub/token.h"
@@ -331,6 +332,7 @@ static void on_stop_signal(uv_signal_t *h, int signum)
     if (stopping)
         return;
     stopping = 1;
+    sdnotify_stopping();
     log_info("shutdown", "%s: closing every connection with 1001, deadline %u ms", strsignal(signum),
              srv.cfg->shutdown_timeout_ms);
     for (size_t i = 0; i < srv.nworkers; i++)
@@ -365,10 +367,8 @@ static void apply_log_settings(const config_t *cfg)
     log_set_rate_limit((unsigned)cfg->log_rate_limit_per_s);
 }
 
-static void on_hup(uv_signal_t *h, int signum)
+static void reload(void)
 {
-    (void)h;
-    (void)signum;
     const char *path = configs->cfg.source_path;
     live_t *live = load_config(path, 1);
     if (!live) {
@@ -385,6 +385,16 @@ static void on_hup(uv_signal_t *h, int signum)
     atomic_store(&srv.live, live);
     log_info("reload", "reloaded %s: log level, keys and allow-lists (listen, workers, tls, limits and broker need a restart)",
              path ? path : "the environment");
+}
+
+/* SIGHUP: systemd sees the reload begin and end, accepted or rejected (sdnotify.h). */
+static void on_hup(uv_signal_t *h, int signum)
+{
+    (void)h;
+    (void)signum;
+    sdnotify_reloading();
+    reload();
+    sdnotify_ready(NULL);
 }
 
 /* ------------------------------------------------------------------ main */
@@ -564,6 +574,9 @@ static void run_signal_loop(const config_t *cfg, int port, const char *path)
              cfg->listen_host, port, srv.nworkers, (int)getpid(), path ? path : "embedded default");
     if (!path)
         print_banner(cfg, port);
+    char status[320];
+    snprintf(status, sizeof status, "listening on %s:%d", cfg->listen_host, port);
+    sdnotify_ready(status);
     uv_run(loop, UV_RUN_DEFAULT);
     uv_loop_close(loop);
 }
