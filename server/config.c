@@ -185,6 +185,11 @@ static const char *const bool_words[] = {"true", "false", "1", "0", "yes", "no",
       "The mock backend's control endpoints (/api/connections, /api/tap, /api/circle, "       \
       "/api/tokens, /api/reset, faults, scenarios), all behind api.key. On when wshubd runs "   \
       "on the embedded default (no configuration file) and the variable is not set.")          \
+    X("mock.max_scenarios", "WSHUB_MOCK_MAX_SCENARIOS", T_INT, mock_max_scenarios, 1, 256,     \
+      NULL, "16", 0, "Scenarios that may run at once (wshub_mock_scenarios).")                \
+    X("mock.scenario_dir", "WSHUB_MOCK_SCENARIO_DIR", T_STRING, mock_scenario_dir, 0, 0, NULL, \
+      "config/scenarios", 0,                                                                  \
+      "Where POST /api/scenarios {\"file\": NAME} finds NAME (a plain file name).")           \
     X("echo.enabled", "WSHUB_ECHO_ENABLED", T_BOOL, echo_enabled, 0, 0, NULL, "true", 0,      \
       "Serve the /echo endpoint, which sends every message back unchanged.")                  \
     X("auth.jwt_secret", "WSHUB_JWT_SECRET", T_STRING, jwt_secret, 0, 0, NULL, NULL,          \

@@ -29,6 +29,7 @@
 #include "wshub/http.h"
 #include "wshub/hub.h"
 #include "wshub/log.h"
+#include "wshub/scenario.h"
 #include "wshub/sdnotify.h"
 #include "wshub/server.h"
 #include "wshub/tls.h"
@@ -40,11 +41,17 @@
 
 extern char **environ;
 
+#define MAX_SCENARIO_FILES 16
+
 typedef struct opts {
     const char *config_path;
     int check_config;
     int insecure_dev; /* --insecure-dev: the development credentials on a non-loopback address */
+    const char *scenarios[MAX_SCENARIO_FILES]; /* --scenario FILE, started once listening */
+    int nscenarios;
 } opts_t;
+
+static json_t *scenario_docs[MAX_SCENARIO_FILES]; /* their documents, checked at start */
 
 static server_t srv;
 static live_t *configs; /* every configuration loaded so far, newest first (server.h) */
@@ -57,7 +64,7 @@ static int insecure_dev; /* --insecure-dev */
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: wshubd [-c FILE] [--check-config] [--insecure-dev]\n"
+            "usage: wshubd [-c FILE] [--check-config] [--insecure-dev] [--scenario FILE ...]\n"
             "       wshubd token --sub SUBJECT [--ttl 1h] [--claim key=value ...] [-c FILE]\n"
             "\n"
             "  -c, --config FILE   JSON configuration (default: %s if it exists, else the\n"
@@ -65,6 +72,8 @@ static void usage(FILE *f)
             "      --check-config  validate the configuration (and TLS files) and exit\n"
             "      --insecure-dev  allow the public development credentials on an address\n"
             "                      other than loopback (refused without it)\n"
+            "      --scenario FILE run a mock scenario once listening (README: Mock backend;\n"
+            "                      examples in config/scenarios/), up to 16\n"
             "  -h, --help          this text\n"
             "  -V, --version       print the version\n"
             "Every key can be overridden by a WSHUB_* environment variable: see\n"
@@ -342,6 +351,7 @@ static void on_stop_signal(uv_signal_t *h, int signum)
     uv_close((uv_handle_t *)&sig_int, NULL);
     uv_close((uv_handle_t *)&sig_hup, NULL);
     uv_close((uv_handle_t *)&log_tick, NULL);
+    scenario_shutdown();
     (void)h;
 }
 
@@ -404,13 +414,21 @@ static int parse_args(int argc, char **argv, opts_t *o)
     static const struct option longopts[] = {
         {"config", required_argument, NULL, 'c'}, {"check-config", no_argument, NULL, 'C'},
         {"insecure-dev", no_argument, NULL, 'I'}, {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, 'V'},      {NULL, 0, NULL, 0}};
+        {"version", no_argument, NULL, 'V'},      {"scenario", required_argument, NULL, 'S'},
+        {NULL, 0, NULL, 0}};
     int ch;
     while ((ch = getopt_long(argc, argv, "c:hV", longopts, NULL)) != -1) {
         switch (ch) {
         case 'c': o->config_path = optarg; break;
         case 'C': o->check_config = 1; break;
         case 'I': o->insecure_dev = 1; break;
+        case 'S':
+            if (o->nscenarios == MAX_SCENARIO_FILES) {
+                fprintf(stderr, "wshubd: at most %d --scenario files\n", MAX_SCENARIO_FILES);
+                return -1;
+            }
+            o->scenarios[o->nscenarios++] = optarg;
+            break;
         case 'h': usage(stdout); exit(0);
         case 'V': printf("wshubd %s\n", WSHUB_VERSION); exit(0);
         default: usage(stderr); return -1;
@@ -464,6 +482,9 @@ static int check_and_load(const opts_t *o, const config_t *cfg)
         goto fail;
     if (cfg->tls_cert && tls_server_new(&srv.tls, cfg->tls_cert, cfg->tls_key, err, sizeof err) != 0)
         goto fail;
+    for (int i = 0; i < o->nscenarios; i++)
+        if (!(scenario_docs[i] = scenario_load_file(o->scenarios[i], err, sizeof err)))
+            goto fail;
     if (dialects_process_init(cfg, err, sizeof err) != 0) {
         tls_server_free(srv.tls);
         srv.tls = NULL;
@@ -565,6 +586,32 @@ static void install_signals(void)
 
 /* Waits on the main thread's loop for the signals (and ticks the log) until SIGTERM or SIGINT
  * has asked every worker to stop. */
+static const char *current_api_key(void)
+{
+    const live_t *l = server_live(&srv);
+    return l->cfg.api_key ? l->cfg.api_key : API_DEV_KEY;
+}
+
+/* The scenario runner on this loop (it reaches the server over loopback HTTP), and the
+ * --scenario files. Without a plain HTTP listener there is none: scenarios are refused. */
+static void start_scenarios(const config_t *cfg, int port)
+{
+    scenario_env_t env = {.port = port, .api_key = current_api_key, .max_running = (size_t)cfg->mock_max_scenarios};
+    const char *h = cfg->listen_host;
+    bool any4 = !h[0] || strcmp(h, "0.0.0.0") == 0 || strcmp(h, "localhost") == 0;
+    snprintf(env.host, sizeof env.host, "%s", any4 ? "127.0.0.1" : strcmp(h, "::") == 0 ? "::1" : h);
+    if (cfg->tls_cert) {
+        log_warn("scenario", "scenarios are off: the runner speaks plain HTTP and the listener is TLS");
+        return;
+    }
+    if (scenario_start(uv_default_loop(), &env) != 0)
+        return;
+    char err[300];
+    for (int i = 0; i < MAX_SCENARIO_FILES && scenario_docs[i]; i++)
+        if (scenario_submit(scenario_docs[i], err, sizeof err) < 0)
+            log_error("scenario", "not started: %s", err);
+}
+
 static void run_signal_loop(const config_t *cfg, int port, const char *path)
 {
     uv_loop_t *loop = uv_default_loop();
@@ -574,6 +621,7 @@ static void run_signal_loop(const config_t *cfg, int port, const char *path)
              cfg->listen_host, port, srv.nworkers, (int)getpid(), path ? path : "embedded default");
     if (!path)
         print_banner(cfg, port);
+    start_scenarios(cfg, port);
     char status[320];
     snprintf(status, sizeof status, "listening on %s:%d", cfg->listen_host, port);
     sdnotify_ready(status);
@@ -659,5 +707,7 @@ int main(int argc, char **argv)
     dialects_process_free();
     tls_server_free(srv.tls);
     free_configs();
+    for (int i = 0; i < MAX_SCENARIO_FILES; i++)
+        json_decref(scenario_docs[i]);
     return rc;
 }

@@ -7,6 +7,8 @@
 #include "wshub/flow.h"
 #include "wshub/http.h"
 #include "wshub/metrics.h"
+#include "wshub/mock.h"
+#include "wshub/scenario.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -71,5 +73,7 @@ const http_route_t http_routes[] = {
     {.path = "/thread.history", .fn = flow_thread_history, .dialect = &dialect_flow},
     {.path = "/thread.unnoticed", .fn = flow_thread_unnoticed, .dialect = &dialect_flow},
     {.path = "/examples/flow.html", .fn = static_page},
+    {.path = "/api/scenarios", .fn = mock_scenarios, .authorized = mock_authorized},
+    {.path = "/api/scenarios/", .fn = mock_scenario_one, .authorized = mock_authorized, .prefix = true},
     {.path = NULL},
 };

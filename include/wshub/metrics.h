@@ -121,6 +121,8 @@ typedef struct metrics_gauges {
     counter_t flow_store_refused; /* Flow store operations refused at once: link down or over the bound */
     counter_t mailbox_bytes;      /* bytes of messages posted to workers' mailboxes, not delivered (hub.c) */
     counter_t mailbox_dropped;    /* a worker's share of a message dropped: its mailbox was full */
+    counter_t mock_scenarios;     /* scenarios running (mock/scenario_run.c) */
+    counter_t mock_scenario_requests; /* requests scenario steps made */
 } metrics_gauges_t;
 extern metrics_gauges_t metrics_gauges;
 
