@@ -37,7 +37,7 @@ async function cableMember(node, member) {
       if (m.type === 'welcome') ws.send(JSON.stringify({ command: 'subscribe', identifier: c.identifier }));
       else if (m.type === 'confirm_subscription') resolve();
       else if (m.type === 'reject_subscription' || m.type === 'disconnect') reject(new Error(String(raw)));
-      else if (m.message) c.messages.push(m);
+      else if (m.message && m.type === undefined) c.messages.push(m); // a broadcast (a ping has a type)
     });
     ws.once('error', reject);
   });

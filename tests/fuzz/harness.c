@@ -114,7 +114,7 @@ void fz_init(const char *const *extra_env)
     srv.cfg = &live.cfg;
     atomic_store(&srv.live, &live);
     srv.nworkers = 1;
-    srv.hub = hub_new(1);
+    srv.hub = hub_new(1, 0);
     srv.workers = calloc(1, sizeof *srv.workers);
     if (!srv.hub || !srv.workers)
         die("init", "out of memory");
