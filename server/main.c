@@ -671,6 +671,7 @@ static int serve(live_t *live, const char *path)
         warm_up_crypto(live);
         size_t started = 0;
         install_signals();
+        scenario_init();
         if (start_workers(fds, &started) == 0) {
             run_signal_loop(cfg, port, path);
             rc = 0;

@@ -47,6 +47,8 @@ typedef struct scenario_env {
     size_t max_running;              /* mock.max_scenarios */
 } scenario_env_t;
 
+/* On the main thread before any worker runs (they may ask for scenarios at once). */
+void scenario_init(void);
 /* On the main thread, once listening: the runner's handles on loop. 0 or a libuv error. */
 int scenario_start(uv_loop_t *loop, const scenario_env_t *env);
 /* On the main thread when the daemon stops: every scenario ends, the handles close. */

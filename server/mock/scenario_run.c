@@ -277,7 +277,9 @@ static void send_request(scenario_t *s, const json_t *step)
     s->tcp.data = s;
     s->tcp_used = true;
     s->connect.data = s;
+    uv_mutex_lock(&S.lock); /* read by scenario_list on other threads */
     s->requests++;
+    uv_mutex_unlock(&S.lock);
     atomic_fetch_add(&metrics_gauges.mock_scenario_requests, 1);
     uv_timer_start(&s->timer, on_request_timeout, REQUEST_TIMEOUT_MS, 0);
     if (uv_tcp_connect(&s->connect, &s->tcp, (struct sockaddr *)&addr, on_connected) != 0)
@@ -306,7 +308,9 @@ static bool frame_end(scenario_t *s)
         }
         return true;
     }
+    uv_mutex_lock(&S.lock);
     s->passes++;
+    uv_mutex_unlock(&S.lock);
     if (s->loop < 0 || s->passes < s->loop) {
         f->idx = 0;
         return true;
@@ -389,17 +393,22 @@ static void on_wake(uv_async_t *a)
 
 /* ------------------------------------------------------------------ the runner */
 
-int scenario_start(uv_loop_t *loop, const scenario_env_t *env)
+void scenario_init(void)
 {
     uv_mutex_init(&S.lock);
     list_init(&S.list);
-    S.loop = loop;
-    S.env = *env;
     llhttp_settings_init(&http_settings);
     http_settings.on_body = on_body;
+}
+
+int scenario_start(uv_loop_t *loop, const scenario_env_t *env)
+{
     int rc = uv_async_init(loop, &S.wake, on_wake);
-    if (rc == 0)
-        S.started = true;
+    uv_mutex_lock(&S.lock);
+    S.loop = loop;
+    S.env = *env;
+    S.started = rc == 0;
+    uv_mutex_unlock(&S.lock);
     return rc;
 }
 
@@ -456,12 +465,11 @@ int scenario_submit(json_t *doc, char *err, size_t errlen)
         s->doc = json_incref(doc);
         s->loop = json_is_true(loop) ? -1 : json_is_integer(loop) ? json_integer_value(loop) : 1;
         list_insert_head(&S.list, &s->node);
+        uv_async_send(&S.wake); /* under the lock: never after scenario_shutdown closed it */
     } else {
         free(s);
     }
     uv_mutex_unlock(&S.lock);
-    if (id > 0)
-        uv_async_send(&S.wake);
     return id;
 }
 
@@ -476,10 +484,9 @@ int scenario_stop(int id)
             rc = 0;
         }
     }
-    bool wake = S.started && !S.shut;
+    if (S.started && !S.shut)
+        uv_async_send(&S.wake); /* under the lock: never after scenario_shutdown closed it */
     uv_mutex_unlock(&S.lock);
-    if (wake)
-        uv_async_send(&S.wake);
     return rc;
 }
 
