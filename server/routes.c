@@ -7,6 +7,7 @@
 #include "wshub/flow.h"
 #include "wshub/http.h"
 #include "wshub/metrics.h"
+#include "wshub/mock.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -71,5 +72,13 @@ const http_route_t http_routes[] = {
     {.path = "/thread.history", .fn = flow_thread_history, .dialect = &dialect_flow},
     {.path = "/thread.unnoticed", .fn = flow_thread_unnoticed, .dialect = &dialect_flow},
     {.path = "/examples/flow.html", .fn = static_page},
+    /* the mock backend: introspection, targeting, tokens, reset (include/wshub/mock.h) */
+    {.path = "/api/connections", .fn = mock_connections, .authorized = mock_authorized},
+    {.path = "/api/connections/", .fn = mock_connection, .authorized = mock_authorized, .prefix = true},
+    {.path = "/api/channels", .fn = mock_channels, .authorized = mock_authorized},
+    {.path = "/api/send", .fn = mock_send, .authorized = mock_authorized},
+    {.path = "/api/close", .fn = mock_close, .authorized = mock_authorized},
+    {.path = "/api/tokens", .fn = mock_tokens, .authorized = mock_authorized},
+    {.path = "/api/reset", .fn = mock_reset, .authorized = mock_authorized},
     {.path = NULL},
 };
