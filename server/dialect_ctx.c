@@ -129,6 +129,29 @@ hub_sub_t *dialect_subscribe(ws_session_t *s, const char *channel, size_t len,
 
 void dialect_unsubscribe(ws_session_t *s, hub_sub_t *sub) { hub_unsubscribe(dialect_ctx(s)->w->hub, sub); }
 
+json_t *dialect_sub_json(const hub_sub_t *sub)
+{
+    size_t len;
+    const char *ch = hub_sub_channel(sub, &len);
+    json_t *o = json_pack("{s:s%}", "channel", ch, len);
+    if (o && hub_sub_pending(sub))
+        json_object_set_new(o, "pending", json_true());
+    return o;
+}
+
+int dialect_send_envelope(ws_session_t *s, const hub_envelope_t *env, void *variant, const char *channel,
+                          size_t channel_len, const char *event, const char *data, size_t data_len)
+{
+    hub_msg_t *m = hub_msg_new(channel, channel_len, event, data, data_len);
+    if (!m)
+        return UV_ENOMEM;
+    /* Both borrowed: the variant's owner keeps its frame, the message its slot's. */
+    frame_t *f = env->variant_frame ? env->variant_frame(m, variant) : hub_msg_frame(m, env);
+    int r = !f ? UV_ENOMEM : ws_session_send_frame(s, f) == 0 ? 1 : UV_ECONNRESET;
+    hub_msg_release(&m);
+    return r;
+}
+
 dialect_ctx_t *dialect_ctx_pick(dialect_ctx_t *all, const dialect_t *d)
 {
     size_t i = 0;

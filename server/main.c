@@ -282,6 +282,34 @@ static const char *shown(const char *configured, const char *dev)
     return configured ? "(configured; not shown)" : dev;
 }
 
+/* The mock backend's part of the banner (mock.enabled): a cable member's token and the
+ * control endpoints, as commands that work when pasted. */
+static void print_mock_banner(const config_t *cfg, const char *base, const char *scheme, const char *wscheme,
+                              const char *key_cmd, int dev_jwt)
+{
+    static const char *const member[] = {"community_member_id=42"};
+    if (!cfg->mock_enabled)
+        return;
+    char *token = dev_jwt ? token_mint(TOKEN_DEV_SECRET, "dev-member-42", 24 * 3600, member, 1, NULL, 0) : NULL;
+    printf("  Mock backend (README \"Mock backend\"; mock.enabled):\n"
+           "  cable token (community_member_id=42, valid 24 h; more: POST /api/tokens):\n"
+           "    %s\n"
+           "    npx wscat -s actioncable-v1-json -c '%s://%s/cable?token=%s'\n"
+           "      > {\"command\":\"subscribe\",\"identifier\":\"{\\\"channel\\\":\\\"NotificationChannel\\\","
+           "\\\"community_member_id\\\":42}\"}\n"
+           "    curl -H 'Authorization: Bearer %s' %s://%s/api/connections\n"
+           "    curl -H 'Authorization: Bearer %s' -d '{\"to\":{\"member\":42},\"event\":\"notification\","
+           "\"data\":{\"message\":\"hi\"}}' %s://%s/api/send\n"
+           "    curl -H 'Authorization: Bearer %s' -d '{\"to\":{\"member\":42},\"reason\":\"server_restart\","
+           "\"reconnect\":true}' %s://%s/api/close\n"
+           "    curl -H 'Authorization: Bearer %s' -d '{\"sub\":\"alice\",\"ttl\":\"1h\"}' %s://%s/api/tokens\n"
+           "\n",
+           token ? token : "(POST /api/tokens signs one with the configured secret)", wscheme, base,
+           token ? token : "<token>", key_cmd, scheme, base, key_cmd, scheme, base, key_cmd, scheme, base, key_cmd,
+           scheme, base);
+    free(token);
+}
+
 static void print_banner(const config_t *cfg, int port)
 {
     const char *scheme = cfg->tls_cert ? "https" : "http";
@@ -330,6 +358,7 @@ static void print_banner(const config_t *cfg, int port)
            dev_jwt ? tok : "(sign one with the configured secret: wshubd token --sub NAME)", scheme, base, wscheme,
            base, tok, key_cmd, scheme, base, key_cmd, scheme, base, modkey_cmd, scheme, base, wscheme, base, scheme,
            base);
+    print_mock_banner(cfg, base, scheme, wscheme, key_cmd, dev_jwt);
     fflush(stdout);
     free(token);
 }

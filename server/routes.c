@@ -75,5 +75,13 @@ const http_route_t http_routes[] = {
     {.path = "/examples/flow.html", .fn = static_page},
     {.path = "/api/scenarios", .fn = mock_scenarios, .authorized = mock_authorized},
     {.path = "/api/scenarios/", .fn = mock_scenario_one, .authorized = mock_authorized, .prefix = true},
+    /* the mock backend: introspection, targeting, tokens, reset (include/wshub/mock.h) */
+    {.path = "/api/connections", .fn = mock_connections, .authorized = mock_authorized},
+    {.path = "/api/connections/", .fn = mock_connection, .authorized = mock_authorized, .prefix = true},
+    {.path = "/api/channels", .fn = mock_channels, .authorized = mock_authorized},
+    {.path = "/api/send", .fn = mock_send, .authorized = mock_authorized},
+    {.path = "/api/close", .fn = mock_close, .authorized = mock_authorized},
+    {.path = "/api/tokens", .fn = mock_tokens, .authorized = mock_authorized},
+    {.path = "/api/reset", .fn = mock_reset, .authorized = mock_authorized},
     {.path = NULL},
 };

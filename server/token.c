@@ -44,11 +44,25 @@ static void say(char *err, size_t errlen, const char *msg, const char *arg)
         snprintf(err, errlen, "%s%s", msg, arg ? arg : "");
 }
 
+char *token_sign(const char *secret, json_t *claims, char *err, size_t errlen)
+{
+    char *out = NULL;
+    jwt_t *jwt = NULL;
+    char *text = json_dumps(claims, JSON_COMPACT);
+    if (!text || jwt_new(&jwt) != 0 || jwt_add_grants_json(jwt, text) != 0 ||
+        jwt_set_alg(jwt, JWT_ALG_HS256, (const unsigned char *)secret, (int)strlen(secret)) != 0)
+        say(err, errlen, "cannot build the token", NULL);
+    else if (!(out = jwt_encode_str(jwt)))
+        say(err, errlen, "cannot sign the token", NULL);
+    free(text);
+    jwt_free(jwt);
+    return out;
+}
+
 char *token_mint(const char *secret, const char *sub, long ttl_s, const char *const *claims,
                  size_t nclaims, char *err, size_t errlen)
 {
     char *out = NULL;
-    jwt_t *jwt = NULL;
     json_t *grants = json_object();
     time_t now = time(NULL);
     if (!grants)
@@ -71,19 +85,8 @@ char *token_mint(const char *secret, const char *sub, long ttl_s, const char *co
     json_object_set_new(grants, "iat", json_integer((json_int_t)now));
     if (ttl_s > 0)
         json_object_set_new(grants, "exp", json_integer((json_int_t)(now + ttl_s)));
-    char *text = json_dumps(grants, JSON_COMPACT);
-    if (!text || jwt_new(&jwt) != 0 || jwt_add_grants_json(jwt, text) != 0 ||
-        jwt_set_alg(jwt, JWT_ALG_HS256, (const unsigned char *)secret, (int)strlen(secret)) != 0) {
-        say(err, errlen, "cannot build the token", NULL);
-        free(text);
-        goto done;
-    }
-    free(text);
-    out = jwt_encode_str(jwt);
-    if (!out)
-        say(err, errlen, "cannot sign the token", NULL);
+    out = token_sign(secret, grants, err, errlen);
 done:
-    jwt_free(jwt);
     json_decref(grants);
     return out;
 }

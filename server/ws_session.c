@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <wslay/wslay.h>
 
@@ -43,7 +44,19 @@ struct ws_session {
     uint32_t held;         /* bytes of the unfinished data message wslay holds for us */
     float tokens;          /* frames the client may still send now (limits.message_rate) */
     uint32_t tokens_at;    /* uv_now() (low 32 bits) when tokens was computed */
+    ws_stats_t *stats;     /* mock.enabled only (the 8 bytes of padding up to the 128-byte
+                              pool class): the mock backend's counters, NULL otherwise */
 };
+
+/* The mock backend's counters (ws.h), when the session has them. */
+static inline void count_out(ws_session_t *s, size_t bytes, int opcode)
+{
+    if (!s->stats)
+        return;
+    s->stats->bytes_out += bytes;
+    if (opcode == WS_OP_TEXT || opcode == WS_OP_BINARY)
+        s->stats->msgs_out++;
+}
 
 /* ------------------------------------------------------------------ wslay callbacks */
 
@@ -71,6 +84,7 @@ static ssize_t send_cb(wslay_event_context_ptr ctx, const uint8_t *data, size_t 
         wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
         return -1;
     }
+    count_out(s, len, -1); /* the message was counted when it was queued */
     return (ssize_t)len;
 }
 
@@ -231,6 +245,8 @@ static void on_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_
         s->fragmented = false;
         unhold(s);
         metrics_add(&s->c->env->metrics.frames_in[s->c->endpoint], 1);
+        if (s->stats)
+            s->stats->msgs_in++;
         if (s->d->on_message)
             s->d->on_message(s, arg->opcode, arg->msg, arg->msg_length);
         break;
@@ -339,6 +355,11 @@ ws_session_t *ws_session_start(conn_t *c, const dialect_t *d, dialect_ctx_t *x, 
     s->last_rx = uv_now(c->env->loop);
     s->tokens = (float)c->env->cfg->message_burst;
     s->tokens_at = (uint32_t)s->last_rx;
+    if (c->env->cfg->mock_enabled && (s->stats = mempool_alloc(c->env->mem, sizeof *s->stats))) {
+        struct timespec ts; /* without counters (out of memory) the session works the same */
+        clock_gettime(CLOCK_REALTIME, &ts);
+        s->stats->since_ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+    }
     conn_set_proto(c, &ws_proto, s, d->endpoint);
     if (c->env->cfg->ws_ping_interval_ms && !d->no_ws_ping)
         conn_set_deadline(c, DL_IDLE);
@@ -360,6 +381,8 @@ static void ws_on_data(conn_t *c, const uint8_t *data, size_t len)
         conn_set_deadline(c, DL_IDLE); /* anything from the peer shows it is alive */
     }
     s->fed += len;
+    if (s->stats)
+        s->stats->bytes_in += len;
     s->in = data;
     s->in_len = len;
     s->in_recv = true;
@@ -450,6 +473,8 @@ static void ws_on_closed(conn_t *c)
     unhold(s);
     if (s->ctx)
         wslay_event_context_free(s->ctx);
+    if (s->stats)
+        mempool_free(c->env->mem, s->stats, sizeof *s->stats);
     mempool_free(c->env->mem, s, sizeof *s);
     c->pdata = NULL;
 }
@@ -491,6 +516,7 @@ int ws_session_send(ws_session_t *s, int opcode, const void *data, size_t len)
             return -1;
         }
         metrics_add(&s->c->env->metrics.frames_out[s->c->endpoint], 1);
+        count_out(s, hl + len, opcode);
         return 0;
     }
     struct wslay_event_msg msg = {(uint8_t)opcode, data, len};
@@ -498,6 +524,7 @@ int ws_session_send(ws_session_t *s, int opcode, const void *data, size_t len)
     if (r != 0)
         return -1; /* WSLAY_ERR_NO_MORE_MSG once a close is queued */
     metrics_add(&s->c->env->metrics.frames_out[s->c->endpoint], 1);
+    count_out(s, 0, opcode); /* its bytes are counted by send_cb */
     /* Into the connection's queue now, even from inside wslay_event_recv (wslay's send and
      * receive states are separate): a shared frame queued next must come after this reply. */
     if (wslay_event_send(s->ctx) != 0) {
@@ -523,8 +550,10 @@ int ws_session_send_frame(ws_session_t *s, frame_t *f)
                    (wslay_event_want_write(s->ctx) && wslay_event_send(s->ctx) != 0)))
         return -1;
     int r = conn_send_frame(s->c, f);
-    if (r == 0)
+    if (r == 0) {
         metrics_add(&s->c->env->metrics.frames_out[s->c->endpoint], 1);
+        count_out(s, f->len, WS_OP_TEXT); /* shared frames are data messages (hub, cable pings) */
+    }
     return r;
 }
 
@@ -563,3 +592,6 @@ uint64_t ws_session_id(ws_session_t *s) { return s->c->id; }
 const dialect_t *ws_session_dialect(ws_session_t *s) { return s->d; }
 dialect_ctx_t *dialect_ctx(ws_session_t *s) { return s->x; }
 uint64_t ws_session_last_rx(ws_session_t *s) { return s->last_rx; }
+const ws_stats_t *ws_session_stats(ws_session_t *s) { return s->stats; }
+conn_t *ws_session_conn(ws_session_t *s) { return s->c; }
+ws_session_t *ws_session_of(conn_t *c) { return c->proto == &ws_proto ? c->pdata : NULL; }

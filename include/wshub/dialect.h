@@ -95,6 +95,19 @@ typedef struct dialect {
     const char *(*unready)(void);
     /* The API has a liveness rule of its own (Flow's idle timeout): no WebSocket pings. */
     int no_ws_ping;
+    /* The mock backend (issue 15; server/mock/). Who the session is, as a new JSON object of
+     * the API's own keys (API B "subject", cable "member", Flow "client_id", "session_id",
+     * "thread"), with "subscriptions": [dialect_sub_json of each]. NULL = nothing to tell. */
+    json_t *(*describe)(ws_session_t *s);
+    /* Sends event with data (a compact JSON object text) to this session alone, in the API's
+     * own envelope, as a publish to its channels would arrive (dialect_send_envelope): through
+     * each of its subscriptions (cable: one frame per identifier), or only those of channel
+     * when it is not NULL. Returns the frames sent (0: nowhere to put it, e.g. no such
+     * subscription), or < 0. NULL = the API has no events. */
+    int (*send_event)(ws_session_t *s, const char *channel, const char *event, const char *data, size_t data_len);
+    /* The API's goodbye before a close the mock backend asks for (cable: disconnect with
+     * reason and reconnect); the session is closed right after. NULL = none. */
+    void (*kick)(ws_session_t *s, const char *reason, bool reconnect);
 } dialect_t;
 
 /* ------------------------------------------------------------ the context of a dialect */
@@ -167,6 +180,15 @@ hub_sub_t *dialect_subscribe(ws_session_t *s, const char *channel, size_t len,
                              const hub_envelope_t *env, void *variant, int *err);
 /* No message of the channel reaches the subscription once this returns. */
 void dialect_unsubscribe(ws_session_t *s, hub_sub_t *sub);
+
+/* For describe: {"channel": the subscription's channel} (and "pending": true while the
+ * broker has not confirmed it); NULL when out of memory. */
+json_t *dialect_sub_json(const hub_sub_t *sub);
+/* For send_event: a message of event and data on channel, built into a frame by env (with
+ * variant, as a publish to that subscription would be) and sent to s alone. 1 when sent, or
+ * < 0. */
+int dialect_send_envelope(ws_session_t *s, const hub_envelope_t *env, void *variant, const char *channel,
+                          size_t channel_len, const char *event, const char *data, size_t data_len);
 
 /* ------------------------------------------------------------ the tables */
 

@@ -26,6 +26,9 @@ bool mock_authorized(const http_request_t *req, dialect_ctx_t *x);
  * why; a handler starts with `if (mock_refused(req, x, out)) return;`. */
 bool mock_refused(const http_request_t *req, dialect_ctx_t *x, http_reply_t *out);
 
+/* Does req use method ("GET" or "POST")? Else *out is the 405 (with Allow) and false. */
+bool mock_method(const http_request_t *req, const char *method, http_reply_t *out);
+
 /* {"ok":false,"error":code,"field":field,"message":message} (field omitted when NULL). */
 void mock_error(http_reply_t *out, int status, const char *code, const char *field, const char *message);
 /* 400 invalid_request naming the field. */
@@ -38,5 +41,27 @@ void mock_reply_json(http_reply_t *out, int status, json_t *body);
 /* The request body as a JSON object, or NULL with *out set to the 400 (invalid JSON, not an
  * object). An empty body is {} when empty_ok. */
 json_t *mock_body_object(const http_request_t *req, http_reply_t *out, bool empty_ok);
+
+/* ------------------------------------------------------------ the endpoints (routes.c) */
+
+/* Introspection (mock/conns.c): GET /api/connections, GET /api/connections/{id} (and, on the
+ * same prefix route, POST /api/connections/{id}/send and /close), GET /api/channels. */
+void mock_connections(const http_request_t *req, dialect_ctx_t *x, http_reply_t *out);
+void mock_connection(const http_request_t *req, dialect_ctx_t *x, http_reply_t *out);
+void mock_channels(const http_request_t *req, dialect_ctx_t *x, http_reply_t *out);
+/* Targeting (mock/target.c): POST /api/send, POST /api/close. */
+void mock_send(const http_request_t *req, dialect_ctx_t *x, http_reply_t *out);
+void mock_close(const http_request_t *req, dialect_ctx_t *x, http_reply_t *out);
+/* Tokens over HTTP (mock/tokens.c): POST /api/tokens. */
+void mock_tokens(const http_request_t *req, dialect_ctx_t *x, http_reply_t *out);
+
+/* POST /api/reset (mock/mock.c): runs every function of mock_reset_fns, in order, on the
+ * worker that took the request. Each capability that keeps mock state (faults, the tap's
+ * buffers, Circle's domain, scenarios) adds one line to that NULL-terminated table in
+ * mock/mock.c: a function that clears its state (on every worker it lives on: dialect_call
+ * or its own lock), never blocking the loop. */
+typedef void (*mock_reset_fn)(dialect_ctx_t *x);
+extern const mock_reset_fn mock_reset_fns[];
+void mock_reset(const http_request_t *req, dialect_ctx_t *x, http_reply_t *out);
 
 #endif

@@ -7,6 +7,8 @@
 
 #include <stddef.h>
 
+#include <jansson.h>
+
 /* Signs tokens when auth.jwt_secret is not set; announced at startup: it is public. */
 #define TOKEN_DEV_SECRET "wshub-development-secret-not-for-production"
 
@@ -18,6 +20,10 @@
  */
 char *token_mint(const char *secret, const char *sub, long ttl_s, const char *const *claims,
                  size_t nclaims, char *err, size_t errlen);
+
+/* Signs claims (an object, taken as it is: sub, iat, exp included) with HS256. Returns a
+ * malloc'd compact JWT, or NULL with a one-line reason in err (if not NULL). */
+char *token_sign(const char *secret, json_t *claims, char *err, size_t errlen);
 
 /* Parses "90", "30s", "15m", "1h", "7d" into seconds; -1 if invalid. */
 long token_parse_ttl(const char *s);

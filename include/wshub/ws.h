@@ -60,4 +60,20 @@ const dialect_t *ws_session_dialect(ws_session_t *s);
 /* uv_now() ms of the last frame received (any frame, control frames too), or of the upgrade. */
 uint64_t ws_session_last_rx(ws_session_t *s);
 
+/* A session's traffic, for the mock backend's introspection (GET /api/connections): kept
+ * only when mock.enabled (32 bytes from the worker's pool; otherwise no cost). Wire bytes
+ * each way (every frame, control frames included), data messages each way (text and binary;
+ * every shared frame counts as one), and the wall-clock time of the upgrade. */
+typedef struct ws_stats {
+    uint64_t bytes_in, bytes_out;
+    uint32_t msgs_in, msgs_out;
+    uint64_t since_ms; /* ms since the epoch */
+} ws_stats_t;
+/* NULL when the session keeps none (mock.enabled off, or out of memory at the upgrade). */
+const ws_stats_t *ws_session_stats(ws_session_t *s);
+/* The session's connection, and the session a connection carries (NULL: plain HTTP, or not
+ * upgraded yet). On the connection's worker only. */
+conn_t *ws_session_conn(ws_session_t *s);
+ws_session_t *ws_session_of(conn_t *c);
+
 #endif

@@ -500,7 +500,59 @@ static void on_rate_limited(ws_session_t *s)
         send_disconnect(v, "rate_limited", false);
 }
 
+/* ------------------------------------------------------------------ the mock backend */
+
+/* {"member", "subscriptions": [{"channel": the stream, "identifier": as the client sent it}]},
+ * or {"refused": why} for a connection told unauthorized. */
+static json_t *describe(ws_session_t *s)
+{
+    cable_t *v = ws_session_data(s);
+    if (!v)
+        return NULL;
+    if (v->failure)
+        return json_pack("{s:s, s:[]}", "refused", v->failure, "subscriptions");
+    json_t *subs = json_array();
+    for (list_node_t *n = v->subs.next; subs && n != &v->subs; n = n->next) {
+        hub_sub_t *sub = container_of(n, hub_sub_t, owner_node);
+        ident_t *id = sub->variant;
+        json_t *o = dialect_sub_json(sub);
+        if (o)
+            json_object_set_new(o, "identifier", json_stringn(id->e->key, id->e->klen));
+        json_array_append_new(subs, o);
+    }
+    return subs ? json_pack("{s:I, s:o}", "member", (json_int_t)v->member, "subscriptions", subs) : NULL;
+}
+
+/* The event to each of the connection's subscriptions (those of channel, the stream, when
+ * given), with its identifier: one frame each. */
+static int send_event(ws_session_t *s, const char *channel, const char *event, const char *data, size_t data_len)
+{
+    cable_t *v = ws_session_data(s);
+    int sent = 0;
+    for (list_node_t *n = v && !v->failure ? v->subs.next : NULL; n && n != &v->subs; n = n->next) {
+        hub_sub_t *sub = container_of(n, hub_sub_t, owner_node);
+        size_t len;
+        const char *stream = hub_sub_channel(sub, &len);
+        if (channel && (strlen(channel) != len || memcmp(channel, stream, len) != 0))
+            continue;
+        if (!hub_sub_pending(sub) && dialect_send_envelope(s, &envelope, sub->variant, stream, len, event, data,
+                                                           data_len) > 0)
+            sent++;
+    }
+    return sent;
+}
+
+static void kick(ws_session_t *s, const char *reason, bool reconnect)
+{
+    cable_t *v = ws_session_data(s);
+    if (v && !v->failure)
+        send_disconnect(v, reason, reconnect);
+}
+
 const dialect_t dialect_cable = {
+    .describe = describe,
+    .send_event = send_event,
+    .kick = kick,
     .on_rate_limited = on_rate_limited,
     .name = "cable",
     .path = "/cable",

@@ -480,7 +480,43 @@ static void on_rate_limited(ws_session_t *s)
         send_error(v, "rate_limited", "messages sent faster than the server allows: closing", NULL, 0);
 }
 
+/* ------------------------------------------------------------------ the mock backend */
+
+/* {"subject", "subscriptions": [user:<sub> first, then the explicit ones]}. */
+static json_t *describe(ws_session_t *s)
+{
+    svc_t *v = ws_session_data(s);
+    json_t *subs = v ? json_array() : NULL;
+    if (!subs)
+        return NULL;
+    if (v->user_sub)
+        json_array_append_new(subs, dialect_sub_json(v->user_sub));
+    for (list_node_t *n = v->subs.next; n != &v->subs; n = n->next)
+        json_array_append_new(subs, dialect_sub_json(container_of(n, hub_sub_t, owner_node)));
+    return json_pack("{s:s, s:o}", "subject", v->sub, "subscriptions", subs);
+}
+
+/* The event in this API's envelope (which does not name the channel): once, as a publish to
+ * user:<sub> would arrive; with a channel, only if the connection is subscribed to it. */
+static int send_event(ws_session_t *s, const char *channel, const char *event, const char *data, size_t data_len)
+{
+    svc_t *v = ws_session_data(s);
+    char ch[API_MAX_CHANNEL + 8];
+    int n = v ? snprintf(ch, sizeof ch, "user:%s", v->sub) : -1;
+    if (n < 0 || (size_t)n >= sizeof ch)
+        n = snprintf(ch, sizeof ch, "user:");
+    if (channel) {
+        size_t len = strlen(channel);
+        if (!v || !((v->user_sub && own_user_channel(v, channel, len)) || find_sub(v, channel, len)))
+            return 0;
+        return dialect_send_envelope(s, &envelope, NULL, channel, len, event, data, data_len);
+    }
+    return dialect_send_envelope(s, &envelope, NULL, ch, (size_t)n, event, data, data_len);
+}
+
 const dialect_t dialect_service = {
+    .describe = describe,
+    .send_event = send_event,
     .on_rate_limited = on_rate_limited,
     .name = "service",
     .path = "/api/ws",

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "wshub/api.h"
+#include "wshub/scenario.h"
 
 bool mock_authorized(const http_request_t *req, dialect_ctx_t *x)
 {
@@ -26,6 +27,16 @@ bool mock_refused(const http_request_t *req, dialect_ctx_t *x, http_reply_t *out
         out->extra = "WWW-Authenticate: Bearer\r\n";
         return true;
     }
+    return false;
+}
+
+bool mock_method(const http_request_t *req, const char *method, http_reply_t *out)
+{
+    if (strcmp(http_request_method(req), method) == 0)
+        return true;
+    bool get = strcmp(method, "GET") == 0;
+    mock_error(out, 405, "method_not_allowed", NULL, get ? "use GET" : "use POST");
+    out->extra = get ? "Allow: GET\r\n" : "Allow: POST\r\n";
     return false;
 }
 
@@ -64,4 +75,31 @@ json_t *mock_body_object(const http_request_t *req, http_reply_t *out, bool empt
         return NULL;
     }
     return v;
+}
+
+/* ------------------------------------------------------------------ POST /api/reset */
+
+/* Every capability's reset (mock.h): one line each, NULL last. Introspection, targeting and
+ * tokens keep no state of their own (what they show is the connections'). */
+static void reset_scenarios(dialect_ctx_t *x)
+{
+    (void)x;
+    scenario_stop_all();
+}
+
+const mock_reset_fn mock_reset_fns[] = {
+    reset_scenarios,
+    NULL,
+};
+
+void mock_reset(const http_request_t *req, dialect_ctx_t *x, http_reply_t *out)
+{
+    if (mock_refused(req, x, out))
+        return;
+    if (!mock_method(req, "POST", out))
+        return;
+    size_t n = 0;
+    while (mock_reset_fns[n])
+        mock_reset_fns[n++](x);
+    mock_reply_json(out, 200, json_pack("{s:b, s:I}", "ok", 1, "reset", (json_int_t)n));
 }

@@ -163,6 +163,11 @@ test('mock.max_scenarios bounds the running scenarios; the example files all loa
     assert.match(third.json.message, /mock.max_scenarios/);
     const m = (await srv.get('/metrics')).body;
     assert.match(m, /^wshub_mock_scenarios 2$/m);
+    // POST /api/reset stops every scenario: room for new ones again.
+    assert.equal((await api(srv, 'POST', '/api/reset', {})).status, 200);
+    await waitFor(async () => (await api(srv, 'GET', '/api/scenarios')).json.scenarios.every((s) => s.state === 'stopped'),
+      3000, 'every scenario stopped by the reset');
+    assert.equal((await api(srv, 'POST', '/api/scenarios', loop)).status, 202);
   } finally {
     await srv.teardown();
   }

@@ -430,7 +430,35 @@ static const char *flow_unready(void)
     return store && store->ops->up && !store->ops->up(store) ? "the Flow store is unreachable" : NULL;
 }
 
+/* ------------------------------------------------------------------ the mock backend */
+
+/* {"client_id", "session_id", "thread" (null before the first message), "subscriptions"}. */
+static json_t *describe(ws_session_t *s)
+{
+    flow_t *v = ws_session_data(s);
+    json_t *subs = v ? json_array() : NULL;
+    if (subs && v->sub)
+        json_array_append_new(subs, dialect_sub_json(v->sub));
+    return subs ? json_pack("{s:s?, s:s?, s:s?, s:o}", "client_id", v->client_id, "session_id", v->session_id,
+                            "thread", v->thread, "subscriptions", subs)
+                : NULL;
+}
+
+/* The event as a publish to the socket's thread would arrive (a server type it names, else
+ * message.received); nothing before the socket has a thread. */
+static int send_event(ws_session_t *s, const char *channel, const char *event, const char *data, size_t data_len)
+{
+    flow_t *v = ws_session_data(s);
+    char ch[FLOW_MAX_ID + 16];
+    int n = v && v->thread ? flow__channel(ch, sizeof ch, v->thread) : -1;
+    if (n <= 0 || (channel && strcmp(channel, ch) != 0))
+        return 0;
+    return dialect_send_envelope(s, &flow__envelope, NULL, ch, (size_t)n, event, data, data_len);
+}
+
 const dialect_t dialect_flow = {
+    .describe = describe,
+    .send_event = send_event,
     .unready = flow_unready,
     .on_rate_limited = on_rate_limited,
     .no_ws_ping = 1, /* the contract's idle rule (50 s without a client frame) is the liveness */
