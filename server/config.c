@@ -32,22 +32,6 @@ _Static_assert(sizeof(cable_envelope_t) == sizeof(int), "cable_envelope_t must b
 _Static_assert(sizeof(moderation_auth_failure_t) == sizeof(int), "moderation_auth_failure_t must be int-sized");
 _Static_assert(sizeof(broker_type_t) == sizeof(int), "broker_type_t must be int-sized");
 
-typedef enum {
-    T_LISTEN, /* "host:port" into listen_host + listen_port */
-    T_STRING, /* char *, NULL = unset */
-    T_INT,    /* int in [min, max] */
-    T_SIZE,   /* size_t bytes, >= min */
-    T_MS,     /* uint32_t milliseconds in [min, max], or >= min when max is 0 */
-    T_BOOL,   /* bool */
-    T_ENUM,   /* int index into names */
-    T_LIST,   /* config_strlist_t; with names: each item one of them, stored as spelled there */
-} key_type_t;
-
-#define K_SECRET 1u    /* never echo the value in an error */
-#define K_TOKEN 2u     /* T_STRING of min..max bytes, no space or control character; not null */
-#define K_REDIS_URL 4u /* T_STRING that config_redis_url_parse accepts, or null; an error shows
-                          it with the password masked (so it may drop K_SECRET's silence) */
-
 typedef struct keydef {
     const char *path;         /* dotted JSON path */
     const char *env;          /* environment variable */
@@ -951,6 +935,14 @@ void config_free(config_t *cfg)
 int config_parse_log_level(const char *s)
 {
     return s ? config_word_index(level_names, s) : -1;
+}
+
+const void *config_key_at(const config_t *cfg, size_t i, config_key_view_t *v)
+{
+    if (i >= NKEYS)
+        return NULL;
+    *v = (config_key_view_t){keys[i].path, keys[i].type, keys[i].flags, keys[i].names};
+    return (const char *)cfg + keys[i].offset;
 }
 
 const config_key_doc_t *config_keys(size_t *n)

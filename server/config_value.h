@@ -1,5 +1,6 @@
 /*
- * config_value — private to config.c and config_value.c: the syntax of one value.
+ * config_value — private to config.c, config_value.c and config_dump.c: the syntax of one
+ * value, and the key table's types.
  * Every function returns 0, -EINVAL (and then leaves nothing allocated) or -ENOMEM.
  */
 #ifndef WSHUB_CONFIG_VALUE_H
@@ -8,6 +9,32 @@
 #include <jansson.h>
 
 #include "wshub/config.h"
+
+typedef enum {
+    T_LISTEN, /* "host:port" into listen_host + listen_port */
+    T_STRING, /* char *, NULL = unset */
+    T_INT,    /* int in [min, max] */
+    T_SIZE,   /* size_t bytes, >= min */
+    T_MS,     /* uint32_t milliseconds in [min, max], or >= min when max is 0 */
+    T_BOOL,   /* bool */
+    T_ENUM,   /* int index into names */
+    T_LIST,   /* config_strlist_t; with names: each item one of them, stored as spelled there */
+} key_type_t;
+
+#define K_SECRET 1u    /* never echo the value in an error (nor in GET /api/info) */
+#define K_TOKEN 2u     /* T_STRING of min..max bytes, no space or control character; not null */
+#define K_REDIS_URL 4u /* T_STRING that config_redis_url_parse accepts, or null; an error shows
+                          it with the password masked (so it may drop K_SECRET's silence) */
+
+/* What config_dump.c needs of one key of the table. */
+typedef struct config_key_view {
+    const char *path;
+    key_type_t type;
+    unsigned flags;
+    const char *const *names; /* T_ENUM: index = value */
+} config_key_view_t;
+/* Key i (in file order): fills *v and returns where its value is in cfg; NULL past the last. */
+const void *config_key_at(const config_t *cfg, size_t i, config_key_view_t *v);
 
 void config_list_free(config_strlist_t *l);
 /* "a, b,,c " -> [a, b, c]: items trimmed, empty ones dropped. */

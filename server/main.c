@@ -34,9 +34,9 @@
 #include "wshub/server.h"
 #include "wshub/tls.h"
 #include "wshub/token.h"
+#include "wshub/version.h"
 #include "wshub/worker.h"
 
-#define WSHUB_VERSION "0.1.0"
 #define DEFAULT_CONFIG "config/wshub.json"
 
 extern char **environ;

@@ -73,6 +73,10 @@ const http_route_t http_routes[] = {
     {.path = "/thread.history", .fn = flow_thread_history, .dialect = &dialect_flow},
     {.path = "/thread.unnoticed", .fn = flow_thread_unnoticed, .dialect = &dialect_flow},
     {.path = "/examples/flow.html", .fn = static_page},
+    /* the web console (issue 16): public pages, every datum behind the API key */
+    {.path = "/console", .fn = static_page},
+    {.path = "/console/", .fn = static_page, .prefix = true},
+    {.path = "/api/info", .fn = mock_info, .authorized = api_authorized},
     {.path = "/api/scenarios", .fn = mock_scenarios, .authorized = mock_authorized},
     {.path = "/api/scenarios/", .fn = mock_scenario_one, .authorized = mock_authorized, .prefix = true},
     /* the mock backend: introspection, targeting, tokens, reset (include/wshub/mock.h) */

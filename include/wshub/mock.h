@@ -55,6 +55,10 @@ void mock_close(const http_request_t *req, dialect_ctx_t *x, http_reply_t *out);
 /* Tokens over HTTP (mock/tokens.c): POST /api/tokens. */
 void mock_tokens(const http_request_t *req, dialect_ctx_t *x, http_reply_t *out);
 
+/* GET /api/info (mock/info.c): version, uptime, workers, broker, the configuration with its
+ * secrets masked. Needs the API key, not mock.enabled. */
+void mock_info(const http_request_t *req, dialect_ctx_t *x, http_reply_t *out);
+
 /* POST /api/reset (mock/mock.c): runs every function of mock_reset_fns, in order, on the
  * worker that took the request. Each capability that keeps mock state (faults, the tap's
  * buffers, Circle's domain, scenarios) adds one line to that NULL-terminated table in
