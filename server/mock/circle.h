@@ -4,8 +4,8 @@
  *
  * Every action takes the model's one lock, changes the model, and fills a circle_result_t:
  * the answer's body and the events to publish, in order, each {channel, event, data} as
- * seeds/circle-websockets.txt lists them; the HTTP layer publishes them after the lock is
- * released. Requests are checked by the HTTP layer; the model only refuses what depends on
+ * seeds/circle-websockets.txt lists them, which the HTTP layer's publish (r->publish) sends
+ * before the lock is released: two actions' events never cross. Requests are checked by the HTTP layer; the model only refuses what depends on
  * its state (an unknown room, a sender who is not a participant, a bound reached).
  */
 #ifndef WSHUB_MOCK_CIRCLE_PRIVATE_H
@@ -27,6 +27,10 @@ typedef struct circle_result {
     char message[200];
     json_t *events;      /* [{channel, event, data}], published in order */
     json_t *body;        /* the answer's members besides ok and events */
+    /* Publishes one of events (set by the caller): called under the model's lock once the
+     * action succeeded, so that the model's order is the order of the events everywhere. */
+    void (*publish)(void *arg, json_t *event);
+    void *arg;
 } circle_result_t;
 
 /* A member as a request gives it: id, and what to set (NULL: keep, or a default when new). */

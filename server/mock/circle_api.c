@@ -1,9 +1,9 @@
 /*
  * mock/circle_api.c — /api/circle/...: the HTTP side of the mock's Circle domain. Reads and
  * checks a request (a malformed one is answered with the field it names), runs the model's
- * action (mock/circle.h), publishes the action's events in order through the server API's
- * publish (dialect_publish_api: every API's subscribers on this node, the other nodes through
- * the broker), and answers {ok:true, <the action's objects>, events:[{channel, event,
+ * action (mock/circle.h), has the action's events published in order, under the model's lock,
+ * through the server API's publish (dialect_publish_api: every API's subscribers on this node,
+ * the other nodes through the broker), and answers {ok:true, <the action's objects>, events:[{channel, event,
  * delivered}]}.
  *
  *   POST   members                              {id, name?, avatar_url?, headline?}
@@ -145,29 +145,35 @@ static bool member_in(creq_t *c, json_t *v, const char *field, circle_member_in_
 
 /* ------------------------------------------------------------------ answers */
 
-/* Publishes r's events and answers; or answers r's refusal. */
+/* r->publish: one event through the server API's publish (under the model's lock: the
+ * hub only queues it), its outcome noted in the event for the answer. */
+static void publish_one(void *arg, json_t *ev)
+{
+    creq_t *c = arg;
+    const char *channel = json_string_value(json_object_get(ev, "channel"));
+    const char *event = json_string_value(json_object_get(ev, "event"));
+    char *data = json_dumps(json_object_get(ev, "data"), JSON_COMPACT);
+    size_t n = 0;
+    int rc = data ? dialect_publish_api(c->x, channel, strlen(channel), event, data, strlen(data), &n) : -1;
+    free(data);
+    json_object_set_new(ev, "delivered", json_integer((json_int_t)n));
+    json_object_set_new(ev, "published", json_boolean(rc == 0));
+}
+
+/* Answers the action: {ok:true, <its objects>, events:[{channel, event, delivered, published}]},
+ * or its refusal. */
 static void finish(creq_t *c, circle_result_t *r)
 {
     if (r->status) {
         mock_error(c->out, r->status, r->code, r->field, r->message);
         return;
     }
-    json_t *sent = json_array();
     size_t i;
     json_t *ev;
-    json_array_foreach(r->events, i, ev) {
-        const char *channel = json_string_value(json_object_get(ev, "channel"));
-        const char *event = json_string_value(json_object_get(ev, "event"));
-        char *data = json_dumps(json_object_get(ev, "data"), JSON_COMPACT);
-        size_t n = 0;
-        int rc = data ? dialect_publish_api(c->x, channel, strlen(channel), event, data, strlen(data), &n) : -1;
-        free(data);
-        json_array_append_new(sent, json_pack("{s:s, s:s, s:I, s:b}", "channel", channel, "event", event,
-                                              "delivered", (json_int_t)n, "published", rc == 0));
-    }
+    json_array_foreach(r->events, i, ev) json_object_del(ev, "data");
     json_t *answer = json_pack("{s:b}", "ok", 1);
     json_object_update(answer, r->body);
-    json_object_set_new(answer, "events", sent);
+    json_object_set(answer, "events", r->events);
     mock_reply_json(c->out, 200, answer);
 }
 
@@ -520,6 +526,8 @@ void mock_circle_http(const http_request_t *req, dialect_ctx_t *x, http_reply_t 
         return;
     circle_result_t r;
     circle_result_init(&r);
+    r.publish = publish_one;
+    r.arg = &c;
     route(&c, &r);
     circle_result_clear(&r);
     json_decref(c.body);

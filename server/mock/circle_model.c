@@ -102,6 +102,15 @@ void circle_unlock(void)
     pthread_mutex_unlock(&M->lock);
 }
 
+void circle_done(circle_result_t *r)
+{
+    size_t i;
+    json_t *ev;
+    if (!r->status && r->publish)
+        json_array_foreach(r->events, i, ev) r->publish(r->arg, ev);
+    circle_unlock();
+}
+
 char *circle_strdup(const char *s) { return s ? strdup(s) : NULL; }
 
 /* Replaces *dst with a copy of s when s is given. */
@@ -173,7 +182,7 @@ void circle_member_upsert(const circle_limits_t *lim, const circle_member_in_t *
         json_object_set_new(r->body, "member", member_state(m));
         json_object_set_new(r->body, "created", json_boolean(!existed));
     }
-    circle_unlock();
+    circle_done(r);
 }
 
 void circle_members_list(circle_result_t *r)
@@ -183,7 +192,7 @@ void circle_members_list(circle_result_t *r)
     for (list_node_t *n = circle_model.members.next; n != &circle_model.members; n = n->next)
         json_array_append_new(a, member_state(container_of(n, cmember_t, node)));
     json_object_set_new(r->body, "members", a);
-    circle_unlock();
+    circle_done(r);
 }
 
 /* ------------------------------------------------------------------ notifications */
@@ -204,7 +213,7 @@ void circle_notify(const circle_limits_t *lim, int64_t member, json_t *notificat
         json_object_set_new(r->body, "notification", n);
         json_object_set_new(r->body, "member", member_state(m));
     }
-    circle_unlock();
+    circle_done(r);
 }
 
 void circle_notify_count(const circle_limits_t *lim, int64_t member, int64_t count, circle_result_t *r)
@@ -218,7 +227,7 @@ void circle_notify_count(const circle_limits_t *lim, int64_t member, int64_t cou
                     json_pack("{s:I}", "new_notifications_count", (json_int_t)m->notifications));
         json_object_set_new(r->body, "member", member_state(m));
     }
-    circle_unlock();
+    circle_done(r);
 }
 
 /* ------------------------------------------------------------------ reset and cable */

@@ -77,9 +77,11 @@ typedef struct circle_model {
 } circle_model_t;
 extern circle_model_t circle_model;
 
-/* Takes the lock (the lists initialised); circle_unlock updates the gauges and releases it. */
+/* Takes the lock (the lists initialised); circle_unlock updates the gauges and releases it;
+ * circle_done publishes r's events (when r holds no refusal) first. */
 void circle_lock(void);
 void circle_unlock(void);
+void circle_done(circle_result_t *r);
 int64_t circle_now_ms(void);
 void circle_uuid(char out[40]);
 char *circle_strdup(const char *s);

@@ -208,7 +208,7 @@ void circle_room_create(const circle_limits_t *lim, const circle_room_in_t *in, 
         json_object_set_new(r->body, "room", circle_room_state(room, false));
     }
     free(members);
-    circle_unlock();
+    circle_done(r);
 }
 
 void circle_rooms_list(circle_result_t *r)
@@ -218,7 +218,7 @@ void circle_rooms_list(circle_result_t *r)
     for (list_node_t *n = M->rooms.next; n != &M->rooms; n = n->next)
         json_array_append_new(a, circle_room_state(container_of(n, croom_t, node), false));
     json_object_set_new(r->body, "rooms", a);
-    circle_unlock();
+    circle_done(r);
 }
 
 void circle_room_get(const char *room_key, circle_result_t *r)
@@ -227,7 +227,7 @@ void circle_room_get(const char *room_key, circle_result_t *r)
     croom_t *room = find_room(room_key, r);
     if (room)
         json_object_set_new(r->body, "room", circle_room_state(room, true));
-    circle_unlock();
+    circle_done(r);
 }
 
 /* Applies in to room; false with r's refusal when the pinned message is not the room's. */
@@ -264,7 +264,7 @@ void circle_room_update(const char *room_key, const circle_room_update_t *in, ci
         json_decref(simple);
         json_object_set_new(r->body, "room", circle_room_state(room, false));
     }
-    circle_unlock();
+    circle_done(r);
 }
 
 void circle_room_delete(const char *room_key, circle_result_t *r)
@@ -278,7 +278,7 @@ void circle_room_delete(const char *room_key, circle_result_t *r)
         json_object_set_new(r->body, "room", circle_room_state(room, false));
         circle_room_free(room);
     }
-    circle_unlock();
+    circle_done(r);
 }
 
 static const cmsg_t *thread_parent(croom_t *room, int64_t thread_id)
@@ -311,7 +311,7 @@ void circle_room_read(const char *room_key, int64_t member, int64_t thread_id, c
     }
     if (p && !r->status)
         json_object_set_new(r->body, "room", circle_room_state(room, false));
-    circle_unlock();
+    circle_done(r);
 }
 
 void circle_room_pin(const char *room_key, int64_t member, bool pinned, circle_result_t *r)
@@ -335,7 +335,7 @@ void circle_room_pin(const char *room_key, int64_t member, bool pinned, circle_r
     }
     if (p)
         json_object_set_new(r->body, "room", circle_room_state(room, false));
-    circle_unlock();
+    circle_done(r);
 }
 
 /* ------------------------------------------------------------------ messages */
@@ -473,7 +473,7 @@ void circle_message_post(const circle_limits_t *lim, const char *room_key, const
         if (dropped)
             json_object_set_new(r->body, "dropped", json_integer((json_int_t)dropped));
     }
-    circle_unlock();
+    circle_done(r);
 }
 
 /* The updatedMessage of msg after a change. */
@@ -510,7 +510,7 @@ void circle_message_edit(const circle_limits_t *lim, const char *room_key, int64
     }
     free(nb);
     json_decref(nr);
-    circle_unlock();
+    circle_done(r);
 }
 
 void circle_message_delete(const char *room_key, int64_t id, circle_result_t *r)
@@ -533,7 +533,7 @@ void circle_message_delete(const char *room_key, int64_t id, circle_result_t *r)
             room->pinned_message_id = 0;
         message_free(msg);
     }
-    circle_unlock();
+    circle_done(r);
 }
 
 /* The index of member in ids, or ids' size. */
@@ -588,5 +588,5 @@ void circle_message_react(const circle_limits_t *lim, const char *room_key, int6
     cmsg_t *msg = room ? find_message(room, id, "message", r) : NULL;
     if (msg && find_part(room, member, "member", r) && react(msg->reactions, member, emoji, remove, r))
         emit_updated(lim, room, msg, r);
-    circle_unlock();
+    circle_done(r);
 }

@@ -380,6 +380,26 @@ test('an embedded room: its messages reach the room channel only; it cannot be p
   } finally { s.close(); }
 });
 
+test('concurrent posts on several connections: every participant gets every message once, in the model\'s order', T, async () => {
+  const s = await cast();
+  try {
+    const { room } = await apiOk(inst, 'POST', 'rooms', { participants: [s.a, s.b, s.c], kind: 'group' });
+    for (const X of [s.A, s.B, s.C]) await X.next('member', 'chatRoomCreated');
+    const N = 30;
+    // agent: false in httpRequest: one connection per request, spread over the workers.
+    const posted = await Promise.all(Array.from({ length: N }, (_, i) =>
+      apiOk(inst, 'POST', `rooms/${room.id}/messages`, { sender: [s.a, s.b, s.c][i % 3], body: `m${i}` })));
+    const ids = posted.map((p) => p.message.id).sort((x, y) => x - y);
+    for (const X of [s.A, s.B, s.C]) {
+      const got = [];
+      for (let i = 0; i < N; i++) got.push((await X.next('member', `message ${i + 1} of ${N}`)).data.id);
+      assert.deepEqual(got, ids, `member ${X.member}: every message once, in id order`);
+    }
+    const state = await apiOk(inst, 'GET', `rooms/${room.id}`);
+    assert.deepEqual(state.room.participants.map((p) => p.unread_messages_count), [2 * N / 3, 2 * N / 3, 2 * N / 3]);
+  } finally { s.close(); }
+});
+
 test('the wire form for a raw ws client: the identifier echoed, message {event, data}', T, async () => {
   const a = newMember(); const b = newMember();
   const { room } = await apiOk(inst, 'POST', 'rooms', { participants: [a, b] });
