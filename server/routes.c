@@ -9,6 +9,7 @@
 #include "wshub/metrics.h"
 #include "wshub/mock.h"
 #include "wshub/scenario.h"
+#include "wshub/mock_circle.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -67,6 +68,7 @@ const http_route_t http_routes[] = {
     {.path = "/readyz", .fn = builtin_readyz, .get_only = true, .at_capacity = true},
     {.path = "/metrics", .fn = builtin_metrics, .get_only = true, .at_capacity = true},
     {.path = "/api/publish", .fn = api_publish, .authorized = api_authorized},
+    {.path = "/api/circle/", .fn = mock_circle_http, .authorized = mock_authorized, .prefix = true},
     {.path = "/text/moderation", .fn = moderation_http, .authorized = moderation_http_authorized,
      .dialect = &dialect_moderation},
     {.path = "/socket.info", .fn = flow_socket_info, .dialect = &dialect_flow},

@@ -123,6 +123,12 @@ typedef struct metrics_gauges {
     counter_t mailbox_dropped;    /* a worker's share of a message dropped: its mailbox was full */
     counter_t mock_scenarios;     /* scenarios running (mock/scenario_run.c) */
     counter_t mock_scenario_requests; /* requests scenario steps made */
+    counter_t circle_members;     /* the mock's Circle model (mock/circle_model.c): members held */
+    counter_t circle_rooms;       /* chat rooms held */
+    counter_t circle_messages;    /* messages held */
+    counter_t circle_bytes;       /* bytes of messages held (mock.circle_max_bytes) */
+    counter_t circle_dropped;     /* messages dropped at mock.circle_max_messages or _max_bytes */
+    counter_t circle_refused;     /* members, rooms or participants refused at their bound (409) */
 } metrics_gauges_t;
 extern metrics_gauges_t metrics_gauges;
 

@@ -30,6 +30,7 @@
 #include "wshub/hub.h"
 #include "wshub/log.h"
 #include "wshub/metrics.h"
+#include "wshub/mock_circle.h"
 #include "wshub/strmap.h"
 #include "wshub/ws.h"
 
@@ -249,6 +250,15 @@ static bool queue_for(cable_t *v, json_t *params, char *out, size_t outlen)
         char room[80];
         if (!room_id(json_object_get(params, "chat_room_id"), room, sizeof room))
             return false;
+        /* A room the mock's Circle model knows (by id or uuid): its participants only, on its id's queue. */
+        long long known;
+        int verdict = dialect_live(v->x)->cfg.mock_enabled
+                          ? mock_circle_room_allows(room, strlen(room), (long long)v->member, &known)
+                          : MOCK_ROOM_UNKNOWN;
+        if (verdict == MOCK_ROOM_DENY)
+            return false;
+        if (verdict == MOCK_ROOM_ALLOW)
+            snprintf(room, sizeof room, "%lld", known);
         snprintf(out, outlen, "chat-room-%s-channel", room);
         return true;
     }

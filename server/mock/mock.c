@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "wshub/api.h"
+#include "wshub/mock_circle.h"
 #include "wshub/scenario.h"
 
 bool mock_authorized(const http_request_t *req, dialect_ctx_t *x)
@@ -87,8 +88,15 @@ static void reset_scenarios(dialect_ctx_t *x)
     scenario_stop_all();
 }
 
+static void reset_circle(dialect_ctx_t *x)
+{
+    (void)x;
+    mock_circle_reset();
+}
+
 const mock_reset_fn mock_reset_fns[] = {
     reset_scenarios,
+    reset_circle,
     NULL,
 };
 
