@@ -7,6 +7,7 @@
 #include "wshub/flow.h"
 #include "wshub/http.h"
 #include "wshub/metrics.h"
+#include "wshub/mock.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -71,5 +72,9 @@ const http_route_t http_routes[] = {
     {.path = "/thread.history", .fn = flow_thread_history, .dialect = &dialect_flow},
     {.path = "/thread.unnoticed", .fn = flow_thread_unnoticed, .dialect = &dialect_flow},
     {.path = "/examples/flow.html", .fn = static_page},
+    {.path = "/api/faults", .fn = mock_faults, .authorized = mock_authorized},
+    {.path = "/api/faults/", .fn = mock_faults_add, .authorized = mock_authorized, .prefix = true},
+    {.path = "/api/flow/threads/", .fn = mock_flow_event, .authorized = mock_authorized, .prefix = true,
+     .dialect = &dialect_flow},
     {.path = NULL},
 };

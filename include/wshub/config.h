@@ -76,6 +76,9 @@ typedef struct config {
     uint32_t shutdown_timeout_ms;   /* "shutdown.timeout_ms" (5 s): drain on SIGTERM */
     bool echo_enabled;              /* "echo.enabled" (true) */
     bool mock_enabled;              /* "mock.enabled" (false; true on the embedded default) */
+    int mock_max_faults;            /* "mock.max_faults" (256) */
+    size_t mock_max_delayed_bytes;  /* "mock.max_delayed_bytes" (64 MiB): held by latency faults */
+    size_t mock_max_delayed_conn_bytes; /* "mock.max_delayed_bytes_per_connection" (4 MiB) */
     int service_max_subscriptions;  /* "service.max_subscriptions" (100): per API B connection */
     service_policy_t service_default_policy; /* "service.default_policy" (allow): no `channels` */
 

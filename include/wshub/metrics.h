@@ -121,6 +121,10 @@ typedef struct metrics_gauges {
     counter_t flow_store_refused; /* Flow store operations refused at once: link down or over the bound */
     counter_t mailbox_bytes;      /* bytes of messages posted to workers' mailboxes, not delivered (hub.c) */
     counter_t mailbox_dropped;    /* a worker's share of a message dropped: its mailbox was full */
+    counter_t mock_faults;        /* faults and overrides set (server/mock/faults.c) */
+    counter_t mock_fault_hits;    /* messages, subscriptions, answers and upgrades a fault changed */
+    counter_t mock_delayed_bytes; /* bytes of messages latency faults hold (ws_session.c) */
+    counter_t mock_delay_overflows; /* connections closed: their delayed messages passed a bound */
 } metrics_gauges_t;
 extern metrics_gauges_t metrics_gauges;
 

@@ -39,4 +39,10 @@ void mock_reply_json(http_reply_t *out, int status, json_t *body);
  * object). An empty body is {} when empty_ok. */
 json_t *mock_body_object(const http_request_t *req, http_reply_t *out, bool empty_ok);
 
+/* Faults (mock/faults_http.c; README: Mock backend, Faults): GET/DELETE /api/faults,
+ * POST /api/faults/<kind> and DELETE /api/faults/<id>, POST /api/flow/threads/<id>/events. */
+void mock_faults(const http_request_t *req, dialect_ctx_t *x, http_reply_t *out);
+void mock_faults_add(const http_request_t *req, dialect_ctx_t *x, http_reply_t *out);
+void mock_flow_event(const http_request_t *req, dialect_ctx_t *x, http_reply_t *out);
+
 #endif
