@@ -127,8 +127,9 @@ void flow__on_publish(dialect_ctx_t *x, const char *channel, size_t len, const c
                       size_t dlen)
 {
     size_t plen = strlen(THREAD_PREFIX);
-    if (len <= plen || memcmp(channel, THREAD_PREFIX, plen) != 0 || len - plen > FLOW_MAX_ID)
-        return;
+    if (len <= plen || memcmp(channel, THREAD_PREFIX, plen) != 0 || len - plen > FLOW_MAX_ID ||
+        (event && (strcmp(event, "error") == 0 || strcmp(event, "pong") == 0)))
+        return; /* the control replies the mock backend sends are no thread message */
     char thread[FLOW_MAX_ID + 1];
     memcpy(thread, channel + plen, len - plen);
     thread[len - plen] = 0;
