@@ -435,6 +435,36 @@ test('latency in (service): the dialect sees the client\'s messages late, in ord
   await clearFaults();
 });
 
+test('latency out (service): fan-out frames and replies are held alike, in the order they were sent', T, async () => {
+  await clearFaults();
+  const c = await open(`/api/ws?token=${mint({ sub: 'user-4' })}`);
+  c.send({ type: 'subscribe', data: { channel: 'conversation:late' } });
+  await c.waitFor((m) => m.type === 'subscribed', 'subscribed');
+  await addFault('/api/faults/latency', { api: 'service', direction: 'out', ms: 300 });
+  const t0 = Date.now();
+  const pub = await control('POST', '/api/publish', { channel: 'conversation:late', event: 'status_update',
+    data: { entity_type: 'task', entity_id: 't-1', status: 'done' } });
+  assert.equal(pub.status, 200, pub.text);
+  c.send({ type: 'ping' });
+  const pong = await c.waitFor((m) => m.type === 'pong', 'pong');
+  const ev = await c.waitFor((m) => m.type === 'status_update', 'the event');
+  assert.ok(ev.index < pong.index, 'the event was queued first, and comes first');
+  assert.ok(ev.at - t0 >= 240, `the fan-out frame is late (${ev.at - t0} ms)`);
+  assert.ok(pong.at - t0 >= 240, `the reply is late (${pong.at - t0} ms)`);
+  await clearFaults();
+  c.close();
+});
+
+test('latency out: a close sends what is held first (cable\'s disconnect before its close 1000)', T, async () => {
+  await clearFaults();
+  await addFault('/api/faults/latency', { api: 'cable', direction: 'out', ms: 2000 });
+  const c = await open('/cable', { headers: { Authorization: 'Bearer not-a-token' } });
+  const info = await c.closed(1500);
+  assert.equal(info.code, 1000);
+  assert.deepEqual(c.frames.map((f) => f.msg), [{ type: 'disconnect', reason: 'unauthorized', reconnect: false }]);
+  await clearFaults();
+});
+
 test('drop: whole messages lost per API and direction; control frames never', T, async () => {
   await clearFaults();
   await addFault('/api/faults/drop', { api: 'echo', direction: 'out', rate: 1 });
