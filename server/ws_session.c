@@ -233,7 +233,7 @@ static bool held_push(ws_session_t *s, int dir, uint32_t delay, held_msg_t *m)
 static bool fault_in(ws_session_t *s, int opcode, const uint8_t *msg, size_t len)
 {
     uint32_t delay = 0;
-    if (faults_active() && faults_message(s->d->endpoint, FAULT_IN, &delay))
+    if (faults_on_messages() && faults_message(s->d->endpoint, FAULT_IN, &delay))
         return true;
     if (!delay && !(s->held_msgs && s->held_msgs->head[FAULT_IN]))
         return false;
@@ -253,7 +253,7 @@ static bool fault_in(ws_session_t *s, int opcode, const uint8_t *msg, size_t len
 static int fault_out(ws_session_t *s, int opcode, const void *data, size_t len, frame_t *shared)
 {
     uint32_t delay = 0;
-    if (faults_active() && faults_message(s->d->endpoint, FAULT_OUT, &delay))
+    if (faults_on_messages() && faults_message(s->d->endpoint, FAULT_OUT, &delay))
         return 1;
     if (!delay && !(s->held_msgs && s->held_msgs->head[FAULT_OUT]))
         return 0;
@@ -455,7 +455,7 @@ static void on_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_
         s->fragmented = false;
         unhold(s);
         metrics_add(&s->c->env->metrics.frames_in[s->c->endpoint], 1);
-        if ((faults_active() || s->held_msgs) && fault_in(s, arg->opcode, arg->msg, arg->msg_length))
+        if ((faults_on_messages() || s->held_msgs) && fault_in(s, arg->opcode, arg->msg, arg->msg_length))
             break;
         if (s->d->on_message)
             s->d->on_message(s, arg->opcode, arg->msg, arg->msg_length);
@@ -696,7 +696,7 @@ int ws_session_send(ws_session_t *s, int opcode, const void *data, size_t len)
 {
     if (s->c->flags & (CONN_F_CLOSING | CONN_F_DRAIN))
         return -1;
-    int held = (faults_active() || s->held_msgs) && (opcode == WS_OP_TEXT || opcode == WS_OP_BINARY)
+    int held = (faults_on_messages() || s->held_msgs) && (opcode == WS_OP_TEXT || opcode == WS_OP_BINARY)
                    ? fault_out(s, opcode, data, len, NULL)
                    : 0;
     if (held)
@@ -750,7 +750,7 @@ int ws_session_send_frame(ws_session_t *s, frame_t *f)
     /* Fan-out frames are data messages (the mock backend's faults may drop or hold them). */
     if (s->c->flags & (CONN_F_CLOSING | CONN_F_DRAIN))
         return -1;
-    int held = faults_active() || s->held_msgs ? fault_out(s, WS_OP_TEXT, NULL, 0, f) : 0;
+    int held = faults_on_messages() || s->held_msgs ? fault_out(s, WS_OP_TEXT, NULL, 0, f) : 0;
     if (held)
         return held > 0 ? 0 : -1;
     return write_frame(s, f, true);

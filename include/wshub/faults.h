@@ -7,7 +7,8 @@
  * moderation.c's jobs, ws_session.c's messages, http/upgrade.c).
  *
  * The table is process-wide (workers are threads): a mutex guards it, and a relaxed atomic
- * flag says whether anything is set, so that every hook costs one load while nothing is.
+ * mask says which kinds are set, so that every hook costs one load while none of its kind is
+ * (a WebSocket message takes the lock only while a latency or drop fault is set).
  * Callable from any thread.
  */
 #ifndef WSHUB_FAULTS_H
@@ -20,9 +21,15 @@
 
 #include <jansson.h>
 
-/* Is any fault set? One relaxed load: the hooks ask this first. */
-extern atomic_bool faults_any;
-static inline bool faults_active(void) { return atomic_load_explicit(&faults_any, memory_order_relaxed); }
+/* The kinds of faults set (a bit per kind, faults.c); one relaxed load: the hooks ask first. */
+extern atomic_uint faults_kinds;
+#define FAULTS_MESSAGES 0x0cu /* latency, drop */
+static inline bool faults_active(void) { return atomic_load_explicit(&faults_kinds, memory_order_relaxed) != 0; }
+/* Is a latency or drop fault set (asked for every WebSocket message)? */
+static inline bool faults_on_messages(void)
+{
+    return (atomic_load_explicit(&faults_kinds, memory_order_relaxed) & FAULTS_MESSAGES) != 0;
+}
 
 enum { FAULT_IN = 0, FAULT_OUT = 1 };
 

@@ -2,9 +2,10 @@
  * mock/faults.c — the faults' table and the hooks of include/wshub/faults.h, asked by the
  * paths a fault changes; the control endpoints that fill the table are faults_http.c.
  *
- * One table for the process under a mutex (bounded by mock.max_faults), and faults_any, a
- * relaxed flag the hooks read first. JSON the table holds is only ever touched under the
- * mutex and handed out as deep copies: jansson's reference counts are not atomic.
+ * One table for the process under a mutex (bounded by mock.max_faults), and faults_kinds, a
+ * relaxed mask of the kinds set, which the hooks read first. JSON the table holds is only
+ * ever touched under the mutex and handed out as deep copies: jansson's reference counts are
+ * not atomic.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* memmem */
@@ -24,7 +25,8 @@
 
 #include "faults_internal.h"
 
-atomic_bool faults_any;
+atomic_uint faults_kinds;
+_Static_assert(FAULTS_MESSAGES == (1u << FK_LATENCY | 1u << FK_DROP), "faults.h names the message kinds");
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static fault_t **table; /* in the order they were set: the first that matches applies */
@@ -71,8 +73,11 @@ void faults__free(fault_t *f)
 /* After any change of the table, under the lock. */
 static void publish_count(void)
 {
+    unsigned kinds = 0;
+    for (size_t i = 0; i < count; i++)
+        kinds |= 1u << table[i]->kind;
     atomic_store(&metrics_gauges.mock_faults, count);
-    atomic_store_explicit(&faults_any, count > 0, memory_order_relaxed);
+    atomic_store_explicit(&faults_kinds, kinds, memory_order_relaxed);
 }
 
 static void remove_at(size_t i)
