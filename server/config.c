@@ -207,6 +207,17 @@ static const char *const bool_words[] = {"true", "false", "1", "0", "yes", "no",
       65536, 0, NULL, "67108864", 0,                                                          \
       "Bytes of messages the mock's Circle model holds in all; past it the oldest messages "  \
       "are dropped (wshub_mock_circle_messages_dropped_total).")                              \
+    X("mock.max_faults", "WSHUB_MOCK_MAX_FAULTS", T_INT, mock_max_faults, 1, 100000, NULL,    \
+      "256", 0, "Faults and overrides the mock backend holds at once (POST /api/faults/...); "  \
+      "more are refused with 409.")                                                           \
+    X("mock.max_delayed_bytes", "WSHUB_MOCK_MAX_DELAYED_BYTES", T_SIZE, mock_max_delayed_bytes, \
+      1024, 0, NULL, "67108864", 0,                                                           \
+      "Bytes of WebSocket messages latency faults hold in the process; the connection that "  \
+      "would pass it is closed with 1013.")                                                   \
+    X("mock.max_delayed_bytes_per_connection", "WSHUB_MOCK_MAX_DELAYED_BYTES_PER_CONNECTION",  \
+      T_SIZE, mock_max_delayed_conn_bytes, 1024, 0, NULL, "4194304", 0,                       \
+      "Bytes of WebSocket messages latency faults hold for one connection; past it the "      \
+      "connection is closed with 1013.")                                                      \
     X("echo.enabled", "WSHUB_ECHO_ENABLED", T_BOOL, echo_enabled, 0, 0, NULL, "true", 0,      \
       "Serve the /echo endpoint, which sends every message back unchanged.")                  \
     X("auth.jwt_secret", "WSHUB_JWT_SECRET", T_STRING, jwt_secret, 0, 0, NULL, NULL,          \

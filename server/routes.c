@@ -85,5 +85,9 @@ const http_route_t http_routes[] = {
     {.path = "/api/close", .fn = mock_close, .authorized = mock_authorized},
     {.path = "/api/tokens", .fn = mock_tokens, .authorized = mock_authorized},
     {.path = "/api/reset", .fn = mock_reset, .authorized = mock_authorized},
+    {.path = "/api/faults", .fn = mock_faults, .authorized = mock_authorized},
+    {.path = "/api/faults/", .fn = mock_faults_add, .authorized = mock_authorized, .prefix = true},
+    {.path = "/api/flow/threads/", .fn = mock_flow_event, .authorized = mock_authorized, .prefix = true,
+     .dialect = &dialect_flow},
     {.path = NULL},
 };

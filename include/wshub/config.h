@@ -83,6 +83,9 @@ typedef struct config {
     int mock_circle_max_participants; /* "mock.circle_max_participants" (100) per room */
     int mock_circle_max_messages;   /* "mock.circle_max_messages" (1,000) per room, oldest dropped */
     size_t mock_circle_max_bytes;   /* "mock.circle_max_bytes" (64 MiB) of messages, oldest dropped */
+    int mock_max_faults;            /* "mock.max_faults" (256) */
+    size_t mock_max_delayed_bytes;  /* "mock.max_delayed_bytes" (64 MiB): held by latency faults */
+    size_t mock_max_delayed_conn_bytes; /* "mock.max_delayed_bytes_per_connection" (4 MiB) */
     int service_max_subscriptions;  /* "service.max_subscriptions" (100): per API B connection */
     service_policy_t service_default_policy; /* "service.default_policy" (allow): no `channels` */
 

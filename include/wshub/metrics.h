@@ -129,6 +129,10 @@ typedef struct metrics_gauges {
     counter_t circle_bytes;       /* bytes of messages held (mock.circle_max_bytes) */
     counter_t circle_dropped;     /* messages dropped at mock.circle_max_messages or _max_bytes */
     counter_t circle_refused;     /* members, rooms or participants refused at their bound (409) */
+    counter_t mock_faults;        /* faults and overrides set (server/mock/faults.c) */
+    counter_t mock_fault_hits;    /* messages, subscriptions, answers and upgrades a fault changed */
+    counter_t mock_delayed_bytes; /* bytes of messages latency faults hold (ws_session.c) */
+    counter_t mock_delay_overflows; /* connections closed: their delayed messages passed a bound */
 } metrics_gauges_t;
 extern metrics_gauges_t metrics_gauges;
 

@@ -27,6 +27,7 @@
 #include "wshub/api.h"
 #include "wshub/auth.h"
 #include "wshub/dialect.h"
+#include "wshub/faults.h"
 #include "wshub/hub.h"
 #include "wshub/log.h"
 #include "wshub/metrics.h"
@@ -301,6 +302,9 @@ static void cmd_subscribe(cable_t *v, const char *raw, size_t len)
     json_t *params = len <= MAX_IDENTIFIER ? json_loadb(raw, len, DIALECT_JSON_FLAGS, NULL) : NULL;
     char queue[API_MAX_CHANNEL + 1];
     bool ok = json_is_object(params) && queue_for(v, params, queue, sizeof queue) && v->nsubs < (size_t)dialect_config(v->x)->cable_max_subscriptions;
+    /* The mock backend's fault: the next N subscriptions to a channel are rejected. */
+    if (ok && faults_active() && faults_cable_reject(dialect_cstr(json_object_get(params, "channel")), queue))
+        ok = false;
     json_decref(params);
     if (!ok) {
         send_subscription_reply(v, raw, len, "reject_subscription");

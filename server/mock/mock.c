@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "wshub/api.h"
+#include "faults_internal.h"
 #include "wshub/mock_circle.h"
 #include "wshub/scenario.h"
 
@@ -94,9 +95,16 @@ static void reset_circle(dialect_ctx_t *x)
     mock_circle_reset();
 }
 
+static void reset_faults(dialect_ctx_t *x)
+{
+    (void)x;
+    faults__clear();
+}
+
 const mock_reset_fn mock_reset_fns[] = {
     reset_scenarios,
     reset_circle,
+    reset_faults,
     NULL,
 };
 
