@@ -174,6 +174,34 @@ static const char *const bool_words[] = {"true", "false", "1", "0", "yes", "no",
     X("mock.scenario_dir", "WSHUB_MOCK_SCENARIO_DIR", T_STRING, mock_scenario_dir, 0, 0, NULL, \
       "config/scenarios", 0,                                                                  \
       "Where POST /api/scenarios {\"file\": NAME} finds NAME (a plain file name).")           \
+    X("mock.circle_max_members", "WSHUB_MOCK_CIRCLE_MAX_MEMBERS", T_INT, mock_circle_max_members, \
+      1, 10000000, NULL, "10000", 0, "Circle members the mock's domain model holds "          \
+      "(/api/circle); past it a new member is refused (409).")                                \
+    X("mock.circle_max_rooms", "WSHUB_MOCK_CIRCLE_MAX_ROOMS", T_INT, mock_circle_max_rooms, 1, \
+      10000000, NULL, "1000", 0, "Chat rooms the mock's Circle model holds; past it a new "    \
+      "room is refused (409).")                                                               \
+    X("mock.circle_max_participants", "WSHUB_MOCK_CIRCLE_MAX_PARTICIPANTS", T_INT,            \
+      mock_circle_max_participants, 2, 100000, NULL, "100", 0,                                \
+      "Participants of one chat room of the mock's Circle model.")                            \
+    X("mock.circle_max_messages", "WSHUB_MOCK_CIRCLE_MAX_MESSAGES", T_INT,                    \
+      mock_circle_max_messages, 1, 10000000, NULL, "1000", 0,                                 \
+      "Messages one chat room of the mock's Circle model keeps; past it the room's oldest "   \
+      "are dropped (wshub_mock_circle_messages_dropped_total).")                              \
+    X("mock.circle_max_bytes", "WSHUB_MOCK_CIRCLE_MAX_BYTES", T_SIZE, mock_circle_max_bytes,  \
+      65536, 0, NULL, "67108864", 0,                                                          \
+      "Bytes of messages the mock's Circle model holds in all; past it the oldest messages "  \
+      "are dropped (wshub_mock_circle_messages_dropped_total).")                              \
+    X("mock.max_faults", "WSHUB_MOCK_MAX_FAULTS", T_INT, mock_max_faults, 1, 100000, NULL,    \
+      "256", 0, "Faults and overrides the mock backend holds at once (POST /api/faults/...); "  \
+      "more are refused with 409.")                                                           \
+    X("mock.max_delayed_bytes", "WSHUB_MOCK_MAX_DELAYED_BYTES", T_SIZE, mock_max_delayed_bytes, \
+      1024, 0, NULL, "67108864", 0,                                                           \
+      "Bytes of WebSocket messages latency faults hold in the process; the connection that "  \
+      "would pass it is closed with 1013.")                                                   \
+    X("mock.max_delayed_bytes_per_connection", "WSHUB_MOCK_MAX_DELAYED_BYTES_PER_CONNECTION",  \
+      T_SIZE, mock_max_delayed_conn_bytes, 1024, 0, NULL, "4194304", 0,                       \
+      "Bytes of WebSocket messages latency faults hold for one connection; past it the "      \
+      "connection is closed with 1013.")                                                      \
     X("echo.enabled", "WSHUB_ECHO_ENABLED", T_BOOL, echo_enabled, 0, 0, NULL, "true", 0,      \
       "Serve the /echo endpoint, which sends every message back unchanged.")                  \
     X("auth.jwt_secret", "WSHUB_JWT_SECRET", T_STRING, jwt_secret, 0, 0, NULL, NULL,          \

@@ -9,6 +9,7 @@
 #include "wshub/metrics.h"
 #include "wshub/mock.h"
 #include "wshub/scenario.h"
+#include "wshub/mock_circle.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -67,6 +68,7 @@ const http_route_t http_routes[] = {
     {.path = "/readyz", .fn = builtin_readyz, .get_only = true, .at_capacity = true},
     {.path = "/metrics", .fn = builtin_metrics, .get_only = true, .at_capacity = true},
     {.path = "/api/publish", .fn = api_publish, .authorized = api_authorized},
+    {.path = "/api/circle/", .fn = mock_circle_http, .authorized = mock_authorized, .prefix = true},
     {.path = "/text/moderation", .fn = moderation_http, .authorized = moderation_http_authorized,
      .dialect = &dialect_moderation},
     {.path = "/socket.info", .fn = flow_socket_info, .dialect = &dialect_flow},
@@ -87,5 +89,9 @@ const http_route_t http_routes[] = {
     {.path = "/api/close", .fn = mock_close, .authorized = mock_authorized},
     {.path = "/api/tokens", .fn = mock_tokens, .authorized = mock_authorized},
     {.path = "/api/reset", .fn = mock_reset, .authorized = mock_authorized},
+    {.path = "/api/faults", .fn = mock_faults, .authorized = mock_authorized},
+    {.path = "/api/faults/", .fn = mock_faults_add, .authorized = mock_authorized, .prefix = true},
+    {.path = "/api/flow/threads/", .fn = mock_flow_event, .authorized = mock_authorized, .prefix = true,
+     .dialect = &dialect_flow},
     {.path = NULL},
 };

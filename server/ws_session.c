@@ -12,7 +12,10 @@
 
 #include <wslay/wslay.h>
 
+#include "wshub/list.h"
+
 #include "wshub/conn.h"
+#include "wshub/faults.h"
 #include "wshub/log.h"
 #include "wshub/utf8.h"
 
@@ -56,6 +59,233 @@ static inline void count_out(ws_session_t *s, size_t bytes, int opcode)
     s->stats->bytes_out += bytes;
     if (opcode == WS_OP_TEXT || opcode == WS_OP_BINARY)
         s->stats->msgs_out++;
+}
+
+/* ------------------------------------------------------------------ mock faults */
+
+/* Messages a latency fault of the mock backend holds (include/wshub/faults.h): whole data
+ * messages only (text, binary), never control frames (ping, pong, close: the WebSocket layer
+ * keeps working, only the API's messages are late or lost). In order per direction: a
+ * message never overtakes an earlier one, as on one TCP stream. Made with the first held
+ * message, freed with the session; bounded per connection and in the process
+ * (mock.max_delayed_bytes_per_connection, mock.max_delayed_bytes: past either, 1013). */
+typedef struct held_msg {
+    struct held_msg *next;
+    uint64_t due;   /* uv_now() ms */
+    frame_t *f;     /* out: the frame to write */
+    bool shared;    /* out: f is a fan-out frame, else a private reply */
+    int opcode;     /* in: the message for the dialect */
+    size_t len;     /* bytes counted in the bounds (in: of msg) */
+    uint8_t msg[];
+} held_msg_t;
+
+typedef struct ws_held {
+    wtimer_t timer;
+    ws_session_t *s;
+    held_msg_t *head[2], *tail[2]; /* [FAULT_IN], [FAULT_OUT] */
+    size_t bytes;
+} ws_held_t;
+
+/* The held messages live beside the mock's counters (ws_stats_t.held), which a session has
+ * only when mock.enabled was on at its upgrade: a session without the mock pays nothing, and
+ * faults never act on one without them (FAULTS_APPLY). */
+#define HELD(s) ((s)->stats ? (ws_held_t *)(s)->stats->held : NULL)
+#define FAULTS_APPLY(s) ((s)->stats && (faults_on_messages() || (s)->stats->held))
+
+static void pump(ws_session_t *s);
+static void pump_and_rest(ws_session_t *s);
+static int ctx_open(ws_session_t *s);
+
+static held_msg_t *held_pop(ws_held_t *h, int dir)
+{
+    held_msg_t *m = h->head[dir];
+    if (!(h->head[dir] = m->next))
+        h->tail[dir] = NULL;
+    h->bytes -= m->len;
+    faults_delay_release(m->len);
+    return m;
+}
+
+static void held_free(held_msg_t *m)
+{
+    frame_release(&m->f);
+    free(m);
+}
+
+/* Drops the messages held in one direction. */
+static void held_discard(ws_session_t *s, int dir)
+{
+    ws_held_t *h = HELD(s);
+    while (h && h->head[dir])
+        held_free(held_pop(h, dir));
+}
+
+static void held_release(ws_session_t *s)
+{
+    ws_held_t *h = HELD(s);
+    if (!h)
+        return;
+    dialect_timer_stop(s->x, &h->timer);
+    held_discard(s, FAULT_IN);
+    held_discard(s, FAULT_OUT);
+    free(h);
+    s->stats->held = NULL;
+}
+
+/* Writes a frame after whatever wslay still holds (between whole wslay frames only: wslay
+ * never keeps a partial frame, send_cb takes all). */
+static int write_frame(ws_session_t *s, frame_t *f, bool shared)
+{
+    if (s->c->flags & (CONN_F_CLOSING | CONN_F_DRAIN))
+        return -1;
+    if (s->ctx && (wslay_event_get_close_sent(s->ctx) ||
+                   (wslay_event_want_write(s->ctx) && wslay_event_send(s->ctx) != 0)))
+        return -1;
+    int r = shared ? conn_send_frame(s->c, f) : conn_send_copy(s->c, f->data, f->len);
+    if (r == 0)
+        metrics_add(&s->c->env->metrics.frames_out[s->c->endpoint], 1);
+    return r;
+}
+
+/* Everything held for the client goes out now (the API's goodbye before a close). */
+static void held_flush_out(ws_session_t *s)
+{
+    ws_held_t *h = HELD(s);
+    while (h && h->head[FAULT_OUT]) {
+        held_msg_t *m = held_pop(h, FAULT_OUT);
+        write_frame(s, m->f, m->shared);
+        held_free(m);
+    }
+}
+
+/* Past a bound: nothing held is delivered, and the connection closes with 1013. */
+static void held_overflow(ws_session_t *s)
+{
+    static const char reason[] = "server busy: delayed messages";
+    held_discard(s, FAULT_IN);
+    held_discard(s, FAULT_OUT);
+    faults_delay_overflow();
+    log_event(LOG_INFO, "mock_delay_overflow", s->c->id, NULL, s->d->name,
+              "messages held by a latency fault passed mock.max_delayed_bytes(_per_connection)");
+    if (ctx_open(s) != 0) {
+        conn_close(s->c, "out of memory (ws)");
+        return;
+    }
+    wslay_event_queue_close(s->ctx, WS_CLOSE_TRY_AGAIN_LATER, (const uint8_t *)reason, sizeof reason - 1);
+    wslay_event_shutdown_read(s->ctx);
+    if (!s->in_recv)
+        pump(s);
+}
+
+static void on_held(wtimer_t *t);
+
+/* Arms the timer for the earliest message held. */
+static void held_arm(ws_session_t *s)
+{
+    ws_held_t *h = HELD(s);
+    held_msg_t *in = h->head[FAULT_IN], *out = h->head[FAULT_OUT];
+    if (!in && !out)
+        return;
+    uint64_t due = in && (!out || in->due < out->due) ? in->due : out->due;
+    if ((!h->timer.slot || h->timer.due > due) && dialect_timer_start(s->x, &h->timer, due, on_held) != 0)
+        conn_close(s->c, "out of memory (ws)");
+}
+
+/* Delivers what is due: the client's messages to the dialect, the dialect's to the client. */
+static void on_held(wtimer_t *t)
+{
+    ws_held_t *h = container_of(t, ws_held_t, timer);
+    ws_session_t *s = h->s;
+    uint64_t now = uv_now(s->c->env->loop);
+    held_msg_t *m;
+    while (!(s->c->flags & CONN_F_CLOSING) && (m = h->head[FAULT_OUT]) && m->due <= now) {
+        held_pop(h, FAULT_OUT);
+        write_frame(s, m->f, m->shared);
+        held_free(m);
+    }
+    while (!(s->c->flags & (CONN_F_CLOSING | CONN_F_DRAIN)) && !s->failed && (m = h->head[FAULT_IN]) &&
+           m->due <= now) {
+        held_pop(h, FAULT_IN);
+        if (s->d->on_message)
+            s->d->on_message(s, m->opcode, m->msg, m->len);
+        held_free(m);
+    }
+    if (s->c->flags & CONN_F_CLOSING)
+        return; /* ws_on_closed frees what is left */
+    pump_and_rest(s);
+    held_arm(s);
+}
+
+/* Queues m (taken) in direction dir, due in delay ms; false when the connection failed. */
+static bool held_push(ws_session_t *s, int dir, uint32_t delay, held_msg_t *m)
+{
+    const config_t *cfg = s->c->env->cfg;
+    ws_held_t *h = HELD(s);
+    if (!h && (h = s->stats->held = calloc(1, sizeof *h)))
+        h->s = s;
+    if (!h) {
+        held_free(m);
+        conn_close(s->c, "out of memory (ws)");
+        return false;
+    }
+    if (h->bytes + m->len > cfg->mock_max_delayed_conn_bytes ||
+        !faults_delay_reserve(m->len, cfg->mock_max_delayed_bytes)) {
+        held_free(m);
+        held_overflow(s);
+        return false;
+    }
+    h->bytes += m->len;
+    m->next = NULL;
+    m->due = uv_now(s->c->env->loop) + delay;
+    if (h->tail[dir] && h->tail[dir]->due > m->due)
+        m->due = h->tail[dir]->due; /* never before an earlier message */
+    if (h->tail[dir])
+        h->tail[dir]->next = m;
+    else
+        h->head[dir] = m;
+    h->tail[dir] = m;
+    held_arm(s);
+    return true;
+}
+
+/* A message from the client: true when the faults took it (dropped, or held for later). */
+static bool fault_in(ws_session_t *s, int opcode, const uint8_t *msg, size_t len)
+{
+    uint32_t delay = 0;
+    if (faults_on_messages() && faults_message(s->d->endpoint, FAULT_IN, &delay))
+        return true;
+    if (!delay && !(HELD(s) && HELD(s)->head[FAULT_IN]))
+        return false;
+    held_msg_t *m = malloc(sizeof *m + len);
+    if (!m) {
+        conn_close(s->c, "out of memory (ws)");
+        return true;
+    }
+    *m = (held_msg_t){.opcode = opcode, .len = len};
+    memcpy(m->msg, msg, len);
+    held_push(s, FAULT_IN, delay, m);
+    return true;
+}
+
+/* A data message for the client (data, or the fan-out frame shared): 0 when the faults leave
+ * it alone, 1 when they took it (dropped or held), -1 when the connection failed. */
+static int fault_out(ws_session_t *s, int opcode, const void *data, size_t len, frame_t *shared)
+{
+    uint32_t delay = 0;
+    if (faults_on_messages() && faults_message(s->d->endpoint, FAULT_OUT, &delay))
+        return 1;
+    if (!delay && !(HELD(s) && HELD(s)->head[FAULT_OUT]))
+        return 0;
+    held_msg_t *m = malloc(sizeof *m);
+    frame_t *f = shared ? frame_ref(shared) : frame_build(opcode, data, len);
+    if (!m || !f) {
+        free(m);
+        frame_release(&f);
+        conn_close(s->c, "out of memory (ws)");
+        return -1;
+    }
+    *m = (held_msg_t){.f = f, .shared = shared != NULL, .opcode = opcode, .len = f->len};
+    return held_push(s, FAULT_OUT, delay, m) ? 1 : -1;
 }
 
 /* ------------------------------------------------------------------ wslay callbacks */
@@ -247,6 +477,8 @@ static void on_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_
         metrics_add(&s->c->env->metrics.frames_in[s->c->endpoint], 1);
         if (s->stats)
             s->stats->msgs_in++;
+        if (FAULTS_APPLY(s) && fault_in(s, arg->opcode, arg->msg, arg->msg_length))
+            break;
         if (s->d->on_message)
             s->d->on_message(s, arg->opcode, arg->msg, arg->msg_length);
         break;
@@ -468,6 +700,7 @@ static void ws_on_closed(conn_t *c)
     ws_session_t *s = c->pdata;
     if (!s)
         return;
+    held_release(s);
     if (s->d->on_close)
         s->d->on_close(s);
     unhold(s);
@@ -494,6 +727,11 @@ int ws_session_send(ws_session_t *s, int opcode, const void *data, size_t len)
 {
     if (s->c->flags & (CONN_F_CLOSING | CONN_F_DRAIN))
         return -1;
+    int held = FAULTS_APPLY(s) && (opcode == WS_OP_TEXT || opcode == WS_OP_BINARY)
+                   ? fault_out(s, opcode, data, len, NULL)
+                   : 0;
+    if (held)
+        return held > 0 ? 0 : -1;
     if (!s->ctx) {
         /* A quiescent session (no context) has nothing queued, no close sent or received and
          * no fragmented message: the frame goes straight into the connection's queue, and a
@@ -542,8 +780,7 @@ int ws_session_send_text(ws_session_t *s, const char *text, size_t len)
 
 int ws_session_send_frame(ws_session_t *s, frame_t *f)
 {
-    /* Between whole wslay frames only: wslay never keeps a partial frame (send_cb takes all),
-     * but a frame wslay still holds in its queue must go first to keep the order. */
+    /* Fan-out frames are data messages (the mock backend's faults may drop or hold them). */
     if (s->c->flags & (CONN_F_CLOSING | CONN_F_DRAIN))
         return -1;
     if (s->ctx && (wslay_event_get_close_sent(s->ctx) ||
@@ -555,6 +792,10 @@ int ws_session_send_frame(ws_session_t *s, frame_t *f)
         count_out(s, f->len, WS_OP_TEXT); /* shared frames are data messages (hub, cable pings) */
     }
     return r;
+    int held = FAULTS_APPLY(s) ? fault_out(s, WS_OP_TEXT, NULL, 0, f) : 0;
+    if (held)
+        return held > 0 ? 0 : -1;
+    return write_frame(s, f, true);
 }
 
 void ws_session_subscribed(ws_session_t *s, hub_sub_t *sub, int status)
@@ -565,6 +806,10 @@ void ws_session_subscribed(ws_session_t *s, hub_sub_t *sub, int status)
 
 void ws_session_close(ws_session_t *s, uint16_t code, const char *reason)
 {
+    if (HELD(s)) { /* what the dialect said goes before the close; the client's is too late */
+        held_flush_out(s);
+        held_discard(s, FAULT_IN);
+    }
     size_t len = reason ? strlen(reason) : 0;
     if (len > 123)
         len = 123;
@@ -579,6 +824,7 @@ void ws_session_close(ws_session_t *s, uint16_t code, const char *reason)
 
 void ws_session_abort(ws_session_t *s, const char *reason)
 {
+    held_flush_out(s);
     if (s->ctx) {
         wslay_event_shutdown_read(s->ctx);
         wslay_event_shutdown_write(s->ctx);

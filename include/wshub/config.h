@@ -78,6 +78,14 @@ typedef struct config {
     bool mock_enabled;              /* "mock.enabled" (false; true on the embedded default) */
     int mock_max_scenarios;         /* "mock.max_scenarios" (16) */
     char *mock_scenario_dir;        /* "mock.scenario_dir" ("config/scenarios") */
+    int mock_circle_max_members;    /* "mock.circle_max_members" (10,000) */
+    int mock_circle_max_rooms;      /* "mock.circle_max_rooms" (1,000) */
+    int mock_circle_max_participants; /* "mock.circle_max_participants" (100) per room */
+    int mock_circle_max_messages;   /* "mock.circle_max_messages" (1,000) per room, oldest dropped */
+    size_t mock_circle_max_bytes;   /* "mock.circle_max_bytes" (64 MiB) of messages, oldest dropped */
+    int mock_max_faults;            /* "mock.max_faults" (256) */
+    size_t mock_max_delayed_bytes;  /* "mock.max_delayed_bytes" (64 MiB): held by latency faults */
+    size_t mock_max_delayed_conn_bytes; /* "mock.max_delayed_bytes_per_connection" (4 MiB) */
     int service_max_subscriptions;  /* "service.max_subscriptions" (100): per API B connection */
     service_policy_t service_default_policy; /* "service.default_policy" (allow): no `channels` */
 

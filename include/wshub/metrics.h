@@ -123,6 +123,16 @@ typedef struct metrics_gauges {
     counter_t mailbox_dropped;    /* a worker's share of a message dropped: its mailbox was full */
     counter_t mock_scenarios;     /* scenarios running (mock/scenario_run.c) */
     counter_t mock_scenario_requests; /* requests scenario steps made */
+    counter_t circle_members;     /* the mock's Circle model (mock/circle_model.c): members held */
+    counter_t circle_rooms;       /* chat rooms held */
+    counter_t circle_messages;    /* messages held */
+    counter_t circle_bytes;       /* bytes of messages held (mock.circle_max_bytes) */
+    counter_t circle_dropped;     /* messages dropped at mock.circle_max_messages or _max_bytes */
+    counter_t circle_refused;     /* members, rooms or participants refused at their bound (409) */
+    counter_t mock_faults;        /* faults and overrides set (server/mock/faults.c) */
+    counter_t mock_fault_hits;    /* messages, subscriptions, answers and upgrades a fault changed */
+    counter_t mock_delayed_bytes; /* bytes of messages latency faults hold (ws_session.c) */
+    counter_t mock_delay_overflows; /* connections closed: their delayed messages passed a bound */
 } metrics_gauges_t;
 extern metrics_gauges_t metrics_gauges;
 

@@ -67,5 +67,10 @@ void mock_info(const http_request_t *req, dialect_ctx_t *x, http_reply_t *out);
 typedef void (*mock_reset_fn)(dialect_ctx_t *x);
 extern const mock_reset_fn mock_reset_fns[];
 void mock_reset(const http_request_t *req, dialect_ctx_t *x, http_reply_t *out);
+/* Faults (mock/faults_http.c; README: Mock backend, Faults): GET/DELETE /api/faults,
+ * POST /api/faults/<kind> and DELETE /api/faults/<id>, POST /api/flow/threads/<id>/events. */
+void mock_faults(const http_request_t *req, dialect_ctx_t *x, http_reply_t *out);
+void mock_faults_add(const http_request_t *req, dialect_ctx_t *x, http_reply_t *out);
+void mock_flow_event(const http_request_t *req, dialect_ctx_t *x, http_reply_t *out);
 
 #endif

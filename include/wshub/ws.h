@@ -61,13 +61,14 @@ const dialect_t *ws_session_dialect(ws_session_t *s);
 uint64_t ws_session_last_rx(ws_session_t *s);
 
 /* A session's traffic, for the mock backend's introspection (GET /api/connections): kept
- * only when mock.enabled (32 bytes from the worker's pool; otherwise no cost). Wire bytes
+ * only when mock.enabled (40 bytes from the worker's pool; otherwise no cost). Wire bytes
  * each way (every frame, control frames included), data messages each way (text and binary;
  * every shared frame counts as one), and the wall-clock time of the upgrade. */
 typedef struct ws_stats {
     uint64_t bytes_in, bytes_out;
     uint32_t msgs_in, msgs_out;
     uint64_t since_ms; /* ms since the epoch */
+    void *held;        /* ws_session.c: the messages a mock latency fault holds, or NULL */
 } ws_stats_t;
 /* NULL when the session keeps none (mock.enabled off, or out of memory at the upgrade). */
 const ws_stats_t *ws_session_stats(ws_session_t *s);

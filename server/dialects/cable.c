@@ -27,9 +27,11 @@
 #include "wshub/api.h"
 #include "wshub/auth.h"
 #include "wshub/dialect.h"
+#include "wshub/faults.h"
 #include "wshub/hub.h"
 #include "wshub/log.h"
 #include "wshub/metrics.h"
+#include "wshub/mock_circle.h"
 #include "wshub/strmap.h"
 #include "wshub/ws.h"
 
@@ -249,6 +251,15 @@ static bool queue_for(cable_t *v, json_t *params, char *out, size_t outlen)
         char room[80];
         if (!room_id(json_object_get(params, "chat_room_id"), room, sizeof room))
             return false;
+        /* A room the mock's Circle model knows (by id or uuid): its participants only, on its id's queue. */
+        long long known;
+        int verdict = dialect_live(v->x)->cfg.mock_enabled
+                          ? mock_circle_room_allows(room, strlen(room), (long long)v->member, &known)
+                          : MOCK_ROOM_UNKNOWN;
+        if (verdict == MOCK_ROOM_DENY)
+            return false;
+        if (verdict == MOCK_ROOM_ALLOW)
+            snprintf(room, sizeof room, "%lld", known);
         snprintf(out, outlen, "chat-room-%s-channel", room);
         return true;
     }
@@ -291,6 +302,9 @@ static void cmd_subscribe(cable_t *v, const char *raw, size_t len)
     json_t *params = len <= MAX_IDENTIFIER ? json_loadb(raw, len, DIALECT_JSON_FLAGS, NULL) : NULL;
     char queue[API_MAX_CHANNEL + 1];
     bool ok = json_is_object(params) && queue_for(v, params, queue, sizeof queue) && v->nsubs < (size_t)dialect_config(v->x)->cable_max_subscriptions;
+    /* The mock backend's fault: the next N subscriptions to a channel are rejected. */
+    if (ok && faults_active() && faults_cable_reject(dialect_cstr(json_object_get(params, "channel")), queue))
+        ok = false;
     json_decref(params);
     if (!ok) {
         send_subscription_reply(v, raw, len, "reject_subscription");

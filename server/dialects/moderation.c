@@ -23,6 +23,7 @@
 #include <uv.h>
 
 #include "wshub/dialect.h"
+#include "wshub/faults.h"
 #include "wshub/http.h"
 #include "wshub/list.h"
 #include "wshub/log.h"
@@ -55,6 +56,7 @@ typedef struct mod_job {
     char *sample;
     size_t len;
     json_t *reference;       /* the request's reference (string) or JSON null */
+    json_t *override;        /* a mock fault's answer (wshub/faults.h), or NULL */
     modengine_scores_t scores; /* modengine result, made on the pool thread */
     bool scored;               /* scores is set (false: out of memory) */
     uint64_t compute_us;
@@ -94,11 +96,47 @@ static char *error_body(const char *message, json_t *reference)
     return text;
 }
 
+/* A mock fault's override of the scored members: scores replace theirs (objects member by
+ * member), a verdict replaces suggestedAction (its score kept unless given). */
+static void apply_override(json_t *resp, json_t *o)
+{
+    json_t *scores = json_object_get(o, "scores"), *verdict = json_object_get(o, "verdict");
+    if (!resp)
+        return;
+    if (scores)
+        json_object_update_recursive(resp, scores);
+    if (verdict) {
+        /* Without a score: the scored one when the action is the same, else 1 (flag, delete)
+         * or 0 (pass). */
+        const char *action = json_string_value(json_object_get(verdict, "action"));
+        json_t *sa = json_object_get(resp, "suggestedAction"), *score = json_object_get(verdict, "score");
+        double v = score                                                     ? json_number_value(score)
+                   : dialect_str_is(json_array_get(sa, 0), action)           ? json_number_value(json_array_get(sa, 1))
+                   : strcmp(action, "pass") == 0                             ? 0.0
+                                                                             : 1.0;
+        json_object_set_new(resp, "suggestedAction", json_pack("[s, f]", action, v));
+    }
+}
+
+/* The metrics' index of an override's answer: its verdict's action, 3 for a failure, or a. */
+static int override_action(json_t *o, int a)
+{
+    if (json_is_false(json_object_get(o, "success")))
+        return 3;
+    const char *v = json_string_value(json_object_get(json_object_get(o, "verdict"), "action"));
+    for (int i = 0; v && i < 3; i++)
+        if (strcmp(v, moderation_action_name((modengine_action_t)i)) == 0)
+            return i;
+    return a;
+}
+
 static char *answer_body(mod_job_t *j)
 {
     char uuid[37];
     uuid4(uuid);
     json_t *resp = moderation_scores_json(&j->scores);
+    if (j->override)
+        apply_override(resp, j->override);
     /* The engine's extra detail (categories, detectors) stays in the answer: it explains
      * the scores, and Chatsight clients ignore members they do not know. */
     uint64_t ms = (j->compute_us + 999) / 1000;
@@ -123,14 +161,19 @@ static void job_free(mod_job_t *j)
 {
     free(j->sample);
     json_decref(j->reference);
+    json_decref(j->override);
     free(j);
 }
 
 /* Sends the answer (or drops it if its connection is gone) and frees the job. */
 static void deliver(mod_job_t *j)
 {
-    bool scored = j->scored;
-    char *text = scored ? answer_body(j) : error_body("internal error: the sample could not be scored", j->reference);
+    /* A mock fault's failure answers as the server's own internal errors do. */
+    bool failed = j->override && json_is_false(json_object_get(j->override, "success"));
+    bool scored = j->scored && !failed;
+    char *text = scored ? answer_body(j)
+                 : failed ? error_body(json_string_value(json_object_get(j->override, "message")), j->reference)
+                          : error_body("internal error: the sample could not be scored", j->reference);
     if (j->pending) {
         http_complete(j->pending, scored && text ? 200 : 500, "application/json", text, text ? strlen(text) : 0);
         text = NULL;
@@ -172,6 +215,8 @@ static void after_work(uv_work_t *req, int status)
         if (j->compute_us <= metrics_mod_bucket_us[b])
             metrics_add(&mt->mod_latency_buckets[b], 1);
     int a = j->scored ? (int)j->scores.action : 3; /* pass, flag, delete (the enum's order); errors */
+    if (j->override) /* a mock fault's answer is counted as what it says */
+        a = override_action(j->override, a);
     metrics_add(&mt->mod_answers[a], 1);
 
     uint32_t delay = dialect_live(j->x)->cfg.moderation_delay_ms;
@@ -243,6 +288,8 @@ static mod_job_t *start_job(dialect_ctx_t *x, const char *body, size_t len, json
     j->x = x;
     j->engine = engine;
     j->reference = json_incref(*reference);
+    if (faults_active()) /* the mock backend's override for this reference or text */
+        j->override = faults_moderation_override(j->reference, j->sample, j->len);
     json_decref(root);
     return j;
 }

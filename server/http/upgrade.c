@@ -13,6 +13,7 @@
 #include <openssl/evp.h>
 #include <openssl/sha.h>
 
+#include "wshub/faults.h"
 #include "wshub/log.h"
 #include "wshub/metrics.h"
 #include "wshub/ws.h"
@@ -136,11 +137,31 @@ static int switch_protocols(http_conn_t *h, const dialect_t *d, dialect_accept_t
     return ws_session_start(c, d, http_ctx(h, d), acc->data) ? 0 : 1;
 }
 
+/* The mock backend's fault (POST /api/faults/refuse): the API refuses new connections for
+ * a while, with the chosen status, its own JSON error and a Retry-After. */
+static bool refused_by_fault(http_conn_t *h, const dialect_t *d)
+{
+    unsigned retry_s = 0;
+    int status = faults_refusal(d->endpoint, &retry_s);
+    if (!status)
+        return false;
+    char extra[48], peer[64];
+    snprintf(extra, sizeof extra, "Retry-After: %u\r\n", retry_s);
+    char *body = faults_refusal_body(d->endpoint, status);
+    log_event(LOG_INFO, "http_refused", h->c->id, conn_peer(h->c, peer, sizeof peer), d->name,
+              "status=%d reason=mock_fault", status);
+    http_respond(h, status, "application/json", body ? body : "{}", body ? strlen(body) : 2, extra);
+    free(body);
+    return true;
+}
+
 int http_upgrade(http_conn_t *h, const dialect_t *d)
 {
     h->close_after = true; /* every refusal ends the connection */
     size_t klen;
     if (!handshake_key(h, &klen))
+        return HTTP_UPGRADE_REFUSED;
+    if (faults_active() && refused_by_fault(h, d))
         return HTTP_UPGRADE_REFUSED;
     dialect_accept_t acc = {0};
     if (d->accept)

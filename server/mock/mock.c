@@ -8,6 +8,8 @@
 #include <string.h>
 
 #include "wshub/api.h"
+#include "faults_internal.h"
+#include "wshub/mock_circle.h"
 #include "wshub/scenario.h"
 
 bool mock_authorized(const http_request_t *req, dialect_ctx_t *x)
@@ -87,8 +89,22 @@ static void reset_scenarios(dialect_ctx_t *x)
     scenario_stop_all();
 }
 
+static void reset_circle(dialect_ctx_t *x)
+{
+    (void)x;
+    mock_circle_reset();
+}
+
+static void reset_faults(dialect_ctx_t *x)
+{
+    (void)x;
+    faults__clear();
+}
+
 const mock_reset_fn mock_reset_fns[] = {
     reset_scenarios,
+    reset_circle,
+    reset_faults,
     NULL,
 };
 

@@ -16,6 +16,7 @@
 
 #include "wshub/auth.h"
 #include "wshub/dialect.h"
+#include "wshub/faults.h"
 #include "wshub/flow.h"
 #include "wshub/utf8.h"
 #include "wshub/http.h"
@@ -244,6 +245,25 @@ static void issued(void *arg, int status)
     job_answer(j);
 }
 
+/* The mock backend's fault (POST /api/faults/refuse, api "flow"): new connections are
+ * refused from their first step on, with Flow's error and a Retry-After. */
+static bool refused_by_fault(http_reply_t *out)
+{
+    unsigned retry_s = 0;
+    int status = faults_refusal(EP_FLOW, &retry_s);
+    if (!status)
+        return false;
+    char *extra = NULL;
+    if (asprintf(&extra, "Retry-After: %u\r\n%s", retry_s, out->extra_alloc ? out->extra_alloc : "") >= 0) {
+        free(out->extra_alloc);
+        out->extra_alloc = extra;
+    }
+    out->status = status;
+    out->body = faults_refusal_body(EP_FLOW, status);
+    out->len = out->body ? strlen(out->body) : 0;
+    return true;
+}
+
 void flow_socket_info(const http_request_t *req, dialect_ctx_t *x, http_reply_t *out)
 {
     const config_t *cfg = &dialect_live(x)->cfg;
@@ -254,7 +274,7 @@ void flow_socket_info(const http_request_t *req, dialect_ctx_t *x, http_reply_t 
         out->extra = "Allow: GET, OPTIONS\r\n";
         return;
     }
-    if (!cors(req, cfg, out))
+    if (!cors(req, cfg, out) || (faults_active() && refused_by_fault(out)))
         return;
     char client[FLOW_MAX_ID + 1], session[FLOW_MAX_ID + 1], thread[FLOW_MAX_ID + 1];
     const char *client_id = param(req, "x-flowai-clientid", "clientId", client, sizeof client);

@@ -90,13 +90,28 @@ static json_t *published_payload(const char *thread, const char *event, json_t *
                                json_string_length(text), NULL, json_object_get(data, "quickReplies"));
 }
 
+/* pong and error, the control replies of §D: the server API refuses them, the mock backend
+ * sends them on purpose (POST /api/flow/threads/<id>/events). NULL for the other events. */
+static json_t *control_message(const char *event, json_t *data)
+{
+    if (strcmp(event, "pong") == 0)
+        return json_pack("{s:s}", "type", "pong");
+    if (strcmp(event, "error") != 0)
+        return NULL;
+    json_t *m = json_object_get(data, "message");
+    return json_pack("{s:s, s:s%}", "type", "error", "message", json_is_string(m) ? json_string_value(m) : "error",
+                     json_is_string(m) ? json_string_length(m) : strlen("error"));
+}
+
 static frame_t *build_frame(const hub_msg_t *m)
 {
     const char *thread = m->channel + strlen(THREAD_PREFIX);
     json_t *data = json_loadb(m->data, m->data_len, DIALECT_JSON_FLAGS, NULL);
     const char *type;
-    json_t *payload = data ? published_payload(thread, m->event, data, &type) : NULL;
-    json_t *msg = payload ? json_pack("{s:s, s:o}", "type", type, "payload", payload) : NULL;
+    json_t *msg = data && m->event ? control_message(m->event, data) : NULL;
+    json_t *payload = data && !msg ? published_payload(thread, m->event, data, &type) : NULL;
+    if (payload)
+        msg = json_pack("{s:s, s:o}", "type", type, "payload", payload);
     char *text = msg ? json_dumps(msg, JSON_COMPACT) : NULL;
     frame_t *f = text ? frame_build(WS_OP_TEXT, text, strlen(text)) : NULL;
     free(text);
@@ -112,8 +127,9 @@ void flow__on_publish(dialect_ctx_t *x, const char *channel, size_t len, const c
                       size_t dlen)
 {
     size_t plen = strlen(THREAD_PREFIX);
-    if (len <= plen || memcmp(channel, THREAD_PREFIX, plen) != 0 || len - plen > FLOW_MAX_ID)
-        return;
+    if (len <= plen || memcmp(channel, THREAD_PREFIX, plen) != 0 || len - plen > FLOW_MAX_ID ||
+        (event && (strcmp(event, "error") == 0 || strcmp(event, "pong") == 0)))
+        return; /* the control replies the mock backend sends are no thread message */
     char thread[FLOW_MAX_ID + 1];
     memcpy(thread, channel + plen, len - plen);
     thread[len - plen] = 0;
