@@ -77,6 +77,7 @@ const http_route_t http_routes[] = {
     {.path = "/examples/flow.html", .fn = static_page},
     /* the web console (issue 16): public pages, every datum behind the API key */
     {.path = "/console", .fn = static_page},
+    {.path = "/console/", .fn = static_page},
     {.path = "/console/", .fn = static_page, .prefix = true},
     {.path = "/api/info", .fn = mock_info, .authorized = api_authorized},
     {.path = "/api/scenarios", .fn = mock_scenarios, .authorized = mock_authorized},
