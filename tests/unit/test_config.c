@@ -25,6 +25,7 @@
 #include <jansson.h>
 
 #include "wshub/config.h"
+#include "wshub/config_dump.h"
 #include "wshub/log.h"
 
 typedef struct fixture {
@@ -1253,6 +1254,40 @@ static void test_error_paths_free_everything(void **state)
     free(bad_file);
 }
 
+/* GET /api/info's configuration: every key by its path, secrets never shown. */
+static void test_dump_masks_secrets(void **state)
+{
+    (void)state;
+    char *env[] = {"WSHUB_API_KEY=api-key-secret-1", "WSHUB_JWT_SECRET=jwt-secret-2",
+                   "WSHUB_MODERATION_KEYS=mod-secret-3,mod-secret-4",
+                   "WSHUB_REDIS_URL=redis://u:redis-pass-5@127.0.0.1:6390/2", "WSHUB_WORKERS=3",
+                   "WSHUB_LISTEN=[::1]:8181", NULL};
+    config_t cfg;
+    size_t n;
+    load_ok(&cfg, NULL, env);
+    json_t *d = config_dump(&cfg);
+    assert_non_null(d);
+    config_keys(&n);
+    assert_int_equal(json_object_size(d), n);
+    char *text = json_dumps(d, JSON_COMPACT);
+    assert_non_null(text);
+    assert_null(strstr(text, "-secret-"));
+    assert_null(strstr(text, "pass-5"));
+    assert_string_equal(json_string_value(json_object_get(d, "api.key")), "***");
+    assert_string_equal(json_string_value(json_object_get(d, "auth.jwt_secret")), "***");
+    assert_int_equal(json_array_size(json_object_get(d, "moderation.keys")), 2);
+    assert_string_equal(json_string_value(json_array_get(json_object_get(d, "moderation.keys"), 0)), "***");
+    assert_string_equal(json_string_value(json_object_get(d, "broker.redis_url")), "redis://u:***@127.0.0.1:6390/2");
+    assert_int_equal(json_integer_value(json_object_get(d, "workers")), 3);
+    assert_string_equal(json_string_value(json_object_get(d, "listen")), "[::1]:8181");
+    assert_string_equal(json_string_value(json_object_get(d, "log.level")), "info");
+    assert_true(json_is_true(json_object_get(d, "mock.enabled")));
+    assert_true(json_is_null(json_object_get(d, "tls.cert")));
+    free(text);
+    json_decref(d);
+    config_free(&cfg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1277,6 +1312,7 @@ int main(void)
         cmocka_unit_test(test_redis_url_good),
         cmocka_unit_test(test_redis_url_bad),
         cmocka_unit_test(test_broker_keys),
+        cmocka_unit_test(test_dump_masks_secrets),
     };
 
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

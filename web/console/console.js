@@ -117,6 +117,7 @@
   async function poll() {
     if (!live) return;
     if (document.hidden) return; // resumed by visibilitychange
+    serverLine();
     const jobs = [loadConnections(), loadChannels(), loadMetrics()];
     if (Date.now() - lastInfo > INFO_MS) jobs.push(loadInfo());
     await Promise.allSettled(jobs);
@@ -161,7 +162,8 @@
 
   function connRow(c) {
     const cells = {};
-    for (const k of ['id', 'api', 'who', 'subs', 'io', 'peer', 'since']) cells[k] = el('td');
+    const labels = { id: 'id', api: 'API', who: 'who', subs: 'subscriptions', io: 'in / out', peer: 'peer', since: 'since' };
+    for (const [k, label] of Object.entries(labels)) cells[k] = el('td', { 'data-label': label });
     cells.api.className = 'api';
     const actions = el('td', { class: 'actions' },
       el('button', { type: 'button', class: 'danger', 'data-kick': c.id, 'aria-label': `Kick connection ${c.id}`, onclick: () => kick(c.id), text: 'Kick' }), ' ',
@@ -251,8 +253,9 @@
     const svg = $(id);
     const vals = values.map((v) => (Number.isFinite(v) ? v : 0));
     const max = Math.max(1e-9, ...vals);
-    const step = 120 / (HISTORY - 1);
-    const x0 = 120 - (vals.length - 1) * step;
+    // The samples there are span the width (the scale settles once HISTORY have come).
+    const step = 120 / Math.max(1, vals.length - 1);
+    const x0 = vals.length > 1 ? 0 : 120;
     const pts = vals.map((v, i) => `${(x0 + i * step).toFixed(2)},${(31 - (v / max) * 29).toFixed(2)}`);
     const ns = 'http://www.w3.org/2000/svg';
     const line = document.createElementNS(ns, 'polyline');
@@ -319,13 +322,24 @@
     if (r.status === 200) showInfo(r.json);
   }
 
-  function showInfo(info) {
-    lastInfo = Date.now();
+  let shownInfo = null;
+  // The header line, its uptime counted on from the last /api/info.
+  function serverLine() {
+    const info = shownInfo;
+    if (!info) return;
     const b = info.broker || {};
+    const up = info.uptime_s + Math.round((Date.now() - lastInfo) / 1000);
     $('server-line').replaceChildren(
-      `wshubd ${info.version} · up ${dur(info.uptime_s)} · ${info.workers} workers · broker ${b.type} `,
+      `wshubd ${info.version} · up ${dur(up)} · ${info.workers} workers · broker ${b.type} `,
       el('span', { class: b.up ? 'up' : 'down', text: b.up ? '(up)' : '(down)' }),
       info.mock_enabled ? ' · mock on' : ' · mock off');
+  }
+
+  function showInfo(info) {
+    lastInfo = Date.now();
+    shownInfo = info;
+    serverLine();
+    const b = info.broker || {};
     const facts = [
       ['version', info.version], ['started', info.started_at], ['uptime', dur(info.uptime_s)],
       ['workers', String(info.workers)], ['broker', `${b.type}, link ${b.up ? 'up' : 'down'}`],
