@@ -272,6 +272,8 @@ void hub__recovery_answer(hub_local_t *l, hub_msg_t *notice)
 
 int hub_recover(hub_local_t *l, hub_sub_t *sub, const hub_pos_t *pos, uint64_t since_ms, hub_recovered_fn cb)
 {
+    if (sub->rec && sub->rec->cb)
+        return UV_EBUSY; /* one at a time */
     hub_recovery_t *r = recovery_get(sub);
     if (!r)
         return UV_ENOMEM;

@@ -114,6 +114,9 @@ typedef struct hub_sub {
     struct hub_recovery *rec; /* hub: a recovery under way (hub_recover), or NULL */
 } hub_sub_t;
 
+/* Is a recovery (or a hold waiting for one) under way? Its outcome is told by its callback. */
+static inline bool hub_sub_recovering(const hub_sub_t *sub) { return sub->rec != NULL; }
+
 /* Is the subscription waiting for the broker's confirmation? Then nothing of its channel
  * reaches it yet, and hub_local_ops_t.subscribed tells when it holds (or was refused). */
 static inline bool hub_sub_pending(const hub_sub_t *sub) { return sub->pending; }
@@ -258,7 +261,8 @@ void hub_hold(hub_local_t *l, hub_sub_t *sub);
 #define HUB_HOLD_MAX 4096
 /* Recovers sub: pos = the client's position (NULL: every message since since_ms, ms since the
  * Unix epoch). cb tells the outcome (above). With a broker and a pending subscription, the read
- * waits for the broker's confirmation. 0, or UV_ENOMEM (nothing started, cb not called). */
+ * waits for the broker's confirmation. 0, or UV_ENOMEM, or UV_EBUSY (one is under way): nothing
+ * started, cb not called. */
 int hub_recover(hub_local_t *l, hub_sub_t *sub, const hub_pos_t *pos, uint64_t since_ms, hub_recovered_fn cb);
 
 /* Subscriptions of channel in the whole process (for tests and metrics). */
