@@ -733,7 +733,7 @@ static json_t *describe(ws_session_t *s)
         ident_t *id = sub->variant;
         json_t *o = dialect_sub_json(sub);
         if (o)
-            json_object_set_new(o, "identifier", json_stringn(id->e->key, id->e->klen));
+            json_object_set_new(o, "identifier", json_stringn(id->e->key, id->e->klen - 1));
         json_array_append_new(subs, o);
     }
     return subs ? json_pack("{s:I, s:o}", "member", (json_int_t)v->member, "subscriptions", subs) : NULL;
