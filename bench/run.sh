@@ -31,6 +31,9 @@
 # The node-ws peer's dependencies are installed with `npm ci` into a temporary copy outside
 # the repository (NODE_WS_DIR=dir: use an existing installed copy instead).
 #
+# wshubd runs as an operator would deploy it: the embedded default turns on the mock backend
+# and channel history (for client developers), so both are turned off here unless set
+# (WSHUB_HISTORY_SIZE=100 bench/run.sh ... measures S1 with history on).
 # Environment: REPS (3), TARGETS, SCENARIOS, SERVER_CPU (0), BENCH_CPU (1), SERVER_CPUS_2W (0-1),
 #   MAX_OTHER (10: a run in which other processes took more than this % of the two CPUs is
 #   repeated, ATTEMPTS=2 attempts in all; the last attempt is kept either way), QUIET_PCT (10) and
@@ -307,6 +310,7 @@ wshub_node() {
   # no config/wshub.json in the run directory: the embedded default plus these variables
   (cd "$rundir" && exec env WSHUB_LISTEN="127.0.0.1:$p" WSHUB_WORKERS="$WORKERS" WSHUB_LOG_LEVEL=warn \
     WSHUB_JWT_SECRET="$SECRET" WSHUB_API_KEY="$KEY" WSHUB_CABLE_ALLOWED_ORIGINS="$ORIGIN" \
+    WSHUB_MOCK_ENABLED="${WSHUB_MOCK_ENABLED:-false}" WSHUB_HISTORY_SIZE="${WSHUB_HISTORY_SIZE:-0}" \
     ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}" UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1}" \
     "$@" taskset -c "$cpus" "$BIN") > "$log" 2>&1 &
   NODE_PID=$!
@@ -379,6 +383,7 @@ start_server() {
     # no config/wshub.json in the run directory: the embedded default plus these variables
     (cd "$rundir" && exec env WSHUB_LISTEN="127.0.0.1:$p" WSHUB_WORKERS="$WORKERS" WSHUB_LOG_LEVEL=warn \
       WSHUB_JWT_SECRET="$SECRET" WSHUB_API_KEY="$KEY" WSHUB_CABLE_ALLOWED_ORIGINS="$ORIGIN" \
+    WSHUB_MOCK_ENABLED="${WSHUB_MOCK_ENABLED:-false}" WSHUB_HISTORY_SIZE="${WSHUB_HISTORY_SIZE:-0}" \
       ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}" UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1}" \
       taskset -c "$SRV_CPUS" "$BIN") > "$log" 2>&1 &
   else

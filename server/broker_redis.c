@@ -22,6 +22,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
@@ -35,7 +36,9 @@
 
 #define BACKOFF_FIRST_MS 100
 
-typedef enum { CMD_PUBLISH, CMD_SUBSCRIBE, CMD_UNSUBSCRIBE } cmd_kind_t;
+/* CMD_CALL: any command on the publishing connection, in order with the publishes (history,
+ * issue 17): argv in key[] (each argument NUL-ended), its answer to reply or done. */
+typedef enum { CMD_PUBLISH, CMD_SUBSCRIBE, CMD_UNSUBSCRIBE, CMD_CALL } cmd_kind_t;
 
 typedef struct cmd {
     list_node_t node;
@@ -43,6 +46,11 @@ typedef struct cmd {
     uint64_t gen;      /* SUBSCRIBE: the hub's token, told back with on_subscribed */
     broker_done_fn done;
     void *arg;
+    broker_reply_fn reply; /* CMD_CALL: the answer's items (else done gets its integer) */
+    bool counted;      /* CMD_CALL: its bytes count in pending (a publish) */
+    int argc;          /* CMD_CALL */
+    const char **argv;
+    size_t *argvlen;
     size_t klen, plen; /* key = prefix + channel; payload (PUBLISH) */
     char *payload;     /* in key[], after the key's NUL */
     char key[];
@@ -87,7 +95,7 @@ static size_t cmd_bytes(const cmd_t *c) { return sizeof *c + c->klen + c->plen +
 /* A PUBLISH is done with (answered or refused): what it held is released. */
 static void cmd_free(redis_broker_t *r, cmd_t *c)
 {
-    if (c->kind == CMD_PUBLISH) {
+    if (c->kind == CMD_PUBLISH || c->counted) {
         atomic_fetch_sub(&r->pending, cmd_bytes(c));
         atomic_fetch_sub(&metrics_gauges.broker_pending, cmd_bytes(c));
     }
@@ -96,8 +104,10 @@ static void cmd_free(redis_broker_t *r, cmd_t *c)
 
 static void cmd_refuse(redis_broker_t *r, cmd_t *c)
 {
-    if (c->kind == CMD_PUBLISH && c->done)
+    if ((c->kind == CMD_PUBLISH || c->kind == CMD_CALL) && c->done)
         c->done(c->arg, -1, 0);
+    else if (c->kind == CMD_CALL && c->reply)
+        c->reply(c->arg, -1, 0, NULL, NULL);
     cmd_free(r, c);
 }
 
@@ -210,6 +220,47 @@ static void on_pub_reply(redisAsyncContext *ac, void *reply, void *privdata)
     cmd_free(r, c);
 }
 
+/* The answer to a CMD_CALL, flattened: a string, or an array of strings and integers. */
+static void on_call_reply(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    redis_broker_t *r = ac->data;
+    cmd_t *c = privdata;
+    redisReply *rep = reply;
+    if (c->done) { /* a publish: its answer is PUBLISH's */
+        on_pub_reply(ac, reply, privdata);
+        return;
+    }
+    if (c->reply && (!rep || rep->type == REDIS_REPLY_ERROR)) {
+        if (rep)
+            log_warn("broker", "redis refused a history command: %.*s", (int)(rep->len > 200 ? 200 : rep->len), rep->str);
+        c->reply(c->arg, -1, 0, NULL, NULL);
+    } else if (c->reply) {
+        size_t n = rep->type == REDIS_REPLY_ARRAY ? rep->elements : rep->type == REDIS_REPLY_NIL ? 0 : 1;
+        redisReply **el = rep->type == REDIS_REPLY_ARRAY ? rep->element : &rep;
+        const char **items = calloc(n + 1, sizeof *items);
+        size_t *lens = calloc(n + 1, sizeof *lens);
+        char (*num)[24] = calloc(n + 1, sizeof *num);
+        if (!items || !lens || !num) {
+            c->reply(c->arg, UV_ENOMEM, 0, NULL, NULL);
+        } else {
+            for (size_t i = 0; i < n; i++) {
+                if (el[i]->type == REDIS_REPLY_INTEGER) {
+                    lens[i] = (size_t)snprintf(num[i], sizeof num[i], "%lld", el[i]->integer);
+                    items[i] = num[i];
+                } else {
+                    items[i] = el[i]->str ? el[i]->str : "";
+                    lens[i] = el[i]->str ? el[i]->len : 0;
+                }
+            }
+            c->reply(c->arg, 0, n, items, lens);
+        }
+        free(items);
+        free(lens);
+        free(num);
+    }
+    cmd_free(r, c);
+}
+
 /* Runs what other threads queued (on the broker's thread). */
 static void run_queue(redis_broker_t *r)
 {
@@ -220,7 +271,11 @@ static void run_queue(redis_broker_t *r)
     while (!list_empty(&q)) {
         cmd_t *c = container_of(q.next, cmd_t, node);
         list_remove(&c->node);
-        if (c->kind != CMD_PUBLISH) {
+        if (c->kind == CMD_CALL) {
+            if (!atomic_load(&r->is_up) ||
+                redisAsyncCommandArgv(r->pub, on_call_reply, c, c->argc, c->argv, c->argvlen) != REDIS_OK)
+                cmd_refuse(r, c);
+        } else if (c->kind != CMD_PUBLISH) {
             send_subscribe(r, c->kind == CMD_SUBSCRIBE ? c->gen : 0, c->key, c->klen);
             free(c);
         } else if (!atomic_load(&r->is_up) ||
@@ -487,6 +542,162 @@ static int rb_publish(broker_t *b, const char *channel, size_t clen, const char 
     return 0;
 }
 
+/* A CMD_CALL of argc arguments; argument i is args[i] (lens[i] bytes), with the prefix before
+ * it when prefixed[i]. One allocation: the argument vectors and the bytes follow the struct. */
+static cmd_t *call_new(redis_broker_t *r, int argc, const char *const *args, const size_t *lens, const bool *prefixed)
+{
+    size_t bytes = 0;
+    for (int i = 0; i < argc; i++)
+        bytes += lens[i] + 1 + (prefixed[i] ? r->prefix_len : 0);
+    size_t vec = (size_t)argc * (sizeof(char *) + sizeof(size_t));
+    cmd_t *c = calloc(1, sizeof *c + vec + bytes + 1);
+    if (!c)
+        return NULL;
+    c->kind = CMD_CALL;
+    c->argc = argc;
+    c->argvlen = (size_t *)(void *)c->key;
+    c->argv = (const char **)(void *)(c->key + (size_t)argc * sizeof(size_t));
+    char *p = c->key + vec;
+    for (int i = 0; i < argc; i++) {
+        c->argv[i] = p;
+        if (prefixed[i])
+            p = (char *)memcpy(p, r->prefix, r->prefix_len) + r->prefix_len;
+        memcpy(p, args[i], lens[i]);
+        p += lens[i];
+        *p++ = 0;
+        c->argvlen[i] = (size_t)(p - 1 - c->argv[i]);
+    }
+    c->klen = vec + bytes; /* cmd_bytes counts it */
+    c->plen = 0;
+    return c;
+}
+
+/* Queues a CMD_CALL; counted: it holds a publish (bounded by broker.max_pending_bytes). */
+static int call_queue(redis_broker_t *r, cmd_t *c, bool counted)
+{
+    if (!c)
+        return UV_ENOMEM;
+    if (!atomic_load(&r->is_up)) {
+        free(c);
+        return UV_ECONNREFUSED;
+    }
+    if (counted) {
+        size_t need = cmd_bytes(c);
+        if (atomic_fetch_add(&r->pending, need) + need > r->max_pending) {
+            atomic_fetch_sub(&r->pending, need);
+            free(c);
+            return UV_EAGAIN;
+        }
+        atomic_fetch_add(&metrics_gauges.broker_pending, need);
+        c->counted = true;
+    }
+    enqueue(r, c);
+    return 0;
+}
+
+/* Gives the publish its position, keeps it in the channel's stream, and publishes it with the
+ * position, in one step (a script runs alone in Redis): positions follow Redis's order. */
+static const char publish_kept_lua[] =
+    "local o = redis.call('HINCRBY', KEYS[2], 'o', 1)\n"
+    "local e = redis.call('HGET', KEYS[2], 'e')\n"
+    "if o == 1 or not e then redis.call('DEL', KEYS[1]); e = ARGV[1]; redis.call('HSET', KEYS[2], 'e', e) end\n"
+    "local p = '2\\n' .. e .. '\\n' .. o .. '\\n' .. ARGV[5]\n"
+    "redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[2], o .. '-0', 't', ARGV[4], 'p', p)\n"
+    "redis.call('EXPIRE', KEYS[1], ARGV[3])\n"
+    "redis.call('EXPIRE', KEYS[2], ARGV[3])\n"
+    "return redis.call('PUBLISH', KEYS[3], p)\n";
+
+/* The channel's epoch, its last offset, then (ms, payload) of each message after ARGV[1]. */
+static const char history_lua[] =
+    "local e = redis.call('HGET', KEYS[2], 'e')\n"
+    "if not e then return {'', '0'} end\n"
+    "local r = {e, redis.call('HGET', KEYS[2], 'o')}\n"
+    "local start = '-'\n"
+    "if tonumber(ARGV[1]) >= 0 then start = '(' .. ARGV[1] .. '-0' end\n"
+    "local items = redis.call('XRANGE', KEYS[1], start, '+')\n"
+    "for i = 1, #items do local f = items[i][2]; r[#r + 1] = f[2]; r[#r + 1] = f[4] end\n"
+    "return r\n";
+
+static int rb_publish_kept(broker_t *b, const char *channel, size_t clen, const char *payload, size_t plen,
+                           size_t history_size, uint32_t ttl_s, const char *epoch, broker_done_fn done, void *arg)
+{
+    redis_broker_t *r = of(b);
+    char size[24], ttl[24], now[24];
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    snprintf(size, sizeof size, "%zu", history_size);
+    snprintf(ttl, sizeof ttl, "%u", ttl_s);
+    snprintf(now, sizeof now, "%llu", (unsigned long long)ts.tv_sec * 1000 + (unsigned long long)ts.tv_nsec / 1000000);
+    const char *args[] = {"EVAL", publish_kept_lua, "3", "h:", "hm:", "", epoch, size, ttl, now, payload};
+    size_t lens[] = {4, sizeof publish_kept_lua - 1, 1, 2, 3, 0, strlen(epoch), strlen(size), strlen(ttl), strlen(now), plen};
+    bool pre[] = {false, false, false, true, true, true, false, false, false, false, false};
+    /* KEYS: <prefix>h:<channel> (the stream), <prefix>hm:<channel> (offset, epoch), <prefix><channel> */
+    char *k[3] = {malloc(2 + clen), malloc(3 + clen), malloc(clen + 1)};
+    cmd_t *c = NULL;
+    if (k[0] && k[1] && k[2]) {
+        memcpy(k[0], "h:", 2), memcpy(k[0] + 2, channel, clen);
+        memcpy(k[1], "hm:", 3), memcpy(k[1] + 3, channel, clen);
+        memcpy(k[2], channel, clen);
+        args[3] = k[0], args[4] = k[1], args[5] = k[2];
+        lens[3] = 2 + clen, lens[4] = 3 + clen, lens[5] = clen;
+        c = call_new(r, 11, args, lens, pre);
+    }
+    for (int i = 0; i < 3; i++)
+        free(k[i]);
+    if (c) {
+        c->done = done;
+        c->arg = arg;
+    }
+    return call_queue(r, c, true);
+}
+
+static int rb_history(broker_t *b, const char *channel, size_t clen, long long after, broker_reply_fn reply, void *arg)
+{
+    redis_broker_t *r = of(b);
+    char a[24];
+    snprintf(a, sizeof a, "%lld", after);
+    char *k[2] = {malloc(2 + clen), malloc(3 + clen)};
+    cmd_t *c = NULL;
+    if (k[0] && k[1]) {
+        memcpy(k[0], "h:", 2), memcpy(k[0] + 2, channel, clen);
+        memcpy(k[1], "hm:", 3), memcpy(k[1] + 3, channel, clen);
+        const char *args[] = {"EVAL", history_lua, "2", k[0], k[1], a};
+        size_t lens[] = {4, sizeof history_lua - 1, 1, 2 + clen, 3 + clen, strlen(a)};
+        bool pre[] = {false, false, false, true, true, false};
+        c = call_new(r, 6, args, lens, pre);
+    }
+    free(k[0]);
+    free(k[1]);
+    if (c) {
+        c->reply = reply;
+        c->arg = arg;
+    }
+    return call_queue(r, c, false);
+}
+
+static int rb_kv_set(broker_t *b, const char *key, size_t klen, const char *val, size_t vlen, uint32_t ttl_s)
+{
+    char ttl[24];
+    snprintf(ttl, sizeof ttl, "%u", ttl_s);
+    const char *args[] = {"SET", key, val, "EX", ttl};
+    size_t lens[] = {3, klen, vlen, 2, strlen(ttl)};
+    bool pre[] = {false, true, false, false, false};
+    return call_queue(of(b), call_new(of(b), 5, args, lens, pre), true);
+}
+
+static int rb_kv_get(broker_t *b, const char *key, size_t klen, broker_reply_fn reply, void *arg)
+{
+    const char *args[] = {"GET", key};
+    size_t lens[] = {3, klen};
+    bool pre[] = {false, true};
+    cmd_t *c = call_new(of(b), 2, args, lens, pre);
+    if (c) {
+        c->reply = reply;
+        c->arg = arg;
+    }
+    return call_queue(of(b), c, false);
+}
+
 /* The set changes here, under the lock, in the hub's order; the command only tells Redis.
  * gen 0: unsubscribe. */
 static void subscription(broker_t *b, uint64_t gen, const char *channel, size_t clen)
@@ -525,6 +736,10 @@ static const broker_impl_t redis_impl = {
     .publish = rb_publish,
     .subscribe = rb_subscribe,
     .unsubscribe = rb_unsubscribe,
+    .publish_kept = rb_publish_kept,
+    .history = rb_history,
+    .kv_set = rb_kv_set,
+    .kv_get = rb_kv_get,
     .up = rb_up,
     .busy = rb_busy,
     .free = rb_free,

@@ -172,8 +172,7 @@ static const char *const bool_words[] = {"true", "false", "1", "0", "yes", "no",
     X("mock.max_scenarios", "WSHUB_MOCK_MAX_SCENARIOS", T_INT, mock_max_scenarios, 1, 256,     \
       NULL, "16", 0, "Scenarios that may run at once (wshub_mock_scenarios).")                \
     X("mock.scenario_dir", "WSHUB_MOCK_SCENARIO_DIR", T_STRING, mock_scenario_dir, 0, 0, NULL, \
-      "config/scenarios", 0,                                                                  \
-      "Where POST /api/scenarios {\"file\": NAME} finds NAME (a plain file name).")           \
+      "config/scenarios", 0, "Where POST /api/scenarios {\"file\": NAME} finds NAME.")        \
     X("mock.circle_max_members", "WSHUB_MOCK_CIRCLE_MAX_MEMBERS", T_INT, mock_circle_max_members, \
       1, 10000000, NULL, "10000", 0, "Circle members the mock's domain model holds "          \
       "(/api/circle); past it a new member is refused (409).")                                \
@@ -305,6 +304,16 @@ static const char *const bool_words[] = {"true", "false", "1", "0", "yes", "no",
     X("flow.thread_ttl_s", "WSHUB_FLOW_THREAD_TTL_S", T_INT, flow_thread_ttl_s, 1, 31536000,  \
       NULL, "3600", 0, "A thread with no socket and no message for this many seconds is "     \
       "forgotten, its history with it.")                                                      \
+    X("history.size", "WSHUB_HISTORY_SIZE", T_INT, history_size, 0, 100000, NULL, "0", 0,      \
+      "Messages kept per channel for recovery after a reconnect (API B since, Action Cable's "  \
+      "extended protocol); 0 = no history and no stream positions. 100 on the embedded "        \
+      "default (no configuration file) when the variable is not set.")                         \
+    X("history.ttl_s", "WSHUB_HISTORY_TTL_S", T_INT, history_ttl_s, 1, 86400, NULL, "300", 0,   \
+      "A message leaves its channel's history after this many seconds; Action Cable sessions " \
+      "are kept as long for their recovery.")                                                   \
+    X("history.max_bytes", "WSHUB_HISTORY_MAX_BYTES", T_SIZE, history_max_bytes, 1024, 0, NULL, \
+      "67108864", 0, "History bytes kept for all channels in this process (without a broker); " \
+      "past it a channel's oldest messages go first.")                                          \
     X("broker.type", "WSHUB_BROKER", T_ENUM, broker_type, 0, 0, broker_names, "memory", 0,    \
       "Where channels live: memory = this process only (one node); redis = shared by every "  \
       "node through Redis pub/sub (broker.redis_url). Restart to change.")                    \
@@ -932,6 +941,8 @@ int config_load(config_t *out, const char *path, char *const *envp, char *err, s
         goto fail;
     /* The embedded default is the mock backend a client developer starts (scripts/run). */
     out->mock_enabled = out->mock_enabled || !path;
+    if (!path && out->history_size == 0)
+        out->history_size = 100; /* the mock backend recovers what a client missed */
     rc = load_env(&ld, envp);
     if (rc < 0)
         goto fail;

@@ -5,9 +5,15 @@
  */
 #include "wshub/dialect.h"
 
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
+#include "wshub/broker.h"
+#include "wshub/history.h"
 #include "wshub/hub.h"
+#include "wshub/server.h"
+#include "wshub/strmap.h"
 #include "wshub/worker.h"
 #include "wshub/ws.h"
 
@@ -158,4 +164,148 @@ dialect_ctx_t *dialect_ctx_pick(dialect_ctx_t *all, const dialect_t *d)
     while (dialects[i] && dialects[i] != d)
         i++;
     return &all[i];
+}
+
+/* ------------------------------------------------------------ history and recovery */
+
+bool dialect_history_on(const dialect_ctx_t *x) { return hub_history_on(x->w->srv->hub); }
+
+void dialect_hold(ws_session_t *s, hub_sub_t *sub) { hub_hold(dialect_ctx(s)->w->hub, sub); }
+
+int dialect_recover(ws_session_t *s, hub_sub_t *sub, const hub_pos_t *pos, uint64_t since_ms,
+                    void (*cb)(void *session, hub_sub_t *sub, int status, bool done))
+{
+    return hub_recover(dialect_ctx(s)->w->hub, sub, pos, since_ms, cb);
+}
+
+/* Sessions: in this process (a map under a lock, bounded by SESSIONS_MAX, expired entries
+ * swept when it is full), or in Redis under <broker.prefix>s:<sid>. */
+#define SESSIONS_MAX 100000
+
+typedef struct stored {
+    uint64_t expires_ms;
+    size_t len;
+    char val[];
+} stored_t;
+
+static uv_mutex_t sessions_lock;
+static uv_once_t sessions_once = UV_ONCE_INIT;
+static strmap_t sessions;
+
+static void sessions_init(void) { uv_mutex_init(&sessions_lock); }
+
+static void sessions_sweep(uint64_t now)
+{
+    for (size_t i = 0; i < sessions.nbuckets; i++)
+        for (strmap_entry_t *e = sessions.buckets[i], *next; e; e = next) {
+            next = e->next;
+            if (((stored_t *)e->value)->expires_ms <= now) {
+                free(e->value);
+                strmap_remove(&sessions, e);
+            }
+        }
+}
+
+static int put_here(const char *sid, const char *val, size_t len, uint32_t ttl_s)
+{
+    uint64_t now = history_now_ms();
+    stored_t *st = malloc(sizeof *st + len);
+    if (!st)
+        return UV_ENOMEM;
+    st->expires_ms = now + (uint64_t)ttl_s * 1000;
+    st->len = len;
+    memcpy(st->val, val, len);
+    uv_once(&sessions_once, sessions_init);
+    uv_mutex_lock(&sessions_lock);
+    strmap_entry_t *e = strmap_find(&sessions, sid, strlen(sid));
+    if (!e && sessions.count >= SESSIONS_MAX)
+        sessions_sweep(now);
+    int rc = 0;
+    if (e) {
+        free(e->value);
+        e->value = st;
+    } else if (sessions.count >= SESSIONS_MAX || !strmap_insert(&sessions, sid, strlen(sid), st)) {
+        free(st);
+        rc = UV_ENOBUFS;
+    }
+    uv_mutex_unlock(&sessions_lock);
+    return rc;
+}
+
+int dialect_session_put(dialect_ctx_t *x, const char *sid, const char *val, size_t len)
+{
+    uint32_t ttl = (uint32_t)x->w->cfg->history_ttl_s;
+    broker_t *b = x->w->srv->broker;
+    if (!b)
+        return put_here(sid, val, len, ttl);
+    char key[64];
+    int n = snprintf(key, sizeof key, "s:%s", sid);
+    return n > 0 && (size_t)n < sizeof key ? broker_kv_set(b, key, (size_t)n, val, len, ttl) : UV_EINVAL;
+}
+
+/* A read through the broker, back on the worker. */
+typedef struct session_read {
+    dialect_ctx_t *x;
+    void (*done)(void *arg, const char *val, size_t len);
+    void *arg;
+    size_t len;
+    bool found;
+    char val[];
+} session_read_t;
+
+static void session_read_back(void *p)
+{
+    session_read_t *q = p;
+    q->done(q->arg, q->found ? q->val : NULL, q->len);
+    free(q);
+}
+
+static void session_read_answer(void *p, int status, size_t n, const char *const *items, const size_t *lens)
+{
+    session_read_t *q = p;
+    bool found = status == 0 && n == 1;
+    session_read_t *a = realloc(q, sizeof *q + (found ? lens[0] : 0) + 1);
+    if (a) {
+        q = a;
+        q->found = found;
+        q->len = found ? lens[0] : 0;
+        if (found)
+            memcpy(q->val, items[0], lens[0]);
+    } else {
+        q->found = false;
+    }
+    if (dialect_call(q->x, session_read_back, q) != 0)
+        free(q); /* the worker is gone: so is the session that asked */
+}
+
+int dialect_session_get(dialect_ctx_t *x, const char *sid, void (*done)(void *arg, const char *val, size_t len),
+                        void *arg)
+{
+    broker_t *b = x->w->srv->broker;
+    if (b) {
+        char key[64];
+        int n = snprintf(key, sizeof key, "s:%s", sid);
+        session_read_t *q = malloc(sizeof *q);
+        if (!q || n <= 0 || (size_t)n >= sizeof key) {
+            free(q);
+            return UV_EINVAL;
+        }
+        *q = (session_read_t){.x = x, .done = done, .arg = arg};
+        int rc = broker_kv_get(b, key, (size_t)n, session_read_answer, q);
+        if (rc != 0)
+            free(q);
+        return rc;
+    }
+    uv_once(&sessions_once, sessions_init);
+    uv_mutex_lock(&sessions_lock);
+    strmap_entry_t *e = strmap_find(&sessions, sid, strlen(sid));
+    stored_t *st = e ? e->value : NULL;
+    char *copy = st && st->expires_ms > history_now_ms() ? malloc(st->len + 1) : NULL;
+    size_t len = copy ? st->len : 0;
+    if (copy)
+        memcpy(copy, st->val, len);
+    uv_mutex_unlock(&sessions_lock);
+    done(arg, copy, len);
+    free(copy);
+    return 0;
 }

@@ -20,54 +20,10 @@
 #include <jansson.h>
 #include <uv.h>
 
+#include "hub_internal.h"
 #include "wshub/log.h"
 #include "wshub/strmap.h"
 #include "wshub/util.h"
-
-#define HUB_MAX_WORKERS 256 /* config.c's bound on workers: a publish's targets fit on its stack */
-
-typedef struct reg_entry {
-    uint64_t gen;   /* with a broker: the token of the channel's subscription in it */
-    bool confirmed; /* without one, always; with one, once it said the subscription holds */
-    uint32_t total;
-    uint32_t per_worker[]; /* nworkers counts */
-} reg_entry_t;
-
-struct hub {
-    uv_mutex_t lock; /* guards reg */
-    strmap_t reg;
-    broker_t *broker; /* NULL: publishes are routed in the process (hub_set_broker) */
-    bool link_up;     /* the broker's link (under lock) */
-    uint64_t gen;     /* the last reg_entry_t.gen given */
-    size_t nworkers;
-    size_t max_mailbox; /* bytes per mailbox, 0 = no bound */
-    hub_local_t **locals; /* by worker index, set before the workers start */
-};
-
-struct hub_lchan {
-    list_node_t subs;    /* subscriptions that hold: messages are delivered to these */
-    list_node_t pending; /* those waiting for the broker's confirmation */
-    uint32_t n;
-    strmap_entry_t *e; /* this channel's entry in the worker's map: its key is the name */
-};
-
-struct hub_local {
-    hub_t *hub;
-    int idx;
-    const hub_local_ops_t *ops;
-    void *arg;          /* for ops->wake */
-    mempool_t *mem;     /* subscriptions */
-    metrics_t *metrics;
-    strmap_t chans;     /* channel -> hub_lchan_t*, worker thread only */
-    uv_mutex_t mlock;   /* guards mbox, mlen, mcap, closed */
-    hub_msg_t **mbox;
-    size_t mlen, mcap;
-    size_t mbytes;      /* hub_msg_t.bytes of the messages in mbox */
-    hub_msg_t **spare;  /* the drained array, reused: worker thread only */
-    size_t spare_cap;
-    atomic_bool pending;
-    bool closed;        /* the worker has stopped: posts are refused (hub_local_close) */
-};
 
 /* ------------------------------------------------------------------ messages */
 
@@ -100,6 +56,8 @@ void hub_msg_release(hub_msg_t **mp)
         frame_t *f = atomic_load_explicit(&m->frames[i], memory_order_acquire);
         frame_release(&f);
     }
+    if (m->res)
+        hub__result_free(m->res);
     free(m);
 }
 
@@ -142,6 +100,10 @@ hub_msg_t *hub_msg_new(const char *channel, size_t clen, const char *event, cons
     util_iso8601_now(m->timestamp);
     m->created_ns = uv_hrtime();
     m->notice = 0;
+    m->offset = 0;
+    m->epoch[0] = 0;
+    m->ms = history_now_ms();
+    m->res = NULL;
     m->bytes = bytes;
     for (int i = 0; i < HUB_ENVELOPES; i++)
         atomic_init(&m->frames[i], NULL);
@@ -189,6 +151,17 @@ hub_t *hub_new(size_t nworkers, size_t max_mailbox)
     return hub;
 }
 
+int hub_set_history(hub_t *hub, size_t size, uint32_t ttl_s, size_t max_bytes)
+{
+    hub->hist_size = size;
+    hub->hist_ttl_s = ttl_s;
+    if (size && !hub->broker && !(hub->hist = history_new(size, ttl_s, max_bytes)))
+        return UV_ENOMEM;
+    return 0;
+}
+
+bool hub_history_on(const hub_t *hub) { return hub->hist_size > 0; }
+
 void hub_free(hub_t *hub)
 {
     if (!hub)
@@ -197,6 +170,7 @@ void hub_free(hub_t *hub)
         for (strmap_entry_t *e = hub->reg.buckets[i]; e; e = e->next)
             free(e->value);
     strmap_clear(&hub->reg);
+    history_free(hub->hist);
     uv_mutex_destroy(&hub->lock);
     free(hub->locals);
     free(hub);
@@ -218,6 +192,7 @@ hub_local_t *hub_local_new(hub_t *hub, int idx, const hub_local_ops_t *ops, void
     l->arg = arg;
     l->mem = mem;
     l->metrics = metrics;
+    list_init(&l->recs);
     hub->locals[idx] = l;
     return l;
 }
@@ -250,7 +225,6 @@ void hub_local_free(hub_local_t *l)
 
 /* ------------------------------------------------------------------ subscriptions */
 
-static int post(hub_local_t *l, hub_msg_t *m);
 
 /* Posts a notice (status: 1 = holds, or a negative error) about channel to every worker with
  * a subscription of it (under hub->lock). Out of memory: those pending stay so, as if the
@@ -263,7 +237,7 @@ static void notify(hub_t *hub, const reg_entry_t *r, const char *channel, size_t
     m->notice = status;
     for (size_t i = 0; i < hub->nworkers; i++) {
         hub_msg_t *ref = r->per_worker[i] && hub->locals[i] ? msg_ref(m) : NULL;
-        if (ref && post(hub->locals[i], ref) != 0)
+        if (ref && hub__post(hub->locals[i], ref) != 0)
             hub_msg_release(&ref);
     }
     hub_msg_release(&m);
@@ -391,6 +365,8 @@ hub_sub_t *hub_subscribe(hub_local_t *l, const char *channel, size_t len, void *
     sub->subscriber = subscriber;
     sub->env = env;
     sub->variant = variant;
+    sub->after = 0;
+    sub->rec = NULL;
     list_init(&sub->owner_node);
     /* Local first, registry second: a publish that counts this subscription finds it here. */
     int rc = reg_in(l->hub, channel, len, l->idx);
@@ -414,6 +390,8 @@ fail:
 void hub_unsubscribe(hub_local_t *l, hub_sub_t *sub)
 {
     hub_lchan_t *ch = sub->ch;
+    if (sub->rec)
+        hub__recovery_free(l, sub);
     reg_out(l->hub, ch->e->key, ch->e->klen, l->idx);
     list_remove(&sub->chan_node);
     list_remove(&sub->owner_node);
@@ -458,6 +436,8 @@ static void deliver_local(hub_local_t *l, hub_msg_t *m)
     for (list_node_t *n = ch->subs.next; n != &ch->subs; n = n->next) {
         hub_sub_t *sub = container_of(n, hub_sub_t, chan_node);
         frame_t *f;
+        if ((sub->rec || sub->after) && !hub__gate(l, sub, m))
+            continue; /* held for its recovery, or a duplicate of what it replayed */
         if (sub->variant && sub->env->variant_frame) {
             f = sub->env->variant_frame(m, sub->variant);
         } else {
@@ -493,11 +473,20 @@ static void notice_local(hub_local_t *l, hub_msg_t *m)
         sub->pending = false;
         l->ops->subscribed(sub->subscriber, sub, status);
     }
+    /* Recoveries that waited for the subscription to hold read the history now (the answer
+     * holds every message the live subscription may have missed). Those refused were dropped
+     * by their dialect (hub_unsubscribe frees the recovery). */
+    if (status == 0)
+        for (list_node_t *n = ch->subs.next; n != &ch->subs; n = n->next) {
+            hub_sub_t *sub = container_of(n, hub_sub_t, chan_node);
+            if (sub->rec)
+                hub__recovery_confirmed(l, sub);
+        }
 }
 
 /* Queues m for l's thread and wakes it. The wake-up is sent under the lock, so that it never
  * reaches a handle the worker has closed (issue 11: workers stop one by one). */
-static int post(hub_local_t *l, hub_msg_t *m)
+int hub__post(hub_local_t *l, hub_msg_t *m)
 {
     uv_mutex_lock(&l->mlock);
     if (l->closed) {
@@ -548,7 +537,9 @@ void hub_drain(hub_local_t *l)
     atomic_store_explicit(&l->pending, false, memory_order_relaxed);
     uv_mutex_unlock(&l->mlock);
     for (size_t i = 0; i < n; i++) {
-        if (batch[i]->notice)
+        if (batch[i]->notice == HUB_NOTICE_RECOVERY)
+            hub__recovery_answer(l, batch[i]);
+        else if (batch[i]->notice)
             notice_local(l, batch[i]);
         else
             deliver_local(l, batch[i]);
@@ -574,16 +565,21 @@ static size_t find_targets(hub_t *hub, const char *channel, size_t len, uint8_t 
     return total;
 }
 
-static void dispatch(hub_t *hub, hub_local_t *from, hub_msg_t *m, const uint8_t *targets)
+static void dispatch_remote(hub_t *hub, hub_local_t *from, hub_msg_t *m, const uint8_t *targets)
 {
     for (size_t i = 0; i < hub->nworkers; i++) {
         hub_local_t *l = hub->locals[i];
         if (!targets[i] || !l || l == from)
             continue;
         hub_msg_t *ref = msg_ref(m);
-        if (post(l, ref) != 0)
+        if (hub__post(l, ref) != 0)
             hub_msg_release(&ref); /* out of memory, or that worker has stopped: its subscribers miss it */
     }
+}
+
+static void dispatch(hub_t *hub, hub_local_t *from, hub_msg_t *m, const uint8_t *targets)
+{
+    dispatch_remote(hub, from, m, targets);
     if (!from)
         return;
     /* What other threads posted to us earlier goes out first: publish order is kept. */
@@ -625,11 +621,34 @@ static char *encode(const hub_msg_t *m, size_t *len)
     return p;
 }
 
+/* "2\n<epoch>\n<offset>\n" before a version 1 payload's rest: a position Redis gave (broker_redis.c's
+ * publish script). Returns where the rest starts, or NULL. */
+static const char *decode_position(const char *payload, const char *end, hub_pos_t *pos)
+{
+    const char *e = payload + 2, *nl = memchr(e, '\n', (size_t)(end - e));
+    if (!nl || nl - e != HUB_EPOCH_LEN)
+        return NULL;
+    memcpy(pos->epoch, e, HUB_EPOCH_LEN);
+    pos->epoch[HUB_EPOCH_LEN] = 0;
+    pos->offset = 0;
+    const char *p = nl + 1;
+    for (; p < end && *p >= '0' && *p <= '9' && pos->offset < UINT64_MAX / 10; p++)
+        pos->offset = pos->offset * 10 + (uint64_t)(*p - '0');
+    return p < end && *p == '\n' && pos->offset ? p - 1 : NULL; /* so that "1\n"'s 2 bytes end there */
+}
+
 hub_msg_t *hub_msg_decode(const char *channel, size_t clen, const char *payload, size_t plen)
 {
     const char *end = payload + plen, *ts = payload + 2;
-    if (plen < 2 || memcmp(payload, "1\n", 2) != 0)
+    hub_pos_t pos = {0};
+    if (plen >= 2 && memcmp(payload, "2\n", 2) == 0) {
+        const char *rest = decode_position(payload, end, &pos);
+        if (!rest)
+            return NULL;
+        ts = rest + 2;
+    } else if (plen < 2 || memcmp(payload, "1\n", 2) != 0) {
         return NULL;
+    }
     const char *ev = memchr(ts, '\n', (size_t)(end - ts));
     if (!ev || ev - ts >= (ptrdiff_t)sizeof ((hub_msg_t *)0)->timestamp)
         return NULL;
@@ -656,6 +675,8 @@ hub_msg_t *hub_msg_decode(const char *channel, size_t clen, const char *payload,
         if (m) { /* the publisher's time: the same on every node */
             memcpy(m->timestamp, ts, (size_t)(ev - 1 - ts));
             m->timestamp[ev - 1 - ts] = 0;
+            m->offset = pos.offset;
+            memcpy(m->epoch, pos.epoch, sizeof m->epoch);
         }
     }
     json_decref(d);
@@ -685,7 +706,16 @@ static int publish_through(hub_local_t *from, const char *channel, size_t channe
     hub_msg_release(&m);
     if (!payload)
         return UV_ENOMEM;
-    int rc = broker_publish(from->hub->broker, channel, channel_len, payload, plen, done, arg);
+    hub_t *hub = from->hub;
+    int rc;
+    if (hub->hist_size) { /* Redis gives the position and keeps the history: "1\n" is left off */
+        char epoch[HUB_EPOCH_LEN + 1];
+        history_new_epoch(epoch); /* taken when the channel has no epoch in Redis yet */
+        rc = broker_publish_kept(hub->broker, channel, channel_len, payload + 2, plen - 2, hub->hist_size,
+                                 hub->hist_ttl_s, epoch, done, arg);
+    } else {
+        rc = broker_publish(hub->broker, channel, channel_len, payload, plen, done, arg);
+    }
     free(payload);
     if (rc == 0)
         metrics_add(&from->metrics->publishes, 1);
@@ -708,6 +738,31 @@ int hub_publish_async(hub_local_t *from, const char *channel, size_t channel_len
 
 bool hub_has_broker(const hub_t *hub) { return hub->broker != NULL; }
 
+/* With history and no broker: the message is made even without a subscriber (it is kept), and
+ * gets its position under the history's lock, held until it is posted to every worker with a
+ * subscriber (this one included): each mailbox receives a channel's messages in offset order,
+ * whichever workers published them. */
+static int publish_kept(hub_local_t *from, const char *channel, size_t channel_len, const char *event,
+                        const char *data, size_t data_len, size_t *delivered)
+{
+    hub_t *hub = from->hub;
+    hub_msg_t *m = hub_msg_new(channel, channel_len, event, data, data_len);
+    *delivered = 0;
+    if (!m)
+        return UV_ENOMEM;
+    metrics_add(&from->metrics->publishes, 1);
+    uint8_t targets[HUB_MAX_WORKERS];
+    history_lock(hub->hist);
+    history_append(hub->hist, m, m->ms);
+    *delivered = find_targets(hub, channel, channel_len, targets);
+    if (*delivered) /* this worker's share too, through its own mailbox: in that order */
+        dispatch_remote(hub, NULL, m, targets);
+    history_unlock(hub->hist);
+    hub_drain(from);
+    hub_msg_release(&m);
+    return 0;
+}
+
 int hub_publish(hub_local_t *from, const char *channel, size_t channel_len, const char *event,
                 const char *data, size_t data_len, size_t *delivered)
 {
@@ -715,6 +770,8 @@ int hub_publish(hub_local_t *from, const char *channel, size_t channel_len, cons
         *delivered = 0; /* known later, to the broker: fire and forget */
         return publish_through(from, channel, channel_len, event, data, data_len, NULL, NULL);
     }
+    if (from->hub->hist)
+        return publish_kept(from, channel, channel_len, event, data, data_len, delivered);
     uint8_t targets[HUB_MAX_WORKERS];
     *delivered = find_targets(from->hub, channel, channel_len, targets);
     metrics_add(&from->metrics->publishes, 1);

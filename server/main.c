@@ -568,7 +568,10 @@ static int prepare_workers(live_t *live, int **fds, int *port)
     srv.hub = hub_new(srv.nworkers, cfg->max_mailbox_bytes);
     if (!*fds || !srv.workers || !srv.hub || open_listeners(cfg, *fds, srv.nworkers, port) != 0)
         return -1;
-    return start_broker(cfg);
+    if (start_broker(cfg) != 0)
+        return -1;
+    /* After the broker: with one, Redis keeps the history and gives the positions. */
+    return hub_set_history(srv.hub, (size_t)cfg->history_size, (uint32_t)cfg->history_ttl_s, cfg->history_max_bytes);
 }
 
 static void warn_dev_defaults(const config_t *cfg)

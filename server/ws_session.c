@@ -142,8 +142,10 @@ static int write_frame(ws_session_t *s, frame_t *f, bool shared)
                    (wslay_event_want_write(s->ctx) && wslay_event_send(s->ctx) != 0)))
         return -1;
     int r = shared ? conn_send_frame(s->c, f) : conn_send_copy(s->c, f->data, f->len);
-    if (r == 0)
+    if (r == 0) {
         metrics_add(&s->c->env->metrics.frames_out[s->c->endpoint], 1);
+        count_out(s, f->len, WS_OP_TEXT); /* a data message: fan-out, or a reply a fault held */
+    }
     return r;
 }
 
@@ -783,15 +785,6 @@ int ws_session_send_frame(ws_session_t *s, frame_t *f)
     /* Fan-out frames are data messages (the mock backend's faults may drop or hold them). */
     if (s->c->flags & (CONN_F_CLOSING | CONN_F_DRAIN))
         return -1;
-    if (s->ctx && (wslay_event_get_close_sent(s->ctx) ||
-                   (wslay_event_want_write(s->ctx) && wslay_event_send(s->ctx) != 0)))
-        return -1;
-    int r = conn_send_frame(s->c, f);
-    if (r == 0) {
-        metrics_add(&s->c->env->metrics.frames_out[s->c->endpoint], 1);
-        count_out(s, f->len, WS_OP_TEXT); /* shared frames are data messages (hub, cable pings) */
-    }
-    return r;
     int held = FAULTS_APPLY(s) ? fault_out(s, WS_OP_TEXT, NULL, 0, f) : 0;
     if (held)
         return held > 0 ? 0 : -1;

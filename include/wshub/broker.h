@@ -48,6 +48,10 @@ typedef struct broker_events {
 /* A publish was taken (status 0; nodes: how many nodes received it) or refused (< 0). */
 typedef void (*broker_done_fn)(void *arg, int status, long long nodes);
 
+/* A command's answer: status 0 and its items (a string: one; an array: each, integers as
+ * text; nil: none), or status < 0 (an error reply, or the link went down). */
+typedef void (*broker_reply_fn)(void *arg, int status, size_t n, const char *const *items, const size_t *lens);
+
 typedef struct broker_impl {
     const char *name;
     /* Starts the broker's thread (connecting is its business). 0 or a negative error. */
@@ -58,6 +62,17 @@ typedef struct broker_impl {
                    broker_done_fn done, void *arg);
     void (*subscribe)(broker_t *b, const char *channel, size_t clen, uint64_t gen);
     void (*unsubscribe)(broker_t *b, const char *channel, size_t clen);
+    /* History (issue 17): a publish that Redis gives its position and keeps (history_size
+     * entries per channel for ttl_s; epoch is taken when the channel has none); payload is a
+     * version 1 payload without its "1\n": what travels is "2\n<epoch>\n<offset>\n" + payload. */
+    int (*publish_kept)(broker_t *b, const char *channel, size_t clen, const char *payload, size_t plen,
+                        size_t history_size, uint32_t ttl_s, const char *epoch, broker_done_fn done, void *arg);
+    /* Reads a channel's history after offset `after` (-1: all of it): items are its epoch, its
+     * last offset, then (ms, payload) per message, in order. */
+    int (*history)(broker_t *b, const char *channel, size_t clen, long long after, broker_reply_fn reply, void *arg);
+    /* A value shared by the nodes for ttl_s (Action Cable sessions), and reading it back. */
+    int (*kv_set)(broker_t *b, const char *key, size_t klen, const char *val, size_t vlen, uint32_t ttl_s);
+    int (*kv_get)(broker_t *b, const char *key, size_t klen, broker_reply_fn reply, void *arg);
     bool (*up)(const broker_t *b);
     /* Does the broker's thread hold work (publishes not answered yet)? */
     bool (*busy)(const broker_t *b);
@@ -95,6 +110,28 @@ static inline void broker_unsubscribe(broker_t *b, const char *channel, size_t c
     b->impl->unsubscribe(b, channel, clen);
 }
 static inline bool broker_up(const broker_t *b) { return b->impl->up(b); }
+/* The history calls (broker_impl_t); each is refused at once like broker_publish, and its
+ * callback then not called. Callbacks run on the broker's thread. */
+static inline int broker_publish_kept(broker_t *b, const char *channel, size_t clen, const char *payload,
+                                      size_t plen, size_t history_size, uint32_t ttl_s, const char *epoch,
+                                      broker_done_fn done, void *arg)
+{
+    return b->impl->publish_kept(b, channel, clen, payload, plen, history_size, ttl_s, epoch, done, arg);
+}
+static inline int broker_history(broker_t *b, const char *channel, size_t clen, long long after,
+                                 broker_reply_fn reply, void *arg)
+{
+    return b->impl->history(b, channel, clen, after, reply, arg);
+}
+static inline int broker_kv_set(broker_t *b, const char *key, size_t klen, const char *val, size_t vlen,
+                                uint32_t ttl_s)
+{
+    return b->impl->kv_set(b, key, klen, val, vlen, ttl_s);
+}
+static inline int broker_kv_get(broker_t *b, const char *key, size_t klen, broker_reply_fn reply, void *arg)
+{
+    return b->impl->kv_get(b, key, klen, reply, arg);
+}
 /* Any thread: a worker whose loop will not block lets the broker's thread run first (a yield)
  * while this is true, so that publishes are not held behind its writes. */
 static inline bool broker_busy(const broker_t *b) { return b->impl->busy(b); }

@@ -126,6 +126,11 @@ typedef struct config {
     size_t flow_max_history_total_bytes;    /* "flow.max_history_total_bytes" (64 MiB) */
     int flow_thread_ttl_s;                  /* "flow.thread_ttl_s" (3600): quiet thread expiry */
 
+    /* Channel history and recovery (issue 17); restart to change. */
+    int history_size;                       /* "history.size" (0 = off; 100 on the embedded default) */
+    int history_ttl_s;                      /* "history.ttl_s" (300) */
+    size_t history_max_bytes;               /* "history.max_bytes" (64 MiB), without a broker */
+
     /* Scale-out (issue 13); restart to change. */
     broker_type_t broker_type;              /* "broker.type" (memory) */
     char *broker_redis_url;                 /* "broker.redis_url", env WSHUB_REDIS_URL

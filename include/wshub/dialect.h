@@ -189,6 +189,23 @@ json_t *dialect_sub_json(const hub_sub_t *sub);
  * < 0. */
 int dialect_send_envelope(ws_session_t *s, const hub_envelope_t *env, void *variant, const char *channel,
                           size_t channel_len, const char *event, const char *data, size_t data_len);
+/* ------------------------------------------------------------ history and recovery (issue 17) */
+
+struct hub_pos;
+/* Does the hub keep channel history with stream positions (history.size > 0)? */
+bool dialect_history_on(const dialect_ctx_t *x);
+/* hub.h: hub_hold and hub_recover for a subscription of session s. */
+void dialect_hold(ws_session_t *s, hub_sub_t *sub);
+int dialect_recover(ws_session_t *s, hub_sub_t *sub, const struct hub_pos *pos, uint64_t since_ms,
+                    void (*cb)(void *session, hub_sub_t *sub, int status, bool done));
+/* A session's state kept for its recovery on another connection (Action Cable's sid), for
+ * history.ttl_s: in this process, or in Redis with broker.type redis (any node reads it).
+ * 0, or < 0 when it could not be stored. */
+int dialect_session_put(dialect_ctx_t *x, const char *sid, const char *val, size_t len);
+/* What was stored for sid: done(arg, val, len) runs on this worker (val NULL: nothing, or it
+ * could not be read), now or later. 0, or < 0: done will not run. */
+int dialect_session_get(dialect_ctx_t *x, const char *sid, void (*done)(void *arg, const char *val, size_t len),
+                        void *arg);
 
 /* ------------------------------------------------------------ the tables */
 

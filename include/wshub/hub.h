@@ -55,6 +55,13 @@ typedef struct hub_local hub_local_t;
 typedef struct hub_lchan hub_lchan_t;
 
 #define HUB_ENVELOPES 8 /* slots of prepared frames per message: at most this many envelopes */
+#define HUB_EPOCH_LEN 8 /* a stream position's epoch: 8 characters of [0-9a-f] */
+
+/* A client's place in a channel's stream: the last message it has (offset) of epoch. */
+typedef struct hub_pos {
+    uint64_t offset;
+    char epoch[HUB_EPOCH_LEN + 1];
+} hub_pos_t;
 
 typedef struct hub_msg {
     atomic_uint refs;
@@ -68,6 +75,11 @@ typedef struct hub_msg {
     char timestamp[32];    /* ISO-8601 UTC of the publish, e.g. 2026-11-23T12:00:00.123Z */
     uint64_t created_ns;   /* uv_hrtime() when the message was made (fan-out latency metric) */
     int notice;            /* 0: a message; else a subscription notice of channel (hub.c) */
+    uint64_t offset;       /* the stream position (with history.size): 1, 2, ... per channel and
+                            * epoch, the same on every node; 0 = none (no history) */
+    char epoch[HUB_EPOCH_LEN + 1]; /* the position's epoch ("" without one) */
+    uint64_t ms;           /* wall clock of the publish, ms since the Unix epoch */
+    struct hub_recovery_result *res; /* notice HUB_NOTICE_RECOVERY: what the broker read */
     size_t bytes;          /* what it holds (its allocation): counted while in a mailbox */
     _Atomic(frame_t *) frames[HUB_ENVELOPES]; /* prepared frames, built on first need */
     char buf[];
@@ -96,7 +108,14 @@ typedef struct hub_sub {
     void *variant;
     list_node_t owner_node; /* free for the dialect: its session's list of subscriptions */
     bool pending;           /* hub: not confirmed yet (hub_local_ops_t.subscribed will tell) */
+    char after_epoch[HUB_EPOCH_LEN]; /* hub: with after, the epoch it counts in */
+    uint64_t after;         /* hub: after a recovery, messages of after_epoch up to this offset
+                             * were given already (a duplicate is skipped); 0 = no filter */
+    struct hub_recovery *rec; /* hub: a recovery under way (hub_recover), or NULL */
 } hub_sub_t;
+
+/* Is a recovery (or a hold waiting for one) under way? Its outcome is told by its callback. */
+static inline bool hub_sub_recovering(const hub_sub_t *sub) { return sub->rec != NULL; }
 
 /* Is the subscription waiting for the broker's confirmation? Then nothing of its channel
  * reaches it yet, and hub_local_ops_t.subscribed tells when it holds (or was refused). */
@@ -207,6 +226,44 @@ frame_t *hub_msg_frame(hub_msg_t *m, const hub_envelope_t *env);
 
 /* Delivers what other threads posted to l's mailbox (on l's thread, after a wake). */
 void hub_drain(hub_local_t *l);
+
+/* ------------------------------------------------------------------ history and recovery */
+
+/*
+ * With history (history.size > 0) every message gets a stream position when it is published:
+ * an offset, 1, 2, ... per channel, in an epoch (8 hex characters) that changes whenever the
+ * count starts again (the channel's history was forgotten: expired, a restart without a broker,
+ * or Redis's keys expired). Without a broker the positions are given and the history kept here
+ * (history.c); with one, Redis gives them and keeps the history (broker_redis.c: one script
+ * per publish), so that every node sees the same positions and a client recovers on any node.
+ *
+ * A recovery (hub_recover) replays what a subscription missed since a position (or since a
+ * time) and then lets live messages through without a gap or a duplicate: the subscription
+ * exists first (its live messages are held while the history is read), the history is read,
+ * then the history's messages after the position and the held ones after the last of them
+ * are delivered, in offset order, through hub_local_ops_t.deliver like any other.
+ */
+/* Told twice for a recovery, on the owning thread: done = false before any replayed message
+ * (status 1: the history reaches back to the position and the missed messages follow; 0: it
+ * does not, nothing is replayed; < 0: it could not be read), then done = true once the replay
+ * (if any) and the held live messages were delivered. It must not unsubscribe sub. */
+typedef void (*hub_recovered_fn)(void *subscriber, hub_sub_t *sub, int status, bool done);
+
+/* history.size messages per channel kept for history.ttl_s (history.max_bytes in all, without
+ * a broker: then kept here). size 0: no history, no positions. After hub_set_broker, before
+ * the workers start. 0 or UV_ENOMEM. */
+int hub_set_history(hub_t *hub, size_t size, uint32_t ttl_s, size_t max_bytes);
+/* Does the hub keep history (history.size > 0)? */
+bool hub_history_on(const hub_t *hub);
+/* Holds sub's live messages (bounded: past HUB_HOLD_MAX the recovery will fail) until
+ * hub_recover; e.g. a session restored before its client asked for the history. */
+void hub_hold(hub_local_t *l, hub_sub_t *sub);
+#define HUB_HOLD_MAX 4096
+/* Recovers sub: pos = the client's position (NULL: every message since since_ms, ms since the
+ * Unix epoch). cb tells the outcome (above). With a broker and a pending subscription, the read
+ * waits for the broker's confirmation. 0, or UV_ENOMEM, or UV_EBUSY (one is under way): nothing
+ * started, cb not called. */
+int hub_recover(hub_local_t *l, hub_sub_t *sub, const hub_pos_t *pos, uint64_t since_ms, hub_recovered_fn cb);
 
 /* Subscriptions of channel in the whole process (for tests and metrics). */
 size_t hub_count(hub_t *hub, const char *channel, size_t len);

@@ -121,6 +121,14 @@ typedef struct metrics_gauges {
     counter_t flow_store_refused; /* Flow store operations refused at once: link down or over the bound */
     counter_t mailbox_bytes;      /* bytes of messages posted to workers' mailboxes, not delivered (hub.c) */
     counter_t mailbox_dropped;    /* a worker's share of a message dropped: its mailbox was full */
+    counter_t history_bytes;      /* bytes of messages kept in channel history (history.c) */
+    counter_t history_messages;   /* messages kept in channel history */
+    counter_t history_channels;   /* channels with a history */
+    counter_t history_expired;    /* history entries gone past history.ttl_s */
+    counter_t history_dropped;    /* history entries dropped for history.max_bytes */
+    counter_t recoveries_attempted; /* hub_recover calls (hub.c) */
+    counter_t recoveries_succeeded; /* the history reached back: the missed messages were replayed */
+    counter_t recoveries_failed;    /* it did not (or could not be read): nothing replayed */
     counter_t mock_scenarios;     /* scenarios running (mock/scenario_run.c) */
     counter_t mock_scenario_requests; /* requests scenario steps made */
     counter_t circle_members;     /* the mock's Circle model (mock/circle_model.c): members held */

@@ -37,6 +37,9 @@
 
 #define MAX_IDENTIFIER 1024
 #define PROTOCOL "actioncable-v1-json"
+/* AnyCable's extended protocol (issue 17): sid and session recovery, stream positions on
+ * broadcasts, the history command. Chosen when the client offers it. */
+#define PROTOCOL_EXT "actioncable-v1-ext-json"
 
 /* One distinct identifier string on one worker: the variant of the hub envelope. */
 typedef struct ident {
@@ -47,6 +50,8 @@ typedef struct ident {
     uint64_t seq;      /* the message `frame` was built for */
     frame_t *frame;
     bool flat;         /* cable.event_envelope "flat" when the identifier was first used */
+    bool ext;          /* for extended-protocol sessions: broadcasts carry their position (the
+                        * key ends with one byte more, 'x' or 'p', so the two never share) */
 } ident_t;
 
 /* Pings go out in PING_SLICES slices per interval, one slice per tick of the worker's one
@@ -70,6 +75,11 @@ typedef struct cable {
     list_node_t node;
     list_node_t subs;    /* hub_sub_t.owner_node */
     uint32_t nsubs;
+    bool ext;            /* actioncable-v1-ext-json */
+    bool restoring;      /* waiting for the stored session (no welcome yet) */
+    char sid[22];        /* ext: this session's id, its state stored under it */
+    char restore[22];    /* ext: the sid the client asked to restore ("" none) */
+    struct restore_req *req; /* its read, while the store has not answered */
 } cable_t;
 
 static cable_worker_t *state(dialect_ctx_t *x) { return dialect_state(x); }
@@ -93,14 +103,27 @@ static char *flat_message(const hub_msg_t *m)
     return text;
 }
 
+/* The end of a broadcast: "}", or with a position (extended protocol) its stream_id, epoch and
+ * offset first. Cable's queues are names of [A-Za-z0-9_-] (queue_for): no escaping needed. */
+static size_t frame_tail(const hub_msg_t *m, const ident_t *id, char *out, size_t outlen)
+{
+    int n = id->ext && m->offset && m->channel_len < 200
+                ? snprintf(out, outlen, ",\"stream_id\":\"%s\",\"epoch\":\"%s\",\"offset\":%llu}", m->channel, m->epoch,
+                           (unsigned long long)m->offset)
+                : snprintf(out, outlen, "}");
+    return n > 0 && (size_t)n < outlen ? (size_t)n : 0;
+}
+
 static frame_t *build_data(const hub_msg_t *m, const ident_t *id, bool flat)
 {
+    char z[300];
+    size_t zl = frame_tail(m, id, z, sizeof z);
     if (flat) {
-        static const char a[] = "{\"identifier\":", b[] = ",\"message\":", z[] = "}";
+        static const char a[] = "{\"identifier\":", b[] = ",\"message\":";
         char *msg = flat_message(m);
         if (!msg)
             return NULL;
-        size_t ml = strlen(msg), len = sizeof a - 1 + id->json_len + sizeof b - 1 + ml + sizeof z - 1;
+        size_t ml = strlen(msg), len = sizeof a - 1 + id->json_len + sizeof b - 1 + ml + zl;
         frame_t *f = frame_new(len + 10);
         if (f) {
             uint8_t *p = f->data + frame_header(f->data, WS_OP_TEXT, len);
@@ -108,18 +131,18 @@ static frame_t *build_data(const hub_msg_t *m, const ident_t *id, bool flat)
             memcpy(p, id->json, id->json_len), p += id->json_len;
             memcpy(p, b, sizeof b - 1), p += sizeof b - 1;
             memcpy(p, msg, ml), p += ml;
-            memcpy(p, z, sizeof z - 1), p += sizeof z - 1;
+            memcpy(p, z, zl), p += zl;
             f->len = (uint32_t)(p - f->data);
         }
         free(msg);
         return f;
     }
     /* nested: {"identifier":I,"message":{"event":E,"data":D}}, by concatenation */
-    static const char a[] = "{\"identifier\":", b[] = ",\"message\":{\"event\":", c[] = ",\"data\":", z[] = "}}";
+    static const char a[] = "{\"identifier\":", b[] = ",\"message\":{\"event\":", c[] = ",\"data\":", y[] = "}";
     size_t ej = strlen(m->event_json);
     const char *d = m->data;
     size_t dl = m->data_len;
-    size_t len = sizeof a - 1 + id->json_len + sizeof b - 1 + ej + sizeof c - 1 + dl + sizeof z - 1;
+    size_t len = sizeof a - 1 + id->json_len + sizeof b - 1 + ej + sizeof c - 1 + dl + sizeof y - 1 + zl;
     frame_t *f = frame_new(len + 10);
     if (!f)
         return NULL;
@@ -131,7 +154,8 @@ static frame_t *build_data(const hub_msg_t *m, const ident_t *id, bool flat)
     PUT(m->event_json, ej);
     PUT(c, sizeof c - 1);
     PUT(d, dl);
-    PUT(z, sizeof z - 1);
+    PUT(y, sizeof y - 1);
+    PUT(z, zl);
 #undef PUT
     f->len = (uint32_t)(p - f->data);
     return f;
@@ -169,8 +193,15 @@ static void send_subscription_reply(cable_t *v, const char *identifier, size_t l
 
 /* ------------------------------------------------------------------ identifiers */
 
-static ident_t *ident_get(cable_worker_t *cw, const char *raw, size_t len, bool flat)
+static ident_t *ident_get(cable_worker_t *cw, const char *raw, size_t len, bool flat, bool ext)
 {
+    char stack[MAX_IDENTIFIER + 1];
+    if (len > MAX_IDENTIFIER)
+        return NULL;
+    memcpy(stack, raw, len);
+    stack[len] = ext ? 'x' : 'p';
+    raw = stack;
+    len++;
     strmap_entry_t *e = strmap_find(&cw->idents, raw, len);
     if (e) {
         ident_t *id = e->value;
@@ -178,7 +209,7 @@ static ident_t *ident_get(cable_worker_t *cw, const char *raw, size_t len, bool 
         return id;
     }
     ident_t *id = calloc(1, sizeof *id);
-    json_t *js = json_stringn(raw, len);
+    json_t *js = json_stringn(raw, len - 1);
     if (!id || !js || !(id->json = json_dumps(js, JSON_ENCODE_ANY | JSON_COMPACT)) ||
         !(id->e = strmap_insert(&cw->idents, raw, len, id))) {
         json_decref(js);
@@ -191,6 +222,7 @@ static ident_t *ident_get(cable_worker_t *cw, const char *raw, size_t len, bool 
     id->json_len = strlen(id->json);
     id->refs = 1;
     id->flat = flat;
+    id->ext = ext;
     return id;
 }
 
@@ -279,7 +311,7 @@ static hub_sub_t *find_sub(cable_t *v, const char *raw, size_t len)
     for (list_node_t *n = v->subs.next; n != &v->subs; n = n->next) {
         hub_sub_t *sub = container_of(n, hub_sub_t, owner_node);
         ident_t *id = sub->variant;
-        if (id->e->klen == len && memcmp(id->e->key, raw, len) == 0)
+        if (id->e->klen == len + 1 && memcmp(id->e->key, raw, len) == 0)
             return sub;
     }
     return NULL;
@@ -295,10 +327,10 @@ static void drop_sub(cable_t *v, hub_sub_t *sub)
 
 /* ------------------------------------------------------------------ commands */
 
-static void cmd_subscribe(cable_t *v, const char *raw, size_t len)
+/* Subscribes the session to identifier raw: the subscription, or NULL (not allowed, too many,
+ * out of memory, the broker unreachable); no reply is sent here. */
+static hub_sub_t *add_sub(cable_t *v, const char *raw, size_t len)
 {
-    if (find_sub(v, raw, len))
-        return; /* a duplicate is not confirmed twice (the official client retries until confirmed) */
     json_t *params = len <= MAX_IDENTIFIER ? json_loadb(raw, len, DIALECT_JSON_FLAGS, NULL) : NULL;
     char queue[API_MAX_CHANNEL + 1];
     bool ok = json_is_object(params) && queue_for(v, params, queue, sizeof queue) && v->nsubs < (size_t)dialect_config(v->x)->cable_max_subscriptions;
@@ -306,21 +338,109 @@ static void cmd_subscribe(cable_t *v, const char *raw, size_t len)
     if (ok && faults_active() && faults_cable_reject(dialect_cstr(json_object_get(params, "channel")), queue))
         ok = false;
     json_decref(params);
-    if (!ok) {
-        send_subscription_reply(v, raw, len, "reject_subscription");
-        return;
-    }
+    if (!ok)
+        return NULL;
     const live_t *live = dialect_live(v->x);
-    ident_t *id = ident_get(state(v->x), raw, len, live->cfg.cable_event_envelope == CABLE_ENVELOPE_FLAT);
+    ident_t *id = ident_get(state(v->x), raw, len, live->cfg.cable_event_envelope == CABLE_ENVELOPE_FLAT, v->ext);
     hub_sub_t *sub = id ? dialect_subscribe(v->s, queue, strlen(queue), &envelope, id, NULL) : NULL;
     if (!sub) {
         if (id)
             ident_put(state(v->x), id);
-        send_subscription_reply(v, raw, len, "reject_subscription");
-        return;
+        return NULL;
     }
     list_insert_tail(&v->subs, &sub->owner_node);
     v->nsubs++;
+    return sub;
+}
+
+/* ------------------------------------------------------------------ extended protocol */
+
+/* Stores what a restore needs under the session's sid: {"m":member,"ids":[identifiers]}. */
+static void session_save(cable_t *v)
+{
+    if (!v->ext || v->restoring)
+        return;
+    json_t *ids = json_array();
+    for (list_node_t *n = v->subs.next; n != &v->subs; n = n->next) {
+        ident_t *id = container_of(n, hub_sub_t, owner_node)->variant;
+        json_array_append_new(ids, json_stringn(id->e->key, id->e->klen - 1));
+    }
+    json_t *st = json_pack("{s:I, s:o}", "m", (json_int_t)v->member, "ids", ids);
+    char *text = st ? json_dumps(st, JSON_COMPACT) : NULL;
+    if (text && dialect_session_put(v->x, v->sid, text, strlen(text)) != 0)
+        log_warn("cable", "a session could not be stored for its recovery (sid %s)", v->sid);
+    free(text);
+    json_decref(st);
+}
+
+static void send_history_reply(cable_t *v, hub_sub_t *sub, const char *type)
+{
+    ident_t *id = sub->variant;
+    send_subscription_reply(v, id->e->key, id->e->klen - 1, type);
+}
+
+/* The outcome of a history command: reject_history before (nothing replayed), or confirm_history
+ * after the replay. */
+static void on_history(void *session, hub_sub_t *sub, int status, bool done)
+{
+    cable_t *v = ws_session_data(session);
+    if (v && done == (status > 0))
+        send_history_reply(v, sub, status > 0 ? "confirm_history" : "reject_history");
+}
+
+/* A subscribe that asked for history: confirm_subscription first, then as on_history. */
+static void on_subscribe_history(void *session, hub_sub_t *sub, int status, bool done)
+{
+    cable_t *v = ws_session_data(session);
+    if (v && !done) {
+        ident_t *id = sub->variant;
+        send_subscription_reply(v, id->e->key, id->e->klen - 1, "confirm_subscription");
+    }
+    on_history(session, sub, status, done);
+}
+
+/* history: {"since": <unix s>, "streams": {<stream>: {"epoch": E, "offset": N}}}: the position of
+ * this subscription's stream when given, else since. Anything else: from now (nothing is
+ * replayed, the held messages go out). */
+static int start_history(cable_t *v, hub_sub_t *sub, json_t *history,
+                         void (*cb)(void *, hub_sub_t *, int, bool))
+{
+    size_t qlen;
+    const char *queue = hub_sub_channel(sub, &qlen);
+    json_t *st = json_object_get(json_object_get(history, "streams"), queue);
+    json_t *off = json_object_get(st, "offset");
+    const char *epoch = dialect_cstr(json_object_get(st, "epoch"));
+    json_t *since = json_object_get(history, "since");
+    if (json_is_integer(off) && json_integer_value(off) >= 0 && epoch) {
+        hub_pos_t pos = {.offset = (uint64_t)json_integer_value(off)};
+        snprintf(pos.epoch, sizeof pos.epoch, "%s", strlen(epoch) == HUB_EPOCH_LEN ? epoch : "-");
+        return dialect_recover(v->s, sub, &pos, 0, cb);
+    }
+    uint64_t ms = json_is_integer(since) && json_integer_value(since) > 0 ? (uint64_t)json_integer_value(since) * 1000
+                                                                           : (uint64_t)time(NULL) * 1000 + 1000;
+    return dialect_recover(v->s, sub, NULL, ms, cb);
+}
+
+static void cmd_history(cable_t *v, const char *raw, size_t len, json_t *history)
+{
+    hub_sub_t *sub = find_sub(v, raw, len);
+    if (!sub || start_history(v, sub, history, on_history) != 0) /* none, or one under way */
+        send_subscription_reply(v, raw, len, "reject_history");
+}
+
+static void cmd_subscribe(cable_t *v, const char *raw, size_t len, json_t *history)
+{
+    if (find_sub(v, raw, len))
+        return; /* a duplicate is not confirmed twice (the official client retries until confirmed) */
+    hub_sub_t *sub = add_sub(v, raw, len);
+    if (!sub) {
+        send_subscription_reply(v, raw, len, "reject_subscription");
+        return;
+    }
+    session_save(v);
+    /* With history (extended protocol): its recovery confirms, once the subscription holds. */
+    if (v->ext && history && start_history(v, sub, history, on_subscribe_history) == 0)
+        return;
     /* Pending (a broker has not confirmed the stream yet): on_subscribed confirms it. */
     if (!hub_sub_pending(sub))
         send_subscription_reply(v, raw, len, "confirm_subscription");
@@ -334,7 +454,9 @@ static void on_subscribed(ws_session_t *s, hub_sub_t *sub, int status)
     if (!v)
         return;
     ident_t *id = sub->variant;
-    send_subscription_reply(v, id->e->key, id->e->klen, status == 0 ? "confirm_subscription" : "reject_subscription");
+    if (status == 0 && hub_sub_recovering(sub))
+        return; /* its recovery confirms it (or it was restored: nothing to confirm) */
+    send_subscription_reply(v, id->e->key, id->e->klen - 1, status == 0 ? "confirm_subscription" : "reject_subscription");
     if (status != 0)
         drop_sub(v, sub);
 }
@@ -342,7 +464,7 @@ static void on_subscribed(ws_session_t *s, hub_sub_t *sub, int status)
 static void on_message(ws_session_t *s, int opcode, const uint8_t *msg, size_t len)
 {
     cable_t *v = ws_session_data(s);
-    if (v->failure || opcode != WS_OP_TEXT)
+    if (v->failure || v->restoring || opcode != WS_OP_TEXT)
         return;
     json_t *root = json_loadb((const char *)msg, len, DIALECT_JSON_FLAGS, NULL);
     /* Non-JSON, unknown commands and `message` (Circle's channels have no actions) are ignored. */
@@ -352,11 +474,15 @@ static void on_message(ws_session_t *s, int opcode, const uint8_t *msg, size_t l
         const char *raw = json_string_value(ident);
         size_t rlen = json_string_length(ident);
         if (dialect_str_is(cmd, "subscribe")) {
-            cmd_subscribe(v, raw, rlen);
+            cmd_subscribe(v, raw, rlen, json_object_get(root, "history"));
         } else if (dialect_str_is(cmd, "unsubscribe")) {
             hub_sub_t *sub = find_sub(v, raw, rlen);
-            if (sub)
+            if (sub) {
                 drop_sub(v, sub); /* no reply (Action Cable sends none) */
+                session_save(v);
+            }
+        } else if (v->ext && dialect_str_is(cmd, "history")) {
+            cmd_history(v, raw, rlen, json_object_get(root, "history"));
         }
     }
     json_decref(root);
@@ -377,8 +503,15 @@ static void accept_upgrade(const http_request_t *req, dialect_ctx_t *x, dialect_
     v->x = x;
     list_init(&v->node);
     list_init(&v->subs);
-    if (http_request_header_has_token(req, "Sec-WebSocket-Protocol", PROTOCOL))
+    if (http_request_header_has_token(req, "Sec-WebSocket-Protocol", PROTOCOL_EXT)) {
+        out->subprotocol = PROTOCOL_EXT;
+        v->ext = true;
+        /* @anycable/core asks for its session back with ?sid= (the last welcome's). */
+        if (!http_request_query_param(req, "sid", v->restore, sizeof v->restore))
+            v->restore[0] = 0;
+    } else if (http_request_header_has_token(req, "Sec-WebSocket-Protocol", PROTOCOL)) {
         out->subprotocol = PROTOCOL;
+    }
     out->data = v;
 
     size_t olen = 0;
@@ -425,6 +558,72 @@ static void make_sid(char out[22])
     out[21] = 0;
 }
 
+/* A restore in flight: the session may close before the store answers. */
+typedef struct restore_req {
+    cable_t *v; /* NULL once the session closed */
+} restore_req_t;
+
+/* Subscribes again to what the stored session had (each held until the client's history
+ * command), then welcome with restored and restored_ids. Nothing stored, or another member's:
+ * a plain welcome (the client subscribes again). */
+static void restore_subs(cable_t *v, const char *val, size_t len)
+{
+    json_t *st = val ? json_loadb(val, len, DIALECT_JSON_FLAGS, NULL) : NULL;
+    json_t *ids = json_object_get(st, "ids");
+    json_t *m = json_object_get(st, "m");
+    json_t *welcome = json_pack("{s:s, s:s}", "type", "welcome", "sid", v->sid);
+    if (json_is_array(ids) && json_is_integer(m) && json_integer_value(m) == v->member) {
+        json_t *restored = json_array();
+        size_t i;
+        json_t *id;
+        json_array_foreach(ids, i, id) {
+            hub_sub_t *sub = json_is_string(id) && !find_sub(v, json_string_value(id), json_string_length(id))
+                                 ? add_sub(v, json_string_value(id), json_string_length(id))
+                                 : NULL;
+            if (sub) {
+                dialect_hold(v->s, sub);
+                json_array_append(restored, id);
+            }
+        }
+        json_object_set_new(welcome, "restored", json_true());
+        json_object_set_new(welcome, "restored_ids", restored);
+    }
+    json_decref(st);
+    v->restoring = false;
+    send_json(v, welcome);
+    session_save(v);
+    cable_worker_t *cw = state(v->x);
+    list_insert_tail(&cw->slices[cw->next_join++ % PING_SLICES], &v->node);
+}
+
+static void on_restore(void *arg, const char *val, size_t len)
+{
+    restore_req_t *q = arg;
+    cable_t *v = q->v;
+    free(q);
+    if (v) {
+        v->req = NULL;
+        restore_subs(v, val, len);
+    }
+}
+
+static int start_restore(cable_t *v)
+{
+    restore_req_t *q = malloc(sizeof *q);
+    if (!q)
+        return UV_ENOMEM;
+    q->v = v;
+    v->req = q;
+    v->restoring = true;
+    int rc = dialect_session_get(v->x, v->restore, on_restore, q); /* may answer at once */
+    if (rc != 0) {
+        v->req = NULL;
+        v->restoring = false;
+        free(q);
+    }
+    return rc;
+}
+
 static void on_open(ws_session_t *s)
 {
     cable_t *v = ws_session_data(s);
@@ -435,9 +634,10 @@ static void on_open(ws_session_t *s)
         ws_session_close(s, WS_CLOSE_NORMAL, "");
         return;
     }
-    char sid[22];
-    make_sid(sid);
-    send_json(v, json_pack("{s:s, s:s}", "type", "welcome", "sid", sid));
+    make_sid(v->sid);
+    if (v->ext && v->restore[0] && start_restore(v) == 0)
+        return; /* welcome once the stored session is read */
+    send_json(v, json_pack("{s:s, s:s}", "type", "welcome", "sid", v->sid));
     cable_worker_t *cw = state(v->x);
     list_insert_tail(&cw->slices[cw->next_join++ % PING_SLICES], &v->node);
 }
@@ -455,6 +655,8 @@ static void on_close(ws_session_t *s)
     if (!v)
         return;
     list_remove(&v->node);
+    if (v->req)
+        v->req->v = NULL; /* the store's answer finds nobody */
     while (!list_empty(&v->subs))
         drop_sub(v, container_of(v->subs.next, hub_sub_t, owner_node));
     dialect_free(v->x, v, sizeof *v);
@@ -531,7 +733,7 @@ static json_t *describe(ws_session_t *s)
         ident_t *id = sub->variant;
         json_t *o = dialect_sub_json(sub);
         if (o)
-            json_object_set_new(o, "identifier", json_stringn(id->e->key, id->e->klen));
+            json_object_set_new(o, "identifier", json_stringn(id->e->key, id->e->klen - 1));
         json_array_append_new(subs, o);
     }
     return subs ? json_pack("{s:I, s:o}", "member", (json_int_t)v->member, "subscriptions", subs) : NULL;

@@ -48,12 +48,18 @@ typedef struct svc {
 
 /* ------------------------------------------------------------------ envelope */
 
-/* {"type":<event>,"data":<data>,"timestamp":"<ts>"}, built once per published message. */
+/* {"type":<event>,"data":<data>,"timestamp":"<ts>"}, built once per published message; with a
+ * stream position (history, issue 17), ,"offset":N,"epoch":"E" before the closing brace: the
+ * position is the message's, the frame stays shared. */
 static frame_t *build_event(const hub_msg_t *m)
 {
-    static const char a[] = "{\"type\":", b[] = ",\"data\":", c[] = ",\"timestamp\":\"", d[] = "\"}";
+    static const char a[] = "{\"type\":", b[] = ",\"data\":", c[] = ",\"timestamp\":\"";
+    char d[64] = "\"}";
+    if (m->offset)
+        snprintf(d, sizeof d, "\",\"offset\":%llu,\"epoch\":\"%s\"}", (unsigned long long)m->offset, m->epoch);
+    size_t dl = strlen(d);
     size_t ej = strlen(m->event_json), ts = strlen(m->timestamp);
-    size_t len = sizeof a - 1 + ej + sizeof b - 1 + m->data_len + sizeof c - 1 + ts + sizeof d - 1;
+    size_t len = sizeof a - 1 + ej + sizeof b - 1 + m->data_len + sizeof c - 1 + ts + dl;
     frame_t *f = frame_new(len + 10);
     if (!f)
         return NULL;
@@ -65,7 +71,7 @@ static frame_t *build_event(const hub_msg_t *m)
     PUT(m->data, m->data_len);
     PUT(c, sizeof c - 1);
     PUT(m->timestamp, ts);
-    PUT(d, sizeof d - 1);
+    PUT(d, dl);
 #undef PUT
     f->len = (uint32_t)(p - f->data);
     return f;
@@ -182,7 +188,34 @@ static void pay_owed(svc_t *v, hub_sub_t *sub)
     set_owed(sub, 0);
 }
 
-static void cmd_subscribe(svc_t *v, const char *ch, size_t len)
+/* The outcome of a subscribe with since: "subscribed" with recovered, before the replay. */
+static void on_recovered(void *session, hub_sub_t *sub, int status, bool done)
+{
+    svc_t *v = ws_session_data(session);
+    if (done || !v)
+        return;
+    size_t len;
+    const char *ch = hub_sub_channel(sub, &len);
+    json_t *data = channel_data(ch, len);
+    json_object_set_new(data, "recovered", json_boolean(status > 0));
+    send_msg(v, "subscribed", data);
+}
+
+/* data.since: {"offset": N >= 0, "epoch": "E"}. 1 read into pos, 0 absent, -1 malformed. */
+static int parse_since(json_t *since, hub_pos_t *pos)
+{
+    if (!since)
+        return 0;
+    json_t *off = json_object_get(since, "offset");
+    const char *epoch = dialect_cstr(json_object_get(since, "epoch"));
+    if (!json_is_object(since) || !json_is_integer(off) || json_integer_value(off) < 0 || !epoch)
+        return -1;
+    pos->offset = (uint64_t)json_integer_value(off);
+    snprintf(pos->epoch, sizeof pos->epoch, "%s", strlen(epoch) == HUB_EPOCH_LEN ? epoch : "-"); /* "-": no epoch */
+    return 1;
+}
+
+static void cmd_subscribe(svc_t *v, const char *ch, size_t len, const hub_pos_t *since)
 {
     if (!channel_valid(ch, len)) {
         send_error(v, "subscription_failed", "invalid channel name: expected <kind>:<id>, at most 256 bytes", ch,
@@ -215,6 +248,9 @@ static void cmd_subscribe(svc_t *v, const char *ch, size_t len)
         list_insert_tail(&v->subs, &sub->owner_node);
         v->nsubs++;
     }
+    /* With since, the recovery answers (on_recovered), once the subscription holds. */
+    if (since && !hub_sub_recovering(sub) && dialect_recover(v->s, sub, since, 0, on_recovered) == 0)
+        return;
     reply_subscribed(v, sub, ch, len);
 }
 
@@ -300,6 +336,17 @@ static void cmd_chat_message(svc_t *v, json_t *data)
     json_decref(event);
 }
 
+static void subscribe_since(svc_t *v, json_t *data, json_t *ch)
+{
+    hub_pos_t pos;
+    int since = parse_since(json_object_get(data, "since"), &pos);
+    if (since < 0)
+        send_error(v, "invalid_request", "data.since: expected {\"offset\": <integer >= 0>, \"epoch\": <string>}",
+                   json_string_value(ch), json_string_length(ch));
+    else
+        cmd_subscribe(v, json_string_value(ch), json_string_length(ch), since ? &pos : NULL);
+}
+
 static void on_message(ws_session_t *s, int opcode, const uint8_t *msg, size_t len)
 {
     svc_t *v = ws_session_data(s);
@@ -327,7 +374,7 @@ static void on_message(ws_session_t *s, int opcode, const uint8_t *msg, size_t l
         if (!json_is_string(ch))
             send_error(v, "invalid_request", "data.channel: required (a string)", NULL, 0);
         else if (dialect_str_is(type, "subscribe"))
-            cmd_subscribe(v, json_string_value(ch), json_string_length(ch));
+            subscribe_since(v, data, ch);
         else
             cmd_unsubscribe(v, json_string_value(ch), json_string_length(ch));
     } else if (dialect_str_is(type, "chat_message")) {

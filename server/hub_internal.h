@@ -1,0 +1,105 @@
+/*
+ * hub_internal - what hub.c and hub_recover.c (history and recovery, issue 17) share of the
+ * hub's state; nothing else includes it.
+ */
+#ifndef WSHUB_HUB_INTERNAL_H
+#define WSHUB_HUB_INTERNAL_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "wshub/history.h"
+#include "wshub/hub.h"
+#include "wshub/list.h"
+#include "wshub/strmap.h"
+
+#define HUB_MAX_WORKERS 256 /* config.c's bound on workers: a publish's targets fit on its stack */
+
+typedef struct reg_entry {
+    uint64_t gen;   /* with a broker: the token of the channel's subscription in it */
+    bool confirmed; /* without one, always; with one, once it said the subscription holds */
+    uint32_t total;
+    uint32_t per_worker[]; /* nworkers counts */
+} reg_entry_t;
+
+struct hub {
+    uv_mutex_t lock; /* guards reg */
+    strmap_t reg;
+    broker_t *broker; /* NULL: publishes are routed in the process (hub_set_broker) */
+    bool link_up;     /* the broker's link (under lock) */
+    uint64_t gen;     /* the last reg_entry_t.gen given */
+    size_t nworkers;
+    size_t max_mailbox; /* bytes per mailbox, 0 = no bound */
+    hub_local_t **locals; /* by worker index, set before the workers start */
+    size_t hist_size;     /* history.size: 0 = no history, no positions */
+    uint32_t hist_ttl_s;
+    history_t *hist;      /* without a broker: the history kept here */
+    atomic_uint_fast64_t rec_token; /* the last hub_recovery_t.token given */
+};
+
+struct hub_lchan {
+    list_node_t subs;    /* subscriptions that hold: messages are delivered to these */
+    list_node_t pending; /* those waiting for the broker's confirmation */
+    uint32_t n;
+    strmap_entry_t *e; /* this channel's entry in the worker's map: its key is the name */
+};
+
+struct hub_local {
+    hub_t *hub;
+    int idx;
+    const hub_local_ops_t *ops;
+    void *arg;          /* for ops->wake */
+    mempool_t *mem;     /* subscriptions */
+    metrics_t *metrics;
+    strmap_t chans;     /* channel -> hub_lchan_t*, worker thread only */
+    uv_mutex_t mlock;   /* guards mbox, mlen, mcap, closed */
+    hub_msg_t **mbox;
+    size_t mlen, mcap;
+    size_t mbytes;      /* hub_msg_t.bytes of the messages in mbox */
+    hub_msg_t **spare;  /* the drained array, reused: worker thread only */
+    size_t spare_cap;
+    atomic_bool pending;
+    bool closed;        /* the worker has stopped: posts are refused (hub_local_close) */
+    list_node_t recs;   /* hub_recovery_t waiting for the broker's read: worker thread only */
+};
+
+#define HUB_NOTICE_RECOVERY 2 /* hub_msg_t.notice: a history read through the broker came back */
+
+/* A recovery (hub_recover), or a hold (hub_hold) waiting for one: hangs off its hub_sub_t. */
+typedef struct hub_recovery {
+    list_node_t node;    /* in hub_local_t.recs while the broker reads */
+    hub_sub_t *sub;      /* the subscription it hangs off */
+    hub_recovered_fn cb; /* NULL: held, hub_recover not called yet */
+    bool by_pos;         /* pos, else since_ms */
+    bool overflow;       /* more than HUB_HOLD_MAX live messages came meanwhile: it fails */
+    bool started;        /* the read was asked (or done) */
+    hub_pos_t pos;
+    uint64_t since_ms;
+    uint64_t token;      /* matches the answer to this read */
+    hub_msg_t **held;    /* live messages held meanwhile, in order */
+    size_t nheld, cap;
+} hub_recovery_t;
+
+/* A history read the broker answered, handed to the worker in a HUB_NOTICE_RECOVERY notice. */
+typedef struct hub_recovery_result {
+    uint64_t token;
+    int status;          /* 1 reaches back, 0 not, < 0 could not read */
+    hub_pos_t tail;      /* the channel's position when it was read */
+    hub_msg_t **msgs;    /* after the position (or since the time), in order */
+    size_t n;
+} hub_recovery_result_t;
+
+/* hub.c */
+int hub__post(hub_local_t *l, hub_msg_t *m);
+/* hub_recover.c */
+bool hub__gate(hub_local_t *l, hub_sub_t *sub, hub_msg_t *m); /* deliver m to sub now? */
+void hub__deliver_one(hub_local_t *l, hub_sub_t *sub, hub_msg_t *m);
+void hub__recovery_free(hub_local_t *l, hub_sub_t *sub);
+void hub__recovery_confirmed(hub_local_t *l, hub_sub_t *sub); /* its pending subscription holds */
+void hub__recovery_answer(hub_local_t *l, hub_msg_t *notice);
+void hub__result_free(hub_recovery_result_t *r);
+
+#endif
