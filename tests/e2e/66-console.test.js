@@ -146,7 +146,7 @@ test('in Chromium: sign in, see an @rails/actioncable client, publish to it, kic
   const TAP = (await srv.get('/api/tap')).status !== 404; // TEMPORARY until the tap is merged
   const { chromium } = require('playwright-core');
   const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, timeout: 20000 });
-  const cable = await consumer();
+  let cable = null;
   try {
     const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
     const problems = [];
@@ -175,7 +175,13 @@ test('in Chromium: sign in, see an @rails/actioncable client, publish to it, kic
     assert.equal(await page.evaluate(() => sessionStorage.getItem('wshub.console.key')), KEY);
     await page.waitForFunction(() => /wshubd \d/.test(document.getElementById('server-line').textContent), null, { timeout: 5000 });
 
+    // The tail (the traffic tap) listens before the consumer comes.
+    const tailed = (id, dir, re) => page.waitForFunction(([i, d, src]) => [...document.querySelectorAll(`#tail li[data-conn="${i}"][data-dir="${d}"]`)]
+      .some((l) => new RegExp(src).test(l.textContent)), [id, dir, re.source], { timeout: 8000 });
+    if (TAP) await page.waitForFunction(() => document.getElementById('tail-state').textContent === 'live', null, { timeout: 5000 });
+
     // The consumer connects and appears, with its member and both subscriptions.
+    cable = await consumer();
     await waitFor(() => cable.events.filter((e) => e.kind === 'connected').length === 2, 10000, 'the consumer subscribed');
     const [first] = await memberConns();
     const row = `#conns tr[data-id="${first.id}"]`;
@@ -187,9 +193,13 @@ test('in Chromium: sign in, see an @rails/actioncable client, publish to it, kic
     assert.match(text, new RegExp(`chat-room-channel-${MEMBER}`));
     await page.waitForFunction((ch) => document.getElementById('channels').textContent.includes(ch), `notification-channel-${MEMBER}`, { timeout: 6000 });
 
-    // The tail (the traffic tap) shows the consumer's frames both ways.
-    const tailHas = (dir) => page.waitForFunction(([id, d]) => document.querySelector(`#tail li[data-conn="${id}"][data-dir="${d}"]`), [first.id, dir], { timeout: 8000 });
-    if (TAP) await page.waitForFunction(() => document.getElementById('tail-state').textContent === 'live', null, { timeout: 5000 });
+    // The tail shows its frames: the welcome out, its two subscribes in, their confirmations out.
+    if (TAP) {
+      await tailed(first.id, 'out', /cable #\d+ text \{"type":"welcome"/);
+      await tailed(first.id, 'in', /"command":"subscribe".*NotificationChannel/);
+      await tailed(first.id, 'in', /"command":"subscribe".*ChatRoomChannel/);
+      await tailed(first.id, 'out', /confirm_subscription/);
+    }
 
     // Publish through the form: API C, the newNotification example, to this member's queue.
     await page.selectOption('#pub-api', 'cable');
@@ -203,13 +213,10 @@ test('in Chromium: sign in, see an @rails/actioncable client, publish to it, kic
     assert.deepEqual(cable.events.find((e) => e.kind === 'received').d,
       { event: 'newNotification', data: { id: 7, notifiable_title: 'from the console' } });
     assert.equal(cable.events.find((e) => e.kind === 'received').channel, 'NotificationChannel');
-    // ... and the tail shows the frame that carried it out, and the consumer's subscribe in.
+    // ... and the tail shows the publish, and the frame that carried it to the consumer.
     if (TAP) {
-    await tailHas('out');
-    await tailHas('in');
-    const tail = await page.textContent('#tail');
-    assert.match(tail, /publish notification-channel-\d+ newNotification/);
-    assert.match(tail, /from the console/);
+    await page.waitForFunction(() => /publish notification-channel-\d+ newNotification \{"id":7,"notifiable_title":"from the console"\} → 1/.test(document.getElementById('tail').textContent), null, { timeout: 5000 });
+    await tailed(first.id, 'out', /\[notification-channel-\d+\].*"event":"newNotification".*from the console/);
 
     // Pause holds the tail; resume shows what came meanwhile.
     await page.click('#tail-pause');
@@ -232,9 +239,13 @@ test('in Chromium: sign in, see an @rails/actioncable client, publish to it, kic
     const second = await waitFor(async () => { const l = await memberConns(); return l.length === 1 && l[0].id !== first.id && l[0]; }, 5000, 'a new connection');
     await page.waitForSelector(`#conns tr[data-id="${second.id}"]`, { timeout: 6000 });
     await page.waitForSelector(row, { state: 'detached', timeout: 6000 });
-    // The tail saw the goodbye: Action Cable's disconnect, then the close.
-    if (TAP) await page.waitForFunction((id) => /"type":"disconnect","reason":"server_restart","reconnect":true/.test(
-      [...document.querySelectorAll(`#tail li[data-conn="${id}"]`)].map((l) => l.textContent).join('\n')), first.id, { timeout: 5000 });
+    // The tail saw the goodbye (Action Cable's disconnect, then the close frame) and the new
+    // connection's subscribes.
+    if (TAP) {
+      await tailed(first.id, 'out', /"type":"disconnect","reason":"server_restart","reconnect":true/);
+      await tailed(first.id, 'out', /close 1000/);
+      await tailed(second.id, 'in', /"command":"subscribe".*NotificationChannel/);
+    }
 
     // A fault through the form: reject the next ChatRoomChannel subscription; listed; cleared.
     await page.selectOption('#fault-kind', { label: 'Reject the next cable subscription(s)' });
@@ -269,7 +280,7 @@ test('in Chromium: sign in, see an @rails/actioncable client, publish to it, kic
     assert.equal(await page.isVisible('#app'), false);
     assert.deepEqual(problems, []);
   } finally {
-    cable.c.disconnect();
+    if (cable) cable.c.disconnect();
     await browser.close();
   }
 });
