@@ -284,3 +284,68 @@ test('in Chromium: sign in, see an @rails/actioncable client, publish to it, kic
     await browser.close();
   }
 });
+
+// ------------------------------------------------------------------ Firefox
+
+// The same console in Firefox (Debian's firefox-esr, driven over WebDriver BiDi by
+// playwright-core's moz-firefox channel): sign in, an API B client appears, an event published
+// through the form reaches it, Kick closes it with the form's code and reason, the tail shows it.
+const FIREFOX = process.env.FIREFOX_PATH || '/usr/bin/firefox-esr';
+test('in Firefox: sign in, see an API B client, publish to it, kick it', { ...T, skip: !fs.existsSync(FIREFOX) && `no Firefox at ${FIREFOX}` }, async () => {
+  const TAP = (await srv.get('/api/tap')).status !== 404; // TEMPORARY until the tap is merged
+  const { firefox } = require('playwright-core');
+  const browser = await firefox.launch({ channel: 'moz-firefox', executablePath: FIREFOX, headless: true, timeout: 60000 });
+  let ws = null;
+  try {
+    const page = await browser.newPage({ viewport: { width: 390, height: 844 } });
+    const problems = [];
+    page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+    await page.goto(`${srv.url}/console`, { waitUntil: 'load', timeout: 20000 });
+    await page.fill('#key', KEY);
+    await page.keyboard.press('Enter');
+    await page.waitForSelector('#app', { state: 'visible', timeout: 10000 });
+    if (TAP) await page.waitForFunction(() => document.getElementById('tail-state').textContent === 'live', null, { timeout: 10000 });
+
+    const sub = `ff-${process.pid}`;
+    const tok = (await api('POST', '/api/tokens', { sub })).json.token;
+    ws = new WebSocket(`${srv.wsUrl}/api/ws?token=${tok}`);
+    const got = [];
+    let closed = null;
+    ws.on('message', (m) => got.push(JSON.parse(String(m))));
+    ws.on('close', (code, reason) => { closed = { code, reason: String(reason) }; });
+    await new Promise((resolve, reject) => { ws.once('open', resolve); ws.once('error', reject); });
+    const [c] = await waitFor(async () => { const l = (await api('GET', `/api/connections?subject=${sub}`)).json.connections; return l.length && l; }, 5000, 'listed');
+    await page.waitForSelector(`#conns tr[data-id="${c.id}"]`, { timeout: 10000 });
+    assert.match(await page.textContent(`#conns tr[data-id="${c.id}"]`), new RegExp(`sub ${sub}`));
+
+    // API B's notification example, to this user's own channel.
+    await page.selectOption('#pub-api', 'service');
+    await page.selectOption('#pub-example', { label: 'notification' });
+    await page.fill('#pub-channel', `user:${sub}`);
+    await page.click('#publish-form button[type=submit]');
+    await page.waitForFunction(() => document.getElementById('pub-result').textContent === 'delivered: 1', null, { timeout: 10000 });
+    const n = await waitFor(() => got.find((m) => m.type === 'notification'), 5000, 'the notification');
+    assert.deepEqual(n.data, { message: 'Your report is ready', level: 'info' });
+    if (TAP) {
+      await page.waitForFunction((id) => [...document.querySelectorAll(`#tail li[data-conn="${id}"][data-dir="out"]`)]
+        .some((l) => l.textContent.includes('Your report is ready')), c.id, { timeout: 10000 });
+    }
+
+    // Kick with code 4001, reason "kicked", no reconnect.
+    // (the BiDi driver's fill appends to a number field: select its text and type over it)
+    await page.focus('#kick-code');
+    await page.keyboard.press('Control+A');
+    await page.keyboard.type('4001');
+    assert.equal(await page.inputValue('#kick-code'), '4001');
+    await page.fill('#kick-reason', 'kicked');
+    await page.uncheck('#kick-reconnect');
+    await page.click(`#conns tr[data-id="${c.id}"] button[data-kick]`);
+    await waitFor(() => closed, 5000, 'closed').catch(async (e) => { throw new Error(`${e.message}: ${await page.textContent('#conns-error')}`); });
+    assert.deepEqual(closed, { code: 4001, reason: 'kicked' });
+    await page.waitForSelector(`#conns tr[data-id="${c.id}"]`, { state: 'detached', timeout: 10000 });
+    assert.deepEqual(problems, []);
+  } finally {
+    if (ws) ws.terminate();
+    await browser.close();
+  }
+});
