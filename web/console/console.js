@@ -207,17 +207,34 @@
 
   // ------------------------------------------------------------------ channels
 
+  const chanRows = new Map(); // channel -> {tr, subs, total}: kept, so that a focused button stays
+
+  function chanRow(name) {
+    const subs = el('td');
+    const total = el('td');
+    const pick = () => { $('pub-mode').value = 'publish'; syncMode(); $('pub-channel').value = name; $('pub-event').focus(); };
+    const tr = el('tr', {}, el('td', { class: 'mono' },
+      el('button', { type: 'button', class: 'link', title: 'Publish to this channel', onclick: pick, text: name })), subs, total);
+    return { tr, subs, total };
+  }
+
   async function loadChannels() {
     const r = await api('GET', '/api/channels');
     if (r.status !== 200) { $('channels-error').textContent = `GET /api/channels: ${errText(r)}`; return; }
     $('channels-error').textContent = '';
     const list = r.json.channels || [];
     setText('channels-count', String(list.length));
-    const rows = list.map((ch) => el('tr', {},
-      el('td', { class: 'mono', text: ch.channel }),
-      el('td', { text: Object.entries(ch.subscribers || {}).map(([a, n]) => `${a} ${n}`).join(', ') }),
-      el('td', { text: String(ch.total) })));
-    $('channels').tBodies[0].replaceChildren(...rows);
+    const tbody = $('channels').tBodies[0];
+    const seen = new Set();
+    list.forEach((ch, i) => {
+      seen.add(ch.channel);
+      let row = chanRows.get(ch.channel);
+      if (!row) { row = chanRow(ch.channel); chanRows.set(ch.channel, row); }
+      if (tbody.children[i] !== row.tr) tbody.insertBefore(row.tr, tbody.children[i] || null);
+      row.subs.textContent = Object.entries(ch.subscribers || {}).map(([a, n]) => `${a} ${n}`).join(', ');
+      row.total.textContent = String(ch.total);
+    });
+    for (const [name, row] of chanRows) if (!seen.has(name)) { row.tr.remove(); chanRows.delete(name); }
   }
 
   // ------------------------------------------------------------------ metrics and charts
