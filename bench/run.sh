@@ -11,6 +11,9 @@
 #   wshub-B     wshubd, 1 worker, API B  /api/ws?token=JWT     (taskset -c 0   / -c 1)
 #   wshub-C     wshubd, 1 worker, API C  /cable (Action Cable)  (taskset -c 0   / -c 1)
 #   wshub-B-2w  wshubd, 2 workers, API B                        (taskset -c 0-1 / -c 1: shared core)
+#   wshub-B-hist  as wshub-B with channel history on (WSHUB_HISTORY_SIZE=$HISTORY_SIZE, 100):
+#               every event carries its stream position (issue 17). Not in the default targets:
+#               bench/run.sh --targets "wshub-B wshub-B-hist" --scenarios S1 is the comparison.
 #   node-ws     ../shared/bench/peers/node-ws (node http + ws)  (taskset -c 0   / -c 1)
 #   wshub-B-redis  two wshubd nodes (1 worker each) sharing channels through a redis-server
 #               (WSHUB_BROKER=redis), API B as wshub-B; wsbench's subscribers AND its HTTP
@@ -246,10 +249,12 @@ scenario_args() {
 target_setup() {
   local p=$2
   PROTO=()
+  SRV_ENV=()
   case $1 in
-    wshub-B|wshub-B-2w)
+    wshub-B|wshub-B-2w|wshub-B-hist)
       SRV_KIND=wshub; WORKERS=1; SRV_CPUS=$SERVER_CPU
       [ "$1" = wshub-B-2w ] && { WORKERS=2; SRV_CPUS=$SERVER_CPUS_2W; }
+      [ "$1" = wshub-B-hist ] && SRV_ENV=(WSHUB_HISTORY_SIZE="${HISTORY_SIZE:-100}")
       URL="ws://127.0.0.1:$p/api/ws?token=$TOKEN_B"
       # default subscribe template {"type":"subscribe","data":{"channel":"{ch}"}}, ack "subscribed",
       # publish body {"channel":"{ch}",...}: {ch} = conversation:c<k>
@@ -275,7 +280,7 @@ target_setup() {
     node-ws)
       SRV_KIND=node; WORKERS=; SRV_CPUS=$SERVER_CPU
       URL="ws://127.0.0.1:$p/ws" ;;
-    *) die "unknown target $1 (wshub-B wshub-C wshub-B-2w wshub-B-redis node-ws)" ;;
+    *) die "unknown target $1 (wshub-B wshub-C wshub-B-2w wshub-B-hist wshub-B-redis node-ws)" ;;
   esac
 }
 
@@ -385,7 +390,7 @@ start_server() {
       WSHUB_JWT_SECRET="$SECRET" WSHUB_API_KEY="$KEY" WSHUB_CABLE_ALLOWED_ORIGINS="$ORIGIN" \
     WSHUB_MOCK_ENABLED="${WSHUB_MOCK_ENABLED:-false}" WSHUB_HISTORY_SIZE="${WSHUB_HISTORY_SIZE:-0}" \
       ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}" UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1}" \
-      taskset -c "$SRV_CPUS" "$BIN") > "$log" 2>&1 &
+      "${SRV_ENV[@]}" taskset -c "$SRV_CPUS" "$BIN") > "$log" 2>&1 &
   else
     (cd "$NODE_DIR" && exec taskset -c "$SRV_CPUS" node server.js "$p") > "$log" 2>&1 &
   fi

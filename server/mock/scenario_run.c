@@ -455,18 +455,20 @@ int scenario_submit(json_t *doc, char *err, size_t errlen)
         snprintf(err, errlen, "the scenario runner is not running");
     else if (running >= S.env.max_running)
         snprintf(err, errlen, "%zu scenarios run already (mock.max_scenarios): stop one first", running);
-    else if (!(s = calloc(1, sizeof *s)) ||
+    /* Its own copies: jansson's reference counts are not safe across threads, and the caller
+     * (a worker) keeps and releases doc. */
+    else if (!(s = calloc(1, sizeof *s)) || !(s->doc = json_deep_copy(doc)) ||
              !(s->vars = json_object_get(doc, "vars") ? json_deep_copy(json_object_get(doc, "vars")) : json_object()))
         snprintf(err, errlen, "out of memory");
     if (s && s->vars) {
         const json_t *loop = json_object_get(doc, "loop");
         s->id = id = ++S.next_id;
         snprintf(s->name, sizeof s->name, "%s", json_string_value(json_object_get(doc, "name")) ?: "unnamed");
-        s->doc = json_incref(doc);
         s->loop = json_is_true(loop) ? -1 : json_is_integer(loop) ? json_integer_value(loop) : 1;
         list_insert_head(&S.list, &s->node);
         uv_async_send(&S.wake); /* under the lock: never after scenario_shutdown closed it */
-    } else {
+    } else if (s) {
+        json_decref(s->doc);
         free(s);
     }
     uv_mutex_unlock(&S.lock);

@@ -70,6 +70,51 @@ test('--scenario FILE runs once listening: the example service scenario reaches 
   }
 });
 
+// A cable client of member (raw Action Cable over ws) subscribed to its ChatRoomChannel; .broadcasts
+// collects what the channel receives.
+async function cableMember(srv, member) {
+  const tok = (() => {
+    const b64u = (o) => Buffer.from(JSON.stringify(o)).toString('base64url');
+    const input = `${b64u({ alg: 'HS256', typ: 'JWT' })}.${b64u({ sub: String(member), community_member_id: member, exp: Math.floor(Date.now() / 1000) + 3600 })}`;
+    return `${input}.${crypto.createHmac('sha256', SECRET).update(input).digest('base64url')}`;
+  })();
+  const ws = new WebSocket(`${srv.wsUrl}/cable`, ['actioncable-v1-json'], { headers: { Authorization: `Bearer ${tok}` } });
+  const identifier = JSON.stringify({ channel: 'ChatRoomChannel', community_member_id: member });
+  const c = { ws, broadcasts: [] };
+  await new Promise((resolve, reject) => {
+    ws.on('message', (raw) => {
+      const m = JSON.parse(raw);
+      if (m.type === 'welcome') ws.send(JSON.stringify({ command: 'subscribe', identifier }));
+      else if (m.type === 'confirm_subscription') resolve();
+      else if (m.type === 'reject_subscription') reject(new Error('rejected'));
+      else if (m.type === undefined && m.message) c.broadcasts.push(m.message);
+    });
+    ws.once('error', reject);
+  });
+  return c;
+}
+
+test('the example scenarios run end to end: cable.json drives Circle (a real cable client gets newMessage), moderation.json sets an override and sees it applied', T, async () => {
+  const srv = await start({ env: ENV });
+  try {
+    const c = await cableMember(srv, 42);
+    const r = await api(srv, 'POST', '/api/scenarios', { file: 'cable.json' });
+    assert.equal(r.status, 202, r.text);
+    await waitFor(() => c.broadcasts.some((b) => b.event === 'newMessage'), 8000, 'a newMessage on member 42\'s ChatRoomChannel');
+    const msg = c.broadcasts.find((b) => b.event === 'newMessage');
+    assert.match(JSON.stringify(msg.data), /message 0 from Ada/);
+    const m = await api(srv, 'POST', '/api/scenarios', { file: 'moderation.json' });
+    assert.equal(m.status, 202);
+    await waitFor(async () => (await scenario(srv, m.json.id)).state === 'done', 5000, 'moderation.json done');
+    assert.match(srv.log(), /free money: delete/);
+    assert.match(srv.log(), /hello world: pass/);
+    assert.equal((await scenario(srv, r.json.id)).state, 'running');
+    c.ws.close();
+  } finally {
+    await srv.teardown();
+  }
+});
+
 test('POST /api/scenarios: placeholders keep their type, saved values feed later steps, repeat rounds count from 0; DELETE stops one', T, async () => {
   const srv = await start({ env: ENV });
   try {
