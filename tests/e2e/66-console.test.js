@@ -12,6 +12,7 @@
 //    itself as a new connection, which the console lists;
 //  - the tail shows the consumer's frames (in and out) from the traffic tap;
 //  - a fault and a Circle action set through the console's forms, the Circle event received;
+//    a scenario started from its file and stopped;
 //  - every endpoint the console reads or drives answers 401 without data to a missing or
 //    wrong key; /api/info masks the secrets of the configuration.
 // Environment: WSHUB_BIN (the binary under test), CHROMIUM_PATH (default /usr/bin/chromium).
@@ -40,7 +41,7 @@ before(async () => {
   // test can check they are masked; cable pings every 500 ms so the consumer notices a dead
   // socket fast.
   srv = await start({ env: { WSHUB_WORKERS: '2', WSHUB_API_KEY: KEY, WSHUB_JWT_SECRET: JWT_SECRET,
-    WSHUB_CABLE_PING_INTERVAL_MS: '500' } });
+    WSHUB_CABLE_PING_INTERVAL_MS: '500', WSHUB_MOCK_SCENARIO_DIR: path.join(ROOT, 'config', 'scenarios') } });
 });
 after(async () => { if (srv) await srv.teardown(); });
 
@@ -78,6 +79,7 @@ test('every endpoint of the console refuses a missing or wrong key, without data
     ['POST', '/api/publish', { channel: 'x:y', event: 'e', data: {} }], ['POST', '/api/connections/1/close', {}],
     ['POST', '/api/connections/1/send', { text: 'x' }], ['POST', '/api/send', { text: 'x' }], ['POST', '/api/close', {}],
     ['POST', '/api/tokens', { sub: 'x' }], ['POST', '/api/reset'], ['GET', '/api/scenarios'],
+    ['POST', '/api/scenarios', { file: 'service.json' }], ['DELETE', '/api/scenarios/1'],
     ['GET', '/api/faults'], ['POST', '/api/faults/latency', { api: 'service', direction: 'out', ms: 100 }], ['DELETE', '/api/faults'],
     ['POST', '/api/flow/threads/t/events', { type: 'agent.typing' }],
     ['GET', '/api/circle/rooms'], ['POST', '/api/circle/rooms', { participants: [1, 2] }],
@@ -264,6 +266,15 @@ test('in Chromium: sign in, see an @rails/actioncable client, publish to it, kic
     await page.waitForFunction(() => document.getElementById('circle-result').textContent.includes('"ok": true'), null, { timeout: 5000 });
     await waitFor(() => cable.events.find((e) => e.kind === 'received' && e.d.event === 'chatRoomCreated'), 5000, 'chatRoomCreated');
     assert.equal(cable.events.find((e) => e.d && e.d.event === 'chatRoomCreated').channel, 'ChatRoomChannel');
+
+    // A scenario from its file: started, listed running, stopped.
+    await page.fill('#scenario-file', 'service.json');
+    await page.click('#scenario-form button[type=submit]');
+    const scen = await waitFor(async () => (await api('GET', '/api/scenarios')).json.scenarios.find((x) => x.state === 'running'), 5000, 'a scenario running');
+    await page.waitForFunction((id) => /running/.test((document.querySelector(`#scenarios li[data-id="${id}"]`) || {}).textContent || ''), scen.id, { timeout: 5000 });
+    await page.click(`#scenarios li[data-id="${scen.id}"] button`);
+    await page.waitForFunction((id) => /stopped/.test(document.querySelector(`#scenarios li[data-id="${id}"]`).textContent), scen.id, { timeout: 5000 });
+    assert.equal((await api('GET', '/api/scenarios')).json.scenarios.find((x) => x.id === scen.id).state, 'stopped');
 
     // Charts and server info were drawn.
     await page.waitForFunction(() => document.querySelector('#c-conns polyline') && document.getElementById('m-conns').textContent !== '–', null, { timeout: 5000 });

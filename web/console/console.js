@@ -118,7 +118,7 @@
     if (!live) return;
     if (document.hidden) return; // resumed by visibilitychange
     serverLine();
-    const jobs = [loadConnections(), loadChannels(), loadMetrics()];
+    const jobs = [loadConnections(), loadChannels(), loadMetrics(), loadScenarios()];
     if (Date.now() - lastInfo > INFO_MS) jobs.push(loadInfo());
     await Promise.allSettled(jobs);
     if (live && !document.hidden) schedule(POLL_MS);
@@ -560,6 +560,45 @@
     $('circle-result').textContent = r.json ? json(r.json) : r.text;
   }
 
+  // ------------------------------------------------------------------ scenarios
+
+  const scenRows = new Map(); // id -> {li, text}: kept across polls (a focused Stop stays)
+
+  async function loadScenarios() {
+    const r = await api('GET', '/api/scenarios');
+    if (r.status !== 200) { $('scenarios-error').textContent = `GET /api/scenarios: ${errText(r)}`; return; }
+    if ($('scenarios-error').textContent.startsWith('GET')) $('scenarios-error').textContent = '';
+    const list = r.json.scenarios || [];
+    setText('scenarios-count', String(list.filter((x) => x.state === 'running').length));
+    const ul = $('scenarios');
+    const seen = new Set();
+    list.forEach((x, i) => {
+      seen.add(x.id);
+      let row = scenRows.get(x.id);
+      if (!row) {
+        const text = el('span');
+        const stop = el('button', { type: 'button', class: 'ghost', 'aria-label': `Stop scenario ${x.id}`, text: 'Stop', onclick: async () => {
+          const d = await api('DELETE', `/api/scenarios/${x.id}`);
+          $('scenarios-error').textContent = d.status === 200 ? '' : `DELETE /api/scenarios/${x.id}: ${errText(d)}`;
+          loadScenarios();
+        } });
+        row = { li: el('li', { 'data-id': x.id }, text, stop), text, stop };
+        scenRows.set(x.id, row);
+      }
+      if (ul.children[i] !== row.li) ul.insertBefore(row.li, ul.children[i] || null);
+      row.text.textContent = `#${x.id} ${x.name || ''} — ${x.state}, ${x.passes} pass(es), ${x.requests} request(s)${x.error ? ` — ${typeof x.error === 'string' ? x.error : JSON.stringify(x.error)}` : ''}`;
+      row.stop.hidden = x.state !== 'running' && x.state !== 'queued';
+    });
+    for (const [id, row] of scenRows) if (!seen.has(id)) { row.li.remove(); scenRows.delete(id); }
+  }
+
+  async function startScenario(ev) {
+    ev.preventDefault();
+    const r = await api('POST', '/api/scenarios', { file: $('scenario-file').value.trim() });
+    $('scenarios-error').textContent = r.status >= 200 && r.status < 300 ? '' : `POST /api/scenarios: ${errText(r)}`;
+    loadScenarios();
+  }
+
   // ------------------------------------------------------------------ the traffic tail
 
   let tail = null;         // {ctl: AbortController}
@@ -726,6 +765,8 @@
     $('circle-form').addEventListener('submit', runCircle);
     $('circle-reset').addEventListener('click', resetMock);
     applyCircle();
+
+    $('scenario-form').addEventListener('submit', startScenario);
 
     $('tail-form').addEventListener('submit', (ev) => { ev.preventDefault(); startTail(); });
     $('tail-pause').addEventListener('click', togglePause);

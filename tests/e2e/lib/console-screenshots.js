@@ -16,7 +16,8 @@ const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '
 
 async function main() {
   const out = path.resolve(process.argv[2] || 'docs');
-  const srv = await start({ env: { WSHUB_WORKERS: '2', WSHUB_LOG_LEVEL: 'warn' } });
+  const srv = await start({ env: { WSHUB_WORKERS: '2', WSHUB_LOG_LEVEL: 'warn',
+    WSHUB_MOCK_SCENARIO_DIR: path.join(__dirname, '..', '..', '..', 'config', 'scenarios') } });
   const api = (method, p, body) => httpRequest(srv, { method, path: p, body, headers: { Authorization: `Bearer ${KEY}` } });
   const sockets = [];
   const open = (url, opts) => new Promise((resolve, reject) => {
@@ -41,6 +42,8 @@ async function main() {
     const info = (await httpRequest(srv, { path: '/socket.info?clientId=demo&sessionId=1' })).json;
     const flow = await open(info.payload.endpoint, {});
     flow.send(JSON.stringify({ type: 'message.send', payload: { threadId: 'jane.doe', speech: 'hello', originator: { name: 'Jane Doe', role: 'external' } } }));
+
+    await api('POST', '/api/scenarios', { file: 'cable.json' }); // listed in the Scenarios panel
 
     const { chromium } = require('playwright-core');
     const browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS, timeout: 20000 });
