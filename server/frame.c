@@ -17,6 +17,7 @@ frame_t *frame_new(size_t cap)
     f->len = 0;
     f->cap = (uint32_t)cap;
     f->born_ns = 0;
+    atomic_init(&f->deflated, NULL);
     return f;
 }
 
@@ -63,4 +64,10 @@ size_t frame_append(frame_t *f, const void *data, size_t len)
     return len;
 }
 
-void frame__free(frame_t *f) { free(f); }
+void frame__free(frame_t *f)
+{
+    frame_t *z = atomic_load_explicit(&f->deflated, memory_order_acquire);
+    if (z != FRAME_NOT_DEFLATED)
+        frame_release(&z);
+    free(f);
+}

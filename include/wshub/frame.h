@@ -24,8 +24,14 @@ typedef struct frame {
     uint32_t len;     /* bytes of data in use */
     uint32_t cap;     /* bytes allocated for data */
     uint64_t born_ns; /* a fan-out frame: uv_hrtime() of its message's publish (metrics); 0 otherwise */
+    /* A shared frame's compressed sibling (deflate.h: pmd_shared), built once by the first
+     * session that negotiated permessage-deflate and holding one reference, released with
+     * this frame; NULL until then, FRAME_NOT_DEFLATED when compressing does not pay. */
+    _Atomic(struct frame *) deflated;
     uint8_t data[];
 } frame_t;
+
+#define FRAME_NOT_DEFLATED ((frame_t *)(uintptr_t)1)
 
 /* WebSocket opcodes (RFC 6455 §5.2), as wslay names them too. */
 enum { WS_OP_CONT = 0x0, WS_OP_TEXT = 0x1, WS_OP_BINARY = 0x2, WS_OP_CLOSE = 0x8,
