@@ -404,7 +404,7 @@ frame_t *pmd_frame(int opcode, const void *data, size_t len, int bits)
     memmove(f->data + hl, f->data + 10, n);
     memcpy(f->data, hdr, hl);
     f->len = (uint32_t)(hl + n);
-    return f;
+    return frame_shrink(f); /* it was allocated for deflateBound: about the plain size */
 }
 
 frame_t *pmd_shared(frame_t *f)

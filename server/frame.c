@@ -54,6 +54,17 @@ frame_t *frame_build(int opcode, const void *payload, size_t len)
     return f;
 }
 
+frame_t *frame_shrink(frame_t *f)
+{
+    if (f->cap == f->len)
+        return f;
+    frame_t *g = realloc(f, sizeof *f + f->len);
+    if (!g)
+        return f;
+    g->cap = g->len;
+    return g;
+}
+
 size_t frame_append(frame_t *f, const void *data, size_t len)
 {
     size_t room = f->cap - f->len;

@@ -74,6 +74,10 @@ static inline bool frame_is_private(frame_t *f)
     return atomic_load_explicit(&f->refs, memory_order_acquire) == 1;
 }
 
+/* Gives a private frame's unused capacity back (cap = len); returns the frame, which may have
+ * moved (or f itself when realloc fails: it stays valid). */
+frame_t *frame_shrink(frame_t *f);
+
 /* Appends up to cap - len bytes of data to a private frame; returns the number appended. */
 size_t frame_append(frame_t *f, const void *data, size_t len);
 

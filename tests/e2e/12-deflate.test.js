@@ -228,9 +228,12 @@ test('memory: the zlib state a compressed connection keeps, with and without the
       for (const ws of conns) await closeWs(ws);
       return held / N;
     };
+    const cold = (await metrics(srv)).wshub_deflate_zlib_bytes;
     const warm = await openWs(`${srv.wsUrl}/echo`, { threshold: 0, clientNoContextTakeover: true });
     await echo(warm, msg); // the worker's compressor exists from here on
     await closeWs(warm);
+    const worker = (await metrics(srv)).wshub_deflate_zlib_bytes - cold;
+    t.diagnostic(`zlib bytes of the worker's 15-bit compressor (one per worker thread and window size used): ${worker}`);
     const takeover = await measure({});
     const noTakeover = await measure({ clientNoContextTakeover: true });
     const small = await measure({ clientMaxWindowBits: 10 });
