@@ -412,8 +412,11 @@ frame_t *pmd_shared(frame_t *f)
     frame_t *z = atomic_load_explicit(&f->deflated, memory_order_acquire);
     if (z)
         return z == FRAME_NOT_DEFLATED ? NULL : z;
-    /* A fan-out frame: FIN, no RSV, unmasked, minimal length (frame_header). */
-    if (f->len < 2 || (f->data[0] & 0x70))
+    /* A fan-out frame: FIN, no RSV, a data opcode, unmasked, minimal length (frame_header). */
+    if (f->len < 2)
+        return NULL;
+    int op = f->data[0] & 0x0f;
+    if ((f->data[0] & 0xf0) != 0x80 || (op != WS_OP_TEXT && op != WS_OP_BINARY))
         return NULL;
     size_t hl = 2, plen = f->data[1] & 0x7f;
     if (plen == 126) {
@@ -427,7 +430,7 @@ frame_t *pmd_shared(frame_t *f)
     }
     if (plen < PMD_MIN_BYTES || hl + plen != f->len)
         return NULL;
-    frame_t *built = pmd_frame(f->data[0] & 0x0f, f->data + hl, plen, PMD_SHARED_BITS);
+    frame_t *built = pmd_frame(op, f->data + hl, plen, PMD_SHARED_BITS);
     if (built)
         built->born_ns = f->born_ns;
     frame_t *expected = NULL;
