@@ -4,7 +4,7 @@
 WSHUB_DEB_PACKAGES=(
   gcc pkg-config meson ninja-build
   libuv1-dev node-llhttp libwslay-dev libssl-dev libjansson-dev libjwt-dev libcmocka-dev
-  libhiredis-dev libsystemd-dev
+  libhiredis-dev libsystemd-dev zlib1g-dev
   openssl curl procps
 )
 

@@ -158,6 +158,9 @@ static const char *const bool_words[] = {"true", "false", "1", "0", "yes", "no",
       ws_ping_interval_ms, 0, 0, NULL, "30000", 0,                                            \
       "A WebSocket connection silent this long gets a ping (not on Flow sockets, which have " \
       "their own idle rule); 0 = off.")                                                       \
+    X("websocket.compression", "WSHUB_WEBSOCKET_COMPRESSION", T_BOOL, ws_compression, 0, 0,    \
+      NULL, "false", 0, "Negotiate permessage-deflate (RFC 7692) with clients that offer it; "  \
+      "off: no Sec-WebSocket-Extensions is ever answered.")                                   \
     X("websocket.ping_timeout_ms", "WSHUB_WEBSOCKET_PING_TIMEOUT_MS", T_MS,                   \
       ws_ping_timeout_ms, 10, 0, NULL, "10000", 0,                                            \
       "Time to answer that ping with any frame before the connection is closed (1001, "       \
@@ -841,21 +844,10 @@ static int load_file(load_t *ld, const char *path)
     return rc;
 }
 
-/* Like getenv over envp: the first "NAME=" wins. */
-static const char *env_value(char *const *envp, const char *name)
-{
-    size_t len = strlen(name);
-
-    for (; envp && *envp; envp++)
-        if (strncmp(*envp, name, len) == 0 && (*envp)[len] == '=')
-            return *envp + len + 1;
-    return NULL;
-}
-
 static int load_env(load_t *ld, char *const *envp)
 {
     for (size_t i = 0; i < NKEYS; i++) {
-        const char *s = env_value(envp, keys[i].env);
+        const char *s = config_env_value(envp, keys[i].env);
         int rc = s ? set_text(ld, &keys[i], s, keys[i].env) : 0;
 
         if (rc < 0)

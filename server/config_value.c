@@ -316,3 +316,13 @@ int config_redis_url_parse(const char *url, config_redis_url_t *out, char *err, 
         *out = u;
     return 0;
 }
+
+const char *config_env_value(char *const *envp, const char *name)
+{
+    size_t len = strlen(name);
+
+    for (; envp && *envp; envp++)
+        if (strncmp(*envp, name, len) == 0 && (*envp)[len] == '=')
+            return *envp + len + 1;
+    return NULL;
+}

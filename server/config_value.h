@@ -49,5 +49,7 @@ int config_parse_ll(const char *s, long long *v);
 int config_word_index(const char *const *words, const char *s);
 /* "host:port" or "[v6]:port"; *host (allocated) without brackets. */
 int config_parse_listen(const char *s, char **host, int *port);
+/* Like getenv over envp: the first "NAME=" wins; NULL when absent. */
+const char *config_env_value(char *const *envp, const char *name);
 
 #endif

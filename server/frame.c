@@ -17,6 +17,7 @@ frame_t *frame_new(size_t cap)
     f->len = 0;
     f->cap = (uint32_t)cap;
     f->born_ns = 0;
+    atomic_init(&f->deflated, NULL);
     return f;
 }
 
@@ -53,6 +54,17 @@ frame_t *frame_build(int opcode, const void *payload, size_t len)
     return f;
 }
 
+frame_t *frame_shrink(frame_t *f)
+{
+    if (f->cap == f->len)
+        return f;
+    frame_t *g = realloc(f, sizeof *f + f->len);
+    if (!g)
+        return f;
+    g->cap = g->len;
+    return g;
+}
+
 size_t frame_append(frame_t *f, const void *data, size_t len)
 {
     size_t room = f->cap - f->len;
@@ -63,4 +75,10 @@ size_t frame_append(frame_t *f, const void *data, size_t len)
     return len;
 }
 
-void frame__free(frame_t *f) { free(f); }
+void frame__free(frame_t *f)
+{
+    frame_t *z = atomic_load_explicit(&f->deflated, memory_order_acquire);
+    if (z != FRAME_NOT_DEFLATED)
+        frame_release(&z);
+    free(f);
+}

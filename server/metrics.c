@@ -9,6 +9,7 @@
 #include <stdlib.h>
 
 #include "wshub/auth.h"
+#include "wshub/deflate.h"
 #include "wshub/log.h"
 
 _Static_assert(AUTH_REASON_COUNT <= 16, "metrics_t.auth_failures is too small");
@@ -163,6 +164,8 @@ static const char *const status_classes[6] = {"", "1xx", "2xx", "3xx", "4xx", "5
 static const char *const mod_actions[4] = {"pass", "flag", "delete", "error"};
 static const char *const flow_drops[FLOW_DROP_COUNT] = {"thread_bytes", "total_bytes", "expired", "threads"};
 static const char *const pool_kinds[2] = {"pages", "objects"};
+static const char *const deflate_stages[2] = {"plain", "compressed"};
+static uint64_t zlib_bytes(const snapshot_t *s) { (void)s; return pmd_zlib_bytes(); }
 
 #define OFF(field) offsetof(metrics_t, field)
 
@@ -314,6 +317,16 @@ static const family_t families[] = {
            "Bytes of WebSocket messages latency faults hold now (bounded by mock.max_delayed_bytes)."),
     SHARED_T("wshub_mock_delay_overflows_total", "counter", mock_delay_overflows,
              "Connections closed with 1013: the messages latency faults held for them passed a bound."),
+    SUMMED("wshub_deflate_connections", "gauge", deflate_sessions,
+           "WebSocket connections that negotiated permessage-deflate (websocket.compression)."),
+    LABELED("wshub_deflate_received_bytes_total", deflate_in, "stage", deflate_stages, 0, 2,
+            "Payload bytes of compressed messages received: plain (inflated) and compressed (on the wire)."),
+    LABELED("wshub_deflate_sent_bytes_total", deflate_out, "stage", deflate_stages, 0, 2,
+            "Payload bytes of compressed messages sent, per connection (a shared compressed frame counts "
+            "for each): plain (before) and compressed (on the wire)."),
+    VALUE("wshub_deflate_zlib_bytes", "gauge", zlib_bytes,
+          "zlib memory held now: the inflaters of connections with client context takeover, the workers' "
+          "compressors, and inflaters during a message."),
     VALUE("wshub_log_lines_suppressed_total", "counter", log_lines_suppressed,
           "Log lines left out by the rate limit (log.rate_limit_per_s lines per reason per second)."),
     VALUE("wshub_workers", "gauge", workers, "Worker threads."),

@@ -15,6 +15,7 @@
 #include "wshub/list.h"
 
 #include "wshub/conn.h"
+#include "wshub/deflate.h"
 #include "wshub/faults.h"
 #include "wshub/log.h"
 #include "wshub/utf8.h"
@@ -25,9 +26,12 @@ struct ws_session {
      * buffers per context, by far the largest part of an idle connection, and a quiescent
      * session has no state in it that a fresh context would not have (DESIGN.md 5). */
     wslay_event_context_ptr ctx;
-    uint64_t fed;          /* bytes handed to wslay while this context lived */
-    uint64_t framed;       /* of those, bytes of frames wslay has completely read */
+    /* Bytes handed to wslay while this context lived, and of those the bytes of frames wslay
+     * has completely read: only whether they are equal matters, so they count modulo 2^32
+     * (what is fed and not framed yet is far less than that). */
+    uint32_t fed, framed;
     uint64_t frame_bytes;  /* wire size of the frame being read (header + payload) */
+    pmd_t *pmd;            /* permessage-deflate was negotiated (deflate.h), else NULL */
     const dialect_t *d;
     dialect_ctx_t *x;      /* the dialect's context on this worker (dialect_ctx) */
     void *data;            /* the dialect's per-session state */
@@ -41,6 +45,7 @@ struct ws_session {
     bool in_recv;          /* inside wslay_event_recv: sends are pumped after it returns */
     bool fragmented;       /* a data message is split over frames and not complete yet */
     bool failed;           /* we queued a close because the peer broke the protocol */
+    bool msg_deflated;     /* the data message being received is compressed (RSV1) */
     uint64_t last_rx;      /* uv_now() of the last frame received */
     bool close_deadline;   /* the close-handshake deadline is armed */
     uint16_t close_code;   /* status code of the close frame being received (0: none yet) */
@@ -50,6 +55,9 @@ struct ws_session {
     ws_stats_t *stats;     /* mock.enabled only (the 8 bytes of padding up to the 128-byte
                               pool class): the mock backend's counters, NULL otherwise */
 };
+
+/* Idle connections are mostly this struct: it stays in the 128-byte pool class. */
+_Static_assert(sizeof(struct ws_session) <= 128, "ws_session_t outgrew its pool class");
 
 /* The mock backend's counters (ws.h), when the session has them. */
 static inline void count_out(ws_session_t *s, size_t bytes, int opcode)
@@ -376,6 +384,9 @@ static void on_frame_start(wslay_event_context_ptr ctx, const struct wslay_event
     if (arg->opcode == WSLAY_TEXT_FRAME || arg->opcode == WSLAY_BINARY_FRAME) {
         s->msg_op = arg->opcode;
         s->utf8 = UTF8_ACCEPT;
+        /* wslay accepts RSV1 only when we allowed it (ctx_open: negotiated), and only on a
+         * message's first frame. */
+        s->msg_deflated = s->pmd && (arg->rsv & WSLAY_RSV1_BIT);
     }
     if (arg->opcode == WSLAY_CONNECTION_CLOSE) {
         s->close_utf8 = UTF8_ACCEPT;
@@ -453,11 +464,37 @@ static void on_frame_chunk(wslay_event_context_ptr ctx, const struct wslay_event
         s->frame_op == WSLAY_CONTINUATION_FRAME)
         hold(s, arg->data_length);
     bool data_frame = s->frame_op == WSLAY_TEXT_FRAME || s->frame_op == WSLAY_CONTINUATION_FRAME;
-    if (!data_frame || s->msg_op != WSLAY_TEXT_FRAME || s->failed)
-        return;
+    if (!data_frame || s->msg_op != WSLAY_TEXT_FRAME || s->failed || s->msg_deflated)
+        return; /* compressed text is validated once inflated (on_msg) */
     s->utf8 = utf8_validate(s->utf8, arg->data, arg->data_length);
     if (s->utf8 == UTF8_REJECT)
         fail(s, WS_CLOSE_INVALID_PAYLOAD, "invalid UTF-8 in a text message");
+}
+
+/* A compressed message, inflated into *out (malloc'd) within limits.max_message_bytes; false
+ * when the connection fails: 1009 past the bound, 1007 for a stream that is not deflate or
+ * inflates to invalid UTF-8 (text). */
+static bool inflate_msg(ws_session_t *s, const struct wslay_event_on_msg_recv_arg *arg, uint8_t **out, size_t *len)
+{
+    metrics_t *m = &s->c->env->metrics;
+    int r = pmd_inflate(s->pmd, arg->msg, arg->msg_length, s->c->env->cfg->max_message_bytes, out, len);
+    if (r == PMD_OK && arg->opcode == WSLAY_TEXT_FRAME && utf8_validate(UTF8_ACCEPT, *out, *len) != UTF8_ACCEPT) {
+        free(*out);
+        r = PMD_CORRUPT - 10;
+    }
+    if (r == PMD_OK) {
+        metrics_add(&m->deflate_in[1], arg->msg_length);
+        metrics_add(&m->deflate_in[0], *len);
+        return true;
+    }
+    if (r == PMD_NOMEM)
+        conn_close(s->c, "out of memory (inflate)");
+    else
+        fail(s, r == PMD_TOO_BIG ? WS_CLOSE_TOO_BIG : WS_CLOSE_INVALID_PAYLOAD,
+             r == PMD_TOO_BIG   ? "message too big once inflated"
+             : r == PMD_CORRUPT ? "invalid compressed data"
+                                : "invalid UTF-8 in a text message");
+    return false;
 }
 
 static void on_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg *arg, void *user)
@@ -466,6 +503,15 @@ static void on_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_
     ws_session_t *s = user;
     if (s->failed)
         return;
+    uint8_t *inflated = NULL;
+    size_t inflated_len = 0;
+    if ((arg->opcode == WSLAY_TEXT_FRAME || arg->opcode == WSLAY_BINARY_FRAME) && s->msg_deflated) {
+        s->msg_deflated = false;
+        if (!inflate_msg(s, arg, &inflated, &inflated_len))
+            return;
+    }
+    const uint8_t *msg = inflated ? inflated : arg->msg;
+    size_t msg_len = inflated ? inflated_len : arg->msg_length;
     switch (arg->opcode) {
     case WSLAY_TEXT_FRAME:
         if (s->utf8 != UTF8_ACCEPT) {
@@ -479,14 +525,15 @@ static void on_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_
         metrics_add(&s->c->env->metrics.frames_in[s->c->endpoint], 1);
         if (s->stats)
             s->stats->msgs_in++;
-        if (FAULTS_APPLY(s) && fault_in(s, arg->opcode, arg->msg, arg->msg_length))
+        if (FAULTS_APPLY(s) && fault_in(s, arg->opcode, msg, msg_len))
             break;
         if (s->d->on_message)
-            s->d->on_message(s, arg->opcode, arg->msg, arg->msg_length);
+            s->d->on_message(s, arg->opcode, msg, msg_len);
         break;
     default:
         break; /* pings are answered by wslay; pongs need nothing */
     }
+    free(inflated);
 }
 
 static const struct wslay_event_callbacks callbacks = {
@@ -509,6 +556,8 @@ static int ctx_open(ws_session_t *s)
         return -1;
     }
     wslay_event_config_set_max_recv_msg_length(s->ctx, s->c->env->cfg->max_message_bytes);
+    if (s->pmd)
+        wslay_event_config_set_allowed_rsv_bits(s->ctx, WSLAY_RSV1_BIT);
     s->fed = s->framed = s->frame_bytes = 0;
     return 0;
 }
@@ -571,7 +620,8 @@ void ws_session_discard(conn_t *c, const dialect_t *d, dialect_ctx_t *x, void *d
     }
 }
 
-ws_session_t *ws_session_start(conn_t *c, const dialect_t *d, dialect_ctx_t *x, void *dialect_data)
+ws_session_t *ws_session_start(conn_t *c, const dialect_t *d, dialect_ctx_t *x, void *dialect_data,
+                               const pmd_params_t *pmd)
 {
     /* No wslay context yet: it is made by the first frame or reply (a subscriber that only
      * receives fan-out never needs one), which saves an 8 KB allocation per handshake. */
@@ -589,6 +639,14 @@ ws_session_t *ws_session_start(conn_t *c, const dialect_t *d, dialect_ctx_t *x, 
     s->last_rx = uv_now(c->env->loop);
     s->tokens = (float)c->env->cfg->message_burst;
     s->tokens_at = (uint32_t)s->last_rx;
+    if (pmd && !(s->pmd = pmd_new(pmd))) {
+        mempool_free(c->env->mem, s, sizeof *s);
+        ws_session_discard(c, d, x, dialect_data);
+        conn_close(c, "out of memory (ws)");
+        return NULL;
+    }
+    if (s->pmd)
+        metrics_add(&c->env->metrics.deflate_sessions, 1);
     if (c->env->cfg->mock_enabled && (s->stats = mempool_alloc(c->env->mem, sizeof *s->stats))) {
         struct timespec ts; /* without counters (out of memory) the session works the same */
         clock_gettime(CLOCK_REALTIME, &ts);
@@ -708,6 +766,10 @@ static void ws_on_closed(conn_t *c)
     unhold(s);
     if (s->ctx)
         wslay_event_context_free(s->ctx);
+    if (s->pmd) {
+        pmd_free(s->pmd);
+        metrics_add(&c->env->metrics.deflate_sessions, (uint64_t)-1);
+    }
     if (s->stats)
         mempool_free(c->env->mem, s->stats, sizeof *s->stats);
     mempool_free(c->env->mem, s, sizeof *s);
@@ -725,6 +787,47 @@ static const conn_proto_t ws_proto = {
 
 /* ------------------------------------------------------------------ for dialects */
 
+/* The payload bytes of a frame we built (unmasked, frame_header). */
+static size_t payload_len(const frame_t *f)
+{
+    uint8_t b = f->data[1] & 0x7f;
+    return f->len - (b == 127 ? 10u : b == 126 ? 4u : 2u);
+}
+
+/* A reply on a session that negotiated permessage-deflate: compressed with its own window
+ * when that pays (else as any reply), straight into the connection when there is no wslay
+ * context, through wslay's queue otherwise (after what it holds, never after a close). */
+static int send_plain(ws_session_t *s, int opcode, const void *data, size_t len);
+
+static int send_deflated(ws_session_t *s, int opcode, const void *data, size_t len)
+{
+    frame_t *f = pmd_frame(opcode, data, len, pmd_params(s->pmd)->server_bits);
+    if (!f)
+        return send_plain(s, opcode, data, len);
+    metrics_add(&s->c->env->metrics.deflate_out[0], len);
+    size_t hl = f->len - payload_len(f), n = f->len - hl;
+    metrics_add(&s->c->env->metrics.deflate_out[1], n);
+    int r;
+    if (!s->ctx) {
+        r = write_frame(s, f, true);
+    } else {
+        struct wslay_event_msg msg = {(uint8_t)opcode, f->data + hl, n};
+        r = wslay_event_queue_msg_ex(s->ctx, &msg, WSLAY_RSV1_BIT) != 0 ? -1 : 0;
+        if (r == 0) {
+            metrics_add(&s->c->env->metrics.frames_out[s->c->endpoint], 1);
+            count_out(s, 0, opcode);
+            if (wslay_event_send(s->ctx) != 0) {
+                conn_close(s->c, "send failed");
+                r = -1;
+            } else {
+                ctx_release_if_quiescent(s);
+            }
+        }
+    }
+    frame_release(&f);
+    return r;
+}
+
 int ws_session_send(ws_session_t *s, int opcode, const void *data, size_t len)
 {
     if (s->c->flags & (CONN_F_CLOSING | CONN_F_DRAIN))
@@ -734,6 +837,13 @@ int ws_session_send(ws_session_t *s, int opcode, const void *data, size_t len)
                    : 0;
     if (held)
         return held > 0 ? 0 : -1;
+    if (s->pmd && (opcode == WS_OP_TEXT || opcode == WS_OP_BINARY) && len >= PMD_MIN_BYTES)
+        return send_deflated(s, opcode, data, len);
+    return send_plain(s, opcode, data, len);
+}
+
+static int send_plain(ws_session_t *s, int opcode, const void *data, size_t len)
+{
     if (!s->ctx) {
         /* A quiescent session (no context) has nothing queued, no close sent or received and
          * no fragmented message: the frame goes straight into the connection's queue, and a
@@ -788,7 +898,12 @@ int ws_session_send_frame(ws_session_t *s, frame_t *f)
     int held = FAULTS_APPLY(s) ? fault_out(s, WS_OP_TEXT, NULL, 0, f) : 0;
     if (held)
         return held > 0 ? 0 : -1;
-    return write_frame(s, f, true);
+    frame_t *z = s->pmd && pmd_params(s->pmd)->server_bits >= PMD_SHARED_BITS ? pmd_shared(f) : NULL;
+    if (z) {
+        metrics_add(&s->c->env->metrics.deflate_out[0], payload_len(f));
+        metrics_add(&s->c->env->metrics.deflate_out[1], payload_len(z));
+    }
+    return write_frame(s, z ? z : f, true);
 }
 
 void ws_session_subscribed(ws_session_t *s, hub_sub_t *sub, int status)

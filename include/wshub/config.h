@@ -73,6 +73,7 @@ typedef struct config {
     uint32_t http_request_timeout_ms;   /* "http.request_timeout_ms" (10 s): whole request */
     uint32_t http_keepalive_timeout_ms; /* "http.keepalive_timeout_ms" (30 s): idle keep-alive */
     uint32_t ws_close_timeout_ms;   /* "websocket.close_timeout_ms" (5 s): close handshake */
+    bool ws_compression;            /* "websocket.compression" (false): permessage-deflate */
     uint32_t shutdown_timeout_ms;   /* "shutdown.timeout_ms" (5 s): drain on SIGTERM */
     bool echo_enabled;              /* "echo.enabled" (true) */
     bool mock_enabled;              /* "mock.enabled" (false; true on the embedded default) */

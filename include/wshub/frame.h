@@ -24,8 +24,14 @@ typedef struct frame {
     uint32_t len;     /* bytes of data in use */
     uint32_t cap;     /* bytes allocated for data */
     uint64_t born_ns; /* a fan-out frame: uv_hrtime() of its message's publish (metrics); 0 otherwise */
+    /* A shared frame's compressed sibling (deflate.h: pmd_shared), built once by the first
+     * session that negotiated permessage-deflate and holding one reference, released with
+     * this frame; NULL until then, FRAME_NOT_DEFLATED when compressing does not pay. */
+    _Atomic(struct frame *) deflated;
     uint8_t data[];
 } frame_t;
+
+#define FRAME_NOT_DEFLATED ((frame_t *)(uintptr_t)1)
 
 /* WebSocket opcodes (RFC 6455 §5.2), as wslay names them too. */
 enum { WS_OP_CONT = 0x0, WS_OP_TEXT = 0x1, WS_OP_BINARY = 0x2, WS_OP_CLOSE = 0x8,
@@ -67,6 +73,10 @@ static inline bool frame_is_private(frame_t *f)
 {
     return atomic_load_explicit(&f->refs, memory_order_acquire) == 1;
 }
+
+/* Gives a private frame's unused capacity back (cap = len); returns the frame, which may have
+ * moved (or f itself when realloc fails: it stays valid). */
+frame_t *frame_shrink(frame_t *f);
 
 /* Appends up to cap - len bytes of data to a private frame; returns the number appended. */
 size_t frame_append(frame_t *f, const void *data, size_t len);

@@ -105,6 +105,9 @@ typedef struct metrics {
     counter_t flow_tickets_expired;   /* unused tickets freed at their expiry */
     counter_t flow_pending_replies;   /* gauge: bot replies held for flow.reply_delay_ms */
     counter_t flow_history_dropped[FLOW_DROP_COUNT]; /* history entries dropped, by reason */
+    counter_t deflate_sessions;       /* gauge: sessions that negotiated permessage-deflate */
+    counter_t deflate_in[2];          /* compressed messages received: [0] bytes inflated, [1] on the wire */
+    counter_t deflate_out[2];         /* compressed messages sent: [0] bytes before, [1] after compressing */
 } metrics_t;
 
 /* Gauges of stores every worker shares, written by their owner under its lock. */

@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "wshub/deflate.h"
 #include "wshub/dialect.h"
 #include "wshub/frame.h"
 
@@ -35,7 +36,9 @@ enum {
 
 /* Creates the session and hands the connection to it (the 101 must already be queued):
  * from then on the session is the connection's protocol (conn_proto_t). */
-ws_session_t *ws_session_start(conn_t *c, const dialect_t *d, dialect_ctx_t *x, void *dialect_data);
+/* pmd: the permessage-deflate parameters negotiated in the 101 (deflate.h), or NULL. */
+ws_session_t *ws_session_start(conn_t *c, const dialect_t *d, dialect_ctx_t *x, void *dialect_data,
+                               const pmd_params_t *pmd);
 
 /* For dialects. Sends are no-ops once the session is closing. Return 0 or negative. */
 int ws_session_send(ws_session_t *s, int opcode, const void *data, size_t len);

@@ -110,6 +110,20 @@ static void refuse(http_conn_t *h, const dialect_t *d, dialect_accept_t *acc)
     acc->body = NULL;
 }
 
+/* permessage-deflate (websocket.compression): the first acceptable offer of the request's
+ * Sec-WebSocket-Extensions headers, in order (RFC 7692 §5); 1 with *p and resp set, else 0. */
+static int negotiate_deflate(http_conn_t *h, pmd_params_t *p, char *resp, size_t resplen)
+{
+    if (!h->c->env->cfg->ws_compression)
+        return 0; /* off: the extension is never answered */
+    http_request_t *r = &h->req;
+    for (int i = 0; i < r->nhdrs; i++)
+        if (strcasecmp(r->buf + r->hdrs[i].name, "Sec-WebSocket-Extensions") == 0 &&
+            pmd_negotiate(r->buf + r->hdrs[i].value, r->hdrs[i].value_len, p, resp, resplen))
+            return 1;
+    return 0;
+}
+
 /* The 101 and the handover to a WebSocket session (h is freed by it). 0: the session runs;
  * 1: it could not start (ws_session_start released acc->data through on_close and closed);
  * -1: the connection is closing, acc->data untouched. */
@@ -119,14 +133,20 @@ static int switch_protocols(http_conn_t *h, const dialect_t *d, dialect_accept_t
     const char *key = http_request_header(&h->req, "Sec-WebSocket-Key", &klen);
     char accept[29];
     http_ws_accept_value(key, klen, accept);
-    char resp[256];
+    pmd_params_t pmd;
+    char ext[160];
+    bool deflate = negotiate_deflate(h, &pmd, ext, sizeof ext);
+    char resp[448];
     int n = snprintf(resp, sizeof resp,
                      "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                     "Sec-WebSocket-Accept: %s\r\n%s%s%s\r\n",
+                     "Sec-WebSocket-Accept: %s\r\n%s%s%s%s%s%s\r\n",
                      accept, acc->subprotocol ? "Sec-WebSocket-Protocol: " : "",
-                     acc->subprotocol ? acc->subprotocol : "", acc->subprotocol ? "\r\n" : "");
+                     acc->subprotocol ? acc->subprotocol : "", acc->subprotocol ? "\r\n" : "",
+                     deflate ? "Sec-WebSocket-Extensions: " : "", deflate ? ext : "", deflate ? "\r\n" : "");
     conn_t *c = h->c;
-    if (conn_send_copy(c, resp, (size_t)n) != 0) {
+    if (n < 0 || (size_t)n >= sizeof resp)
+        conn_close(c, "101 response too long"); /* a subprotocol of hundreds of bytes */
+    if ((c->flags & CONN_F_CLOSING) || conn_send_copy(c, resp, (size_t)n) != 0) {
         /* The connection is closing: no session to open on it, and none to own the data. */
         ws_session_discard(c, d, http_ctx(h, d), acc->data);
         acc->data = NULL;
@@ -134,7 +154,7 @@ static int switch_protocols(http_conn_t *h, const dialect_t *d, dialect_accept_t
     }
     metrics_add(&c->env->metrics.http_responses[1], 1);
     /* From here on the session owns the connection: h is freed by the handover. */
-    return ws_session_start(c, d, http_ctx(h, d), acc->data) ? 0 : 1;
+    return ws_session_start(c, d, http_ctx(h, d), acc->data, deflate ? &pmd : NULL) ? 0 : 1;
 }
 
 /* The mock backend's fault (POST /api/faults/refuse): the API refuses new connections for
