@@ -185,6 +185,13 @@ static const char *const bool_words[] = {"true", "false", "1", "0", "yes", "no",
       "The mock backend's control endpoints (/api/connections, /api/tap, /api/circle, "       \
       "/api/tokens, /api/reset, faults, scenarios), all behind api.key. On when wshubd runs "   \
       "on the embedded default (no configuration file) and the variable is not set.")          \
+    X("mock.tap_max_clients", "WSHUB_MOCK_TAP_MAX_CLIENTS", T_INT, tap_max_clients, 0, 1000,  \
+      NULL, "16", 0, "Traffic tap clients (/api/tap, WebSocket or Server-Sent Events) at once in " \
+      "the process; more are refused with 503.")                                              \
+    X("mock.tap_queue_bytes", "WSHUB_MOCK_TAP_QUEUE_BYTES", T_SIZE, tap_queue_bytes, 4096, 0, \
+      NULL, "1048576", 0, "Events held for one tap client and not sent yet (bytes); past it "  \
+      "events are dropped, counted (wshub_mock_tap_dropped_total) and told to the client as "  \
+      "{\"kind\":\"dropped\",\"n\":N}.")                                                        \
     X("echo.enabled", "WSHUB_ECHO_ENABLED", T_BOOL, echo_enabled, 0, 0, NULL, "true", 0,      \
       "Serve the /echo endpoint, which sends every message back unchanged.")                  \
     X("auth.jwt_secret", "WSHUB_JWT_SECRET", T_STRING, jwt_secret, 0, 0, NULL, NULL,          \

@@ -7,6 +7,7 @@
 #include "wshub/flow.h"
 #include "wshub/http.h"
 #include "wshub/metrics.h"
+#include "wshub/mock.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -71,5 +72,7 @@ const http_route_t http_routes[] = {
     {.path = "/thread.history", .fn = flow_thread_history, .dialect = &dialect_flow},
     {.path = "/thread.unnoticed", .fn = flow_thread_unnoticed, .dialect = &dialect_flow},
     {.path = "/examples/flow.html", .fn = static_page},
+    {.path = "/api/tap", .fn = mock_tap_events, .authorized = mock_tap_authorized, .dialect = &dialect_tap,
+     .get_only = true},
     {.path = NULL},
 };

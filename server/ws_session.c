@@ -13,6 +13,7 @@
 
 #include "wshub/conn.h"
 #include "wshub/log.h"
+#include "wshub/tap.h"
 #include "wshub/utf8.h"
 
 struct ws_session {
@@ -231,11 +232,15 @@ static void on_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_
         s->fragmented = false;
         unhold(s);
         metrics_add(&s->c->env->metrics.frames_in[s->c->endpoint], 1);
+        if (tap_on())
+            tap_frame(s->c->endpoint, s->c->id, TAP_IN, arg->opcode, arg->msg, arg->msg_length);
         if (s->d->on_message)
             s->d->on_message(s, arg->opcode, arg->msg, arg->msg_length);
         break;
-    default:
-        break; /* pings are answered by wslay; pongs need nothing */
+    default: /* pings are answered by wslay; pongs need nothing */
+        if (tap_on())
+            tap_frame(s->c->endpoint, s->c->id, TAP_IN, arg->opcode, arg->msg, arg->msg_length);
+        break;
     }
 }
 
@@ -491,6 +496,8 @@ int ws_session_send(ws_session_t *s, int opcode, const void *data, size_t len)
             return -1;
         }
         metrics_add(&s->c->env->metrics.frames_out[s->c->endpoint], 1);
+        if (tap_on())
+            tap_frame(s->c->endpoint, s->c->id, TAP_OUT, opcode, data, len);
         return 0;
     }
     struct wslay_event_msg msg = {(uint8_t)opcode, data, len};
@@ -498,6 +505,8 @@ int ws_session_send(ws_session_t *s, int opcode, const void *data, size_t len)
     if (r != 0)
         return -1; /* WSLAY_ERR_NO_MORE_MSG once a close is queued */
     metrics_add(&s->c->env->metrics.frames_out[s->c->endpoint], 1);
+    if (tap_on())
+        tap_frame(s->c->endpoint, s->c->id, TAP_OUT, opcode, data, len);
     /* Into the connection's queue now, even from inside wslay_event_recv (wslay's send and
      * receive states are separate): a shared frame queued next must come after this reply. */
     if (wslay_event_send(s->ctx) != 0) {
@@ -525,6 +534,8 @@ int ws_session_send_frame(ws_session_t *s, frame_t *f)
     int r = conn_send_frame(s->c, f);
     if (r == 0)
         metrics_add(&s->c->env->metrics.frames_out[s->c->endpoint], 1);
+    if (r == 0 && tap_on())
+        tap_frame_prepared(s->c->endpoint, s->c->id, f);
     return r;
 }
 
@@ -543,7 +554,12 @@ void ws_session_close(ws_session_t *s, uint16_t code, const char *reason)
         conn_close(s->c, "out of memory (ws)");
         return;
     }
-    wslay_event_queue_close(s->ctx, code, (const uint8_t *)reason, len);
+    if (wslay_event_queue_close(s->ctx, code, (const uint8_t *)reason, len) == 0 && tap_on()) {
+        uint8_t payload[125] = {(uint8_t)(code >> 8), (uint8_t)code};
+        if (len)
+            memcpy(payload + 2, reason, len);
+        tap_frame(s->c->endpoint, s->c->id, TAP_OUT, WS_OP_CLOSE, payload, len + 2);
+    }
     if (!s->in_recv)
         pump(s);
 }
@@ -563,3 +579,4 @@ uint64_t ws_session_id(ws_session_t *s) { return s->c->id; }
 const dialect_t *ws_session_dialect(ws_session_t *s) { return s->d; }
 dialect_ctx_t *dialect_ctx(ws_session_t *s) { return s->x; }
 uint64_t ws_session_last_rx(ws_session_t *s) { return s->last_rx; }
+size_t ws_session_queued(ws_session_t *s) { return s->c->queued; }

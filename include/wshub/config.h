@@ -76,6 +76,8 @@ typedef struct config {
     uint32_t shutdown_timeout_ms;   /* "shutdown.timeout_ms" (5 s): drain on SIGTERM */
     bool echo_enabled;              /* "echo.enabled" (true) */
     bool mock_enabled;              /* "mock.enabled" (false; true on the embedded default) */
+    int tap_max_clients;            /* "mock.tap_max_clients" (16): traffic tap clients, process */
+    size_t tap_queue_bytes;         /* "mock.tap_queue_bytes" (1 MiB): events held per tap client */
     int service_max_subscriptions;  /* "service.max_subscriptions" (100): per API B connection */
     service_policy_t service_default_policy; /* "service.default_policy" (allow): no `channels` */
 

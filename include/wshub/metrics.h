@@ -21,6 +21,7 @@ typedef enum {
     EP_CABLE,
     EP_MODERATION,
     EP_FLOW,
+    EP_TAP, /* the mock backend's traffic tap (/api/tap): never tapped itself */
     EP_COUNT
 } endpoint_t;
 extern const char *const endpoint_names[EP_COUNT];
@@ -121,6 +122,9 @@ typedef struct metrics_gauges {
     counter_t flow_store_refused; /* Flow store operations refused at once: link down or over the bound */
     counter_t mailbox_bytes;      /* bytes of messages posted to workers' mailboxes, not delivered (hub.c) */
     counter_t mailbox_dropped;    /* a worker's share of a message dropped: its mailbox was full */
+    counter_t tap_clients;        /* traffic tap clients now (mock/tap.c) */
+    counter_t tap_events;         /* events queued to tap clients */
+    counter_t tap_dropped;        /* events a tap client could not take: mock.tap_queue_bytes held */
 } metrics_gauges_t;
 extern metrics_gauges_t metrics_gauges;
 

@@ -39,4 +39,9 @@ void mock_reply_json(http_reply_t *out, int status, json_t *body);
  * object). An empty body is {} when empty_ok. */
 json_t *mock_body_object(const http_request_t *req, http_reply_t *out, bool empty_ok);
 
+/* mock/tap_client.c: GET /api/tap without an upgrade, the traffic tap as Server-Sent Events
+ * (with an upgrade it is the tap dialect, dialect_tap); the API key may be ?key= too. */
+void mock_tap_events(const http_request_t *req, dialect_ctx_t *x, http_reply_t *out);
+bool mock_tap_authorized(const http_request_t *req, dialect_ctx_t *x);
+
 #endif
