@@ -240,8 +240,8 @@ static bool channel_match(const tap_filter_t *f, const char *ch, size_t len)
 static bool wanted(const tap_filter_t *f, const tap_ev_t *e)
 {
     if (e->kind == EV_PUBLISH)
-        return (!f->kinds || (f->kinds & TAP_K_PUBLISH)) &&
-               (!f->channel_len || channel_match(f, e->chan, e->chan_len));
+        return (!f->kinds || (f->kinds & TAP_K_PUBLISH)) && (!f->apis || (f->apis & 1u << e->ep)) && !f->conn &&
+               !f->dirs && (!f->channel_len || channel_match(f, e->chan, e->chan_len));
     if ((f->kinds && !(f->kinds & TAP_K_FRAME)) || (f->apis && !(f->apis & 1u << e->ep)) ||
         (f->dirs && !(f->dirs & e->dir)) || (f->conn && f->conn != e->conn))
         return false;
@@ -442,8 +442,11 @@ void tap_publish(const char *api, const char *channel, size_t channel_len, const
 {
     if (!reg.ready)
         return;
-    tap_ev_t e = {.kind = EV_PUBLISH, .api = api, .chan = channel, .chan_len = channel_len, .event = event,
-                  .data = data, .data_len = data_len, .delivered = delivered};
+    int ep = EP_ECHO; /* the publisher's endpoint bit: a dialect's name is its endpoint's */
+    while (ep < EP_TAP && strcmp(endpoint_names[ep], api) != 0)
+        ep++;
+    tap_ev_t e = {.kind = EV_PUBLISH, .ep = ep == EP_TAP ? TAP_API_SERVER : ep, .api = api, .chan = channel,
+                  .chan_len = channel_len, .event = event, .data = data, .data_len = data_len, .delivered = delivered};
     dispatch(&e);
 }
 
@@ -455,9 +458,9 @@ char *tap_open_event(const tap_t *t, size_t *len)
     util_iso8601_now(ts);
     const tap_filter_t *f = &t->f;
     json_t *filter = json_object(), *apis = json_array();
-    for (int ep = 1; ep < EP_COUNT; ep++)
+    for (int ep = 0; ep < EP_TAP; ep++)
         if (f->apis & 1u << ep)
-            json_array_append_new(apis, json_string(endpoint_names[ep]));
+            json_array_append_new(apis, json_string(ep == TAP_API_SERVER ? "server" : endpoint_names[ep]));
     if (f->apis)
         json_object_set_new(filter, "api", apis);
     else

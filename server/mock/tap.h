@@ -22,11 +22,15 @@
 /* Event kinds a filter may ask for. */
 enum { TAP_K_FRAME = 1, TAP_K_PUBLISH = 2 };
 
-/* What one client wants; an event passes when every field set matches it. api, conn and
- * dir select frames only (a publish has none of them); channel selects publishes of that
- * channel, their fan-out frames, and other frames whose payload names it. */
+/* The bit of apis for publishes through the server API (POST /api/publish: no dialect). */
+#define TAP_API_SERVER EP_HTTP
+
+/* What one client wants; an event passes when every filter set matches a field of it: api
+ * (a frame's API; a publish's publisher, TAP_API_SERVER for the server API), conn and dir
+ * (frames only: a publish has neither, so it never passes them), kind, and channel (a
+ * publish's channel, a fan-out frame's, or, for other frames, a payload that names it). */
 typedef struct tap_filter {
-    uint32_t apis;      /* 1 << endpoint_t of the APIs wanted; 0 = every API */
+    uint32_t apis;      /* 1 << endpoint_t of the APIs wanted (TAP_API_SERVER too); 0 = every API */
     uint8_t dirs;       /* TAP_IN | TAP_OUT; 0 = both */
     uint8_t kinds;      /* TAP_K_*; 0 = both */
     bool prefix;        /* channel was given with a trailing '*': a prefix */

@@ -156,22 +156,26 @@ static bool unknown_param(const http_request_t *req, char *name, size_t cap)
     return false;
 }
 
-/* api=service,cable: the bits of those endpoints, or 0 with *why. */
+/* api=service,cable: the bits of those endpoints ("server": the server API's publishes),
+ * or 0 with *why. */
 static uint32_t parse_apis(char *v, const char **why)
 {
+    static const char msg[] = "expected a comma-separated list of echo, service, cable, moderation, flow, server";
     uint32_t bits = 0;
     for (char *save = NULL, *tok = strtok_r(v, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
         int ep = EP_ECHO;
         while (ep < EP_TAP && strcmp(endpoint_names[ep], tok) != 0)
             ep++;
+        if (strcmp(tok, "server") == 0)
+            ep = TAP_API_SERVER;
         if (ep == EP_TAP) {
-            *why = "expected a comma-separated list of echo, service, cable, moderation, flow";
+            *why = msg;
             return 0;
         }
         bits |= 1u << ep;
     }
     if (!bits)
-        *why = "expected a comma-separated list of echo, service, cable, moderation, flow";
+        *why = msg;
     return bits;
 }
 

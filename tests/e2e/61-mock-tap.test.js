@@ -168,9 +168,10 @@ describe('traffic tap: frames both ways and publishes, filtered', () => {
 
   test('a tap sees a client\'s frames both ways and a publish; api, conn, channel, dir and kind are honoured', T, async () => {
     const channel = unique('conversation:tap');
-    const all = await wsTap(inst, 'api=service');
+    const all = await wsTap(inst, 'api=service,server');
     assert.match(all.open.t, ISO_UTC);
-    assert.deepEqual(all.open.filter, { api: ['service'] });
+    assert.deepEqual(all.open.filter, { api: ['server', 'service'] });
+    const svcOnly = await wsTap(inst, 'api=service');
     const cable = await wsTap(inst, 'api=cable,flow');
     const inOnly = await wsTap(inst, 'api=service&dir=in');
     const pubs = await wsTap(inst, 'kind=publish');
@@ -228,6 +229,13 @@ describe('traffic tap: frames both ways and publishes, filtered', () => {
     await one.find((e) => e.dir === 'out' && e.data.includes('"pong"'), { what: 'the pong out (sse)' });
     await all.find((e) => e.dir === 'out' && e.data.includes('"pong"'), { what: 'the pong out' });
 
+    // A client's own publish (API B chat_message): its api is the publisher's.
+    c.send({ type: 'chat_message', data: { conversation_id: channel.slice('conversation:'.length), content: 'from a client' } });
+    await c.find((m) => m.type === 'chat_message', { what: 'the chat_message back' });
+    const chat = await svcOnly.find((e) => e.kind === 'publish', { what: 'the chat_message publish' });
+    assert.deepEqual([chat.api, chat.channel, chat.event, chat.delivered], ['service', channel, 'chat_message', 1]);
+    assert.equal(chat.data.content, 'from a client');
+
     // Another client's frames do not reach the one-connection tap.
     const c2 = await serviceClient(inst, 'tap-other');
     c2.send({ type: 'ping', data: {} });
@@ -235,8 +243,11 @@ describe('traffic tap: frames both ways and publishes, filtered', () => {
     const pong2 = await all.find((e) => e.dir === 'out' && e.conn !== conn && e.data.includes('"pong"'), { what: 'the other pong' });
     await sleep(300); // every tap has had the time to get what it was going to get
     assert.ok(!one.all.some((e) => e.kind === 'frame' && e.conn !== conn), `conn filter: ${JSON.stringify(one.all)}`);
-    // api, conn and dir select frames: a publish (which has none of them) still passes.
-    assert.ok(one.all.some((e) => e.kind === 'publish' && e.channel === channel), 'the publish passes conn=');
+    // conn and dir are fields of frames only: a publish does not pass them; api is its publisher's.
+    assert.ok(!one.all.some((e) => e.kind === 'publish'), `conn= leaves publishes out: ${JSON.stringify(one.all)}`);
+    assert.ok(!inOnly.all.some((e) => e.kind === 'publish'), 'dir= leaves publishes out');
+    assert.ok(!svcOnly.all.some((e) => e.kind === 'publish' && e.api !== 'service'), 'api=service leaves the server API\'s publish out');
+    assert.ok(svcOnly.all.some((e) => e.kind === 'frame' && e.channel === channel), 'api=service has the fan-out');
 
     // api: the cable/flow tap saw no service frame; dir: the in tap saw only frames in.
     assert.ok(!cable.all.some((e) => e.kind === 'frame'), `api filter: ${JSON.stringify(cable.all)}`);
@@ -254,7 +265,7 @@ describe('traffic tap: frames both ways and publishes, filtered', () => {
     // No tap ever sees another tap's traffic.
     assert.ok(!all.all.some((e) => e.api === 'tap'));
 
-    for (const t of [all, cable, inOnly, pubs, otherChannel, byChannel, byPrefix]) t.ws.close();
+    for (const t of [all, svcOnly, cable, inOnly, pubs, otherChannel, byChannel, byPrefix]) t.ws.close();
     one.req.destroy();
     c.ws.close();
     c2.ws.close();
