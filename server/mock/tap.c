@@ -46,7 +46,7 @@ static atomic_uint reg_gen = 1;
 
 /* ------------------------------------------------------------------ the registry */
 
-int tap_registry_init(const config_t *cfg)
+int tap__registry_init(const config_t *cfg)
 {
     reg.max = (size_t)cfg->tap_max_clients;
     reg.queue_max = cfg->tap_queue_bytes;
@@ -62,7 +62,7 @@ int tap_registry_init(const config_t *cfg)
     return 0;
 }
 
-void tap_registry_free(void)
+void tap__registry_free(void)
 {
     if (!reg.ready)
         return;
@@ -72,7 +72,7 @@ void tap_registry_free(void)
     reg.ready = false;
 }
 
-tap_t *tap_register(dialect_ctx_t *x, const tap_filter_t *f, bool *full)
+tap_t *tap__register(dialect_ctx_t *x, const tap_filter_t *f, bool *full)
 {
     *full = false;
     tap_t *t = calloc(1, sizeof *t);
@@ -114,7 +114,7 @@ static void free_queue(tap_t *t)
     }
 }
 
-void tap_unref(tap_t *t)
+void tap__unref(tap_t *t)
 {
     if (t && atomic_fetch_sub(&t->refs, 1) == 1) {
         free_queue(t);
@@ -123,7 +123,7 @@ void tap_unref(tap_t *t)
     }
 }
 
-void tap_unregister(tap_t *t)
+void tap__unregister(tap_t *t)
 {
     uv_mutex_lock(&reg.lock);
     for (size_t i = 0; i < reg.n; i++) {
@@ -138,11 +138,11 @@ void tap_unregister(tap_t *t)
     uv_mutex_unlock(&reg.lock);
     t->closed = true;
     free_queue(t);
-    tap_unref(t); /* the registry's */
-    tap_unref(t); /* the caller's */
+    tap__unref(t); /* the registry's */
+    tap__unref(t); /* the caller's */
 }
 
-tap_event_t *tap_pop(tap_t *t, uint64_t *dropped)
+tap_event_t *tap__pop(tap_t *t, uint64_t *dropped)
 {
     uv_mutex_lock(&t->lock);
     tap_event_t *e = t->head;
@@ -158,17 +158,6 @@ tap_event_t *tap_pop(tap_t *t, uint64_t *dropped)
         t->scheduled = false;
     uv_mutex_unlock(&t->lock);
     return e;
-}
-
-void tap_push_front(tap_t *t, tap_event_t *e)
-{
-    uv_mutex_lock(&t->lock);
-    e->next = t->head;
-    t->head = e;
-    if (!t->tail)
-        t->tail = e;
-    t->qbytes += e->len;
-    uv_mutex_unlock(&t->lock);
 }
 
 /* Queues a copy of text for t (under reg.lock): dropped past mock.tap_queue_bytes. Calls
@@ -201,11 +190,11 @@ static void push(tap_t *t, const char *text, size_t len)
     atomic_fetch_add(fits ? &metrics_gauges.tap_events : &metrics_gauges.tap_dropped, 1);
     if (call) {
         atomic_fetch_add(&t->refs, 1);
-        if (dialect_call(t->x, tap_flush_call, t) != 0) {
+        if (dialect_call(t->x, tap__flush_call, t) != 0) {
             uv_mutex_lock(&t->lock);
             t->scheduled = false;
             uv_mutex_unlock(&t->lock);
-            tap_unref(t);
+            tap__unref(t);
         }
     }
 }
@@ -452,7 +441,7 @@ void tap_publish(const char *api, const char *channel, size_t channel_len, const
 
 /* ------------------------------------------------------------------ the client's own events */
 
-char *tap_open_event(const tap_t *t, size_t *len)
+char *tap__open_event(const tap_t *t, size_t *len)
 {
     char ts[32];
     util_iso8601_now(ts);
@@ -480,7 +469,7 @@ char *tap_open_event(const tap_t *t, size_t *len)
     return text;
 }
 
-char *tap_dropped_event(uint64_t n, size_t *len)
+char *tap__dropped_event(uint64_t n, size_t *len)
 {
     char ts[32];
     util_iso8601_now(ts);

@@ -66,28 +66,26 @@ typedef struct tap {
 } tap_t;
 
 /* tap.c. On the main thread, before the workers (the tap dialect's process_init). */
-int tap_registry_init(const config_t *cfg);
-void tap_registry_free(void);
+int tap__registry_init(const config_t *cfg);
+void tap__registry_free(void);
 /* A new client of filter f on x's worker, registered (its events are queued from now on),
  * with two references (the registry's and the caller's). NULL: mock.tap_max_clients are
  * registered (*full) or out of memory. */
-tap_t *tap_register(dialect_ctx_t *x, const tap_filter_t *f, bool *full);
+tap_t *tap__register(dialect_ctx_t *x, const tap_filter_t *f, bool *full);
 /* The client is gone (on its worker): unregistered, its queue freed, the caller's and the
  * registry's references dropped. */
-void tap_unregister(tap_t *t);
-void tap_unref(tap_t *t);
+void tap__unregister(tap_t *t);
+void tap__unref(tap_t *t);
 /* The next queued event (the caller frees it), or NULL; *dropped takes the count of events
  * dropped since the last call. Clears `scheduled` when the queue is empty. */
-tap_event_t *tap_pop(tap_t *t, uint64_t *dropped);
-/* Puts an event back at the head of the queue (the client's output is backed up). */
-void tap_push_front(tap_t *t, tap_event_t *e);
+tap_event_t *tap__pop(tap_t *t, uint64_t *dropped);
 /* The event a client gets first: {"t":…,"kind":"open","tap":id,"filter":{…}}, malloc'd. */
-char *tap_open_event(const tap_t *t, size_t *len);
+char *tap__open_event(const tap_t *t, size_t *len);
 /* {"t":…,"kind":"dropped","n":n}, malloc'd. */
-char *tap_dropped_event(uint64_t n, size_t *len);
+char *tap__dropped_event(uint64_t n, size_t *len);
 
 /* tap_client.c: runs on t's worker (dialect_call), sends what t's queue holds; takes over
  * the reference the caller took for the call. */
-void tap_flush_call(void *arg);
+void tap__flush_call(void *arg);
 
 #endif

@@ -6,7 +6,7 @@
  * take their filters from the query (api, conn, channel, dir, kind) and get first an
  * {"kind":"open"} event. What a WebSocket client sends is ignored.
  *
- * A client's events are sent on its worker (tap_flush_call) while its connection has less
+ * A client's events are sent on its worker (tap__flush_call) while its connection has less
  * than half of limits.max_queued_bytes queued; past that they wait in the tap's queue, which
  * drops past mock.tap_queue_bytes and tells the client how many ({"kind":"dropped"}): a tap
  * that cannot keep up loses events, it is not closed as a slow consumer.
@@ -72,10 +72,10 @@ static void flush(tap_t *t)
                 return;
         }
         uint64_t dropped;
-        tap_event_t *e = tap_pop(t, &dropped);
+        tap_event_t *e = tap__pop(t, &dropped);
         if (dropped) {
             size_t len;
-            char *notice = tap_dropped_event(dropped, &len);
+            char *notice = tap__dropped_event(dropped, &len);
             if (notice)
                 send_text(t, notice, len);
             free(notice);
@@ -87,18 +87,18 @@ static void flush(tap_t *t)
     }
 }
 
-void tap_flush_call(void *arg)
+void tap__flush_call(void *arg)
 {
     tap_t *t = arg;
     if (!t->closed)
         flush(t);
-    tap_unref(t);
+    tap__unref(t);
 }
 
 static void start(tap_t *t)
 {
     size_t len;
-    char *open = tap_open_event(t, &len);
+    char *open = tap__open_event(t, &len);
     if (open)
         send_text(t, open, len);
     free(open);
@@ -112,7 +112,7 @@ static void stop(tap_t *t)
     t->retry_armed = false;
     t->s = NULL;
     t->st = NULL;
-    tap_unregister(t);
+    tap__unregister(t);
 }
 
 /* ------------------------------------------------------------------ admission and filters */
@@ -255,7 +255,7 @@ static bool admit(const http_request_t *req, dialect_ctx_t *x, tap_filter_t *f, 
 static tap_t *open_tap(dialect_ctx_t *x, const tap_filter_t *f, http_reply_t *out)
 {
     bool full;
-    tap_t *t = tap_register(x, f, &full);
+    tap_t *t = tap__register(x, f, &full);
     if (!t && full) {
         mock_error(out, 503, "too_many_taps", NULL,
                    "mock.tap_max_clients tap clients are connected: close one, or raise the key");
@@ -346,7 +346,7 @@ static void ws_close(ws_session_t *s)
 
 static int process_init(const config_t *cfg, char *err, size_t errlen)
 {
-    if (tap_registry_init(cfg) == 0)
+    if (tap__registry_init(cfg) == 0)
         return 0;
     snprintf(err, errlen, "mock: out of memory for the traffic tap's registry");
     return -1;
@@ -357,7 +357,7 @@ const dialect_t dialect_tap = {
     .path = "/api/tap",
     .endpoint = EP_TAP,
     .process_init = process_init,
-    .process_free = tap_registry_free,
+    .process_free = tap__registry_free,
     .accept = ws_accept,
     .on_open = ws_open,
     .on_message = ws_message,

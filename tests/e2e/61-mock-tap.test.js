@@ -299,6 +299,76 @@ describe('traffic tap: frames both ways and publishes, filtered', () => {
   });
 });
 
+describe('traffic tap: under traffic on both workers', () => {
+  let inst;
+  before(async () => { inst = await startServer({ WSHUB_LIMITS_MESSAGE_RATE: '0' }); });
+  after(async () => { await inst.teardown(); });
+
+  test('taps come and go while clients on every worker send and receive: a steady tap misses nothing', T, async () => {
+    const channel = unique('conversation:busy');
+    const steady = await wsTap(inst, 'api=service&dir=in&kind=frame');
+    const clients = [];
+    for (let i = 0; i < 16; i++) {
+      // eslint-disable-next-line no-await-in-loop
+      const c = await serviceClient(inst, `busy-${i}`);
+      c.send({ type: 'subscribe', data: { channel } });
+      // eslint-disable-next-line no-await-in-loop
+      await c.find((m) => m.type === 'subscribed', { what: 'subscribed' });
+      clients.push(c);
+    }
+    const PINGS = 100;
+    let churn = 0;
+    let stop = false;
+    const churner = (async () => { // taps of every kind open and close meanwhile, on either worker
+      while (!stop) {
+        // eslint-disable-next-line no-await-in-loop
+        const t = churn % 2 ? await wsTap(inst, `channel=${encodeURIComponent(channel)}`) : await sseTap(inst, 'kind=frame', { headers: bearer });
+        // eslint-disable-next-line no-await-in-loop
+        await sleep(10);
+        if (t.ws) t.ws.close(); else t.req.destroy();
+        churn++;
+      }
+    })();
+    const publisher = (async () => {
+      for (let i = 0; i < 50; i++) {
+        // eslint-disable-next-line no-await-in-loop
+        const r = await publish(inst, { channel, event: 'busy', data: { i } });
+        assert.equal(r.status, 200, r.text);
+      }
+    })();
+    await Promise.all(clients.map(async (c) => {
+      for (let i = 0; i < PINGS; i++) {
+        c.send({ type: 'ping', data: { i } });
+        // eslint-disable-next-line no-await-in-loop
+        if (i % 10 === 9) await waitFor(() => c.all.filter((x) => x.type === 'pong').length >= i + 1, 10000, 'pongs', 5);
+      }
+    }));
+    await publisher;
+    stop = true;
+    await churner;
+    for (const c of clients) {
+      // eslint-disable-next-line no-await-in-loop
+      await waitFor(() => c.all.filter((m) => m.type === 'busy').length === 50, 10000, 'every publish at every client');
+    }
+    // Every ping of every client, in order per connection, on the steady tap.
+    await waitFor(() => steady.all.filter((e) => e.kind === 'frame' && e.data.includes('"ping"')).length === 16 * PINGS,
+      20000, 'every ping on the steady tap');
+    const byConn = new Map();
+    for (const e of steady.all.filter((x) => x.kind === 'frame' && x.data.includes('"ping"'))) {
+      const seq = byConn.get(e.conn) || [];
+      seq.push(JSON.parse(e.data).data.i);
+      byConn.set(e.conn, seq);
+    }
+    assert.equal(byConn.size, 16);
+    for (const seq of byConn.values()) assert.deepEqual(seq, [...Array(PINGS).keys()]);
+    assert.ok(!steady.all.some((e) => e.kind === 'dropped'));
+    assert.ok(churn >= 4, `taps opened and closed meanwhile: ${churn}`);
+    steady.ws.close();
+    for (const c of clients) c.ws.close();
+    await waitFor(async () => (await metrics(inst)).wshub_mock_tap_clients === 0, 5000, 'every tap gone');
+  });
+});
+
 describe('traffic tap: gate, errors, bounds', () => {
   let inst;
   before(async () => { inst = await startServer({ WSHUB_MOCK_TAP_MAX_CLIENTS: '2' }); });
