@@ -42,6 +42,9 @@
 #   repeated, ATTEMPTS=2 attempts in all; the last attempt is kept either way), QUIET_PCT (10) and
 #   QUIET_TRIES (30): before each run wait up to QUIET_TRIES s for the machine to be below
 #   QUIET_PCT % busy. OUT=dir: where the results go (default bench/results/<mode>-<time>).
+#   BESIDE='command': run beside each wsbench run (e.g. a traffic tap client: BESIDE='exec node
+#   bench/tap-client.js api=echo'), started once the server answers with PORT and KEY in its
+#   environment, pinned to BENCH_CPU, stopped (SIGTERM) after wsbench; output in OUT/<run>.beside.log.
 #
 # Files: OUT/<target>-<scenario>-<rep>.json (wsbench's JSON line), .log (its human summary),
 # .server.log, .cmd (the exact wsbench command line), .run.json (exit codes, attempt, port);
@@ -466,6 +469,12 @@ run_one() {
       python3 "$HERE/cluster_cpu.py" sample "$base.cpu.jsonl" nodeA="$SPID" nodeB="$BPID" redis="$RPID" observer="$OPID" &
       CPUPID=$!
     fi
+    local bpid=
+    if [ -n "${BESIDE:-}" ]; then
+      : > "$base.beside.log" # appended to (O_APPEND): the metrics below land after its lines
+      (cd "$ROOT" && PORT=$port KEY=$KEY exec taskset -c "$BENCH_CPU" bash -c "$BESIDE") >> "$base.beside.log" 2>&1 &
+      bpid=$!
+    fi
     sleep 0.5
     # shellcheck disable=SC2206
     local cmd=(taskset -c "$BENCH_CPU" "$WSBENCH" -u "$URL" $args "${PROTO[@]}" --pid "$SPID" --label "$t-$sc-$rep")
@@ -480,6 +489,9 @@ run_one() {
     # the server's own share of the latency (wshub_fanout_delivery_seconds), before it stops
     [ "$SRV_KIND" != node ] && curl -s --max-time 5 "http://127.0.0.1:$port/metrics" |
       python3 "$HERE/fanout_metrics.py" > "$base.fanout.json" 2>/dev/null
+    [ "$SRV_KIND" != node ] && [ -n "$bpid" ] && curl -s --max-time 5 "http://127.0.0.1:$port/metrics" |
+      grep -E '^wshub_mock_tap' >> "$base.beside.log"
+    [ -n "$bpid" ] && stop_pid "$bpid"
     local extra=0
     if [ -n "$cluster" ]; then
       # where the time goes: every process's CPU over the publish window, Redis's own count of

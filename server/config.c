@@ -204,6 +204,13 @@ static const char *const bool_words[] = {"true", "false", "1", "0", "yes", "no",
       T_SIZE, mock_max_delayed_conn_bytes, 1024, 0, NULL, "4194304", 0,                       \
       "Bytes of WebSocket messages latency faults hold for one connection; past it the "      \
       "connection is closed with 1013.")                                                      \
+    X("mock.tap_max_clients", "WSHUB_MOCK_TAP_MAX_CLIENTS", T_INT, tap_max_clients, 0, 1000,  \
+      NULL, "16", 0, "Traffic tap clients (/api/tap, WebSocket or Server-Sent Events) at once in " \
+      "the process; more are refused with 503.")                                              \
+    X("mock.tap_queue_bytes", "WSHUB_MOCK_TAP_QUEUE_BYTES", T_SIZE, tap_queue_bytes, 4096, 0, \
+      NULL, "1048576", 0, "Events held for one tap client and not sent yet (bytes); past it "  \
+      "events are dropped, counted (wshub_mock_tap_dropped_total) and told to the client as "  \
+      "{\"kind\":\"dropped\",\"n\":N}.")                                                        \
     X("echo.enabled", "WSHUB_ECHO_ENABLED", T_BOOL, echo_enabled, 0, 0, NULL, "true", 0,      \
       "Serve the /echo endpoint, which sends every message back unchanged.")                  \
     X("auth.jwt_secret", "WSHUB_JWT_SECRET", T_STRING, jwt_secret, 0, 0, NULL, NULL,          \

@@ -14,6 +14,7 @@
 #include "wshub/hub.h"
 #include "wshub/server.h"
 #include "wshub/strmap.h"
+#include "wshub/tap.h"
 #include "wshub/worker.h"
 #include "wshub/ws.h"
 
@@ -52,7 +53,11 @@ const live_t *dialect_live(const dialect_ctx_t *x) { return server_live(x->w->sr
 int dialect_publish(dialect_ctx_t *x, const char *channel, size_t channel_len, const char *event,
                     const char *data, size_t data_len, size_t *delivered)
 {
-    return hub_publish(x->w->hub, channel, channel_len, event, data, data_len, delivered);
+    int rc = hub_publish(x->w->hub, channel, channel_len, event, data, data_len, delivered);
+    if (rc == 0 && tap_on())
+        tap_publish(x->d ? x->d->name : "server", channel, channel_len, event, data, data_len,
+                    dialect_has_broker(x) ? -1 : (long long)*delivered);
+    return rc;
 }
 
 int dialect_publish_api(dialect_ctx_t *x, const char *channel, size_t channel_len, const char *event,
@@ -124,6 +129,8 @@ int dialect_publish_api_async(dialect_ctx_t *x, const char *channel, size_t chan
     int rc = hub_publish_async(w->hub, channel, channel_len, event, data, data_len, published_back, q);
     if (rc < 0)
         free(q);
+    else if (tap_on())
+        tap_publish(x->d ? x->d->name : "server", channel, channel_len, event, data, data_len, -1);
     return rc;
 }
 

@@ -23,6 +23,7 @@
 #include "hub_internal.h"
 #include "wshub/log.h"
 #include "wshub/strmap.h"
+#include "wshub/tap.h"
 #include "wshub/util.h"
 
 /* ------------------------------------------------------------------ messages */
@@ -433,6 +434,9 @@ static void deliver_local(hub_local_t *l, hub_msg_t *m)
     const hub_envelope_t *env = NULL;
     frame_t *shared = NULL;
     uint64_t delivered = 0;
+    bool tapped = tap_on(); /* the traffic tap (mock backend) names the channel of these frames */
+    if (tapped)
+        tap_fanout_begin(m->channel, m->channel_len);
     for (list_node_t *n = ch->subs.next; n != &ch->subs; n = n->next) {
         hub_sub_t *sub = container_of(n, hub_sub_t, chan_node);
         frame_t *f;
@@ -450,6 +454,8 @@ static void deliver_local(hub_local_t *l, hub_msg_t *m)
         if (f && deliver(sub->subscriber, f) == 0)
             delivered++;
     }
+    if (tapped)
+        tap_fanout_end();
     metrics_add(&l->metrics->deliveries, delivered);
 }
 

@@ -14,7 +14,7 @@
 
 _Static_assert(AUTH_REASON_COUNT <= 16, "metrics_t.auth_failures is too small");
 
-const char *const endpoint_names[EP_COUNT] = {"http", "echo", "service", "cable", "moderation", "flow"};
+const char *const endpoint_names[EP_COUNT] = {"http", "echo", "service", "cable", "moderation", "flow", "tap"};
 const char *const hs_reason_names[HS_COUNT] = {
     "bad_request", "method", "not_upgrade", "bad_version", "bad_key", "not_found",
     "header_too_large", "too_many_headers", "body_too_large", "timeout", "unauthorized",
@@ -327,6 +327,11 @@ static const family_t families[] = {
     VALUE("wshub_deflate_zlib_bytes", "gauge", zlib_bytes,
           "zlib memory held now: the inflaters of connections with client context takeover, the workers' "
           "compressors, and inflaters during a message."),
+    SHARED("wshub_mock_tap_clients", tap_clients,
+           "Traffic tap clients (/api/tap) connected now (bounded by mock.tap_max_clients)."),
+    SHARED_T("wshub_mock_tap_events_total", "counter", tap_events, "Events queued to traffic tap clients."),
+    SHARED_T("wshub_mock_tap_dropped_total", "counter", tap_dropped,
+             "Events a traffic tap client could not take (mock.tap_queue_bytes held): dropped, and told to it."),
     VALUE("wshub_log_lines_suppressed_total", "counter", log_lines_suppressed,
           "Log lines left out by the rate limit (log.rate_limit_per_s lines per reason per second)."),
     VALUE("wshub_workers", "gauge", workers, "Worker threads."),

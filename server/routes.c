@@ -94,5 +94,7 @@ const http_route_t http_routes[] = {
     {.path = "/api/faults/", .fn = mock_faults_add, .authorized = mock_authorized, .prefix = true},
     {.path = "/api/flow/threads/", .fn = mock_flow_event, .authorized = mock_authorized, .prefix = true,
      .dialect = &dialect_flow},
+    {.path = "/api/tap", .fn = mock_tap_events, .authorized = mock_tap_authorized, .dialect = &dialect_tap,
+     .get_only = true},
     {.path = NULL},
 };

@@ -18,6 +18,7 @@
 #include "wshub/deflate.h"
 #include "wshub/faults.h"
 #include "wshub/log.h"
+#include "wshub/tap.h"
 #include "wshub/utf8.h"
 
 struct ws_session {
@@ -523,6 +524,8 @@ static void on_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_
         s->fragmented = false;
         unhold(s);
         metrics_add(&s->c->env->metrics.frames_in[s->c->endpoint], 1);
+        if (tap_on())
+            tap_frame(s->c->endpoint, s->c->id, TAP_IN, arg->opcode, msg, msg_len);
         if (s->stats)
             s->stats->msgs_in++;
         if (FAULTS_APPLY(s) && fault_in(s, arg->opcode, msg, msg_len))
@@ -530,8 +533,10 @@ static void on_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_
         if (s->d->on_message)
             s->d->on_message(s, arg->opcode, msg, msg_len);
         break;
-    default:
-        break; /* pings are answered by wslay; pongs need nothing */
+    default: /* pings are answered by wslay; pongs need nothing */
+        if (tap_on())
+            tap_frame(s->c->endpoint, s->c->id, TAP_IN, arg->opcode, arg->msg, arg->msg_length);
+        break;
     }
     free(inflated);
 }
@@ -867,6 +872,8 @@ static int send_plain(ws_session_t *s, int opcode, const void *data, size_t len)
         }
         metrics_add(&s->c->env->metrics.frames_out[s->c->endpoint], 1);
         count_out(s, hl + len, opcode);
+        if (tap_on())
+            tap_frame(s->c->endpoint, s->c->id, TAP_OUT, opcode, data, len);
         return 0;
     }
     struct wslay_event_msg msg = {(uint8_t)opcode, data, len};
@@ -875,6 +882,8 @@ static int send_plain(ws_session_t *s, int opcode, const void *data, size_t len)
         return -1; /* WSLAY_ERR_NO_MORE_MSG once a close is queued */
     metrics_add(&s->c->env->metrics.frames_out[s->c->endpoint], 1);
     count_out(s, 0, opcode); /* its bytes are counted by send_cb */
+    if (tap_on())
+        tap_frame(s->c->endpoint, s->c->id, TAP_OUT, opcode, data, len);
     /* Into the connection's queue now, even from inside wslay_event_recv (wslay's send and
      * receive states are separate): a shared frame queued next must come after this reply. */
     if (wslay_event_send(s->ctx) != 0) {
@@ -903,7 +912,10 @@ int ws_session_send_frame(ws_session_t *s, frame_t *f)
         metrics_add(&s->c->env->metrics.deflate_out[0], payload_len(f));
         metrics_add(&s->c->env->metrics.deflate_out[1], payload_len(z));
     }
-    return write_frame(s, z ? z : f, true);
+    int r = write_frame(s, z ? z : f, true);
+    if (r == 0 && tap_on())
+        tap_frame_prepared(s->c->endpoint, s->c->id, f); /* as subscribers read it: uncompressed */
+    return r;
 }
 
 void ws_session_subscribed(ws_session_t *s, hub_sub_t *sub, int status)
@@ -925,7 +937,12 @@ void ws_session_close(ws_session_t *s, uint16_t code, const char *reason)
         conn_close(s->c, "out of memory (ws)");
         return;
     }
-    wslay_event_queue_close(s->ctx, code, (const uint8_t *)reason, len);
+    if (wslay_event_queue_close(s->ctx, code, (const uint8_t *)reason, len) == 0 && tap_on()) {
+        uint8_t payload[125] = {(uint8_t)(code >> 8), (uint8_t)code};
+        if (len)
+            memcpy(payload + 2, reason, len);
+        tap_frame(s->c->endpoint, s->c->id, TAP_OUT, WS_OP_CLOSE, payload, len + 2);
+    }
     if (!s->in_recv)
         pump(s);
 }
@@ -949,3 +966,4 @@ uint64_t ws_session_last_rx(ws_session_t *s) { return s->last_rx; }
 const ws_stats_t *ws_session_stats(ws_session_t *s) { return s->stats; }
 conn_t *ws_session_conn(ws_session_t *s) { return s->c; }
 ws_session_t *ws_session_of(conn_t *c) { return c->proto == &ws_proto ? c->pdata : NULL; }
+size_t ws_session_queued(ws_session_t *s) { return s->c->queued; }

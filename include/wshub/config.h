@@ -87,6 +87,8 @@ typedef struct config {
     int mock_max_faults;            /* "mock.max_faults" (256) */
     size_t mock_max_delayed_bytes;  /* "mock.max_delayed_bytes" (64 MiB): held by latency faults */
     size_t mock_max_delayed_conn_bytes; /* "mock.max_delayed_bytes_per_connection" (4 MiB) */
+    int tap_max_clients;            /* "mock.tap_max_clients" (16): traffic tap clients, process */
+    size_t tap_queue_bytes;         /* "mock.tap_queue_bytes" (1 MiB): events held per tap client */
     int service_max_subscriptions;  /* "service.max_subscriptions" (100): per API B connection */
     service_policy_t service_default_policy; /* "service.default_policy" (allow): no `channels` */
 

@@ -214,6 +214,7 @@ extern const dialect_t dialect_service;
 extern const dialect_t dialect_cable;
 extern const dialect_t dialect_moderation;
 extern const dialect_t dialect_flow;
+extern const dialect_t dialect_tap; /* the mock backend's traffic tap (mock/tap_client.c) */
 
 /* Sends msg as compact JSON text on s and releases msg (NULL is ignored): the dialects'
  * per-connection replies, never fan-out (that is the hub's prepared frames). */

@@ -78,6 +78,27 @@ void http_complete_reply(http_pending_t *p, http_reply_t *rep);
  * cannot start, or released so when the 101 could not be sent); false when the connection
  * closed meanwhile or the upgrade was refused: acc->data is still the dialect's to free.
  */
+/*
+ * A response that stays open (Server-Sent Events: the traffic tap's GET /api/tap). The
+ * handler calls http_stream_open() and leaves *out empty: the status line and headers (200,
+ * ctype, no Content-Length, Connection: close) are queued at once, and the body is whatever
+ * http_stream_write() appends, until http_stream_end() or until the client goes away:
+ * closed(arg) is then called once, on this worker, and the handle stays the caller's until
+ * it calls http_stream_end(). What the client sends after the request is ignored; its EOF
+ * closes the connection. Bounded as any output: past limits.max_queued_bytes the connection
+ * is closed (http_stream_queued tells how much waits, to slow down or drop before that).
+ * NULL when out of memory (nothing was sent: answer *out as usual).
+ */
+typedef struct http_stream http_stream_t;
+http_stream_t *http_stream_open(const http_request_t *req, const char *ctype, void (*closed)(void *arg), void *arg);
+/* Appends to the body: 0, or negative when the client is gone or going. */
+int http_stream_write(http_stream_t *st, const void *data, size_t len);
+/* Bytes queued for the client and not written yet (0 once it is gone). */
+size_t http_stream_queued(const http_stream_t *st);
+/* Ends the response (the connection closes once what is queued is written) and frees st;
+ * closed is not called after it. */
+void http_stream_end(http_stream_t *st);
+
 typedef struct dialect_accept dialect_accept_t;
 bool http_accept_complete(http_pending_t *p, dialect_accept_t *acc);
 typedef struct http_route {

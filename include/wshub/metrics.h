@@ -21,6 +21,7 @@ typedef enum {
     EP_CABLE,
     EP_MODERATION,
     EP_FLOW,
+    EP_TAP, /* the mock backend's traffic tap (/api/tap): never tapped itself */
     EP_COUNT
 } endpoint_t;
 extern const char *const endpoint_names[EP_COUNT];
@@ -144,6 +145,9 @@ typedef struct metrics_gauges {
     counter_t mock_fault_hits;    /* messages, subscriptions, answers and upgrades a fault changed */
     counter_t mock_delayed_bytes; /* bytes of messages latency faults hold (ws_session.c) */
     counter_t mock_delay_overflows; /* connections closed: their delayed messages passed a bound */
+    counter_t tap_clients;        /* traffic tap clients now (mock/tap.c) */
+    counter_t tap_events;         /* events queued to tap clients */
+    counter_t tap_dropped;        /* events a tap client could not take: mock.tap_queue_bytes held */
 } metrics_gauges_t;
 extern metrics_gauges_t metrics_gauges;
 

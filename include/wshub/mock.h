@@ -72,5 +72,9 @@ void mock_reset(const http_request_t *req, dialect_ctx_t *x, http_reply_t *out);
 void mock_faults(const http_request_t *req, dialect_ctx_t *x, http_reply_t *out);
 void mock_faults_add(const http_request_t *req, dialect_ctx_t *x, http_reply_t *out);
 void mock_flow_event(const http_request_t *req, dialect_ctx_t *x, http_reply_t *out);
+/* mock/tap_client.c: GET /api/tap without an upgrade, the traffic tap as Server-Sent Events
+ * (with an upgrade it is the tap dialect, dialect_tap); the API key may be ?key= too. */
+void mock_tap_events(const http_request_t *req, dialect_ctx_t *x, http_reply_t *out);
+bool mock_tap_authorized(const http_request_t *req, dialect_ctx_t *x);
 
 #endif

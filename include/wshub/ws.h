@@ -60,6 +60,8 @@ void *ws_session_data(ws_session_t *s);
 void ws_session_set_data(ws_session_t *s, void *data);
 uint64_t ws_session_id(ws_session_t *s);
 const dialect_t *ws_session_dialect(ws_session_t *s);
+/* Bytes queued for the peer and not written yet. */
+size_t ws_session_queued(ws_session_t *s);
 /* uv_now() ms of the last frame received (any frame, control frames too), or of the upgrade. */
 uint64_t ws_session_last_rx(ws_session_t *s);
 

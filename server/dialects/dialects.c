@@ -15,6 +15,7 @@ const dialect_t *const dialects[] = {
     &dialect_cable,
     &dialect_moderation,
     &dialect_flow,
+    &dialect_tap,
     NULL,
 };
 

@@ -98,6 +98,8 @@ static void http_closed(conn_t *c)
         return;
     if (h->pending)
         h->pending->h = NULL; /* the deferred work completes into nothing */
+    if (h->stream)
+        http_stream_gone(h);
     free(h->backlog);
     free(h->req.buf);
     free(h->req.hdrs);
@@ -179,8 +181,8 @@ static size_t parsed_bytes(http_conn_t *h, const uint8_t *data, size_t len)
 static void http_on_data(conn_t *c, const uint8_t *data, size_t len)
 {
     http_conn_t *h = c->pdata;
-    if (!h || (c->flags & CONN_F_DRAIN))
-        return; /* a response that ends the connection is on its way: ignore the rest */
+    if (!h || h->stream || (c->flags & CONN_F_DRAIN))
+        return; /* a response that ends the connection is on its way (or never ends): ignore the rest */
     if (h->pending || h->out) {
         /* More bytes of one read (TLS records) while a reply is awaited or still being sent
          * in pieces: keep them. The parser is paused; executing it again would return at
@@ -209,6 +211,10 @@ static void http_on_data(conn_t *c, const uint8_t *data, size_t len)
 static void http_on_eof(conn_t *c)
 {
     http_conn_t *h = c->pdata;
+    if (h && h->stream) {
+        conn_close(c, NULL); /* the reader of an open-ended response is gone */
+        return;
+    }
     if (h && h->upgrading) {
         conn_close(c, "eof before the upgrade was decided"); /* http_accept_complete finds no h */
         return;

@@ -9,7 +9,8 @@
  *   upgrade.c   the RFC 6455 opening handshake (§4.2, PROTOCOLS.md §0.1-0.3) and the
  *               handover of the connection to a WebSocket session;
  *   http.c      the connection's protocol (conn_proto_t): reading, pipelining, deferred
- *               replies, keep-alive, timeouts.
+ *               replies, keep-alive, timeouts;
+ *   stream.c    responses that stay open (Server-Sent Events): headers, then appended body.
  */
 #ifndef WSHUB_HTTP_INTERNAL_H
 #define WSHUB_HTTP_INTERNAL_H
@@ -49,6 +50,7 @@ struct http_conn {
     llhttp_t parser;
     conn_t *c;
     http_pending_t *pending; /* a deferred reply is awaited: parsing and reading are paused */
+    http_stream_t *stream;   /* a response that stays open: input is ignored from then on */
     const dialect_t *upgrading; /* with pending: the deferred decision of this dialect's accept */
     uint8_t *backlog;        /* bytes received after the deferred request, parsed on resume */
     size_t backlog_len;
@@ -84,6 +86,15 @@ void http_respond_error(http_conn_t *h, int status, const char *code, const char
 /* The same, counted under reason (hs_reason_t) and logged. */
 void http_refuse(http_conn_t *h, int status, int reason, const char *code, const char *message,
                  const char *extra);
+
+struct http_stream {
+    http_conn_t *h; /* NULL once the connection is gone */
+    void (*closed)(void *arg);
+    void *arg;
+};
+
+/* stream.c: the connection is gone (http.c's on_closed), tell the stream's owner */
+void http_stream_gone(http_conn_t *h);
 
 /* router.c */
 const http_route_t *http_find_route(const http_request_t *r);

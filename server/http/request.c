@@ -346,8 +346,8 @@ static int on_message_complete(llhttp_t *p)
     h->close_after = !llhttp_should_keep_alive(p);
     http_handle_request(h);
     http_body_free(&h->req);
-    if (h->pending || h->out)
-        return HPE_PAUSED; /* the reply comes later, or in pieces: resume_after_reply */
+    if (h->pending || h->out || h->stream)
+        return HPE_PAUSED; /* the reply comes later, in pieces, or never ends (a stream) */
     if (h->close_after) {
         conn_close_after_write(h->c);
         return HPE_PAUSED;

@@ -45,7 +45,7 @@ static void run_route(http_conn_t *h, const http_route_t *rt)
 {
     http_reply_t rep = {0};
     rt->fn(&h->req, http_ctx(h, rt->dialect), &rep);
-    if (h->pending) {
+    if (h->pending || h->stream) {
         free(rep.body);
         free(rep.extra_alloc);
         return;

@@ -206,8 +206,9 @@ test('mock.max_scenarios bounds the running scenarios; the example files all loa
     const third = await api(srv, 'POST', '/api/scenarios', loop);
     assert.equal(third.status, 503);
     assert.match(third.json.message, /mock.max_scenarios/);
-    const m = (await srv.get('/metrics')).body;
-    assert.match(m, /^wshub_mock_scenarios 2$/m);
+    // The two start on the main thread's loop a moment after they were queued.
+    await waitFor(async () => /^wshub_mock_scenarios 2$/m.test((await srv.get('/metrics')).body), 3000,
+      'wshub_mock_scenarios 2');
     // POST /api/reset stops every scenario: room for new ones again.
     assert.equal((await api(srv, 'POST', '/api/reset', {})).status, 200);
     await waitFor(async () => (await api(srv, 'GET', '/api/scenarios')).json.scenarios.every((s) => s.state === 'stopped'),
