@@ -83,7 +83,7 @@ test('every endpoint of the console refuses a missing or wrong key, without data
     ['GET', '/api/faults'], ['POST', '/api/faults/latency', { api: 'service', direction: 'out', ms: 100 }], ['DELETE', '/api/faults'],
     ['POST', '/api/flow/threads/t/events', { type: 'agent.typing' }],
     ['GET', '/api/circle/rooms'], ['POST', '/api/circle/rooms', { participants: [1, 2] }],
-    ...((await srv.get('/api/tap')).status !== 404 ? [['GET', '/api/tap']] : []), // TEMPORARY until the tap is merged
+    ['GET', '/api/tap'],
   ];
   for (const [method, p, body] of endpoints) {
     for (const key of [null, 'wrong-key', `${KEY}x`, KEY.slice(0, -1)]) {
@@ -145,7 +145,6 @@ async function consumer() {
 const memberConns = async () => (await api('GET', `/api/connections?member=${MEMBER}`)).json.connections;
 
 test('in Chromium: sign in, see an @rails/actioncable client, publish to it, kick it, tail its frames, drive faults and Circle', T, async () => {
-  const TAP = (await srv.get('/api/tap')).status !== 404; // TEMPORARY until the tap is merged
   const { chromium } = require('playwright-core');
   const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, timeout: 20000 });
   let cable = null;
@@ -155,7 +154,7 @@ test('in Chromium: sign in, see an @rails/actioncable client, publish to it, kic
     const urls = [];
     page.on('console', (m) => {
       // The sign-in with a wrong key is a 401 the browser reports; anything else is a problem.
-      if (m.type() === 'error' && !/status of 401/.test(m.text()) && !(!TAP && /status of 404/.test(m.text()))) problems.push(`console.error: ${m.text()}`);
+      if (m.type() === 'error' && !/status of 401/.test(m.text())) problems.push(`console.error: ${m.text()}`);
     });
     page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
     page.on('request', (r) => urls.push(r.url()));
@@ -180,7 +179,7 @@ test('in Chromium: sign in, see an @rails/actioncable client, publish to it, kic
     // The tail (the traffic tap) listens before the consumer comes.
     const tailed = (id, dir, re) => page.waitForFunction(([i, d, src]) => [...document.querySelectorAll(`#tail li[data-conn="${i}"][data-dir="${d}"]`)]
       .some((l) => new RegExp(src).test(l.textContent)), [id, dir, re.source], { timeout: 8000 });
-    if (TAP) await page.waitForFunction(() => document.getElementById('tail-state').textContent === 'live', null, { timeout: 5000 });
+    await page.waitForFunction(() => document.getElementById('tail-state').textContent === 'live', null, { timeout: 5000 });
 
     // The consumer connects and appears, with its member and both subscriptions.
     cable = await consumer();
@@ -196,12 +195,10 @@ test('in Chromium: sign in, see an @rails/actioncable client, publish to it, kic
     await page.waitForFunction((ch) => document.getElementById('channels').textContent.includes(ch), `notification-channel-${MEMBER}`, { timeout: 6000 });
 
     // The tail shows its frames: the welcome out, its two subscribes in, their confirmations out.
-    if (TAP) {
-      await tailed(first.id, 'out', /cable #\d+ text \{"type":"welcome"/);
-      await tailed(first.id, 'in', /"command":"subscribe".*NotificationChannel/);
-      await tailed(first.id, 'in', /"command":"subscribe".*ChatRoomChannel/);
-      await tailed(first.id, 'out', /confirm_subscription/);
-    }
+    await tailed(first.id, 'out', /cable #\d+ text \{"type":"welcome"/);
+    await tailed(first.id, 'in', /"command":"subscribe".*NotificationChannel/);
+    await tailed(first.id, 'in', /"command":"subscribe".*ChatRoomChannel/);
+    await tailed(first.id, 'out', /confirm_subscription/);
 
     // Publish through the form: API C, the newNotification example, to this member's queue.
     await page.selectOption('#pub-api', 'cable');
@@ -216,7 +213,6 @@ test('in Chromium: sign in, see an @rails/actioncable client, publish to it, kic
       { event: 'newNotification', data: { id: 7, notifiable_title: 'from the console' } });
     assert.equal(cable.events.find((e) => e.kind === 'received').channel, 'NotificationChannel');
     // ... and the tail shows the publish, and the frame that carried it to the consumer.
-    if (TAP) {
     await page.waitForFunction(() => /publish notification-channel-\d+ newNotification \{"id":7,"notifiable_title":"from the console"\} → 1/.test(document.getElementById('tail').textContent), null, { timeout: 5000 });
     await tailed(first.id, 'out', /\[notification-channel-\d+\].*"event":"newNotification".*from the console/);
 
@@ -229,7 +225,6 @@ test('in Chromium: sign in, see an @rails/actioncable client, publish to it, kic
     assert.equal(await page.$$eval('#tail li', (l) => l.length), before, 'nothing rendered while paused');
     await page.click('#tail-pause');
     await page.waitForFunction(() => document.getElementById('tail').textContent.includes('new_notifications_count'), null, { timeout: 5000 });
-    }
 
     // Kick from the console: server_restart with reconnect; the consumer comes back by itself.
     cable.events.length = 0;
@@ -243,11 +238,9 @@ test('in Chromium: sign in, see an @rails/actioncable client, publish to it, kic
     await page.waitForSelector(row, { state: 'detached', timeout: 6000 });
     // The tail saw the goodbye (Action Cable's disconnect, then the close frame) and the new
     // connection's subscribes.
-    if (TAP) {
-      await tailed(first.id, 'out', /"type":"disconnect","reason":"server_restart","reconnect":true/);
-      await tailed(first.id, 'out', /close 1000/);
-      await tailed(second.id, 'in', /"command":"subscribe".*NotificationChannel/);
-    }
+    await tailed(first.id, 'out', /"type":"disconnect","reason":"server_restart","reconnect":true/);
+    await tailed(first.id, 'out', /close 1000/);
+    await tailed(second.id, 'in', /"command":"subscribe".*NotificationChannel/);
 
     // A fault through the form: reject the next ChatRoomChannel subscription; listed; cleared.
     await page.selectOption('#fault-kind', { label: 'Reject the next cable subscription(s)' });
@@ -303,7 +296,6 @@ test('in Chromium: sign in, see an @rails/actioncable client, publish to it, kic
 // through the form reaches it, Kick closes it with the form's code and reason, the tail shows it.
 const FIREFOX = process.env.FIREFOX_PATH || '/usr/bin/firefox-esr';
 test('in Firefox: sign in, see an API B client, publish to it, kick it', { ...T, skip: !fs.existsSync(FIREFOX) && `no Firefox at ${FIREFOX}` }, async () => {
-  const TAP = (await srv.get('/api/tap')).status !== 404; // TEMPORARY until the tap is merged
   const { firefox } = require('playwright-core');
   const browser = await firefox.launch({ channel: 'moz-firefox', executablePath: FIREFOX, headless: true, timeout: 60000 });
   let ws = null;
@@ -315,7 +307,7 @@ test('in Firefox: sign in, see an API B client, publish to it, kick it', { ...T,
     await page.fill('#key', KEY);
     await page.keyboard.press('Enter');
     await page.waitForSelector('#app', { state: 'visible', timeout: 10000 });
-    if (TAP) await page.waitForFunction(() => document.getElementById('tail-state').textContent === 'live', null, { timeout: 10000 });
+    await page.waitForFunction(() => document.getElementById('tail-state').textContent === 'live', null, { timeout: 10000 });
 
     const sub = `ff-${process.pid}`;
     const tok = (await api('POST', '/api/tokens', { sub })).json.token;
@@ -337,10 +329,8 @@ test('in Firefox: sign in, see an API B client, publish to it, kick it', { ...T,
     await page.waitForFunction(() => document.getElementById('pub-result').textContent === 'delivered: 1', null, { timeout: 10000 });
     const n = await waitFor(() => got.find((m) => m.type === 'notification'), 5000, 'the notification');
     assert.deepEqual(n.data, { message: 'Your report is ready', level: 'info' });
-    if (TAP) {
-      await page.waitForFunction((id) => [...document.querySelectorAll(`#tail li[data-conn="${id}"][data-dir="out"]`)]
-        .some((l) => l.textContent.includes('Your report is ready')), c.id, { timeout: 10000 });
-    }
+    await page.waitForFunction((id) => [...document.querySelectorAll(`#tail li[data-conn="${id}"][data-dir="out"]`)]
+      .some((l) => l.textContent.includes('Your report is ready')), c.id, { timeout: 10000 });
 
     // Kick with code 4001, reason "kicked", no reconnect.
     // (the BiDi driver's fill appends to a number field: select its text and type over it)
