@@ -54,6 +54,17 @@ void builtin_readyz(const http_request_t *req, dialect_ctx_t *x, http_reply_t *o
     json_decref(body);
 }
 
+/* GET /api/metrics: /metrics behind the API key (the console's charts). */
+static void api_metrics(const http_request_t *req, dialect_ctx_t *x, http_reply_t *out)
+{
+    if (!api_authorized(req, x)) {
+        api_error(out, 401, "unauthorized", "Authorization: Bearer <api.key> is required");
+        out->extra = "WWW-Authenticate: Bearer\r\n";
+        return;
+    }
+    builtin_metrics(req, x, out);
+}
+
 void builtin_metrics(const http_request_t *req, dialect_ctx_t *x, http_reply_t *out)
 {
     (void)req, (void)x;
@@ -67,6 +78,8 @@ const http_route_t http_routes[] = {
     {.path = "/healthz", .fn = builtin_healthz, .get_only = true, .at_capacity = true},
     {.path = "/readyz", .fn = builtin_readyz, .get_only = true, .at_capacity = true},
     {.path = "/metrics", .fn = builtin_metrics, .get_only = true, .at_capacity = true},
+    /* The same behind the API key: what the console reads (/metrics stays open to scrapers). */
+    {.path = "/api/metrics", .fn = api_metrics, .authorized = api_authorized, .get_only = true},
     {.path = "/api/publish", .fn = api_publish, .authorized = api_authorized},
     {.path = "/api/circle/", .fn = mock_circle_http, .authorized = mock_authorized, .prefix = true},
     {.path = "/text/moderation", .fn = moderation_http, .authorized = moderation_http_authorized,

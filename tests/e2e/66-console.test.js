@@ -75,7 +75,7 @@ test('GET /console serves the embedded files with their types and a strict CSP',
 
 test('every endpoint of the console refuses a missing or wrong key, without data', T, async () => {
   const endpoints = [
-    ['GET', '/api/info'], ['GET', '/api/connections'], ['GET', '/api/connections/1'], ['GET', '/api/channels'],
+    ['GET', '/api/info'], ['GET', '/api/metrics'], ['GET', '/api/connections'], ['GET', '/api/connections/1'], ['GET', '/api/channels'],
     ['POST', '/api/publish', { channel: 'x:y', event: 'e', data: {} }], ['POST', '/api/connections/1/close', {}],
     ['POST', '/api/connections/1/send', { text: 'x' }], ['POST', '/api/send', { text: 'x' }], ['POST', '/api/close', {}],
     ['POST', '/api/tokens', { sub: 'x' }], ['POST', '/api/reset'], ['GET', '/api/scenarios'],

@@ -293,10 +293,10 @@
   const ms = (s) => (s === null ? '–' : s === Infinity ? '> 100 ms' : s < 0.001 ? `≤ ${(s * 1e6).toFixed(0)} µs` : `≤ ${(s * 1000).toFixed(s < 0.01 ? 2 : 1)} ms`);
 
   async function loadMetrics() {
-    let res;
-    try { res = await fetch('/metrics', { cache: 'no-store' }); } catch { return; }
-    if (!res.ok) return;
-    const mm = parseMetrics(await res.text());
+    // /api/metrics: the same text as /metrics (which stays open to Prometheus), behind the key.
+    const res = await api('GET', '/api/metrics');
+    if (res.status !== 200) return;
+    const mm = parseMetrics(res.text);
     const now = performance.now();
     const conns = sum(mm, 'wshub_connections_open');
     setText('m-conns', String(conns));
