@@ -178,6 +178,7 @@ dialect_ctx_t *dialect_ctx_pick(dialect_ctx_t *all, const dialect_t *d)
 bool dialect_history_on(const dialect_ctx_t *x) { return hub_history_on(x->w->srv->hub); }
 
 void dialect_hold(ws_session_t *s, hub_sub_t *sub) { hub_hold(dialect_ctx(s)->w->hub, sub); }
+void dialect_unhold(ws_session_t *s, hub_sub_t *sub) { hub_unhold(dialect_ctx(s)->w->hub, sub); }
 
 int dialect_recover(ws_session_t *s, hub_sub_t *sub, const hub_pos_t *pos, uint64_t since_ms,
                     void (*cb)(void *session, hub_sub_t *sub, int status, bool done))

@@ -95,6 +95,20 @@ void hub_hold(hub_local_t *l, hub_sub_t *sub)
     recovery_get(sub); /* out of memory: not held, the recovery will be a plain one */
 }
 
+void hub_unhold(hub_local_t *l, hub_sub_t *sub)
+{
+    hub_recovery_t *r = sub->rec;
+    if (!r || r->cb)
+        return; /* not held, or a recovery is under way: it ends the hold itself */
+    sub->rec = NULL; /* from here, deliveries go straight through */
+    list_remove(&r->node);
+    for (size_t i = 0; i < r->nheld && !r->overflow; i++)
+        if (hub__gate(l, sub, r->held[i]))
+            hub__deliver_one(l, sub, r->held[i]);
+    release_held(r);
+    free(r);
+}
+
 /* The end of a recovery: the outcome, the replay, the held messages, and live from then on. */
 static void finish(hub_local_t *l, hub_sub_t *sub, int status, const hub_pos_t *tail, hub_msg_t **msgs, size_t n)
 {

@@ -196,6 +196,7 @@ struct hub_pos;
 bool dialect_history_on(const dialect_ctx_t *x);
 /* hub.h: hub_hold and hub_recover for a subscription of session s. */
 void dialect_hold(ws_session_t *s, hub_sub_t *sub);
+void dialect_unhold(ws_session_t *s, hub_sub_t *sub);
 int dialect_recover(ws_session_t *s, hub_sub_t *sub, const struct hub_pos *pos, uint64_t since_ms,
                     void (*cb)(void *session, hub_sub_t *sub, int status, bool done));
 /* A session's state kept for its recovery on another connection (Action Cable's sid), for

@@ -258,6 +258,10 @@ bool hub_history_on(const hub_t *hub);
 /* Holds sub's live messages (bounded: past HUB_HOLD_MAX the recovery will fail) until
  * hub_recover; e.g. a session restored before its client asked for the history. */
 void hub_hold(hub_local_t *l, hub_sub_t *sub);
+/* Ends a hold that no recovery followed: what was held is delivered (unless more than
+ * HUB_HOLD_MAX came: then it is lost, as a failed recovery's), and live messages from then on.
+ * Nothing when sub is not held or a recovery is under way. */
+void hub_unhold(hub_local_t *l, hub_sub_t *sub);
 #define HUB_HOLD_MAX 4096
 /* Recovers sub: pos = the client's position (NULL: every message since since_ms, ms since the
  * Unix epoch). cb tells the outcome (above). With a broker and a pending subscription, the read

@@ -77,6 +77,8 @@ typedef struct cable {
     uint32_t nsubs;
     bool ext;            /* actioncable-v1-ext-json */
     bool restoring;      /* waiting for the stored session (no welcome yet) */
+    uint32_t held_at;    /* ext: uv_now() s when restored subscriptions began waiting for the
+                          * client's history command (0: none wait); see on_ping */
     char sid[22];        /* ext: this session's id, its state stored under it */
     char restore[22];    /* ext: the sid the client asked to restore ("" none) */
     struct restore_req *req; /* its read, while the store has not answered */
@@ -583,6 +585,7 @@ static void restore_subs(cable_t *v, const char *val, size_t len)
             if (sub) {
                 dialect_hold(v->s, sub);
                 json_array_append(restored, id);
+                v->held_at = (uint32_t)(dialect_now(v->x) / 1000) | 1; /* never 0 */
             }
         }
         json_object_set_new(welcome, "restored", json_true());
@@ -665,7 +668,21 @@ static void on_close(ws_session_t *s)
 
 /* ------------------------------------------------------------------ pings */
 
-/* One frame per tick for one slice of the worker's sessions: {"type":"ping","message":<unix s>}. */
+/* A restored session's subscriptions hold their live messages until the client asks for its
+ * history (@anycable/core does so at once); a client that never asks gets them live after
+ * RESTORE_WAIT_S (checked with the pings), never a subscription that stays silent. */
+#define RESTORE_WAIT_S 5
+
+static void end_restore_wait(cable_t *v)
+{
+    v->held_at = 0;
+    for (list_node_t *n = v->subs.next; n != &v->subs; n = n->next)
+        dialect_unhold(v->s, container_of(n, hub_sub_t, owner_node));
+}
+
+/* One frame per tick for one slice of the worker's sessions: {"type":"ping","message":<unix s>}.
+ * Sessions whose restored subscriptions waited RESTORE_WAIT_S for a history command get them
+ * live. */
 static void on_ping(uv_timer_t *t)
 {
     dialect_ctx_t *x = t->data;
@@ -678,8 +695,13 @@ static void on_ping(uv_timer_t *t)
     frame_t *f = frame_build(WS_OP_TEXT, text, (size_t)n);
     if (!f)
         return;
-    for (list_node_t *p = slice->next; p != slice; p = p->next)
-        ws_session_send_frame(container_of(p, cable_t, node)->s, f);
+    uint32_t now_s = (uint32_t)(dialect_now(x) / 1000);
+    for (list_node_t *p = slice->next; p != slice; p = p->next) {
+        cable_t *v = container_of(p, cable_t, node);
+        ws_session_send_frame(v->s, f);
+        if (v->held_at && now_s - v->held_at >= RESTORE_WAIT_S)
+            end_restore_wait(v);
+    }
     frame_release(&f);
 }
 

@@ -220,3 +220,45 @@ test('Action Cable ext across two nodes with the Redis broker: it recovers on th
     await redis.teardown();
   }
 });
+
+// A restored session's subscriptions wait for the client's history command; a client that never
+// sends one gets them live after a few seconds (never a subscription that stays silent).
+test('Action Cable ext: a restored subscription whose client never asks for history gets its messages live after the wait', T, async () => {
+  const srv = await start({ env: { ...ENV, WSHUB_CABLE_PING_INTERVAL_MS: '500' } });
+  const member = 5150;
+  const identifier = JSON.stringify({ channel: 'NotificationChannel', community_member_id: member });
+  const open = (q = '') => {
+    const ws = new WebSocket(`ws://127.0.0.1:${srv.port}/cable${q}`, ['actioncable-v1-ext-json'],
+      { headers: { Origin: ORIGIN, Authorization: `Bearer ${token(String(member), { community_member_id: member })}` } });
+    const c = { ws, msgs: [] };
+    ws.on('message', (raw) => { const m = JSON.parse(raw); if (m.type !== 'ping') c.msgs.push(m); });
+    return c;
+  };
+  try {
+    const a = open();
+    await waitFor(() => a.msgs.some((m) => m.type === 'welcome'), 5000, 'welcome');
+    const sid = a.msgs.find((m) => m.type === 'welcome').sid;
+    a.ws.send(JSON.stringify({ command: 'subscribe', identifier }));
+    await waitFor(() => a.msgs.some((m) => m.type === 'confirm_subscription'), 5000, 'confirm');
+    a.ws.close();
+    await new Promise((r) => a.ws.once('close', r));
+
+    const b = open(`?sid=${sid}`);
+    await waitFor(() => b.msgs.some((m) => m.type === 'welcome'), 5000, 'the second welcome');
+    const w = b.msgs.find((m) => m.type === 'welcome');
+    assert.equal(w.restored, true);
+    assert.deepEqual(w.restored_ids, [identifier]);
+    const t0 = Date.now();
+    await publish(srv, `notification-channel-${member}`, { n: 1 });
+    await waitFor(() => b.msgs.some((m) => m.message && m.message.data && m.message.data.n === 1), 10000,
+      'the held broadcast, once the wait is over');
+    assert.ok(Date.now() - t0 >= 1500, 'held meanwhile (the client did not ask for history)');
+    await publish(srv, `notification-channel-${member}`, { n: 2 });
+    await waitFor(() => b.msgs.some((m) => m.message && m.message.data && m.message.data.n === 2), 3000, 'live after it');
+    const ns = b.msgs.filter((m) => m.message && m.message.data).map((m) => m.message.data.n);
+    assert.deepEqual(ns, [1, 2], 'each once, in order');
+    b.ws.close();
+  } finally {
+    await srv.teardown();
+  }
+});
