@@ -77,8 +77,8 @@ typedef struct cable {
     uint32_t nsubs;
     bool ext;            /* actioncable-v1-ext-json */
     bool restoring;      /* waiting for the stored session (no welcome yet) */
-    uint32_t held_at;    /* ext: uv_now() s when restored subscriptions began waiting for the
-                          * client's history command (0: none wait); see on_ping */
+    uint32_t held_at;    /* ext: uv_now() s + 1 when restored subscriptions began waiting for
+                          * the client's history command (0: none wait); see on_ping */
     char sid[22];        /* ext: this session's id, its state stored under it */
     char restore[22];    /* ext: the sid the client asked to restore ("" none) */
     struct restore_req *req; /* its read, while the store has not answered */
@@ -585,7 +585,7 @@ static void restore_subs(cable_t *v, const char *val, size_t len)
             if (sub) {
                 dialect_hold(v->s, sub);
                 json_array_append(restored, id);
-                v->held_at = (uint32_t)(dialect_now(v->x) / 1000) | 1; /* never 0 */
+                v->held_at = (uint32_t)(dialect_now(v->x) / 1000) + 1; /* never 0 */
             }
         }
         json_object_set_new(welcome, "restored", json_true());
@@ -695,7 +695,7 @@ static void on_ping(uv_timer_t *t)
     frame_t *f = frame_build(WS_OP_TEXT, text, (size_t)n);
     if (!f)
         return;
-    uint32_t now_s = (uint32_t)(dialect_now(x) / 1000);
+    uint32_t now_s = (uint32_t)(dialect_now(x) / 1000) + 1; /* as held_at counts */
     for (list_node_t *p = slice->next; p != slice; p = p->next) {
         cable_t *v = container_of(p, cable_t, node);
         ws_session_send_frame(v->s, f);
