@@ -26,12 +26,12 @@
 
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
-#include <hiredis/adapters/libuv.h>
 #include <uv.h>
 
 #include "wshub/list.h"
 #include "wshub/log.h"
 #include "wshub/metrics.h"
+#include "wshub/redis_conn.h"
 #include "wshub/strmap.h"
 
 #define BACKOFF_FIRST_MS 100
@@ -373,31 +373,10 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
     link_lost(r);
 }
 
-/* AUTH (user and password, or password alone) before anything else on a connection. */
-static void authenticate(redis_broker_t *r, redisAsyncContext *ac)
-{
-    if (!r->url.password[0])
-        return;
-    if (r->url.user[0])
-        redisAsyncCommand(ac, NULL, NULL, "AUTH %s %s", r->url.user, r->url.password);
-    else
-        redisAsyncCommand(ac, NULL, NULL, "AUTH %s", r->url.password);
-}
-
+/* AUTH and SELECT first (redis_conn.h): the history and session keys go to the URL's db. */
 static redisAsyncContext *open_one(redis_broker_t *r)
 {
-    redisAsyncContext *ac = redisAsyncConnect(r->url.host, r->url.port);
-    if (!ac)
-        return NULL;
-    if (ac->err || redisLibuvAttach(ac, &r->loop) != REDIS_OK) {
-        redisAsyncFree(ac);
-        return NULL;
-    }
-    ac->data = r;
-    redisAsyncSetConnectCallback(ac, on_connect);
-    redisAsyncSetDisconnectCallback(ac, on_disconnect);
-    authenticate(r, ac);
-    return ac;
+    return redis_conn_open(&r->url, &r->loop, r, on_connect, on_disconnect);
 }
 
 static void connect_both(redis_broker_t *r)

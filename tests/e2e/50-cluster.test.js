@@ -330,3 +330,29 @@ test('a stuck Redis cannot grow a node: past broker.max_pending_bytes publishes 
     await redis.teardown();
   }
 });
+
+// AUTH goes first on every connection; a refused one ends the link (logged, without the
+// password) instead of a link that answers every command with an error.
+test('Redis with a password: the right one links the node, a wrong one publishes nothing and says why', T, async () => {
+  const redis = await startRedis();
+  let good, bad;
+  try {
+    assert.equal(await redis.command(['CONFIG', 'SET', 'requirepass', 's3cret']), 'OK');
+    const url = (pw) => redis.url.replace('redis://', `redis://:${pw}@`);
+    good = await startNodes(1, { env: brokerEnv(redis, { WSHUB_REDIS_URL: url('s3cret') }) });
+    bad = await startNodes(1, { ready: false, env: brokerEnv(redis, { WSHUB_REDIS_URL: url('wrong'),
+      WSHUB_BROKER_RECONNECT_MAX_MS: '200' }) });
+    const [b] = bad.nodes;
+    await waitFor(() => /AUTH refused by redis/.test(b.log()), 5000, 'the refusal in the log');
+    // Between a reconnect and AUTH's answer the link looks up for a moment: a publish then gets
+    // Redis's error, else the link is down; either way 503, never a silent success.
+    for (let i = 0; i < 5; i++) assert.equal((await publish(b, 'conversation:pw', { i })).status, 503);
+    assert.equal((await publish(good.nodes[0], 'conversation:pw', { ok: 1 })).status, 200);
+    assert.doesNotMatch(b.log(), /wrong/, 'the password is never logged');
+    assert.equal((await good.nodes[0].get('/readyz')).status, 200);
+  } finally {
+    if (good) await good.teardown();
+    if (bad) await bad.teardown();
+    await redis.teardown();
+  }
+});

@@ -262,3 +262,26 @@ test('Action Cable ext: a restored subscription whose client never asks for hist
     await srv.teardown();
   }
 });
+
+// The URL's db holds the history (and the sessions): every Redis connection of a node SELECTs it
+// before anything else, the broker's as the Flow store's.
+test('history in Redis goes to the db of broker.redis_url', T, async () => {
+  const redis = await startRedis();
+  let cluster;
+  try {
+    cluster = await startNodes(1, { env: brokerEnv(redis, { WSHUB_REDIS_URL: redis.url.replace(/\/0$/, '/3'),
+      WSHUB_HISTORY_SIZE: '50' }) });
+    const [a] = cluster.nodes;
+    const c = await serviceClient(a, 'dbuser');
+    await subscribe(c, 'news:db');
+    await publish(a, 'news:db', { n: 1 });
+    const inDb = (db) => redis.command(['EVAL', "redis.call('SELECT', ARGV[1]) return redis.call('XLEN', KEYS[1])",
+      '1', 'wshub:h:news:db', String(db)]);
+    await waitFor(async () => Number(await inDb(3)) === 1, 3000, 'the stream in db 3');
+    assert.equal(Number(await inDb(0)), 0, 'nothing in db 0');
+    await close(c);
+  } finally {
+    if (cluster) await cluster.teardown();
+    await redis.teardown();
+  }
+});

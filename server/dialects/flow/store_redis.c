@@ -38,10 +38,10 @@
 
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
-#include <hiredis/adapters/libuv.h>
 #include <jansson.h>
 #include <uv.h>
 
+#include "wshub/redis_conn.h"
 #include "wshub/list.h"
 #include "wshub/log.h"
 #include "wshub/metrics.h"
@@ -359,26 +359,13 @@ static void connect_now(redis_store_t *r)
 {
     if (atomic_load(&r->stopping) || r->ac)
         return;
-    redisAsyncContext *ac = redisAsyncConnect(r->url.host, r->url.port);
-    if (ac && (ac->err || redisLibuvAttach(ac, &r->loop) != REDIS_OK)) {
-        redisAsyncFree(ac);
-        ac = NULL;
-    }
+    /* AUTH and SELECT go first on the connection (redis_conn.h): every command after them is ours. */
+    redisAsyncContext *ac = redis_conn_open(&r->url, &r->loop, r, on_connect, on_disconnect);
     if (!ac) {
         link_lost(r);
         return;
     }
-    ac->data = r;
     r->ac = ac;
-    redisAsyncSetConnectCallback(ac, on_connect);
-    redisAsyncSetDisconnectCallback(ac, on_disconnect);
-    /* AUTH and SELECT go first on the connection: every command after them is ours. */
-    if (r->url.password[0] && r->url.user[0])
-        redisAsyncCommand(ac, NULL, NULL, "AUTH %s %s", r->url.user, r->url.password);
-    else if (r->url.password[0])
-        redisAsyncCommand(ac, NULL, NULL, "AUTH %s", r->url.password);
-    if (r->url.db)
-        redisAsyncCommand(ac, NULL, NULL, "SELECT %d", r->url.db);
 }
 
 /* ------------------------------------------------------------------ the thread */

@@ -1,0 +1,41 @@
+/*
+ * redis_conn — see include/wshub/redis_conn.h.
+ */
+#include "wshub/redis_conn.h"
+
+#include <hiredis/adapters/libuv.h>
+#include <hiredis/hiredis.h>
+
+#include "wshub/log.h"
+
+/* The answer to AUTH or SELECT: an error ends the connection (privdata: which command). */
+static void on_setup_reply(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    redisReply *rep = reply;
+    if (!rep || rep->type != REDIS_REPLY_ERROR)
+        return;
+    log_error("redis", "%s refused by redis: %.120s", (const char *)privdata, rep->str);
+    redisAsyncDisconnect(ac);
+}
+
+redisAsyncContext *redis_conn_open(const config_redis_url_t *url, uv_loop_t *loop, void *data,
+                                   redisConnectCallback *on_connect, redisDisconnectCallback *on_disconnect)
+{
+    redisAsyncContext *ac = redisAsyncConnect(url->host, url->port);
+    if (!ac)
+        return NULL;
+    if (ac->err || redisLibuvAttach(ac, loop) != REDIS_OK) {
+        redisAsyncFree(ac);
+        return NULL;
+    }
+    ac->data = data;
+    redisAsyncSetConnectCallback(ac, on_connect);
+    redisAsyncSetDisconnectCallback(ac, on_disconnect);
+    if (url->password[0] && url->user[0])
+        redisAsyncCommand(ac, on_setup_reply, "AUTH", "AUTH %s %s", url->user, url->password);
+    else if (url->password[0])
+        redisAsyncCommand(ac, on_setup_reply, "AUTH", "AUTH %s", url->password);
+    if (url->db)
+        redisAsyncCommand(ac, on_setup_reply, "SELECT", "SELECT %d", url->db);
+    return ac;
+}
