@@ -324,6 +324,9 @@ static const char *const bool_words[] = {"true", "false", "1", "0", "yes", "no",
     X("history.max_bytes", "WSHUB_HISTORY_MAX_BYTES", T_SIZE, history_max_bytes, 1024, 0, NULL, \
       "67108864", 0, "History bytes kept for all channels in this process (without a broker); " \
       "past it a channel's oldest messages go first.")                                          \
+    X("history.max_session_bytes", "WSHUB_HISTORY_MAX_SESSION_BYTES", T_SIZE,                  \
+      history_max_session_bytes, 4096, 0, NULL, "16777216", 0, "Cable sessions kept for their "  \
+      "restore in this process (without a broker), in bytes; past it the oldest go first.")    \
     X("broker.type", "WSHUB_BROKER", T_ENUM, broker_type, 0, 0, broker_names, "memory", 0,    \
       "Where channels live: memory = this process only (one node); redis = shared by every "  \
       "node through Redis pub/sub (broker.redis_url). Restart to change.")                    \

@@ -13,7 +13,7 @@
 #include "wshub/history.h"
 #include "wshub/hub.h"
 #include "wshub/server.h"
-#include "wshub/strmap.h"
+#include "wshub/sessions.h"
 #include "wshub/tap.h"
 #include "wshub/worker.h"
 #include "wshub/ws.h"
@@ -186,66 +186,13 @@ int dialect_recover(ws_session_t *s, hub_sub_t *sub, const hub_pos_t *pos, uint6
     return hub_recover(dialect_ctx(s)->w->hub, sub, pos, since_ms, cb);
 }
 
-/* Sessions: in this process (a map under a lock, bounded by SESSIONS_MAX, expired entries
- * swept when it is full), or in Redis under <broker.prefix>s:<sid>. */
-#define SESSIONS_MAX 100000
-
-typedef struct stored {
-    uint64_t expires_ms;
-    size_t len;
-    char val[];
-} stored_t;
-
-static uv_mutex_t sessions_lock;
-static uv_once_t sessions_once = UV_ONCE_INIT;
-static strmap_t sessions;
-
-static void sessions_init(void) { uv_mutex_init(&sessions_lock); }
-
-static void sessions_sweep(uint64_t now)
-{
-    for (size_t i = 0; i < sessions.nbuckets; i++)
-        for (strmap_entry_t *e = sessions.buckets[i], *next; e; e = next) {
-            next = e->next;
-            if (((stored_t *)e->value)->expires_ms <= now) {
-                free(e->value);
-                strmap_remove(&sessions, e);
-            }
-        }
-}
-
-static int put_here(const char *sid, const char *val, size_t len, uint32_t ttl_s)
-{
-    uint64_t now = history_now_ms();
-    stored_t *st = malloc(sizeof *st + len);
-    if (!st)
-        return UV_ENOMEM;
-    st->expires_ms = now + (uint64_t)ttl_s * 1000;
-    st->len = len;
-    memcpy(st->val, val, len);
-    uv_once(&sessions_once, sessions_init);
-    uv_mutex_lock(&sessions_lock);
-    strmap_entry_t *e = strmap_find(&sessions, sid, strlen(sid));
-    if (!e && sessions.count >= SESSIONS_MAX)
-        sessions_sweep(now);
-    int rc = 0;
-    if (e) {
-        free(e->value);
-        e->value = st;
-    } else if (sessions.count >= SESSIONS_MAX || !strmap_insert(&sessions, sid, strlen(sid), st)) {
-        free(st);
-        rc = UV_ENOBUFS;
-    }
-    uv_mutex_unlock(&sessions_lock);
-    return rc;
-}
-
+/* Sessions: in this process (sessions.c), or in Redis under <broker.prefix>s:<sid>. */
 int dialect_session_put(dialect_ctx_t *x, const char *sid, const char *val, size_t len)
 {
     uint32_t ttl = (uint32_t)x->w->cfg->history_ttl_s;
     broker_t *b = x->w->srv->broker;
     if (!b)
-        return put_here(sid, val, len, ttl);
+        return sessions_put(sid, val, len, ttl, x->w->cfg->history_max_session_bytes, history_now_ms());
     char key[64];
     int n = snprintf(key, sizeof key, "s:%s", sid);
     return n > 0 && (size_t)n < sizeof key ? broker_kv_set(b, key, (size_t)n, val, len, ttl) : UV_EINVAL;
@@ -304,15 +251,8 @@ int dialect_session_get(dialect_ctx_t *x, const char *sid, void (*done)(void *ar
             free(q);
         return rc;
     }
-    uv_once(&sessions_once, sessions_init);
-    uv_mutex_lock(&sessions_lock);
-    strmap_entry_t *e = strmap_find(&sessions, sid, strlen(sid));
-    stored_t *st = e ? e->value : NULL;
-    char *copy = st && st->expires_ms > history_now_ms() ? malloc(st->len + 1) : NULL;
-    size_t len = copy ? st->len : 0;
-    if (copy)
-        memcpy(copy, st->val, len);
-    uv_mutex_unlock(&sessions_lock);
+    size_t len;
+    char *copy = sessions_get(sid, &len, history_now_ms());
     done(arg, copy, len);
     free(copy);
     return 0;

@@ -32,6 +32,7 @@
 #include "wshub/scenario.h"
 #include "wshub/sdnotify.h"
 #include "wshub/server.h"
+#include "wshub/sessions.h"
 #include "wshub/tls.h"
 #include "wshub/token.h"
 #include "wshub/version.h"
@@ -738,6 +739,7 @@ int main(int argc, char **argv)
     else
         rc = serve(live, path);
     dialects_process_free();
+    sessions_free();
     tls_server_free(srv.tls);
     free_configs();
     for (int i = 0; i < MAX_SCENARIO_FILES; i++)

@@ -133,6 +133,7 @@ typedef struct config {
     int history_size;                       /* "history.size" (0 = off; 100 on the embedded default) */
     int history_ttl_s;                      /* "history.ttl_s" (300) */
     size_t history_max_bytes;               /* "history.max_bytes" (64 MiB), without a broker */
+    size_t history_max_session_bytes;       /* "history.max_session_bytes" (16 MiB), without a broker */
 
     /* Scale-out (issue 13); restart to change. */
     broker_type_t broker_type;              /* "broker.type" (memory) */

@@ -131,6 +131,8 @@ typedef struct metrics_gauges {
     counter_t history_expired;    /* history entries gone past history.ttl_s */
     counter_t history_dropped;    /* history entries dropped for history.max_bytes */
     counter_t recoveries_attempted; /* hub_recover calls (hub.c) */
+    counter_t sessions;           /* cable sessions kept for their restore (sessions.c) */
+    counter_t session_bytes;      /* their bytes (history.max_session_bytes) */
     counter_t recoveries_succeeded; /* the history reached back: the missed messages were replayed */
     counter_t recoveries_failed;    /* it did not (or could not be read): nothing replayed */
     counter_t mock_scenarios;     /* scenarios running (mock/scenario_run.c) */

@@ -365,7 +365,7 @@ static void test_key_table(void **state)
 
     (void)state;
     assert_non_null(root);
-    assert_int_equal(n, 89);
+    assert_int_equal(n, 90);
     assert_ptr_equal(config_keys(NULL), keys);
     for (size_t i = 0; i < n; i++) {
         char env[128] = "WSHUB_", comment[128], section[64] = "";
