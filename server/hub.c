@@ -23,7 +23,6 @@
 #include "hub_internal.h"
 #include "wshub/log.h"
 #include "wshub/strmap.h"
-#include "wshub/tap.h"
 #include "wshub/util.h"
 
 /* ------------------------------------------------------------------ messages */
@@ -427,16 +426,13 @@ static void deliver_local(hub_local_t *l, hub_msg_t *m)
     if (!e)
         return;
     hub_lchan_t *ch = e->value;
-    int (*deliver)(void *, frame_t *) = l->ops->deliver; /* loaded once, not per subscriber */
+    int (*deliver)(void *, frame_t *, const hub_msg_t *) = l->ops->deliver; /* loaded once, not per subscriber */
     /* Delivering never frees a subscription (hub_local_ops_t), so the list cannot change
      * under this loop. A channel's subscribers nearly always share one envelope: its frame
      * is looked up once, not per subscriber. */
     const hub_envelope_t *env = NULL;
     frame_t *shared = NULL;
     uint64_t delivered = 0;
-    bool tapped = tap_on(); /* the traffic tap (mock backend) names the channel of these frames */
-    if (tapped)
-        tap_fanout_begin(m->channel, m->channel_len);
     for (list_node_t *n = ch->subs.next; n != &ch->subs; n = n->next) {
         hub_sub_t *sub = container_of(n, hub_sub_t, chan_node);
         frame_t *f;
@@ -451,11 +447,9 @@ static void deliver_local(hub_local_t *l, hub_msg_t *m)
             }
             f = shared;
         }
-        if (f && deliver(sub->subscriber, f) == 0)
+        if (f && deliver(sub->subscriber, f, m) == 0)
             delivered++;
     }
-    if (tapped)
-        tap_fanout_end();
     metrics_add(&l->metrics->deliveries, delivered);
 }
 

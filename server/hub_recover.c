@@ -22,7 +22,7 @@ void hub__deliver_one(hub_local_t *l, hub_sub_t *sub, hub_msg_t *m)
 {
     frame_t *f = sub->variant && sub->env->variant_frame ? sub->env->variant_frame(m, sub->variant)
                                                           : hub_msg_frame(m, sub->env);
-    if (f && l->ops->deliver(sub->subscriber, f) == 0)
+    if (f && l->ops->deliver(sub->subscriber, f, m) == 0)
         metrics_add(&l->metrics->deliveries, 1);
 }
 

@@ -19,6 +19,7 @@
 #include "wshub/hub.h"
 #include "wshub/log.h"
 #include "wshub/wtimer.h"
+#include "wshub/tap.h"
 #include "wshub/ws.h"
 
 #define TICK_MS 50
@@ -325,7 +326,17 @@ static void on_wakeup(uv_async_t *h)
 }
 
 /* The hub's side of this worker: its subscribers are sessions, its mailbox wakes the loop. */
-static int deliver_to_session(void *session, frame_t *f) { return ws_session_send_frame(session, f); }
+/* The hub's delivery to a session; the mock's traffic tap (while one listens) learns the
+ * channel of the fan-out frame here, so that neither the hub nor the session knows of it. */
+static int deliver_to_session(void *session, frame_t *f, const hub_msg_t *m)
+{
+    if (!tap_on())
+        return ws_session_send_frame(session, f);
+    tap_fanout_begin(m->channel, m->channel_len);
+    int r = ws_session_send_frame(session, f);
+    tap_fanout_end();
+    return r;
+}
 static void wake_loop(void *arg) { uv_async_send(&((worker_t *)arg)->wakeup); }
 static void subscribed_session(void *session, hub_sub_t *sub, int status)
 {

@@ -123,10 +123,11 @@ static inline bool hub_sub_pending(const hub_sub_t *sub) { return sub->pending; 
 
 /* What a hub_local needs from the thread that owns it. */
 typedef struct hub_local_ops {
-    /* Queues f (borrowed: take a reference to keep it) to one subscriber; 0 = queued. Called
-     * on the owning thread, from hub_drain and hub_route/hub_publish. It must not free a
-     * subscription of the channel being delivered (defer closes, as uv_close does). */
-    int (*deliver)(void *subscriber, frame_t *f);
+    /* Queues f, the frame of m (both borrowed: take a reference to keep them), to one
+     * subscriber; 0 = queued. Called on the owning thread, from hub_drain and
+     * hub_route/hub_publish. It must not free a subscription of the channel being delivered
+     * (defer closes, as uv_close does). */
+    int (*deliver)(void *subscriber, frame_t *f, const hub_msg_t *m);
     /* Another thread posted to this mailbox: make the owning thread call hub_drain. Called
      * on the posting thread, under the mailbox lock, never after hub_local_close. */
     void (*wake)(void *arg);

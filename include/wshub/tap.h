@@ -40,8 +40,9 @@ void tap_frame_prepared(int ep, uint64_t conn, const frame_t *f);
 void tap_publish(const char *api, const char *channel, size_t channel_len, const char *event, const char *data,
                  size_t data_len, long long delivered);
 
-/* The hub delivers a message of channel on this thread (until tap_fanout_end): the frames
- * queued meanwhile are that channel's fan-out. Called only while tap_on(). */
+/* A fan-out frame of channel is being delivered on this thread (worker.c, around the hub's
+ * delivery to one session, until tap_fanout_end): the frame queued meanwhile is that
+ * channel's. Called only while tap_on(). */
 void tap_fanout_begin(const char *channel, size_t len);
 void tap_fanout_end(void);
 

@@ -40,8 +40,9 @@ typedef struct sent {
 static sent_t sent[4096];
 static size_t nsent;
 
-static int deliver(void *subscriber, frame_t *f)
+static int deliver(void *subscriber, frame_t *f, const hub_msg_t *m)
 {
+    (void)m;
     assert_true(nsent < sizeof sent / sizeof sent[0]);
     sent[nsent].s = subscriber;
     sent[nsent].f = frame_ref(f);
