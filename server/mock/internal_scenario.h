@@ -15,6 +15,7 @@
 
 #define SCN_MAX_DEPTH 8                  /* repeats inside repeats */
 #define SCN_MIN_LOOP_WAIT_MS 10          /* a scenario that loops forever waits this per pass */
+#define SCN_MAX_FILLED (2 * 1024 * 1024) /* bytes one step's placeholders may make */
 
 typedef enum { SCN_QUEUED, SCN_RUNNING, SCN_DONE, SCN_FAILED, SCN_STOPPED } scn_state_t;
 
@@ -39,6 +40,7 @@ typedef struct scenario {
     bool stop;           /* asked to stop (under the lock) */
     char error[256];     /* why it failed (under the lock) */
     uint64_t requests;
+    size_t filled;       /* bytes the current step's placeholders made (scenario_fill) */
     uv_timer_t timer;
     uv_tcp_t tcp;        /* the request in flight, over loopback */
     uv_connect_t connect;

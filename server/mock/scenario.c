@@ -62,6 +62,17 @@ static json_t *lookup(scenario_t *s, const char *name, size_t len)
 
 /* v with its ${…} filled in (a new reference); NULL with s->error set. A string that is one
  * placeholder alone becomes the value itself (a number stays a number). */
+/* Counts n more bytes of what one step's placeholders make: false (and s->error) past
+ * SCN_MAX_FILLED, so that values saved from answers cannot be multiplied without a bound. */
+static bool fill_charge(scenario_t *s, size_t n)
+{
+    s->filled += n;
+    if (s->filled <= SCN_MAX_FILLED)
+        return true;
+    snprintf(s->error, sizeof s->error, "the step's placeholders make more than %d bytes", SCN_MAX_FILLED);
+    return false;
+}
+
 json_t *scenario_fill(scenario_t *s, const json_t *v)
 {
     if (json_is_object(v) || json_is_array(v)) {
@@ -92,6 +103,8 @@ json_t *scenario_fill(scenario_t *s, const json_t *v)
         json_t *val = lookup(s, str + 2, len - 3);
         if (!val)
             snprintf(s->error, sizeof s->error, "unknown placeholder %.60s", str);
+        else if (!fill_charge(s, json_dumpb(val, NULL, 0, JSON_ENCODE_ANY | JSON_COMPACT)))
+            json_decref(val), val = NULL;
         return val;
     }
     char *buf = NULL;
@@ -114,9 +127,17 @@ json_t *scenario_fill(scenario_t *s, const json_t *v)
             return NULL;
         }
         char *text = json_is_string(val) ? NULL : json_dumps(val, JSON_ENCODE_ANY | JSON_COMPACT);
-        fputs(text ? text : json_string_value(val), mf);
+        const char *piece = text ? text : json_string_value(val);
+        bool fits = fill_charge(s, (size_t)(open - p) + strlen(piece));
+        if (fits)
+            fputs(piece, mf);
         free(text);
         json_decref(val);
+        if (!fits) {
+            fclose(mf);
+            free(buf);
+            return NULL;
+        }
         p = close + 1;
     }
     fclose(mf);

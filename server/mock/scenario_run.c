@@ -223,6 +223,7 @@ static void on_request_timeout(uv_timer_t *t) { end_request(t->data); }
 static char *request_bytes(scenario_t *s, const json_t *step)
 {
     const json_t *pub = json_object_get(step, "publish"), *req = json_object_get(step, "request");
+    s->filled = 0;
     const json_t *raw_body = pub ? pub : json_object_get(req, "body");
     json_t *body = raw_body ? scenario_fill(s, raw_body) : NULL;
     json_t *path = pub ? json_string("/api/publish") : scenario_fill(s, json_object_get(req, "path"));
@@ -345,6 +346,7 @@ static void run_next(scenario_t *s)
                                                  .count = json_is_true(v) ? -1 : json_integer_value(v),
                                                  .every_ms = every ? (uint64_t)json_integer_value(every) : 0};
         } else if ((v = json_object_get(st, "log"))) {
+            s->filled = 0;
             json_t *line = scenario_fill(s, v);
             if (!line)
                 return finish(s, SCN_FAILED, NULL);

@@ -170,6 +170,14 @@ test('a failing step ends its scenario with the answer that failed it; every mal
     assert.equal(s.requests, 2);
     assert.doesNotMatch(srv.log(), /never/);
 
+    // Placeholders cannot multiply a value without a bound: 30 × 100 KB in one step fails it.
+    const big = await api(srv, 'POST', '/api/scenarios', { scenario: { vars: { big: 'x'.repeat(100000) },
+      steps: [{ publish: { channel: 'conversation:x', event: 'e', data: { t: '${big}'.repeat(30) } } }] } });
+    assert.equal(big.status, 202, big.text);
+    await waitFor(async () => (await scenario(srv, big.json.id)).state === 'failed', 3000, 'the oversized step failed');
+    assert.match((await scenario(srv, big.json.id)).error, /more than 2097152 bytes/);
+    assert.equal((await scenario(srv, big.json.id)).requests, 0);
+
     const bad = [
       [{}, 'file'],
       [{ file: '../etc/passwd' }, 'file'],
