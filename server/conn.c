@@ -8,13 +8,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <arpa/inet.h>
 
 #include "wshub/iplimit.h"
 #include "wshub/log.h"
 #include "wshub/tls.h"
+#include "wshub/util.h"
 
 /* At most this many queue entries go into one write (IOV_MAX is 1024 on Linux). */
 #define MAX_IOV 256
@@ -22,26 +25,21 @@
  * replies and wslay's header/payload callbacks coalesce into one buffer. Small on purpose:
  * 10,000 clients subscribing at once each hold one until the loop turn's flush, and with
  * 4 KiB the allocator kept that 40 MB high-water mark as resident memory (bench/ S3). */
-#define PRIVATE_CHUNK 512
+#define PRIVATE_CHUNK 128
 
-static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+/* Events taken from the epoll set per dispatch; more wait for the next loop turn. */
+#define MAX_EVENTS 256
+/* Reads of one connection per readiness, as libuv's streams do: a client that keeps the
+ * buffer full does not hold the loop. */
+#define MAX_READS 32
 
-/* Every read lands in the loop's shared buffer and is processed before the next one. */
-static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
-{
-    (void)suggested;
-    conn_t *c = h->data;
-    *buf = uv_buf_init((char *)c->env->rbuf, c->env->rbuf_size);
-}
-static void on_closed(uv_handle_t *h);
+/* An idle connection is mostly this struct (issue 18): keep it in its 144-byte pool class. */
+_Static_assert(sizeof(conn_t) <= 144, "conn_t outgrew its pool class");
 
-conn_t *conn_from_handle(uv_handle_t *h)
-{
-    if (h->type != UV_TCP || !h->data)
-        return NULL;
-    conn_t *c = h->data;
-    return &c->tcp == (uv_tcp_t *)h ? c : NULL;
-}
+static void on_readable(conn_t *c);
+static void on_writable(conn_t *c);
+static void flush(conn_t *c);
+static void free_conn(conn_t *c);
 
 const char *conn_peer(conn_t *c, char *buf, size_t len)
 {
@@ -103,21 +101,121 @@ static bool ip_admit(conn_t *c)
 
 void conn_env_init(conn_env_t *env)
 {
+    env->epfd = -1;
+    list_init(&env->closing);
     list_init(&env->dirty);
     for (int k = 0; k < DL_COUNT; k++)
         list_init(&env->deadlines[k]);
 }
 
+/* ------------------------------------------------------------------ the epoll set */
+
+/* The loop found the set readable: dispatches what it holds. A connection closed by an
+ * earlier event of the batch is skipped (freed only after the I/O phase, so its memory is
+ * still there); its descriptor left the set when conn_close closed it. */
+static void on_events(uv_poll_t *h, int status, int events)
+{
+    (void)status;
+    (void)events;
+    conn_env_t *env = h->data;
+    struct epoll_event ev[MAX_EVENTS];
+    int n;
+    do
+        n = epoll_wait(env->epfd, ev, MAX_EVENTS, 0);
+    while (n < 0 && errno == EINTR);
+    for (int i = 0; i < n; i++) {
+        conn_t *c = ev[i].data.ptr;
+        uint32_t e = ev[i].events;
+        if (e & (EPOLLERR | EPOLLHUP)) /* what a read or a write will report */
+            e |= c->polling;
+        if ((e & EPOLLOUT) && (c->flags & (CONN_F_WRITING | CONN_F_CLOSING)) == CONN_F_WRITING)
+            on_writable(c);
+        if ((e & EPOLLIN) && !(c->flags & CONN_F_CLOSING))
+            on_readable(c);
+    }
+}
+
+int conn_env_start(conn_env_t *env)
+{
+    env->epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (env->epfd < 0)
+        return -errno;
+    int r = uv_poll_init(env->loop, &env->events, env->epfd);
+    if (r)
+        return r;
+    env->events.data = env;
+    return uv_poll_start(&env->events, UV_READABLE, on_events);
+}
+
+void conn_env_free(conn_env_t *env)
+{
+    if (env->epfd >= 0)
+        close(env->epfd);
+    env->epfd = -1;
+    free(env->all);
+    env->all = NULL;
+    env->nall = env->cap = 0;
+}
+
+bool conn_env_is_handle(const conn_env_t *env, const uv_handle_t *h)
+{
+    return h == (const uv_handle_t *)&env->events;
+}
+
+void conn_foreach(conn_env_t *env, void (*fn)(conn_t *c, void *arg), void *arg)
+{
+    for (uint32_t i = 0; i < env->nall; i++)
+        fn(env->all[i], arg);
+}
+
+static bool registry_add(conn_env_t *env, conn_t *c)
+{
+    if (env->nall == env->cap && !util_grow((void **)&env->all, &env->cap, sizeof *env->all, 1024))
+        return false;
+    c->slot = env->nall;
+    env->all[env->nall++] = c;
+    return true;
+}
+
+static void registry_remove(conn_env_t *env, conn_t *c)
+{
+    conn_t *last = env->all[--env->nall];
+    env->all[c->slot] = last;
+    last->slot = c->slot;
+}
+
+/* Registers in the epoll set what the connection waits for now, when that changed: input
+ * while the protocol reads and the peer has not ended, the socket's room while output
+ * waits for it. Returns 0, or closes the connection and returns the error. */
+static int set_interest(conn_t *c)
+{
+    if (c->flags & CONN_F_CLOSING)
+        return 0;
+    uint32_t want = ((c->flags & (CONN_F_READING | CONN_F_EOF)) == CONN_F_READING ? EPOLLIN : 0) |
+                    ((c->flags & CONN_F_WRITING) ? EPOLLOUT : 0);
+    if (want == c->polling)
+        return 0;
+    struct epoll_event ev = {.events = want, .data.ptr = c};
+    int op = !want ? EPOLL_CTL_DEL : c->polling ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
+    if (epoll_ctl(c->env->epfd, op, c->fd, &ev) != 0) {
+        int r = -errno;
+        conn_close(c, uv_strerror(r));
+        return r;
+    }
+    c->polling = (uint8_t)want;
+    return 0;
+}
+
 conn_t *conn_accept_fd(conn_env_t *env, int fd, const struct sockaddr *addr)
 {
     conn_t *c = mempool_alloc(env->mem, sizeof *c);
-    if (!c) {
+    if (!c || !registry_add(env, c)) {
+        mempool_free(env->mem, c, sizeof *c);
         close(fd); /* out of memory: the peer sees a reset rather than a hang */
         log_error("accept", "out of memory: connection dropped");
         return NULL;
     }
-    uv_tcp_init(env->loop, &c->tcp);
-    c->tcp.data = c;
+    c->fd = fd;
     c->env = env;
     c->id = ++env->conn_seq * env->id_stride + env->id_base;
     c->endpoint = EP_HTTP;
@@ -128,15 +226,11 @@ conn_t *conn_accept_fd(conn_env_t *env, int fd, const struct sockaddr *addr)
     atomic_fetch_add(env->open_total, 1);
     metrics_add(&env->metrics.tcp_accepted, 1);
 
-    if (uv_tcp_open(&c->tcp, fd) != 0) {
-        close(fd);
-        c->flags |= CONN_F_CLOSING;
-        uv_close((uv_handle_t *)&c->tcp, on_closed);
-        return NULL;
-    }
-    uv_tcp_nodelay(&c->tcp, 1);
-    if (env->cfg->tcp_keepalive_s)
-        uv_tcp_keepalive(&c->tcp, 1, (unsigned)env->cfg->tcp_keepalive_s);
+    /* What uv_tcp_nodelay and uv_tcp_keepalive did (accept4 made it non-blocking). */
+    int one = 1, idle = env->cfg->tcp_keepalive_s;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (idle && (setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one) == 0))
+        setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
     log_conn(c, LOG_DEBUG, "conn_open", NULL);
     if (!ip_admit(c))
         return NULL;
@@ -149,10 +243,8 @@ conn_t *conn_accept_fd(conn_env_t *env, int fd, const struct sockaddr *addr)
 
 int conn_start(conn_t *c)
 {
-    int r = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
-    if (r)
-        conn_close(c, uv_strerror(r));
-    return r;
+    c->flags |= CONN_F_READING;
+    return set_interest(c);
 }
 
 /* ------------------------------------------------------------------ output queue */
@@ -246,8 +338,7 @@ static int queue_bytes(conn_t *c, const uint8_t *data, size_t len)
 {
     while (len) {
         outq_entry_t *tail = c->qcount ? q_at(c, c->qcount - 1) : NULL;
-        /* The in-flight write owns its entries' bytes: never append to those. */
-        int appendable = tail && !tail->shared && c->qcount > c->inflight && frame_is_private(tail->f) &&
+        int appendable = tail && !tail->shared && frame_is_private(tail->f) &&
                          tail->f->len < tail->f->cap;
         if (!appendable) {
             frame_t *f = frame_new(len > PRIVATE_CHUNK ? len : PRIVATE_CHUNK);
@@ -306,18 +397,6 @@ int conn_send_frame(conn_t *c, frame_t *f)
 
 /* ------------------------------------------------------------------ writing */
 
-static void on_shutdown(uv_shutdown_t *req, int status)
-{
-    conn_t *c = req->data;
-    free(req);
-    /* ENOTCONN, EPIPE, ECONNRESET: the peer closed first, an ordinary end (issue 11). */
-    bool gone = status == UV_ENOTCONN || status == UV_EPIPE || status == UV_ECONNRESET;
-    if (status < 0 && !(c->flags & CONN_F_CLOSING))
-        conn_close(c, gone ? NULL : uv_strerror(status));
-    else if ((c->flags & CONN_F_EOF) && !(c->flags & CONN_F_CLOSING))
-        conn_close(c, NULL);
-}
-
 /* Everything is written and a close was asked for: send FIN and wait for the peer's. */
 static void send_fin(conn_t *c)
 {
@@ -332,13 +411,11 @@ static void send_fin(conn_t *c)
         conn_close(c, NULL);
         return;
     }
-    uv_shutdown_t *req = malloc(sizeof *req);
-    if (!req || uv_shutdown(req, (uv_stream_t *)&c->tcp, on_shutdown) != 0) {
-        free(req);
-        conn_close(c, NULL);
-        return;
+    if (shutdown(c->fd, SHUT_WR) != 0) {
+        /* ENOTCONN, EPIPE, ECONNRESET: the peer closed first, an ordinary end (issue 11). */
+        int e = errno;
+        conn_close(c, e == ENOTCONN || e == EPIPE || e == ECONNRESET ? NULL : strerror(e));
     }
-    req->data = c;
 }
 
 /* A fan-out frame has reached the kernel for this subscriber: counts the time since its
@@ -352,29 +429,6 @@ static void observe_delivery(conn_t *c, const outq_entry_t *e, uint64_t *now)
     metrics_observe_fanout(&c->env->metrics, *now > e->f->born_ns ? (*now - e->f->born_ns) / 1000 : 0, 1);
 }
 
-static void on_write(uv_write_t *req, int status)
-{
-    conn_t *c = req->data;
-    free(req);
-    /* The written (or cancelled) entries are released whatever the status. */
-    uint32_t n = c->inflight;
-    c->inflight = 0;
-    c->flags &= ~CONN_F_WRITING;
-    uint64_t now = 0;
-    while (n-- && c->qcount) {
-        if (status >= 0)
-            observe_delivery(c, q_at(c, 0), &now);
-        q_pop(c);
-    }
-    if (c->flags & CONN_F_CLOSING)
-        return;
-    if (status < 0) {
-        conn_close(c, uv_strerror(status));
-        return;
-    }
-    mark_dirty(c);
-}
-
 /* Drops queued shared frames that no write has touched: they are whole WebSocket frames,
  * so the stream stays well-formed. Private bytes stay (they may hold half of a frame). */
 static void drop_pending_shared(conn_t *c)
@@ -382,7 +436,7 @@ static void drop_pending_shared(conn_t *c)
     uint32_t keep = 0;
     for (uint32_t i = 0; i < c->qcount; i++) {
         outq_entry_t *e = q_at(c, i);
-        if (i >= c->inflight && e->shared && e->off == 0) {
+        if (e->shared && e->off == 0) {
             c->queued -= e->f->len;
             frame_release(&e->f);
             continue;
@@ -407,10 +461,9 @@ static void handle_overflow(conn_t *c)
 }
 
 /*
- * What uv_try_write does, with send/sendmsg instead of write/writev: on a socket they skip
- * the VFS layer (vfs_write, fdget_pos: ~6% of the server's CPU in a fan-out profile, where
- * nearly everything else is TCP). Only called with no uv_write in flight, so libuv has
- * nothing queued that these bytes could overtake. uv_buf_t is struct iovec on Unix.
+ * send/sendmsg rather than write/writev: on a socket they skip the VFS layer (vfs_write,
+ * fdget_pos: ~6% of the server's CPU in a fan-out profile, where nearly everything else is
+ * TCP). uv_buf_t is struct iovec on Unix.
  * Returns the bytes written (0 when the socket is full) or a negative libuv error.
  */
 _Static_assert(sizeof(uv_buf_t) == sizeof(struct iovec) && offsetof(uv_buf_t, base) == offsetof(struct iovec, iov_base) &&
@@ -419,9 +472,7 @@ _Static_assert(sizeof(uv_buf_t) == sizeof(struct iovec) && offsetof(uv_buf_t, ba
 
 static ssize_t try_send(conn_t *c, uv_buf_t *bufs, uint32_t n)
 {
-    uv_os_fd_t fd;
-    if (uv_fileno((uv_handle_t *)&c->tcp, &fd) != 0)
-        return UV_EBADF;
+    int fd = c->fd;
     ssize_t r;
     do {
         if (n == 1) {
@@ -483,23 +534,12 @@ static uint32_t consume(conn_t *c, uv_buf_t *bufs, size_t wrote)
     return first;
 }
 
-/* The socket is full: hands the k remaining buffers of this batch to one uv_write. */
-static void write_rest(conn_t *c, uv_buf_t *bufs, uint32_t k)
+/* The socket has room again: what is queued goes on. */
+static void on_writable(conn_t *c)
 {
-    uv_write_t *req = malloc(sizeof *req);
-    if (!req) {
-        conn_close(c, "out of memory (write)");
-        return;
-    }
-    req->data = c;
-    int r = uv_write(req, (uv_stream_t *)&c->tcp, bufs, k, on_write);
-    if (r < 0) {
-        free(req);
-        conn_close(c, uv_strerror(r));
-        return;
-    }
-    c->inflight = (uint16_t)k;
-    c->flags |= CONN_F_WRITING;
+    c->flags &= ~CONN_F_WRITING;
+    flush(c);
+    set_interest(c);
 }
 
 static void flush(conn_t *c)
@@ -518,7 +558,7 @@ static void flush(conn_t *c)
         return;
     uv_buf_t bufs[MAX_IOV];
     /* While the socket takes every entry of a batch and more are queued (more than MAX_IOV
-     * entries), the next batch: uv_write must never get zero buffers (issue 11). */
+     * entries), the next batch. */
     while (c->qcount) {
         uint32_t n = fill_iov(c, bufs);
         ssize_t sent = try_send(c, bufs, n);
@@ -526,9 +566,9 @@ static void flush(conn_t *c)
             conn_close(c, uv_strerror((int)sent));
             return;
         }
-        uint32_t first = consume(c, bufs, (size_t)sent);
-        if (first < n) { /* the socket is full: entry `first` is still queued */
-            write_rest(c, bufs + first, n - first);
+        if (consume(c, bufs, (size_t)sent) < n) { /* the socket is full: wait for room */
+            c->flags |= CONN_F_WRITING;
+            set_interest(c);
             return;
         }
     }
@@ -541,12 +581,9 @@ typedef struct {
     size_t doomed;  /* queued by connections already closing as slow consumers */
 } largest_t;
 
-static void largest_walk(uv_handle_t *h, void *arg)
+static void largest_walk(conn_t *c, void *arg)
 {
-    conn_t *c = conn_from_handle(h);
     largest_t *l = arg;
-    if (!c)
-        return;
     size_t held = c->queued + (c->proto && c->proto->held ? c->proto->held(c) : 0);
     if (c->flags & (CONN_F_CLOSING | CONN_F_SLOW | CONN_F_OVERFLOW))
         l->doomed += held; /* freed by their close, now or within the close timeout */
@@ -563,7 +600,7 @@ void conn_enforce_total(conn_env_t *env)
     size_t share = env->share_total;
     for (int i = 0; i < 64 && env->private_queued > share; i++) {
         largest_t l = {0};
-        uv_walk(env->loop, largest_walk, &l);
+        conn_foreach(env, largest_walk, &l);
         if (!l.best || env->private_queued - (l.doomed < env->private_queued ? l.doomed : env->private_queued) <= share)
             return;
         /* Its close frame would wait behind all it holds: the memory is needed now. */
@@ -580,6 +617,10 @@ bool conn_flush_dirty(conn_env_t *env, unsigned budget)
         list_remove(n);
         flush(container_of(n, conn_t, dirty_node));
     }
+    /* Closed connections are freed here, outside every callback that could still hold
+     * one (as libuv's close callbacks would): the owner calls this around each poll. */
+    while ((n = list_first(&env->closing)))
+        free_conn(container_of(n, conn_t, dirty_node));
     return list_empty(&env->dirty);
 }
 
@@ -654,26 +695,22 @@ static int on_plain(void *arg, const uint8_t *data, size_t len)
     return (c->flags & CONN_F_CLOSING) ? 1 : 0;
 }
 
-static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+/* The peer ended its side (err UV_EOF) or the socket failed. */
+static void input_ended(conn_t *c, int err)
 {
-    conn_t *c = s->data;
-    (void)buf;
-    if (c->flags & CONN_F_CLOSING)
+    c->flags |= CONN_F_EOF;
+    if (set_interest(c))
         return;
-    if (nread < 0) {
-        c->flags |= CONN_F_EOF;
-        uv_read_stop(s);
-        if (nread != UV_EOF) {
-            conn_close(c, uv_strerror((int)nread));
-        } else if (c->flags & CONN_F_FIN_SENT) {
-            conn_close(c, NULL);
-        } else {
-            c->proto->on_eof(c);
-        }
-        return;
-    }
-    if (nread == 0)
-        return;
+    if (err != UV_EOF)
+        conn_close(c, uv_strerror(err));
+    else if (c->flags & CONN_F_FIN_SENT)
+        conn_close(c, NULL);
+    else
+        c->proto->on_eof(c);
+}
+
+static void on_read(conn_t *c, ssize_t nread)
+{
     metrics_add(&c->env->metrics.bytes_in[c->endpoint], (uint64_t)nread);
     if (c->flags & CONN_F_DRAIN)
         return; /* the connection's end is decided: what the peer still sends is discarded */
@@ -693,22 +730,44 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     on_plain(c, env->rbuf, (size_t)nread);
 }
 
+/* Every read lands in the loop's shared buffer and is processed before the next one. A
+ * read that fills the buffer may have left more: read again, up to MAX_READS. */
+static void on_readable(conn_t *c)
+{
+    conn_env_t *env = c->env;
+    for (int i = 0; i < MAX_READS; i++) {
+        if ((c->flags & (CONN_F_READING | CONN_F_EOF | CONN_F_CLOSING)) != CONN_F_READING)
+            return;
+        ssize_t n = recv(c->fd, env->rbuf, env->rbuf_size, 0);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            if (errno != EAGAIN && errno != EWOULDBLOCK)
+                input_ended(c, -errno);
+            return;
+        }
+        if (n == 0) {
+            input_ended(c, UV_EOF);
+            return;
+        }
+        on_read(c, n);
+        if ((size_t)n < env->rbuf_size)
+            return;
+    }
+}
+
 /* ------------------------------------------------------------------ upgrade and close */
 
 void conn_pause_reading(conn_t *c)
 {
-    uv_read_stop((uv_stream_t *)&c->tcp);
+    c->flags &= ~CONN_F_READING;
+    set_interest(c);
 }
 
 void conn_resume_reading(conn_t *c)
 {
-    /* uv_read_stop forgets the callbacks: give them again (issue found by the moderation tests:
-     * a keep-alive connection never read its next request after a deferred reply). */
-    if (c->flags & (CONN_F_CLOSING | CONN_F_EOF))
-        return;
-    int r = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
-    if (r != 0)
-        conn_close(c, uv_strerror(r));
+    c->flags |= CONN_F_READING;
+    set_interest(c);
 }
 
 void conn_set_proto(conn_t *c, const conn_proto_t *proto, void *pdata, int endpoint)
@@ -739,8 +798,11 @@ void conn_close(conn_t *c, const char *reason)
     list_remove(&c->dirty_node);
     conn_clear_deadline(c);
     log_conn(c, c->endpoint != EP_HTTP ? LOG_INFO : LOG_DEBUG, "conn_close", reason);
-    uv_read_stop((uv_stream_t *)&c->tcp);
-    uv_close((uv_handle_t *)&c->tcp, on_closed);
+    /* Closing the descriptor takes it out of the epoll set (no other descriptor refers to
+     * its socket); the struct waits in env->closing for conn_flush_dirty to free it. */
+    close(c->fd);
+    c->fd = -1;
+    list_insert_tail(&c->env->closing, &c->dirty_node);
 }
 
 void conn_close_after_write(conn_t *c)
@@ -758,11 +820,8 @@ void conn_abort(conn_t *c, const char *reason)
 {
     if (c->flags & CONN_F_CLOSING)
         return;
-    uv_os_fd_t fd;
-    if (uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0) {
-        struct linger l = {1, 0};
-        setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
-    }
+    struct linger l = {1, 0};
+    setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
     conn_close(c, reason);
 }
 
@@ -786,12 +845,12 @@ void conn_shutdown(conn_t *c)
         conn_close(c, "shutdown");
 }
 
-static void on_closed(uv_handle_t *h)
+static void free_conn(conn_t *c)
 {
-    conn_t *c = h->data;
     conn_env_t *env = c->env;
-    list_remove(&c->dirty_node); /* conn_close took it out of both: never free a linked node */
+    list_remove(&c->dirty_node); /* from env->closing; never free a linked node */
     list_remove(&c->dl_node);
+    registry_remove(env, c);
     if (c->flags & CONN_F_IPCOUNTED)
         iplimit_release(c->peer);
     if (c->proto)

@@ -4,8 +4,8 @@
 #include "wshub/util.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <time.h>
-
 
 void util_iso8601_now(char out[32])
 {
@@ -15,4 +15,15 @@ void util_iso8601_now(char out[32])
     gmtime_r(&ts.tv_sec, &tm);
     size_t n = strftime(out, 32, "%Y-%m-%dT%H:%M:%S", &tm);
     snprintf(out + n, 32 - n, ".%03dZ", (int)(ts.tv_nsec / 1000000) % 1000);
+}
+
+bool util_grow(void **items, uint32_t *cap, size_t size, uint32_t first)
+{
+    uint32_t ncap = *cap ? *cap * 2 : first;
+    void *n = ncap > *cap ? realloc(*items, ncap * size) : NULL;
+    if (!n)
+        return false;
+    *items = n;
+    *cap = ncap;
+    return true;
 }

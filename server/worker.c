@@ -179,7 +179,7 @@ static int net_init(worker_t *w)
     env->timeout_ms[DL_PONG] = cfg->ws_ping_timeout_ms;
     env->on_freed = on_conn_freed;
     env->data = w->dctx;
-    return 0;
+    return conn_env_start(env);
 }
 
 static void on_idle(uv_idle_t *h) { (void)h; }
@@ -226,28 +226,20 @@ static void on_tick(uv_timer_t *h)
     atomic_store_explicit(&w->net.metrics.pool_object_bytes, w->mem.object_bytes, memory_order_relaxed);
 }
 
-static void shutdown_walk(uv_handle_t *h, void *arg)
+static void shutdown_one(conn_t *c, void *arg)
 {
     (void)arg;
-    conn_t *c = conn_from_handle(h);
-    if (c)
-        conn_shutdown(c);
+    conn_shutdown(c);
 }
 
-static void force_close_walk(uv_handle_t *h, void *arg)
-{
-    (void)arg;
-    conn_t *c = conn_from_handle(h);
-    if (c)
-        conn_close(c, "shutdown deadline");
-}
+static void close_one(conn_t *c, void *arg) { conn_close(c, arg); }
 
 static void on_drain_deadline(uv_timer_t *h)
 {
     worker_t *w = h->data;
     if (w->net.nconns)
         log_warn("shutdown", "worker %d: deadline passed, closing %zu connections", w->idx, w->net.nconns);
-    uv_walk(&w->loop, force_close_walk, NULL);
+    conn_foreach(&w->net, close_one, "shutdown deadline");
 }
 
 static void begin_stop(worker_t *w)
@@ -262,7 +254,7 @@ static void begin_stop(worker_t *w)
         uv_stop(&w->loop);
         return;
     }
-    uv_walk(&w->loop, shutdown_walk, NULL);
+    conn_foreach(&w->net, shutdown_one, NULL);
     uv_timer_start(&w->drain, on_drain_deadline, w->cfg->shutdown_timeout_ms, 0);
 }
 
@@ -412,10 +404,7 @@ int worker_init(worker_t *w, server_t *srv, int idx, int listen_fd)
 static void close_walk(uv_handle_t *h, void *arg)
 {
     (void)arg;
-    conn_t *c = conn_from_handle(h);
-    if (c)
-        conn_close(c, "shutdown");
-    else if (!uv_is_closing(h))
+    if (!uv_is_closing(h))
         uv_close(h, NULL);
 }
 
@@ -438,6 +427,8 @@ static void run(void *arg)
     set_calls_state(w, CALLS_QUEUED); /* kept for worker_destroy, no wake-up any more */
     /* Every connection is gone (or the loop was stopped early): close the worker's handles
      * and let their callbacks run, so that uv_loop_close finds nothing open. */
+    conn_foreach(&w->net, close_one, "shutdown");
+    conn_flush_dirty(&w->net, 0); /* frees them */
     uv_walk(&w->loop, close_walk, NULL);
     uv_run(&w->loop, UV_RUN_DEFAULT);
     for (size_t i = 0; dialects[i]; i++)
@@ -468,6 +459,7 @@ void worker_destroy(worker_t *w)
         log_error("shutdown", "worker %d: loop still busy: %s", w->idx, uv_strerror(r));
     hub_local_free(w->hub);
     wtimer_free_all(w);
+    conn_env_free(&w->net);
     free(w->net.rbuf);
     free(w->net.tbuf);
     mempool_destroy(&w->mem);

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <uv.h>
 
+#include "wshub/util.h"
 #include "wshub/worker.h"
 
 static void put(worker_t *w, uint32_t i, wtimer_t *t)
@@ -63,14 +64,8 @@ void wtimer_stop(worker_t *w, wtimer_t *t)
 int wtimer_start(worker_t *w, wtimer_t *t, uint64_t due_ms, wtimer_cb cb)
 {
     wtimer_stop(w, t);
-    if (w->ntimers == w->timers_cap) {
-        uint32_t ncap = w->timers_cap ? w->timers_cap * 2 : 64;
-        wtimer_t **nt = realloc(w->timers, ncap * sizeof *nt);
-        if (!nt)
-            return UV_ENOMEM;
-        w->timers = nt;
-        w->timers_cap = ncap;
-    }
+    if (w->ntimers == w->timers_cap && !util_grow((void **)&w->timers, &w->timers_cap, sizeof *w->timers, 64))
+        return UV_ENOMEM;
     t->due = due_ms;
     t->cb = cb;
     w->timers[w->ntimers] = t;

@@ -4,17 +4,22 @@
  * maybe the WebSocket session after an upgrade), like Redis's connection types or h2o's
  * socket callbacks.
  *
- * Owns: socket I/O. Reads go into the loop's shared buffer and are handed to the protocol's
+ * Owns: socket I/O. A connection is no libuv handle: the loop polls one epoll set per
+ * worker (a uv_poll_t on its descriptor) and conn.c dispatches that set's events itself. A
+ * uv_tcp_t is 248 bytes and even libuv's smallest handle, uv_poll_t, is 160, against 144
+ * for all of conn_t now (issue 18: ≤ 0.6 KB per idle API B connection); conn.c already did
+ * its own writes (send/sendmsg) and needs none of the stream's buffering. Reads go into the loop's shared buffer and are handed to the protocol's
  * on_data synchronously (no per-connection read buffer, DESIGN.md decision 5). Output is a
  * queue of frame references (frame.h): private byte buffers for replies, shared prepared
- * frames for fan-out; it is flushed once per loop iteration with send/sendmsg, then one
- * uv_write carrying every queued buffer (decision 4). Queued bytes are bounded
- * (limits.max_queued_bytes, decision 6).
+ * frames for fan-out; it is flushed once per loop iteration with send/sendmsg of every
+ * queued buffer (decision 4); what the socket does not take waits for it to be writable.
+ * Queued bytes are bounded (limits.max_queued_bytes, decision 6).
  * Never: parses HTTP or WebSocket, knows which protocol or API it carries (it calls the
  * protocol's table), or knows the worker: what it needs of its loop's owner is in conn_env_t.
  *
- * Lifetime: conn_close() marks the connection closing and starts uv_close; memory is freed
- * in the close callback, after the protocol's on_closed ran. Any function here may be
+ * Lifetime: conn_close() marks the connection closing and closes its descriptor; the memory
+ * is freed by the next conn_flush_dirty (the owner calls it before and after each poll
+ * phase), after the protocol's on_closed ran. Any function here may be
  * called on a closing connection and then does nothing.
  */
 #ifndef WSHUB_CONN_H
@@ -94,6 +99,11 @@ typedef struct conn_env {
     void (*on_freed)(struct conn_env *env);
     void *data;            /* the owner's, for the protocols (the worker's dialect contexts) */
     /* conn.c's own state: */
+    int epfd;              /* the connections' epoll set, itself polled by the loop (below) */
+    uv_poll_t events;      /* readiness of epfd: conn.c reads its events and dispatches */
+    conn_t **all;          /* every connection not yet freed (conn_foreach), nall of cap */
+    uint32_t nall, cap;
+    list_node_t closing;   /* closed, to be freed by conn_flush_dirty (after the I/O phase) */
     list_node_t dirty;     /* connections with output to flush */
     list_node_t deadlines[DL_COUNT];
     uint64_t conn_seq;
@@ -104,13 +114,24 @@ typedef struct conn_env {
     metrics_t metrics;
 } conn_env_t;
 
-/* Sets up env's lists; the owner fills in the rest. */
+/* Sets up env's lists; the owner fills in the rest, then calls conn_env_start. */
 void conn_env_init(conn_env_t *env);
+/* Creates the epoll set and starts polling it on env->loop. Returns 0 or a libuv error. */
+int conn_env_start(conn_env_t *env);
+/* After the loop ended and every connection was freed: the epoll set and the registry
+ * (the poll handle is closed with the loop's other handles). */
+void conn_env_free(conn_env_t *env);
+/* Calls fn for every connection not yet freed (closing ones included: check CONN_F_CLOSING).
+ * fn may close connections; none is freed during the walk. */
+void conn_foreach(conn_env_t *env, void (*fn)(conn_t *c, void *arg), void *arg);
+/* Is h the handle conn.c polls its connections with (the owner's walk of the loop's
+ * handles leaves it to the loop's close)? */
+bool conn_env_is_handle(const conn_env_t *env, const uv_handle_t *h);
 
 #define CONN_F_CLOSING 0x01  /* conn_close() ran: no more I/O, freed in the close callback */
-#define CONN_F_WRITING 0x02  /* a uv_write is in flight (c->inflight queue entries) */
+#define CONN_F_WRITING 0x02  /* the socket was full: waiting for it to be writable */
 #define CONN_F_DRAIN 0x04    /* close after the queue drains: FIN, then wait for the peer's EOF */
-#define CONN_F_FIN_SENT 0x08 /* uv_shutdown issued */
+#define CONN_F_FIN_SENT 0x08 /* shutdown(SHUT_WR) done */
 #define CONN_F_OVERFLOW 0x10 /* queued bytes passed the bound; handled at the next flush */
 #define CONN_F_EOF 0x20      /* the peer sent FIN */
 #define CONN_F_RST 0x40      /* with CONN_F_DRAIN: end with a TCP RST instead of a FIN */
@@ -118,6 +139,7 @@ void conn_env_init(conn_env_t *env);
 #define CONN_F_IPCOUNTED 0x100 /* counted in iplimit: released when freed */
 #define CONN_F_PINGED 0x200  /* a liveness ping is out (DL_PONG): any input clears it */
 #define CONN_F_FIRST 0x400   /* the protocol's flush_first, copied here: mark_dirty reads flags */
+#define CONN_F_READING 0x800 /* the protocol wants input (conn_start .. conn_pause_reading) */
 
 typedef struct outq_entry {
     frame_t *f;     /* one reference held by this entry */
@@ -126,7 +148,6 @@ typedef struct outq_entry {
 } outq_entry_t;
 
 struct conn {
-    uv_tcp_t tcp;
     conn_env_t *env;
     uint64_t id;         /* unique in the process, for logs */
     const conn_proto_t *proto; /* who gets the bytes now; NULL until conn_set_proto */
@@ -140,8 +161,10 @@ struct conn {
     uint32_t qhead, qcount, qcap;
     uint8_t peer[16];    /* the peer's address at accept (IPv4 mapped into IPv6): logs and
                             per-IP limits never ask the socket, which may be reset by then */
+    int fd;              /* the socket; closed by conn_close */
+    uint32_t slot;       /* index in env->all */
     uint16_t flags;      /* CONN_F_* */
-    uint16_t inflight;   /* queue entries handed to the in-flight uv_write (<= MAX_IOV) */
+    uint8_t polling;     /* EPOLLIN | EPOLLOUT as registered in env->epfd (0: not in it) */
     uint8_t endpoint;    /* endpoint_t, for metrics and logs: EP_HTTP until an upgrade */
     uint8_t dl_kind;     /* deadline_kind_t of the list dl_node is in */
     uint8_t peer_port_hi, peer_port_lo; /* the peer's port, recorded at accept */
@@ -206,7 +229,5 @@ void conn_enforce_total(conn_env_t *env);
 /* Called by the owner on shutdown, for every connection. */
 void conn_shutdown(conn_t *c);
 
-/* The connection a uv handle belongs to, or NULL (for uv_walk). */
-conn_t *conn_from_handle(uv_handle_t *h);
 
 #endif

@@ -58,12 +58,11 @@ static bool matches(const mock_filter_t *f, ws_session_t *s, conn_t *c, json_t *
     return true;
 }
 
-static void walk_one(uv_handle_t *h, void *arg)
+static void walk_one(conn_t *c, void *arg)
 {
     mock_part_t *p = arg;
     mock_job_t *j = p->job;
-    conn_t *c = conn_from_handle(h);
-    ws_session_t *s = c && !(c->flags & (CONN_F_CLOSING | CONN_F_DRAIN)) ? ws_session_of(c) : NULL;
+    ws_session_t *s = !(c->flags & (CONN_F_CLOSING | CONN_F_DRAIN)) ? ws_session_of(c) : NULL;
     if (!s || (j->filter.id && c->id != j->filter.id) || (j->filter.d && ws_session_dialect(s) != j->filter.d))
         return;
     const dialect_t *d = ws_session_dialect(s);
@@ -96,7 +95,7 @@ static void part_ended(mock_job_t *j)
 static void part_run(void *arg)
 {
     mock_part_t *p = arg;
-    uv_walk(&p->w->loop, walk_one, p);
+    conn_foreach(&p->w->net, walk_one, p);
     if (p->job->part_done)
         p->job->part_done(p);
     part_ended(p->job);

@@ -4,8 +4,8 @@
  *
  * A session lives on the worker that accepted it, and only that worker's thread may touch
  * it. A control request (on whichever worker took it) is deferred (http_defer); a part of
- * the job runs on each worker concerned (worker_call), visits its sessions (uv_walk over its
- * loop) and keeps what it found in its own part; the last part to end hands the job back to
+ * the job runs on each worker concerned (worker_call), visits its sessions (conn_foreach over its
+ * connections) and keeps what it found in its own part; the last part to end hands the job back to
  * the request's worker, which merges the parts into the answer (finish) and completes it. A
  * worker that is stopping still runs its part (its sessions are still there); one whose loop
  * has ended runs it when it is torn down, with no session left. What a part keeps is

@@ -192,11 +192,10 @@ void fz_pump(int fd, int turns)
     }
 }
 
-static void find_newest(uv_handle_t *h, void *arg)
+static void find_newest(conn_t *c, void *arg)
 {
     conn_t **best = arg;
-    conn_t *c = conn_from_handle(h);
-    if (c && !(c->flags & CONN_F_CLOSING) && (!*best || c->id > (*best)->id))
+    if (!(c->flags & CONN_F_CLOSING) && (!*best || c->id > (*best)->id))
         *best = c;
 }
 
@@ -220,7 +219,7 @@ int fz_connect(conn_t **server_conn, int rcvbuf)
     }
     if (server_conn) {
         *server_conn = NULL;
-        uv_walk(&w.loop, find_newest, server_conn);
+        conn_foreach(&w.net, find_newest, server_conn);
     }
     fz_received_reset();
     return fd;
@@ -268,12 +267,10 @@ int fz_write_chunked(int fd, const uint8_t *data, size_t len, size_t chunk)
     return 0;
 }
 
-static void force_close(uv_handle_t *h, void *arg)
+static void force_close(conn_t *c, void *arg)
 {
     (void)arg;
-    conn_t *c = conn_from_handle(h);
-    if (c)
-        conn_close(c, "fuzz: settle time over");
+    conn_close(c, "fuzz: settle time over");
 }
 
 static int settled(void) { return w.net.nconns == 0 && w.loop.active_reqs.count == 0; }
@@ -296,7 +293,7 @@ void fz_end(int fd, int rst)
             usleep(50); /* thread-pool work or a timer: do not spin */
         uint64_t dt = now_ms() - t0;
         if (!forced && dt > SETTLE_MS) {
-            uv_walk(&w.loop, force_close, NULL);
+            conn_foreach(&w.net, force_close, NULL);
             forced = 1;
         } else if (dt > SETTLE_MS + HANG_MS) {
             die("end", "the server did not free its connections");
