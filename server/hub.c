@@ -361,18 +361,16 @@ hub_sub_t *hub_subscribe(hub_local_t *l, const char *channel, size_t len, void *
     hub_sub_t *sub = mempool_alloc(l->mem, sizeof *sub);
     if (!sub)
         goto fail;
-    sub->ch = ch;
+    sub->ch_tag = (uintptr_t)ch; /* calloc'd: the low bits are free for the flags */
     sub->subscriber = subscriber;
     sub->env = env;
     sub->variant = variant;
-    sub->after = 0;
-    sub->rec = NULL;
     list_init(&sub->owner_node);
     /* Local first, registry second: a publish that counts this subscription finds it here. */
     int rc = reg_in(l->hub, channel, len, l->idx);
     if (rc >= 0) {
-        sub->pending = rc == 1;
-        list_insert_tail(sub->pending ? &ch->pending : &ch->subs, &sub->chan_node);
+        hub__set_pending(sub, rc == 1);
+        list_insert_tail(rc == 1 ? &ch->pending : &ch->subs, &sub->chan_node);
         ch->n++;
         *err = 0;
         return sub;
@@ -389,9 +387,8 @@ fail:
 
 void hub_unsubscribe(hub_local_t *l, hub_sub_t *sub)
 {
-    hub_lchan_t *ch = sub->ch;
-    if (sub->rec)
-        hub__recovery_free(l, sub);
+    hub_lchan_t *ch = hub__ch(sub);
+    hub__state_free(l, sub);
     reg_out(l->hub, ch->e->key, ch->e->klen, l->idx);
     list_remove(&sub->chan_node);
     list_remove(&sub->owner_node);
@@ -404,9 +401,10 @@ void hub_unsubscribe(hub_local_t *l, hub_sub_t *sub)
 
 const char *hub_sub_channel(const hub_sub_t *sub, size_t *len)
 {
+    hub_lchan_t *ch = hub__ch(sub);
     if (len)
-        *len = sub->ch->e->klen;
-    return sub->ch->e->key;
+        *len = ch->e->klen;
+    return ch->e->key;
 }
 
 size_t hub_count(hub_t *hub, const char *channel, size_t len)
@@ -436,7 +434,8 @@ static void deliver_local(hub_local_t *l, hub_msg_t *m)
     for (list_node_t *n = ch->subs.next; n != &ch->subs; n = n->next) {
         hub_sub_t *sub = container_of(n, hub_sub_t, chan_node);
         frame_t *f;
-        if ((sub->rec || sub->after) && !hub__gate(l, sub, m))
+        /* A flag in the line already read: no pointer chased without recovery state. */
+        if ((sub->ch_tag & HUB_SUB_STATE) && !hub__gate(l, sub, m))
             continue; /* held for its recovery, or a duplicate of what it replayed */
         if (sub->variant && sub->env->variant_frame) {
             f = sub->env->variant_frame(m, sub->variant);
@@ -470,7 +469,7 @@ static void notice_local(hub_local_t *l, hub_msg_t *m)
         hub_sub_t *sub = container_of(todo.next, hub_sub_t, chan_node);
         list_remove(&sub->chan_node);
         list_insert_tail(&ch->subs, &sub->chan_node);
-        sub->pending = false;
+        hub__set_pending(sub, false);
         l->ops->subscribed(sub->subscriber, sub, status);
     }
     /* Recoveries that waited for the subscription to hold read the history now (the answer
@@ -479,7 +478,7 @@ static void notice_local(hub_local_t *l, hub_msg_t *m)
     if (status == 0)
         for (list_node_t *n = ch->subs.next; n != &ch->subs; n = n->next) {
             hub_sub_t *sub = container_of(n, hub_sub_t, chan_node);
-            if (sub->rec)
+            if (hub__rec(sub))
                 hub__recovery_confirmed(l, sub);
         }
 }

@@ -68,7 +68,49 @@ struct hub_local {
 
 #define HUB_NOTICE_RECOVERY 2 /* hub_msg_t.notice: a history read through the broker came back */
 
-/* A recovery (hub_recover), or a hold (hub_hold) waiting for one: hangs off its hub_sub_t. */
+/* What a subscription has only around a recovery, out of hub_sub_t (issue 18: it stays 64 bytes
+ * for every idle connection). From the worker's pool, made by a hold or a recovery and freed
+ * once neither it nor the duplicate filter after it is left (hub__state_trim); meanwhile the
+ * subscription's ch_tag points here (HUB_SUB_STATE), and the fan-out loop, seeing that bit,
+ * gates its messages (hub__gate). */
+typedef struct hub_sub_state {
+    hub_lchan_t *ch;          /* the subscription's channel */
+    struct hub_recovery *rec; /* a recovery under way (hub_recover) or a hold, or NULL */
+    uint64_t after;           /* after a recovery, messages of after_epoch up to this offset were
+                               * given already (a duplicate is skipped); 0 = no filter */
+    char after_epoch[HUB_EPOCH_LEN]; /* with after, the epoch it counts in */
+} hub_sub_state_t;
+
+static inline hub_sub_state_t *hub__state(const hub_sub_t *sub)
+{
+    return sub->ch_tag & HUB_SUB_STATE ? (hub_sub_state_t *)(sub->ch_tag & ~HUB_SUB_TAGS) : NULL;
+}
+
+static inline hub_lchan_t *hub__ch(const hub_sub_t *sub)
+{
+    hub_sub_state_t *st = hub__state(sub);
+    return st ? st->ch : (hub_lchan_t *)(sub->ch_tag & ~HUB_SUB_TAGS);
+}
+
+static inline struct hub_recovery *hub__rec(const hub_sub_t *sub)
+{
+    hub_sub_state_t *st = hub__state(sub);
+    return st ? st->rec : NULL;
+}
+
+/* Points ch_tag at p (a channel, or with state = true a hub_sub_state_t), pending kept. */
+static inline void hub__set_ch(hub_sub_t *sub, void *p, bool state)
+{
+    sub->ch_tag = (uintptr_t)p | (state ? HUB_SUB_STATE : 0) | (sub->ch_tag & HUB_SUB_PENDING);
+}
+
+static inline void hub__set_pending(hub_sub_t *sub, bool pending)
+{
+    sub->ch_tag = (sub->ch_tag & ~HUB_SUB_PENDING) | (pending ? HUB_SUB_PENDING : 0);
+}
+
+/* A recovery (hub_recover), or a hold (hub_hold) waiting for one: hangs off its subscription's
+ * hub_sub_state_t. */
 typedef struct hub_recovery {
     list_node_t node;    /* in hub_local_t.recs while the broker reads */
     hub_sub_t *sub;      /* the subscription it hangs off */
@@ -95,9 +137,11 @@ typedef struct hub_recovery_result {
 /* hub.c */
 int hub__post(hub_local_t *l, hub_msg_t *m);
 /* hub_recover.c */
-bool hub__gate(hub_local_t *l, hub_sub_t *sub, hub_msg_t *m); /* deliver m to sub now? */
+/* Deliver m to sub now? For a subscription with state (HUB_SUB_STATE): m may be held for its
+ * recovery, or a duplicate of what it replayed; the state may be freed. */
+bool hub__gate(hub_local_t *l, hub_sub_t *sub, hub_msg_t *m);
 void hub__deliver_one(hub_local_t *l, hub_sub_t *sub, hub_msg_t *m);
-void hub__recovery_free(hub_local_t *l, hub_sub_t *sub);
+void hub__state_free(hub_local_t *l, hub_sub_t *sub); /* its recovery too (hub_unsubscribe) */
 void hub__recovery_confirmed(hub_local_t *l, hub_sub_t *sub); /* its pending subscription holds */
 void hub__recovery_answer(hub_local_t *l, hub_msg_t *notice);
 void hub__result_free(hub_recovery_result_t *r);

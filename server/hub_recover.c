@@ -1,14 +1,15 @@
 /*
  * hub_recover — history reads and recoveries of the hub (include/wshub/hub.h, issue 17).
  *
- * A recovery hangs off its subscription (hub_sub_t.rec). While it lasts, the subscription's
- * live messages are held in it (hub__gate), in order. The history is read once the
- * subscription holds: at once without a broker (under the history's lock, so that every
- * message is either in what was read or posted to the mailbox after it), or through the
- * broker (the answer comes back in a HUB_NOTICE_RECOVERY notice through the worker's
- * mailbox, after every live message Redis sent before it read). Then, on the worker's thread:
- * the outcome, the history's messages after the client's position, the held ones after the
- * last of those, and from then on live messages, a duplicate by offset skipped (hub_sub_t.after).
+ * A recovery hangs off its subscription's side state (hub_sub_state_t.rec, made with it: a
+ * subscription without one stays 64 bytes). While it lasts, the subscription's live messages
+ * are held in it (hub__gate), in order. The history is read once the subscription holds: at
+ * once without a broker (under the history's lock, so that every message is either in what
+ * was read or posted to the mailbox after it), or through the broker (the answer comes back
+ * in a HUB_NOTICE_RECOVERY notice through the worker's mailbox, after every live message
+ * Redis sent before it read). Then, on the worker's thread: the outcome, the history's
+ * messages after the client's position, the held ones after the last of those, and from then
+ * on live messages, a duplicate by offset skipped (hub_sub_state_t.after).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -26,22 +27,51 @@ void hub__deliver_one(hub_local_t *l, hub_sub_t *sub, hub_msg_t *m)
         metrics_add(&l->metrics->deliveries, 1);
 }
 
-/* A message already given (its offset is at most sub->after in the same epoch)? The filter
- * ends with the first message past it: offsets only grow from there. */
-static bool duplicate(hub_sub_t *sub, const hub_msg_t *m)
+/* ------------------------------------------------------------------ side state */
+
+/* sub's state, made (zeroed, from the worker's pool) if it has none; NULL when out of memory. */
+static hub_sub_state_t *state_get(hub_local_t *l, hub_sub_t *sub)
 {
-    if (m->offset && memcmp(m->epoch, sub->after_epoch, HUB_EPOCH_LEN) == 0 && m->offset <= sub->after)
+    hub_sub_state_t *st = hub__state(sub);
+    if (st || !(st = mempool_alloc(l->mem, sizeof *st)))
+        return st;
+    st->ch = hub__ch(sub);
+    hub__set_ch(sub, st, true);
+    return st;
+}
+
+/* Frees sub's state once nothing is left in it: deliveries go straight through again. */
+static void state_trim(hub_local_t *l, hub_sub_t *sub)
+{
+    hub_sub_state_t *st = hub__state(sub);
+    if (!st || st->rec || st->after)
+        return;
+    hub__set_ch(sub, st->ch, false);
+    mempool_free(l->mem, st, sizeof *st);
+}
+
+bool hub_sub_recovering(const hub_sub_t *sub) { return hub__rec(sub) != NULL; }
+
+/* A message already given (its offset is at most st->after in the same epoch)? The filter
+ * ends with the first message past it: offsets only grow from there. */
+static bool duplicate(hub_sub_state_t *st, const hub_msg_t *m)
+{
+    if (m->offset && memcmp(m->epoch, st->after_epoch, HUB_EPOCH_LEN) == 0 && m->offset <= st->after)
         return true;
-    sub->after = 0;
+    st->after = 0;
     return false;
 }
 
 bool hub__gate(hub_local_t *l, hub_sub_t *sub, hub_msg_t *m)
 {
-    (void)l;
-    hub_recovery_t *r = sub->rec;
-    if (!r)
-        return !duplicate(sub, m);
+    hub_sub_state_t *st = hub__state(sub);
+    hub_recovery_t *r = st ? st->rec : NULL;
+    if (!r) {
+        if (st && duplicate(st, m))
+            return false;
+        state_trim(l, sub); /* the filter has ended: the fast path again */
+        return true;
+    }
     if (r->overflow)
         return false;
     if (r->nheld == r->cap) {
@@ -70,56 +100,67 @@ static void release_held(hub_recovery_t *r)
     r->nheld = r->cap = 0;
 }
 
-void hub__recovery_free(hub_local_t *l, hub_sub_t *sub)
+void hub__state_free(hub_local_t *l, hub_sub_t *sub)
 {
-    (void)l;
-    hub_recovery_t *r = sub->rec;
-    if (!r)
+    hub_sub_state_t *st = hub__state(sub);
+    if (!st)
         return;
-    list_remove(&r->node); /* an answer that comes back later finds nobody */
-    release_held(r);
-    free(r);
-    sub->rec = NULL;
+    hub_recovery_t *r = st->rec;
+    if (r) {
+        list_remove(&r->node); /* an answer that comes back later finds nobody */
+        release_held(r);
+        free(r);
+    }
+    st->rec = NULL;
+    st->after = 0;
+    state_trim(l, sub);
 }
 
-static hub_recovery_t *recovery_get(hub_sub_t *sub)
+static hub_recovery_t *recovery_get(hub_local_t *l, hub_sub_t *sub)
 {
-    if (!sub->rec && (sub->rec = calloc(1, sizeof *sub->rec)))
-        list_init(&sub->rec->node);
-    return sub->rec;
+    hub_sub_state_t *st = state_get(l, sub);
+    if (!st)
+        return NULL;
+    if (!st->rec && (st->rec = calloc(1, sizeof *st->rec)))
+        list_init(&st->rec->node);
+    hub_recovery_t *r = st->rec;
+    state_trim(l, sub); /* out of memory: no state kept for nothing */
+    return r;
 }
 
 void hub_hold(hub_local_t *l, hub_sub_t *sub)
 {
-    (void)l;
-    recovery_get(sub); /* out of memory: not held, the recovery will be a plain one */
+    recovery_get(l, sub); /* out of memory: not held, the recovery will be a plain one */
 }
 
 void hub_unhold(hub_local_t *l, hub_sub_t *sub)
 {
-    hub_recovery_t *r = sub->rec;
+    hub_sub_state_t *st = hub__state(sub);
+    hub_recovery_t *r = st ? st->rec : NULL;
     if (!r || r->cb)
         return; /* not held, or a recovery is under way: it ends the hold itself */
-    sub->rec = NULL; /* from here, deliveries go straight through */
+    st->rec = NULL; /* from here, deliveries go straight through */
     list_remove(&r->node);
     for (size_t i = 0; i < r->nheld && !r->overflow; i++)
-        if (hub__gate(l, sub, r->held[i]))
+        if (hub__gate(l, sub, r->held[i])) /* may free st */
             hub__deliver_one(l, sub, r->held[i]);
     release_held(r);
     free(r);
+    state_trim(l, sub);
 }
 
 /* The end of a recovery: the outcome, the replay, the held messages, and live from then on. */
 static void finish(hub_local_t *l, hub_sub_t *sub, int status, const hub_pos_t *tail, hub_msg_t **msgs, size_t n)
 {
-    hub_recovery_t *r = sub->rec;
-    sub->rec = NULL; /* from here, deliveries go straight through */
+    hub_sub_state_t *st = hub__state(sub);
+    hub_recovery_t *r = st->rec;
+    st->rec = NULL; /* from here, deliveries go straight through */
     list_remove(&r->node);
     if (r->overflow && status > 0)
         status = 0;
     atomic_fetch_add(status > 0 ? &metrics_gauges.recoveries_succeeded : &metrics_gauges.recoveries_failed, 1);
     r->cb(sub->subscriber, sub, status, false);
-    sub->after = 0;
+    st->after = 0; /* st is kept until state_trim below: only hub__gate frees it before */
     if (status > 0) {
         uint64_t last = r->by_pos ? r->pos.offset : 0;
         for (size_t i = 0; i < n; i++)
@@ -131,22 +172,23 @@ static void finish(hub_local_t *l, hub_sub_t *sub, int status, const hub_pos_t *
     /* Everything up to the tail was in the history read (or is lost to this client, which
      * knows it: status 0); the held messages after it follow. */
     if (tail && tail->offset) {
-        memcpy(sub->after_epoch, tail->epoch, HUB_EPOCH_LEN);
-        sub->after = tail->offset;
+        memcpy(st->after_epoch, tail->epoch, HUB_EPOCH_LEN);
+        st->after = tail->offset;
     }
     for (size_t i = 0; i < r->nheld && !r->overflow; i++)
-        if (hub__gate(l, sub, r->held[i]))
+        if (hub__gate(l, sub, r->held[i])) /* may free st */
             hub__deliver_one(l, sub, r->held[i]);
     release_held(r);
     hub_recovered_fn cb = r->cb;
     free(r);
+    state_trim(l, sub); /* no filter (or none left): the fan-out's fast path */
     cb(sub->subscriber, sub, status, true);
 }
 
 static void read_here(hub_local_t *l, hub_sub_t *sub)
 {
     hub_t *hub = l->hub;
-    hub_recovery_t *r = sub->rec;
+    hub_recovery_t *r = hub__rec(sub);
     size_t clen;
     const char *channel = hub_sub_channel(sub, &clen);
     history_read_t rd;
@@ -237,7 +279,7 @@ static void on_read(void *arg, int status, size_t n, const char *const *items, c
 
 static void read_through(hub_local_t *l, hub_sub_t *sub)
 {
-    hub_recovery_t *r = sub->rec;
+    hub_recovery_t *r = hub__rec(sub);
     read_ctx_t *c = malloc(sizeof *c);
     size_t clen;
     const char *channel = hub_sub_channel(sub, &clen);
@@ -257,7 +299,7 @@ static void read_through(hub_local_t *l, hub_sub_t *sub)
 
 static void start_read(hub_local_t *l, hub_sub_t *sub)
 {
-    sub->rec->started = true;
+    hub__rec(sub)->started = true;
     if (l->hub->broker)
         read_through(l, sub);
     else if (l->hub->hist)
@@ -268,7 +310,8 @@ static void start_read(hub_local_t *l, hub_sub_t *sub)
 
 void hub__recovery_confirmed(hub_local_t *l, hub_sub_t *sub)
 {
-    if (sub->rec->cb && !sub->rec->started)
+    hub_recovery_t *r = hub__rec(sub);
+    if (r->cb && !r->started)
         start_read(l, sub);
 }
 
@@ -286,9 +329,10 @@ void hub__recovery_answer(hub_local_t *l, hub_msg_t *notice)
 
 int hub_recover(hub_local_t *l, hub_sub_t *sub, const hub_pos_t *pos, uint64_t since_ms, hub_recovered_fn cb)
 {
-    if (sub->rec && sub->rec->cb)
+    hub_recovery_t *r = hub__rec(sub);
+    if (r && r->cb)
         return UV_EBUSY; /* one at a time */
-    hub_recovery_t *r = recovery_get(sub);
+    r = recovery_get(l, sub);
     if (!r)
         return UV_ENOMEM;
     atomic_fetch_add(&metrics_gauges.recoveries_attempted, 1);
@@ -299,7 +343,7 @@ int hub_recover(hub_local_t *l, hub_sub_t *sub, const hub_pos_t *pos, uint64_t s
         r->pos = *pos;
     r->since_ms = since_ms;
     r->token = atomic_fetch_add(&l->hub->rec_token, 1) + 1;
-    if (!sub->pending)
+    if (!hub_sub_pending(sub))
         start_read(l, sub);
     return 0;
 }

@@ -21,53 +21,16 @@
 #include "wshub/tap.h"
 #include "wshub/utf8.h"
 
-struct ws_session {
-    conn_t *c;
-    /* wslay's context, or NULL while the session is quiescent: wslay keeps two 4 KiB
-     * buffers per context, by far the largest part of an idle connection, and a quiescent
-     * session has no state in it that a fresh context would not have (DESIGN.md 5). */
-    wslay_event_context_ptr ctx;
-    /* Bytes handed to wslay while this context lived, and of those the bytes of frames wslay
-     * has completely read: only whether they are equal matters, so they count modulo 2^32
-     * (what is fed and not framed yet is far less than that). */
-    uint32_t fed, framed;
-    uint64_t frame_bytes;  /* wire size of the frame being read (header + payload) */
-    pmd_t *pmd;            /* permessage-deflate was negotiated (deflate.h), else NULL */
-    const dialect_t *d;
-    dialect_ctx_t *x;      /* the dialect's context on this worker (dialect_ctx) */
-    void *data;            /* the dialect's per-session state */
-    const uint8_t *in;     /* input not yet handed to wslay (during ws_on_data only) */
-    size_t in_len;
-    uint32_t utf8;         /* UTF-8 validator state of the text message being received */
-    uint32_t close_utf8;   /* validator state of a close frame's reason */
-    uint8_t close_off;     /* payload bytes of the close frame seen so far */
-    uint8_t frame_op;      /* opcode of the frame being received */
-    uint8_t msg_op;        /* opcode of the data message being received (text/binary) */
-    bool in_recv;          /* inside wslay_event_recv: sends are pumped after it returns */
-    bool fragmented;       /* a data message is split over frames and not complete yet */
-    bool failed;           /* we queued a close because the peer broke the protocol */
-    bool msg_deflated;     /* the data message being received is compressed (RSV1) */
-    uint64_t last_rx;      /* uv_now() of the last frame received */
-    bool close_deadline;   /* the close-handshake deadline is armed */
-    uint16_t close_code;   /* status code of the close frame being received (0: none yet) */
-    uint32_t held;         /* bytes of the unfinished data message wslay holds for us */
-    float tokens;          /* frames the client may still send now (limits.message_rate) */
-    uint32_t tokens_at;    /* uv_now() (low 32 bits) when tokens was computed */
-    ws_stats_t *stats;     /* mock.enabled only (the 8 bytes of padding up to the 128-byte
-                              pool class): the mock backend's counters, NULL otherwise */
-};
-
-/* Idle connections are mostly this struct: it stays in the 128-byte pool class. */
-_Static_assert(sizeof(struct ws_session) <= 128, "ws_session_t outgrew its pool class");
+#include "ws_session_internal.h"
 
 /* The mock backend's counters (ws.h), when the session has them. */
 static inline void count_out(ws_session_t *s, size_t bytes, int opcode)
 {
-    if (!s->stats)
+    if (!stats_of(s))
         return;
-    s->stats->bytes_out += bytes;
+    stats_of(s)->bytes_out += bytes;
     if (opcode == WS_OP_TEXT || opcode == WS_OP_BINARY)
-        s->stats->msgs_out++;
+        stats_of(s)->msgs_out++;
 }
 
 /* ------------------------------------------------------------------ mock faults */
@@ -98,8 +61,8 @@ typedef struct ws_held {
 /* The held messages live beside the mock's counters (ws_stats_t.held), which a session has
  * only when mock.enabled was on at its upgrade: a session without the mock pays nothing, and
  * faults never act on one without them (FAULTS_APPLY). */
-#define HELD(s) ((s)->stats ? (ws_held_t *)(s)->stats->held : NULL)
-#define FAULTS_APPLY(s) ((s)->stats && (faults_on_messages() || (s)->stats->held))
+#define HELD(s) (stats_of(s) ? (ws_held_t *)(s)->ext->stats->held : NULL)
+#define FAULTS_APPLY(s) (stats_of(s) && (faults_on_messages() || (s)->ext->stats->held))
 
 static void pump(ws_session_t *s);
 static void pump_and_rest(ws_session_t *s);
@@ -138,7 +101,7 @@ static void held_release(ws_session_t *s)
     held_discard(s, FAULT_IN);
     held_discard(s, FAULT_OUT);
     free(h);
-    s->stats->held = NULL;
+    stats_of(s)->held = NULL;
 }
 
 /* Writes a frame after whatever wslay still holds (between whole wslay frames only: wslay
@@ -147,8 +110,8 @@ static int write_frame(ws_session_t *s, frame_t *f, bool shared)
 {
     if (s->c->flags & (CONN_F_CLOSING | CONN_F_DRAIN))
         return -1;
-    if (s->ctx && (wslay_event_get_close_sent(s->ctx) ||
-                   (wslay_event_want_write(s->ctx) && wslay_event_send(s->ctx) != 0)))
+    if (s->rx && (wslay_event_get_close_sent(s->rx->ctx) ||
+                   (wslay_event_want_write(s->rx->ctx) && wslay_event_send(s->rx->ctx) != 0)))
         return -1;
     int r = shared ? conn_send_frame(s->c, f) : conn_send_copy(s->c, f->data, f->len);
     if (r == 0) {
@@ -182,9 +145,9 @@ static void held_overflow(ws_session_t *s)
         conn_close(s->c, "out of memory (ws)");
         return;
     }
-    wslay_event_queue_close(s->ctx, WS_CLOSE_TRY_AGAIN_LATER, (const uint8_t *)reason, sizeof reason - 1);
-    wslay_event_shutdown_read(s->ctx);
-    if (!s->in_recv)
+    wslay_event_queue_close(s->rx->ctx, WS_CLOSE_TRY_AGAIN_LATER, (const uint8_t *)reason, sizeof reason - 1);
+    wslay_event_shutdown_read(s->rx->ctx);
+    if (!s->rx->in_recv)
         pump(s);
 }
 
@@ -214,7 +177,7 @@ static void on_held(wtimer_t *t)
         write_frame(s, m->f, m->shared);
         held_free(m);
     }
-    while (!(s->c->flags & (CONN_F_CLOSING | CONN_F_DRAIN)) && !s->failed && (m = h->head[FAULT_IN]) &&
+    while (!(s->c->flags & (CONN_F_CLOSING | CONN_F_DRAIN)) && !(s->rx && s->rx->failed) && (m = h->head[FAULT_IN]) &&
            m->due <= now) {
         held_pop(h, FAULT_IN);
         if (s->d->on_message)
@@ -232,7 +195,7 @@ static bool held_push(ws_session_t *s, int dir, uint32_t delay, held_msg_t *m)
 {
     const config_t *cfg = s->c->env->cfg;
     ws_held_t *h = HELD(s);
-    if (!h && (h = s->stats->held = calloc(1, sizeof *h)))
+    if (!h && (h = stats_of(s)->held = calloc(1, sizeof *h)))
         h->s = s;
     if (!h) {
         held_free(m);
@@ -305,14 +268,14 @@ static ssize_t recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, in
 {
     (void)flags;
     ws_session_t *s = user;
-    if (!s->in_len) {
+    if (!s->rx->in_len) {
         wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
         return -1;
     }
-    size_t n = len < s->in_len ? len : s->in_len;
-    memcpy(buf, s->in, n);
-    s->in += n;
-    s->in_len -= n;
+    size_t n = len < s->rx->in_len ? len : s->rx->in_len;
+    memcpy(buf, s->rx->in, n);
+    s->rx->in += n;
+    s->rx->in_len -= n;
     return (ssize_t)n;
 }
 
@@ -333,11 +296,11 @@ static ssize_t send_cb(wslay_event_context_ptr ctx, const uint8_t *data, size_t 
  * reading, and the rest of the frame is ignored. */
 static void fail(ws_session_t *s, uint16_t code, const char *reason)
 {
-    if (!s->failed)
+    if (!s->rx->failed)
         log_event(LOG_INFO, "ws_protocol_error", s->c->id, NULL, s->d->name, "close %u: %s", code, reason);
-    s->failed = true;
-    wslay_event_queue_close(s->ctx, code, (const uint8_t *)reason, strlen(reason));
-    wslay_event_shutdown_read(s->ctx);
+    s->rx->failed = true;
+    wslay_event_queue_close(s->rx->ctx, code, (const uint8_t *)reason, strlen(reason));
+    wslay_event_shutdown_read(s->rx->ctx);
 }
 
 /* A token bucket per connection: limits.message_rate frames a second on average, bursts of
@@ -348,8 +311,8 @@ static void fail(ws_session_t *s, uint16_t code, const char *reason)
 static bool rate_ok(ws_session_t *s)
 {
     const config_t *cfg = s->c->env->cfg;
-    if (!cfg->message_rate || s->failed)
-        return !s->failed;
+    if (!cfg->message_rate || s->rx->failed)
+        return !s->rx->failed;
     uint32_t now = (uint32_t)s->last_rx;
     uint32_t dt = now - s->tokens_at;
     s->tokens_at = now;
@@ -372,27 +335,27 @@ static void on_frame_start(wslay_event_context_ptr ctx, const struct wslay_event
 {
     (void)ctx;
     ws_session_t *s = user;
-    s->frame_op = arg->opcode;
+    s->rx->frame_op = arg->opcode;
     s->last_rx = uv_now(s->c->env->loop);
     if (arg->opcode != WSLAY_CONTINUATION_FRAME && !rate_ok(s))
         return;
     /* Client frames are masked (wslay fails unmasked ones) and lengths minimal (it fails
      * others), so the wire size follows from the payload length. */
     uint64_t len = arg->payload_length;
-    s->frame_bytes = 2 + 4 + len + (len < 126 ? 0 : len <= 0xffff ? 2 : 8);
+    s->rx->frame_bytes = 2 + 4 + len + (len < 126 ? 0 : len <= 0xffff ? 2 : 8);
     if (arg->opcode == WSLAY_TEXT_FRAME || arg->opcode == WSLAY_BINARY_FRAME)
-        s->fragmented = !arg->fin;
+        s->rx->fragmented = !arg->fin;
     if (arg->opcode == WSLAY_TEXT_FRAME || arg->opcode == WSLAY_BINARY_FRAME) {
-        s->msg_op = arg->opcode;
-        s->utf8 = UTF8_ACCEPT;
+        s->rx->msg_op = arg->opcode;
+        s->rx->utf8 = UTF8_ACCEPT;
         /* wslay accepts RSV1 only when we allowed it (ctx_open: negotiated), and only on a
          * message's first frame. */
-        s->msg_deflated = s->pmd && (arg->rsv & WSLAY_RSV1_BIT);
+        s->rx->msg_deflated = pmd_of(s) && (arg->rsv & WSLAY_RSV1_BIT);
     }
     if (arg->opcode == WSLAY_CONNECTION_CLOSE) {
-        s->close_utf8 = UTF8_ACCEPT;
-        s->close_off = 0;
-        s->close_code = 0;
+        s->rx->close_utf8 = UTF8_ACCEPT;
+        s->rx->close_off = 0;
+        s->rx->close_code = 0;
         /* A close payload of one byte cannot hold a status code (RFC 6455 §5.5.1). */
         if (arg->payload_length == 1)
             fail(s, WS_CLOSE_PROTOCOL_ERROR, "close frame with a 1-byte payload");
@@ -403,30 +366,30 @@ static void on_frame_start(wslay_event_context_ptr ctx, const struct wslay_event
  * that right after this frame ends), so that our 1007 is the close that goes out. */
 static void close_chunk(ws_session_t *s, const uint8_t *data, size_t len)
 {
-    size_t skip = s->close_off < 2 ? 2u - s->close_off : 0;
+    size_t skip = s->rx->close_off < 2 ? 2u - s->rx->close_off : 0;
     if (skip > len)
         skip = len;
     for (size_t i = 0; i < skip; i++)
-        s->close_code = (uint16_t)(s->close_code << 8 | data[i]);
-    s->close_off = (uint8_t)(s->close_off + len);
+        s->rx->close_code = (uint16_t)(s->rx->close_code << 8 | data[i]);
+    s->rx->close_off = (uint8_t)(s->rx->close_off + len);
     if (len > skip)
-        s->close_utf8 = utf8_validate(s->close_utf8, data + skip, len - skip);
+        s->rx->close_utf8 = utf8_validate(s->rx->close_utf8, data + skip, len - skip);
 }
 
 static void on_frame_end(wslay_event_context_ptr ctx, void *user)
 {
     (void)ctx;
     ws_session_t *s = user;
-    s->framed += s->frame_bytes;
-    s->frame_bytes = 0;
-    if (s->frame_op == WSLAY_CONNECTION_CLOSE && s->close_utf8 != UTF8_ACCEPT && !s->failed)
+    s->rx->framed += s->rx->frame_bytes;
+    s->rx->frame_bytes = 0;
+    if (s->rx->frame_op == WSLAY_CONNECTION_CLOSE && s->rx->close_utf8 != UTF8_ACCEPT && !s->rx->failed)
         fail(s, WS_CLOSE_INVALID_PAYLOAD, "invalid UTF-8 in the close reason");
-    else if (s->frame_op == WSLAY_CONNECTION_CLOSE && s->close_off >= 2 && s->close_code >= 1012 &&
-             s->close_code <= 1014 && !s->failed) {
+    else if (s->rx->frame_op == WSLAY_CONNECTION_CLOSE && s->rx->close_off >= 2 && s->rx->close_code >= 1012 &&
+             s->rx->close_code <= 1014 && !s->rx->failed) {
         /* Service Restart, Try Again Later, Bad Gateway: registered with IANA after wslay's
          * list, which answers them with 1002. Our echo goes first, so wslay's is never sent;
          * the exchange then ends as any other (issue 11). */
-        wslay_event_queue_close(s->ctx, s->close_code, NULL, 0);
+        wslay_event_queue_close(s->rx->ctx, s->rx->close_code, NULL, 0);
     }
 }
 
@@ -435,19 +398,19 @@ static void on_frame_end(wslay_event_context_ptr ctx, void *user)
  * bytes would pass it is closed with 1013 (issue 11). */
 static void hold(ws_session_t *s, size_t n)
 {
-    if (s->failed || !n)
+    if (s->rx->failed || !n)
         return;
     size_t total = atomic_fetch_add(&metrics_ws_inbound_bytes, n) + n;
-    s->held += (uint32_t)n;
+    s->rx->held += (uint32_t)n;
     if (total > s->c->env->cfg->max_inbound_total_bytes)
         fail(s, WS_CLOSE_TRY_AGAIN_LATER, "server busy: too many unfinished messages");
 }
 
 static void unhold(ws_session_t *s)
 {
-    if (s->held)
-        atomic_fetch_sub(&metrics_ws_inbound_bytes, s->held);
-    s->held = 0;
+    if (s->rx->held)
+        atomic_fetch_sub(&metrics_ws_inbound_bytes, s->rx->held);
+    s->rx->held = 0;
 }
 
 /* Text is validated as it arrives, across fragments, so that an invalid message fails
@@ -457,18 +420,18 @@ static void on_frame_chunk(wslay_event_context_ptr ctx, const struct wslay_event
 {
     (void)ctx;
     ws_session_t *s = user;
-    if (s->frame_op == WSLAY_CONNECTION_CLOSE) {
+    if (s->rx->frame_op == WSLAY_CONNECTION_CLOSE) {
         close_chunk(s, arg->data, arg->data_length);
         return;
     }
-    if (s->frame_op == WSLAY_TEXT_FRAME || s->frame_op == WSLAY_BINARY_FRAME ||
-        s->frame_op == WSLAY_CONTINUATION_FRAME)
+    if (s->rx->frame_op == WSLAY_TEXT_FRAME || s->rx->frame_op == WSLAY_BINARY_FRAME ||
+        s->rx->frame_op == WSLAY_CONTINUATION_FRAME)
         hold(s, arg->data_length);
-    bool data_frame = s->frame_op == WSLAY_TEXT_FRAME || s->frame_op == WSLAY_CONTINUATION_FRAME;
-    if (!data_frame || s->msg_op != WSLAY_TEXT_FRAME || s->failed || s->msg_deflated)
+    bool data_frame = s->rx->frame_op == WSLAY_TEXT_FRAME || s->rx->frame_op == WSLAY_CONTINUATION_FRAME;
+    if (!data_frame || s->rx->msg_op != WSLAY_TEXT_FRAME || s->rx->failed || s->rx->msg_deflated)
         return; /* compressed text is validated once inflated (on_msg) */
-    s->utf8 = utf8_validate(s->utf8, arg->data, arg->data_length);
-    if (s->utf8 == UTF8_REJECT)
+    s->rx->utf8 = utf8_validate(s->rx->utf8, arg->data, arg->data_length);
+    if (s->rx->utf8 == UTF8_REJECT)
         fail(s, WS_CLOSE_INVALID_PAYLOAD, "invalid UTF-8 in a text message");
 }
 
@@ -478,7 +441,7 @@ static void on_frame_chunk(wslay_event_context_ptr ctx, const struct wslay_event
 static bool inflate_msg(ws_session_t *s, const struct wslay_event_on_msg_recv_arg *arg, uint8_t **out, size_t *len)
 {
     metrics_t *m = &s->c->env->metrics;
-    int r = pmd_inflate(s->pmd, arg->msg, arg->msg_length, s->c->env->cfg->max_message_bytes, out, len);
+    int r = pmd_inflate(pmd_of(s), arg->msg, arg->msg_length, s->c->env->cfg->max_message_bytes, out, len);
     if (r == PMD_OK && arg->opcode == WSLAY_TEXT_FRAME && utf8_validate(UTF8_ACCEPT, *out, *len) != UTF8_ACCEPT) {
         free(*out);
         r = PMD_CORRUPT - 10;
@@ -502,12 +465,12 @@ static void on_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_
 {
     (void)ctx;
     ws_session_t *s = user;
-    if (s->failed)
+    if (s->rx->failed)
         return;
     uint8_t *inflated = NULL;
     size_t inflated_len = 0;
-    if ((arg->opcode == WSLAY_TEXT_FRAME || arg->opcode == WSLAY_BINARY_FRAME) && s->msg_deflated) {
-        s->msg_deflated = false;
+    if ((arg->opcode == WSLAY_TEXT_FRAME || arg->opcode == WSLAY_BINARY_FRAME) && s->rx->msg_deflated) {
+        s->rx->msg_deflated = false;
         if (!inflate_msg(s, arg, &inflated, &inflated_len))
             return;
     }
@@ -515,19 +478,19 @@ static void on_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_
     size_t msg_len = inflated ? inflated_len : arg->msg_length;
     switch (arg->opcode) {
     case WSLAY_TEXT_FRAME:
-        if (s->utf8 != UTF8_ACCEPT) {
+        if (s->rx->utf8 != UTF8_ACCEPT) {
             fail(s, WS_CLOSE_INVALID_PAYLOAD, "text message ends inside a UTF-8 sequence");
             return;
         }
         /* fall through */
     case WSLAY_BINARY_FRAME:
-        s->fragmented = false;
+        s->rx->fragmented = false;
         unhold(s);
         metrics_add(&s->c->env->metrics.frames_in[s->c->endpoint], 1);
         if (tap_on())
             tap_frame(s->c->endpoint, s->c->id, TAP_IN, arg->opcode, msg, msg_len);
-        if (s->stats)
-            s->stats->msgs_in++;
+        if (stats_of(s))
+            stats_of(s)->msgs_in++;
         if (FAULTS_APPLY(s) && fault_in(s, arg->opcode, msg, msg_len))
             break;
         if (s->d->on_message)
@@ -554,30 +517,43 @@ static const struct wslay_event_callbacks callbacks = {
 
 static int ctx_open(ws_session_t *s)
 {
-    if (s->ctx)
+    if (s->rx)
         return 0;
-    if (wslay_event_context_server_init(&s->ctx, &callbacks, s) != 0) {
-        s->ctx = NULL;
+    ws_rx_t *rx = calloc(1, sizeof *rx);
+    if (!rx || wslay_event_context_server_init(&rx->ctx, &callbacks, s) != 0) {
+        free(rx);
         return -1;
     }
-    wslay_event_config_set_max_recv_msg_length(s->ctx, s->c->env->cfg->max_message_bytes);
-    if (s->pmd)
-        wslay_event_config_set_allowed_rsv_bits(s->ctx, WSLAY_RSV1_BIT);
-    s->fed = s->framed = s->frame_bytes = 0;
+    rx->utf8 = rx->close_utf8 = UTF8_ACCEPT;
+    wslay_event_config_set_max_recv_msg_length(rx->ctx, s->c->env->cfg->max_message_bytes);
+    if (pmd_of(s))
+        wslay_event_config_set_allowed_rsv_bits(rx->ctx, WSLAY_RSV1_BIT);
+    s->rx = rx;
     return 0;
+}
+
+/* The context and what goes with it (no-op without one). */
+static void ctx_free(ws_session_t *s)
+{
+    if (!s->rx)
+        return;
+    unhold(s); /* nothing when quiescent: no message is half received */
+    wslay_event_context_free(s->rx->ctx);
+    free(s->rx);
+    s->rx = NULL;
 }
 
 /* Frees the context when a fresh one would be the same: every byte fed belongs to a frame
  * wslay has finished, no message is half received, nothing is queued, no close started. */
 static void ctx_release_if_quiescent(ws_session_t *s)
 {
-    if (!s->ctx || s->in_recv || s->fed != s->framed || s->fragmented || s->failed ||
-        wslay_event_want_write(s->ctx) || wslay_event_get_close_sent(s->ctx) ||
-        wslay_event_get_close_received(s->ctx) || !wslay_event_get_read_enabled(s->ctx) ||
-        !wslay_event_get_write_enabled(s->ctx) || wslay_event_get_queued_msg_count(s->ctx))
+    ws_rx_t *rx = s->rx;
+    if (!rx || rx->in_recv || rx->fed != rx->framed || rx->fragmented || rx->failed ||
+        wslay_event_want_write(rx->ctx) || wslay_event_get_close_sent(rx->ctx) ||
+        wslay_event_get_close_received(rx->ctx) || !wslay_event_get_read_enabled(rx->ctx) ||
+        !wslay_event_get_write_enabled(rx->ctx) || wslay_event_get_queued_msg_count(rx->ctx))
         return;
-    wslay_event_context_free(s->ctx);
-    s->ctx = NULL;
+    ctx_free(s);
 }
 
 /* ------------------------------------------------------------------ pumping */
@@ -587,20 +563,20 @@ static void ctx_release_if_quiescent(ws_session_t *s)
 static void pump(ws_session_t *s)
 {
     conn_t *c = s->c;
-    if ((c->flags & CONN_F_CLOSING) || !s->ctx)
+    if ((c->flags & CONN_F_CLOSING) || !s->rx)
         return;
-    if (wslay_event_want_write(s->ctx) && wslay_event_send(s->ctx) != 0) {
+    if (wslay_event_want_write(s->rx->ctx) && wslay_event_send(s->rx->ctx) != 0) {
         conn_close(c, "send failed");
         return;
     }
-    if (!wslay_event_get_close_sent(s->ctx))
+    if (!wslay_event_get_close_sent(s->rx->ctx))
         return;
-    if (wslay_event_get_close_received(s->ctx) || !wslay_event_get_read_enabled(s->ctx)) {
+    if (wslay_event_get_close_received(s->rx->ctx) || !wslay_event_get_read_enabled(s->rx->ctx)) {
         /* Both closes exchanged (or we failed the connection): the server closes TCP first. */
         conn_close_after_write(c);
-    } else if (!s->close_deadline) {
+    } else if (!s->rx->close_deadline) {
         /* We sent a close: the peer has websocket.close_timeout_ms to answer it. */
-        s->close_deadline = true;
+        s->rx->close_deadline = true;
         conn_set_deadline(c, DL_CLOSE);
     }
 }
@@ -625,6 +601,29 @@ void ws_session_discard(conn_t *c, const dialect_t *d, dialect_ctx_t *x, void *d
     }
 }
 
+/* s->ext when deflate was negotiated or the mock is on; false when deflate's state could not
+ * be made. Without the mock's counters (out of memory) the session works the same. */
+static bool ext_open(ws_session_t *s, const pmd_params_t *pmd)
+{
+    mempool_t *mem = s->c->env->mem;
+    bool mock = s->c->env->cfg->mock_enabled;
+    if ((!pmd && !mock) || !(s->ext = mempool_alloc(mem, sizeof *s->ext)))
+        return !pmd;
+    if (pmd && !(s->ext->pmd = pmd_new(pmd))) {
+        mempool_free(mem, s->ext, sizeof *s->ext);
+        s->ext = NULL;
+        return false;
+    }
+    if (pmd)
+        metrics_add(&s->c->env->metrics.deflate_sessions, 1);
+    if (mock && (s->ext->stats = mempool_alloc(mem, sizeof *s->ext->stats))) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        s->ext->stats->since_ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+    }
+    return true;
+}
+
 ws_session_t *ws_session_start(conn_t *c, const dialect_t *d, dialect_ctx_t *x, void *dialect_data,
                                const pmd_params_t *pmd)
 {
@@ -640,22 +639,14 @@ ws_session_t *ws_session_start(conn_t *c, const dialect_t *d, dialect_ctx_t *x, 
     s->d = d;
     s->x = x;
     s->data = dialect_data;
-    s->utf8 = UTF8_ACCEPT;
     s->last_rx = uv_now(c->env->loop);
     s->tokens = (float)c->env->cfg->message_burst;
     s->tokens_at = (uint32_t)s->last_rx;
-    if (pmd && !(s->pmd = pmd_new(pmd))) {
+    if (!ext_open(s, pmd)) {
         mempool_free(c->env->mem, s, sizeof *s);
         ws_session_discard(c, d, x, dialect_data);
         conn_close(c, "out of memory (ws)");
         return NULL;
-    }
-    if (s->pmd)
-        metrics_add(&c->env->metrics.deflate_sessions, 1);
-    if (c->env->cfg->mock_enabled && (s->stats = mempool_alloc(c->env->mem, sizeof *s->stats))) {
-        struct timespec ts; /* without counters (out of memory) the session works the same */
-        clock_gettime(CLOCK_REALTIME, &ts);
-        s->stats->since_ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
     }
     conn_set_proto(c, &ws_proto, s, d->endpoint);
     if (c->env->cfg->ws_ping_interval_ms && !d->no_ws_ping)
@@ -677,16 +668,16 @@ static void ws_on_data(conn_t *c, const uint8_t *data, size_t len)
         c->flags &= ~CONN_F_PINGED;
         conn_set_deadline(c, DL_IDLE); /* anything from the peer shows it is alive */
     }
-    s->fed += len;
-    if (s->stats)
-        s->stats->bytes_in += len;
-    s->in = data;
-    s->in_len = len;
-    s->in_recv = true;
-    int r = wslay_event_recv(s->ctx);
-    s->in_recv = false;
-    s->in = NULL;
-    s->in_len = 0;
+    s->rx->fed += len;
+    if (stats_of(s))
+        stats_of(s)->bytes_in += len;
+    s->rx->in = data;
+    s->rx->in_len = len;
+    s->rx->in_recv = true;
+    int r = wslay_event_recv(s->rx->ctx);
+    s->rx->in_recv = false;
+    s->rx->in = NULL;
+    s->rx->in_len = 0;
     if (r != 0 && !(c->flags & CONN_F_CLOSING)) {
         if (r == WSLAY_ERR_NOMEM) {
             conn_close(c, "out of memory (ws)");
@@ -696,9 +687,9 @@ static void ws_on_data(conn_t *c, const uint8_t *data, size_t len)
          * fragmented or oversized control frame, a non-minimal length). wslay queued a close
          * without a status code; the contract wants 1002 (PROTOCOLS.md §0.4), so that close
          * is never sent and ours goes out instead. */
-        bool sent = wslay_event_get_close_sent(s->ctx);
-        wslay_event_shutdown_read(s->ctx);
-        wslay_event_shutdown_write(s->ctx);
+        bool sent = wslay_event_get_close_sent(s->rx->ctx);
+        wslay_event_shutdown_read(s->rx->ctx);
+        wslay_event_shutdown_write(s->rx->ctx);
         if (!sent) {
             static const uint8_t payload[] = "\x03\xea" "protocol error";
             frame_t *f = frame_build(WS_OP_CLOSE, payload, sizeof payload - 1);
@@ -717,7 +708,7 @@ static void ws_on_eof(conn_t *c)
 {
     /* The peer is gone without finishing the close handshake (or after it). */
     ws_session_t *s = c->pdata;
-    conn_close(c, s->ctx && wslay_event_get_close_received(s->ctx) ? NULL : "eof without close frame");
+    conn_close(c, s->rx && wslay_event_get_close_received(s->rx->ctx) ? NULL : "eof without close frame");
 }
 
 static void ws_on_slow_consumer(conn_t *c)
@@ -727,9 +718,9 @@ static void ws_on_slow_consumer(conn_t *c)
         conn_close(c, "slow consumer");
         return;
     }
-    wslay_event_queue_close(s->ctx, WS_CLOSE_TRY_AGAIN_LATER, (const uint8_t *)"slow consumer", 13);
+    wslay_event_queue_close(s->rx->ctx, WS_CLOSE_TRY_AGAIN_LATER, (const uint8_t *)"slow consumer", 13);
     /* Nothing more is read from a client that does not read what it is sent. */
-    wslay_event_shutdown_read(s->ctx);
+    wslay_event_shutdown_read(s->rx->ctx);
     pump(s);
 }
 
@@ -768,15 +759,16 @@ static void ws_on_closed(conn_t *c)
     held_release(s);
     if (s->d->on_close)
         s->d->on_close(s);
-    unhold(s);
-    if (s->ctx)
-        wslay_event_context_free(s->ctx);
-    if (s->pmd) {
-        pmd_free(s->pmd);
+    ctx_free(s);
+    ws_ext_t *ext = s->ext;
+    if (ext && ext->pmd) {
+        pmd_free(ext->pmd);
         metrics_add(&c->env->metrics.deflate_sessions, (uint64_t)-1);
     }
-    if (s->stats)
-        mempool_free(c->env->mem, s->stats, sizeof *s->stats);
+    if (ext && ext->stats)
+        mempool_free(c->env->mem, ext->stats, sizeof *ext->stats);
+    if (ext)
+        mempool_free(c->env->mem, ext, sizeof *ext);
     mempool_free(c->env->mem, s, sizeof *s);
     c->pdata = NULL;
 }
@@ -806,22 +798,22 @@ static int send_plain(ws_session_t *s, int opcode, const void *data, size_t len)
 
 static int send_deflated(ws_session_t *s, int opcode, const void *data, size_t len)
 {
-    frame_t *f = pmd_frame(opcode, data, len, pmd_params(s->pmd)->server_bits);
+    frame_t *f = pmd_frame(opcode, data, len, pmd_params(pmd_of(s))->server_bits);
     if (!f)
         return send_plain(s, opcode, data, len);
     metrics_add(&s->c->env->metrics.deflate_out[0], len);
     size_t hl = f->len - payload_len(f), n = f->len - hl;
     metrics_add(&s->c->env->metrics.deflate_out[1], n);
     int r;
-    if (!s->ctx) {
+    if (!s->rx) {
         r = write_frame(s, f, true);
     } else {
         struct wslay_event_msg msg = {(uint8_t)opcode, f->data + hl, n};
-        r = wslay_event_queue_msg_ex(s->ctx, &msg, WSLAY_RSV1_BIT) != 0 ? -1 : 0;
+        r = wslay_event_queue_msg_ex(s->rx->ctx, &msg, WSLAY_RSV1_BIT) != 0 ? -1 : 0;
         if (r == 0) {
             metrics_add(&s->c->env->metrics.frames_out[s->c->endpoint], 1);
             count_out(s, 0, opcode);
-            if (wslay_event_send(s->ctx) != 0) {
+            if (wslay_event_send(s->rx->ctx) != 0) {
                 conn_close(s->c, "send failed");
                 r = -1;
             } else {
@@ -842,14 +834,14 @@ int ws_session_send(ws_session_t *s, int opcode, const void *data, size_t len)
                    : 0;
     if (held)
         return held > 0 ? 0 : -1;
-    if (s->pmd && (opcode == WS_OP_TEXT || opcode == WS_OP_BINARY) && len >= PMD_MIN_BYTES)
+    if (pmd_of(s) && (opcode == WS_OP_TEXT || opcode == WS_OP_BINARY) && len >= PMD_MIN_BYTES)
         return send_deflated(s, opcode, data, len);
     return send_plain(s, opcode, data, len);
 }
 
 static int send_plain(ws_session_t *s, int opcode, const void *data, size_t len)
 {
-    if (!s->ctx) {
+    if (!s->rx) {
         /* A quiescent session (no context) has nothing queued, no close sent or received and
          * no fragmented message: the frame goes straight into the connection's queue, and a
          * handshake's first message (Action Cable's welcome) or a timer's never makes wslay's
@@ -877,7 +869,7 @@ static int send_plain(ws_session_t *s, int opcode, const void *data, size_t len)
         return 0;
     }
     struct wslay_event_msg msg = {(uint8_t)opcode, data, len};
-    int r = wslay_event_queue_msg(s->ctx, &msg);
+    int r = wslay_event_queue_msg(s->rx->ctx, &msg);
     if (r != 0)
         return -1; /* WSLAY_ERR_NO_MORE_MSG once a close is queued */
     metrics_add(&s->c->env->metrics.frames_out[s->c->endpoint], 1);
@@ -886,7 +878,7 @@ static int send_plain(ws_session_t *s, int opcode, const void *data, size_t len)
         tap_frame(s->c->endpoint, s->c->id, TAP_OUT, opcode, data, len);
     /* Into the connection's queue now, even from inside wslay_event_recv (wslay's send and
      * receive states are separate): a shared frame queued next must come after this reply. */
-    if (wslay_event_send(s->ctx) != 0) {
+    if (wslay_event_send(s->rx->ctx) != 0) {
         conn_close(s->c, "send failed");
         return -1;
     }
@@ -907,7 +899,7 @@ int ws_session_send_frame(ws_session_t *s, frame_t *f)
     int held = FAULTS_APPLY(s) ? fault_out(s, WS_OP_TEXT, NULL, 0, f) : 0;
     if (held)
         return held > 0 ? 0 : -1;
-    frame_t *z = s->pmd && pmd_params(s->pmd)->server_bits >= PMD_SHARED_BITS ? pmd_shared(f) : NULL;
+    frame_t *z = pmd_of(s) && pmd_params(pmd_of(s))->server_bits >= PMD_SHARED_BITS ? pmd_shared(f) : NULL;
     if (z) {
         metrics_add(&s->c->env->metrics.deflate_out[0], payload_len(f));
         metrics_add(&s->c->env->metrics.deflate_out[1], payload_len(z));
@@ -937,22 +929,22 @@ void ws_session_close(ws_session_t *s, uint16_t code, const char *reason)
         conn_close(s->c, "out of memory (ws)");
         return;
     }
-    if (wslay_event_queue_close(s->ctx, code, (const uint8_t *)reason, len) == 0 && tap_on()) {
+    if (wslay_event_queue_close(s->rx->ctx, code, (const uint8_t *)reason, len) == 0 && tap_on()) {
         uint8_t payload[125] = {(uint8_t)(code >> 8), (uint8_t)code};
         if (len)
             memcpy(payload + 2, reason, len);
         tap_frame(s->c->endpoint, s->c->id, TAP_OUT, WS_OP_CLOSE, payload, len + 2);
     }
-    if (!s->in_recv)
+    if (!s->rx->in_recv)
         pump(s);
 }
 
 void ws_session_abort(ws_session_t *s, const char *reason)
 {
     held_flush_out(s);
-    if (s->ctx) {
-        wslay_event_shutdown_read(s->ctx);
-        wslay_event_shutdown_write(s->ctx);
+    if (s->rx) {
+        wslay_event_shutdown_read(s->rx->ctx);
+        wslay_event_shutdown_write(s->rx->ctx);
     }
     conn_abort_after_write(s->c, reason);
 }
@@ -963,7 +955,7 @@ uint64_t ws_session_id(ws_session_t *s) { return s->c->id; }
 const dialect_t *ws_session_dialect(ws_session_t *s) { return s->d; }
 dialect_ctx_t *dialect_ctx(ws_session_t *s) { return s->x; }
 uint64_t ws_session_last_rx(ws_session_t *s) { return s->last_rx; }
-const ws_stats_t *ws_session_stats(ws_session_t *s) { return s->stats; }
+const ws_stats_t *ws_session_stats(ws_session_t *s) { return stats_of(s); }
 conn_t *ws_session_conn(ws_session_t *s) { return s->c; }
 ws_session_t *ws_session_of(conn_t *c) { return c->proto == &ws_proto ? c->pdata : NULL; }
 size_t ws_session_queued(ws_session_t *s) { return s->c->queued; }

@@ -102,24 +102,34 @@ typedef struct hub_envelope {
 /* One subscription of one subscriber to one channel (allocated by the hub). */
 typedef struct hub_sub {
     list_node_t chan_node;  /* hub: in the local channel's list */
-    hub_lchan_t *ch;        /* hub */
+    uintptr_t ch_tag;       /* hub: its local channel (hub_lchan_t *), or while it has state of a
+                             * recovery (issue 17) that state, which points to the channel; the
+                             * low bits are HUB_SUB_PENDING and HUB_SUB_STATE. Read through the
+                             * accessors (hub_sub_pending; hub_internal.h), never as raw bits */
     void *subscriber;       /* opaque: given back to hub_local_ops_t.deliver */
     const hub_envelope_t *env;
     void *variant;
     list_node_t owner_node; /* free for the dialect: its session's list of subscriptions */
-    bool pending;           /* hub: not confirmed yet (hub_local_ops_t.subscribed will tell) */
-    char after_epoch[HUB_EPOCH_LEN]; /* hub: with after, the epoch it counts in */
-    uint64_t after;         /* hub: after a recovery, messages of after_epoch up to this offset
-                             * were given already (a duplicate is skipped); 0 = no filter */
-    struct hub_recovery *rec; /* hub: a recovery under way (hub_recover), or NULL */
 } hub_sub_t;
 
+/* Flags in the low bits of hub_sub_t.ch_tag: both pointers it may hold come from calloc or the
+ * pool, aligned to at least 8. */
+#define HUB_SUB_PENDING ((uintptr_t)1) /* not confirmed yet (hub_local_ops_t.subscribed will tell) */
+#define HUB_SUB_STATE ((uintptr_t)2)   /* the pointer is the recovery state, not the channel */
+#define HUB_SUB_TAGS (HUB_SUB_PENDING | HUB_SUB_STATE)
+
+/* Every idle connection holds two or more subscriptions (API B: user:<sub> and its channels),
+ * so this is per-connection memory (issue 18): one 64-byte pool class, one cache line for the
+ * fan-out loop. What only a recovery needs (its hold, the duplicate filter after it) lives in
+ * a side structure that ch_tag points to while it exists (hub_internal.h). */
+_Static_assert(sizeof(hub_sub_t) <= 64, "hub_sub_t outgrew its 64-byte pool class");
+
 /* Is a recovery (or a hold waiting for one) under way? Its outcome is told by its callback. */
-static inline bool hub_sub_recovering(const hub_sub_t *sub) { return sub->rec != NULL; }
+bool hub_sub_recovering(const hub_sub_t *sub);
 
 /* Is the subscription waiting for the broker's confirmation? Then nothing of its channel
  * reaches it yet, and hub_local_ops_t.subscribed tells when it holds (or was refused). */
-static inline bool hub_sub_pending(const hub_sub_t *sub) { return sub->pending; }
+static inline bool hub_sub_pending(const hub_sub_t *sub) { return (sub->ch_tag & HUB_SUB_PENDING) != 0; }
 
 /* What a hub_local needs from the thread that owns it. */
 typedef struct hub_local_ops {

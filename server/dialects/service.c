@@ -31,20 +31,40 @@
 
 /* One allocation from the worker's pool (mempool.h) per connection, the token's strings
  * included: a session lives as long as its connection, and a few compact bytes per idle
- * connection is the point (bench/ S3). */
+ * connection is the point (bench/ S3, issue 18: at most 96 bytes with a short subject and one
+ * glob). So nothing is kept that can be found again: the dialect's context is the session's
+ * (dialect_ctx), the allocation's size follows from the strings (svc_size). */
 typedef struct svc {
-    ws_session_t *s;
-    dialect_ctx_t *x;
-    int64_t exp;        /* token expiry, seconds since the epoch, 0 = none */
+    ws_session_t *s;    /* NULL until on_open */
     list_node_t subs;   /* explicit subscriptions (hub_sub_t.owner_node) */
     hub_sub_t *user_sub; /* user:<sub>, implicit */
     wtimer_t expiry;
+    uint32_t exp;       /* token expiry, seconds since the epoch, 0 = none (an exp past 2106,
+                         * which this cannot hold, counts as none: 80 years from now) */
     uint32_t nsubs;
-    uint32_t size;      /* bytes allocated for this struct and its strings */
     uint16_t npatterns; /* globs of the `channels` claim, stored after sub */
     bool has_patterns;  /* the token has a `channels` claim (even an empty one) */
     char sub[];         /* the token's subject, NUL, then each glob of `channels`, NUL-ended */
 } svc_t;
+
+/* An idle API B connection of bench/ S3 (sub "bench", channels ["conversation:*"]) fits the
+ * 96-byte pool class (issue 18). */
+_Static_assert(sizeof(svc_t) + sizeof "bench" + sizeof "conversation:*" <= 96, "svc_t outgrew its pool class");
+
+/* What the struct and its strings take (as allocated in accept_upgrade). */
+static size_t svc_size(const svc_t *v)
+{
+    size_t n = strlen(v->sub) + 1;
+    const char *p = v->sub + n;
+    for (uint16_t i = 0; i < v->npatterns; i++) {
+        size_t k = strlen(p) + 1;
+        n += k;
+        p += k;
+    }
+    return sizeof(svc_t) + n;
+}
+
+static dialect_ctx_t *ctx_of(const svc_t *v) { return dialect_ctx(v->s); }
 
 /* ------------------------------------------------------------------ envelope */
 
@@ -149,7 +169,7 @@ static bool allowed(svc_t *v, const char *ch, size_t len)
                 return true;
         return false;
     }
-    const live_t *live = dialect_live(v->x);
+    const live_t *live = dialect_live(ctx_of(v));
     return live->cfg.service_default_policy != SERVICE_POLICY_DENY;
 }
 
@@ -234,7 +254,7 @@ static void cmd_subscribe(svc_t *v, const char *ch, size_t len, const hub_pos_t 
     }
     hub_sub_t *sub = own ? v->user_sub : find_sub(v, ch, len);
     if (!sub) {
-        int max = dialect_live(v->x)->cfg.service_max_subscriptions;
+        int max = dialect_live(ctx_of(v))->cfg.service_max_subscriptions;
         if ((int)v->nsubs >= max) {
             char msg[96];
             snprintf(msg, sizeof msg, "subscription limit reached (%d channels per connection)", max);
@@ -324,7 +344,7 @@ static void cmd_chat_message(svc_t *v, json_t *data)
     json_t *event = json_pack("{s:O, s:s, s:O}", "conversation_id", conv, "sender_id", v->sub, "content", content);
     char *text = event ? json_dumps(event, JSON_COMPACT) : NULL;
     size_t delivered;
-    int rc = text ? dialect_publish(v->x, ch, (size_t)n, "chat_message", text, strlen(text), &delivered) : UV_ENOMEM;
+    int rc = text ? dialect_publish(ctx_of(v), ch, (size_t)n, "chat_message", text, strlen(text), &delivered) : UV_ENOMEM;
     if (rc == UV_ECONNREFUSED || rc == UV_EAGAIN)
         send_error(v, "internal_error",
                    rc == UV_EAGAIN ? "the broker is busy: the message was not published (retry)"
@@ -448,7 +468,7 @@ static void accept_upgrade(const http_request_t *req, dialect_ctx_t *x, dialect_
             npat++;
         }
     }
-    svc_t *v = npat <= UINT16_MAX && size <= UINT32_MAX ? dialect_alloc(x, size) : NULL;
+    svc_t *v = npat <= UINT16_MAX ? dialect_alloc(x, size) : NULL;
     if (!v) {
         auth_claims_clear(&claims);
         out->status = 503;
@@ -456,8 +476,6 @@ static void accept_upgrade(const http_request_t *req, dialect_ctx_t *x, dialect_
         out->why = "out of memory";
         return;
     }
-    v->x = x;
-    v->size = (uint32_t)size;
     v->has_patterns = patterns != NULL;
     v->npatterns = (uint16_t)npat;
     char *s = stpcpy(v->sub, claims.sub) + 1;
@@ -465,7 +483,7 @@ static void accept_upgrade(const http_request_t *req, dialect_ctx_t *x, dialect_
         if (json_is_string(p))
             s = stpcpy(s, json_string_value(p)) + 1;
     }
-    v->exp = claims.exp;
+    v->exp = claims.exp > 0 && claims.exp <= UINT32_MAX ? (uint32_t)claims.exp : 0;
     list_init(&v->subs);
     auth_claims_clear(&claims);
     out->data = v;
@@ -491,13 +509,14 @@ static void on_open(ws_session_t *s)
         send_error(v, "subscription_failed", subscribe_failed(err), ch, (size_t)n);
     /* Expire at exp + the leeway the token was accepted with; an exp beyond a century is
      * treated as none (and keeps the arithmetic below far from overflow). */
-    int64_t leeway = dialect_live(v->x)->cfg.auth_leeway_s;
+    dialect_ctx_t *x = dialect_ctx(s);
+    int64_t leeway = dialect_live(x)->cfg.auth_leeway_s;
     struct timeval tv;
     gettimeofday(&tv, NULL);
-    if (v->exp && v->exp < (int64_t)tv.tv_sec + 100LL * 365 * 86400) {
+    if (v->exp && (int64_t)v->exp < (int64_t)tv.tv_sec + 100LL * 365 * 86400) {
         int64_t now_ms = (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
-        int64_t left = (v->exp + leeway) * 1000 - now_ms;
-        if (dialect_timer_start(v->x, &v->expiry, dialect_now(v->x) + (uint64_t)(left > 0 ? left : 0), on_expiry) != 0) {
+        int64_t left = ((int64_t)v->exp + leeway) * 1000 - now_ms;
+        if (dialect_timer_start(x, &v->expiry, dialect_now(x) + (uint64_t)(left > 0 ? left : 0), on_expiry) != 0) {
             /* A token whose expiry cannot be enforced is not honoured past now. */
             send_error(v, "internal_error", "the token's expiry could not be scheduled", NULL, 0);
             ws_session_close(v->s, WS_CLOSE_INTERNAL, "out of memory");
@@ -510,12 +529,13 @@ static void on_close(ws_session_t *s)
     svc_t *v = ws_session_data(s);
     if (!v)
         return;
-    dialect_timer_stop(v->x, &v->expiry);
+    dialect_ctx_t *x = dialect_ctx(s); /* s: v->s is NULL for a session that never opened */
+    dialect_timer_stop(x, &v->expiry);
     while (!list_empty(&v->subs))
         dialect_unsubscribe(v->s, container_of(v->subs.next, hub_sub_t, owner_node));
     if (v->user_sub)
         dialect_unsubscribe(v->s, v->user_sub);
-    dialect_free(v->x, v, v->size);
+    dialect_free(x, v, svc_size(v));
     ws_session_set_data(s, NULL);
 }
 
