@@ -122,8 +122,9 @@ say() { echo "run.sh: $*" >&2; }
 die() { say "$*"; exit 1; }
 
 TMPS=()
-SPID=
-RPID= BPID= OPID= CPUPID=
+SPID=''
+RPID='' BPID='' OPID='' CPUPID=''
+# shellcheck disable=SC2317  # invoked by the EXIT trap
 cleanup() {
   stop_server
   for d in "${TMPS[@]}"; do rm -rf "$d"; done
@@ -137,15 +138,16 @@ trap 'exit 130' INT TERM
 # build_wshub DIR MESON_ARGS... -> prints the binary's path; falls back to $FALLBACK
 build_wshub() {
   local dir=$1; shift
-  local log="$OUT/build-$(basename "$dir").log"
+  local log rc=0
+  log="$OUT/build-$(basename "$dir").log"
   if [ "${SKIP_BUILD:-0}" != 1 ]; then
     {
       if [ ! -f "$ROOT/$dir/build.ninja" ]; then
         (cd "$ROOT" && meson setup "$dir" "$@")
       fi &&
       ninja -C "$ROOT/$dir"
-    } > "$log" 2>&1
-    if [ $? -eq 0 ] && [ -x "$ROOT/$dir/wshubd" ]; then
+    } > "$log" 2>&1 || rc=$?
+    if [ $rc -eq 0 ] && [ -x "$ROOT/$dir/wshubd" ]; then
       echo "$ROOT/$dir/wshubd"; return 0
     fi
     say "the build in $dir failed (last lines of $log):"
@@ -153,7 +155,8 @@ build_wshub() {
   fi
   if [ -n "$FALLBACK" ]; then
     local b
-    b="$(cd "$ROOT" && realpath "$FALLBACK")" && [ -x "$b" ] || die "fallback binary $FALLBACK is not an executable"
+    b="$(cd "$ROOT" && realpath "$FALLBACK")" || die "fallback binary $FALLBACK not found"
+    [ -x "$b" ] || die "fallback binary $FALLBACK is not an executable"
     say "using the fallback binary $b"
     echo "$b"; return 0
   fi
@@ -181,11 +184,12 @@ case " $TARGETS " in *" node-ws "*)
     NODE_DIR="$(realpath "$NODE_WS_DIR")"
   else
     NODE_DIR=$(mktemp -d "${TMPDIR:-/tmp}/wshub-bench-node-ws.XXXXXX") && TMPS+=("$NODE_DIR")
-    cp "$SHARED_BENCH/peers/node-ws/"{package.json,package-lock.json,server.js} "$NODE_DIR/" && chmod -R u+w "$NODE_DIR" &&
-      (cd "$NODE_DIR" && npm ci --no-audit --no-fund --loglevel=error) > "$OUT/npm-ci.log" 2>&1 ||
-      { cat "$OUT/npm-ci.log" >&2; die "npm ci for the node-ws peer failed (NODE_WS_DIR=dir to use an installed copy)"; }
+    if ! { cp "$SHARED_BENCH/peers/node-ws/"{package.json,package-lock.json,server.js} "$NODE_DIR/" && chmod -R u+w "$NODE_DIR" &&
+           (cd "$NODE_DIR" && npm ci --no-audit --no-fund --loglevel=error) > "$OUT/npm-ci.log" 2>&1; }; then
+      cat "$OUT/npm-ci.log" >&2; die "npm ci for the node-ws peer failed (NODE_WS_DIR=dir to use an installed copy)"
+    fi
   fi
-  [ -f "$NODE_DIR/server.js" ] && [ -d "$NODE_DIR/node_modules/ws" ] || die "$NODE_DIR has no server.js or node_modules/ws"
+  { [ -f "$NODE_DIR/server.js" ] && [ -d "$NODE_DIR/node_modules/ws" ]; } || die "$NODE_DIR has no server.js or node_modules/ws"
   ;;
 esac
 
@@ -222,7 +226,7 @@ esac
 SECRET=bench-secret-$(head -c 12 /dev/urandom | base64 | tr -dc 'A-Za-z0-9')
 KEY=bench-key-$(head -c 12 /dev/urandom | base64 | tr -dc 'A-Za-z0-9')
 ORIGIN=http://bench
-TOKEN_B= TOKEN_C=
+TOKEN_B='' TOKEN_C=''
 if [ -n "$BIN" ]; then
   # API B: the token may subscribe to every conversation:* channel (PROTOCOLS.md §B)
   TOKEN_B=$("$BIN" token --sub bench --ttl 2h --secret "$SECRET" --claim channels='["conversation:*"]') || die "wshubd token failed"
@@ -258,7 +262,7 @@ perf_line() {
   if [ -n "$BIN" ]; then
     case $BIN in
       "$ROOT"/build-release/wshubd|"$ROOT"/build-asan/wshubd) how="built here" ;;
-      *) how="FALLBACK binary (SKIP_BUILD=${SKIP_BUILD:-0}; build log: $(ls "$OUT"/build-*.log 2>/dev/null | xargs -r -n1 basename | tr '\n' ' '))" ;;
+      *) how="FALLBACK binary (SKIP_BUILD=${SKIP_BUILD:-0}; build log: $(for f in "$OUT"/build-*.log; do [ -e "$f" ] && printf '%s ' "${f##*/}"; done))" ;;
     esac
     echo "- wshubd: \`$BIN\` ($how; $("$BIN" --version 2>/dev/null), sha256 $(sha256sum "$BIN" | cut -c1-16), mtime $(stat -c %y "$BIN" | cut -d. -f1))"
   fi
@@ -408,7 +412,7 @@ wait_http() {
 # port, node A (SPID) on PORT; both nodes with WSHUB_BROKER=redis and /readyz = 200
 start_cluster() {
   local p=$1 log=$2 rlog=${2%.server.log}.redis.log blog=${2%.server.log}.nodeB.log
-  REDIS_PORT=$(fresh_port) && NODEB_PORT=$(fresh_port) || { say "  no free port"; return 1; }
+  { REDIS_PORT=$(fresh_port) && NODEB_PORT=$(fresh_port); } || { say "  no free port"; return 1; }
   # fresh_port runs in a subshell here, so it cannot remember its own answers: no duplicates
   while [ "$NODEB_PORT" = "$REDIS_PORT" ] || [ "$NODEB_PORT" = "$p" ] || [ "$REDIS_PORT" = "$p" ]; do
     REDIS_PORT=$(fresh_port) && NODEB_PORT=$(fresh_port) || return 1
