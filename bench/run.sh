@@ -15,6 +15,14 @@
 #               every event carries its stream position (issue 17). Not in the default targets:
 #               bench/run.sh --targets "wshub-B wshub-B-hist" --scenarios S1 is the comparison.
 #   node-ws     ../shared/bench/peers/node-ws (node http + ws)  (taskset -c 0   / -c 1)
+#   uws         uWebSockets, bench/peers/uws/server.cpp built by bench/build-uws.sh from the snapshot
+#               RESULTS.md used (outside the repository; UWS_PEER=/path: another uws-peer binary).
+#               In the default targets when it builds; when build-uws.sh exits 2 (no snapshot) the
+#               uws targets are skipped, said on stderr and in meta.md.       (taskset -c 0 / -c 1)
+#   uws-z       uws-peer-z (zlib build, UWS_PEER_Z=/path) with UWS_COMPRESSION=shared:
+#               uWS::SHARED_COMPRESSOR. Not in the default targets.
+#   wshub-B-z   as wshub-B with WSHUB_WEBSOCKET_COMPRESSION=true (permessage-deflate). Not in the
+#               default targets. Every *-z target is measured with bench/wsbench-z --deflate.
 #   wshub-B-redis  two wshubd nodes (1 worker each) sharing channels through a redis-server
 #               (WSHUB_BROKER=redis), API B as wshub-B; wsbench's subscribers AND its HTTP
 #               publishes go to node A (wsbench has one URL), every publish goes through Redis;
@@ -26,6 +34,12 @@
 #               --scenarios "S1 S2L" is the issue-13 comparison.
 # Scenarios: exactly the wsbench command lines of ../shared/bench/RESULTS.md (S1, S2, S2M, S2L,
 # S3 are known; default "S1 S2L S3"), with the URL and the protocol flags of each target.
+# S1Z (not in the defaults): S1's arguments with a ~1 KB compressible publish body, measured with
+# bench/wsbench-z --deflate against every target (the uncompressed ones decline the offer):
+#   bench/run.sh --targets "wshub-B-z uws-z wshub-B uws" --scenarios S1Z
+# Every --deflate run is checked (bench/deflate_check.py): a *-z target must have negotiated on
+# every connection and received compressed messages with wire bytes < plain bytes, any other
+# target nothing compressed; a failed check fails the run (exit 1) and is listed in the anomalies.
 #
 # Binaries: bench/wsbench (bench/build-wsbench.sh); wshubd from `ninja -C build-release`
 # (`meson setup build-release --buildtype=release` first when absent). When that build fails
@@ -60,9 +74,11 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/.." && pwd)"
 SHARED_BENCH="$(realpath -m "${SHARED_BENCH:-$ROOT/../shared/bench}")"
 WSBENCH="$HERE/wsbench"
+WSBENCH_Z="$HERE/wsbench-z"
 
 ORIG_CMD="bench/run.sh${*:+ $*}"
 ASAN=0
+DEFAULT_TARGETS=0
 TARGETS=${TARGETS:-}
 SCENARIOS=${SCENARIOS:-}
 while [ $# -gt 0 ]; do
@@ -81,7 +97,8 @@ if [ "$ASAN" = 1 ]; then
   REPS=${REPS:-1}
   MODE=asan
 else
-  TARGETS=${TARGETS:-"wshub-B wshub-C wshub-B-2w node-ws"}
+  [ -n "$TARGETS" ] || DEFAULT_TARGETS=1
+  TARGETS=${TARGETS:-"wshub-B wshub-C wshub-B-2w node-ws uws"}
   SCENARIOS=${SCENARIOS:-"S1 S2L S3"}
   REPS=${REPS:-3}
   MODE=perf
@@ -105,8 +122,9 @@ say() { echo "run.sh: $*" >&2; }
 die() { say "$*"; exit 1; }
 
 TMPS=()
-SPID=
-RPID= BPID= OPID= CPUPID=
+SPID=''
+RPID='' BPID='' OPID='' CPUPID=''
+# shellcheck disable=SC2317  # invoked by the EXIT trap
 cleanup() {
   stop_server
   for d in "${TMPS[@]}"; do rm -rf "$d"; done
@@ -120,15 +138,16 @@ trap 'exit 130' INT TERM
 # build_wshub DIR MESON_ARGS... -> prints the binary's path; falls back to $FALLBACK
 build_wshub() {
   local dir=$1; shift
-  local log="$OUT/build-$(basename "$dir").log"
+  local log rc=0
+  log="$OUT/build-$(basename "$dir").log"
   if [ "${SKIP_BUILD:-0}" != 1 ]; then
     {
       if [ ! -f "$ROOT/$dir/build.ninja" ]; then
         (cd "$ROOT" && meson setup "$dir" "$@")
       fi &&
       ninja -C "$ROOT/$dir"
-    } > "$log" 2>&1
-    if [ $? -eq 0 ] && [ -x "$ROOT/$dir/wshubd" ]; then
+    } > "$log" 2>&1 || rc=$?
+    if [ $rc -eq 0 ] && [ -x "$ROOT/$dir/wshubd" ]; then
       echo "$ROOT/$dir/wshubd"; return 0
     fi
     say "the build in $dir failed (last lines of $log):"
@@ -136,7 +155,8 @@ build_wshub() {
   fi
   if [ -n "$FALLBACK" ]; then
     local b
-    b="$(cd "$ROOT" && realpath "$FALLBACK")" && [ -x "$b" ] || die "fallback binary $FALLBACK is not an executable"
+    b="$(cd "$ROOT" && realpath "$FALLBACK")" || die "fallback binary $FALLBACK not found"
+    [ -x "$b" ] || die "fallback binary $FALLBACK is not an executable"
     say "using the fallback binary $b"
     echo "$b"; return 0
   fi
@@ -164,11 +184,41 @@ case " $TARGETS " in *" node-ws "*)
     NODE_DIR="$(realpath "$NODE_WS_DIR")"
   else
     NODE_DIR=$(mktemp -d "${TMPDIR:-/tmp}/wshub-bench-node-ws.XXXXXX") && TMPS+=("$NODE_DIR")
-    cp "$SHARED_BENCH/peers/node-ws/"{package.json,package-lock.json,server.js} "$NODE_DIR/" && chmod -R u+w "$NODE_DIR" &&
-      (cd "$NODE_DIR" && npm ci --no-audit --no-fund --loglevel=error) > "$OUT/npm-ci.log" 2>&1 ||
-      { cat "$OUT/npm-ci.log" >&2; die "npm ci for the node-ws peer failed (NODE_WS_DIR=dir to use an installed copy)"; }
+    if ! { cp "$SHARED_BENCH/peers/node-ws/"{package.json,package-lock.json,server.js} "$NODE_DIR/" && chmod -R u+w "$NODE_DIR" &&
+           (cd "$NODE_DIR" && npm ci --no-audit --no-fund --loglevel=error) > "$OUT/npm-ci.log" 2>&1; }; then
+      cat "$OUT/npm-ci.log" >&2; die "npm ci for the node-ws peer failed (NODE_WS_DIR=dir to use an installed copy)"
+    fi
   fi
-  [ -f "$NODE_DIR/server.js" ] && [ -d "$NODE_DIR/node_modules/ws" ] || die "$NODE_DIR has no server.js or node_modules/ws"
+  { [ -f "$NODE_DIR/server.js" ] && [ -d "$NODE_DIR/node_modules/ws" ]; } || die "$NODE_DIR has no server.js or node_modules/ws"
+  ;;
+esac
+
+# ---------------------------------------------------------------- the uWebSockets peer
+# built outside the repository from the snapshot of RESULTS.md (bench/build-uws.sh); exit 2 of
+# the build = no snapshot here: the uws targets are skipped (stderr and meta.md say so)
+UWS_BIN='' UWS_BIN_Z='' UWS_NOTE='' UWS_BUILD=''
+case " $TARGETS " in *" uws "*|*" uws-z "*)
+  rc=0
+  UWS_BUILD=$("$HERE/build-uws.sh" 2> "$OUT/build-uws.log") || rc=$?
+  if [ "$rc" = 0 ]; then
+    UWS_BIN=${UWS_PEER:-$UWS_BUILD/uws-peer}
+    UWS_BIN_Z=${UWS_PEER_Z:-$UWS_BUILD/uws-peer-z}
+  else
+    [ "$rc" = 2 ] || [ "$DEFAULT_TARGETS" = 1 ] || { cat "$OUT/build-uws.log" >&2; die "the uWebSockets peer did not build (exit $rc)"; }
+    UWS_BIN=${UWS_PEER:-} UWS_BIN_Z=${UWS_PEER_Z:-}
+    keep='' skipped=''
+    for t in $TARGETS; do
+      case $t in
+        uws) if [ -n "$UWS_BIN" ]; then keep+=" $t"; else skipped+=" $t"; fi ;;
+        uws-z) if [ -n "$UWS_BIN_Z" ]; then keep+=" $t"; else skipped+=" $t"; fi ;;
+        *) keep+=" $t" ;;
+      esac
+    done
+    TARGETS=${keep# }
+    UWS_NOTE="bench/build-uws.sh exited $rc ($(tail -n 1 "$OUT/build-uws.log"))${skipped:+; SKIPPED:$skipped}${UWS_BIN:+; UWS_PEER used}${UWS_BIN_Z:+; UWS_PEER_Z used}"
+    say "$UWS_NOTE"
+  fi
+  for b in $UWS_BIN $UWS_BIN_Z; do [ -x "$b" ] || die "uWebSockets peer $b is not an executable"; done
   ;;
 esac
 
@@ -176,7 +226,7 @@ esac
 SECRET=bench-secret-$(head -c 12 /dev/urandom | base64 | tr -dc 'A-Za-z0-9')
 KEY=bench-key-$(head -c 12 /dev/urandom | base64 | tr -dc 'A-Za-z0-9')
 ORIGIN=http://bench
-TOKEN_B= TOKEN_C=
+TOKEN_B='' TOKEN_C=''
 if [ -n "$BIN" ]; then
   # API B: the token may subscribe to every conversation:* channel (PROTOCOLS.md §B)
   TOKEN_B=$("$BIN" token --sub bench --ttl 2h --secret "$SECRET" --claim channels='["conversation:*"]') || die "wshubd token failed"
@@ -212,11 +262,16 @@ perf_line() {
   if [ -n "$BIN" ]; then
     case $BIN in
       "$ROOT"/build-release/wshubd|"$ROOT"/build-asan/wshubd) how="built here" ;;
-      *) how="FALLBACK binary (SKIP_BUILD=${SKIP_BUILD:-0}; build log: $(ls "$OUT"/build-*.log 2>/dev/null | xargs -r -n1 basename | tr '\n' ' '))" ;;
+      *) how="FALLBACK binary (SKIP_BUILD=${SKIP_BUILD:-0}; build log: $(for f in "$OUT"/build-*.log; do [ -e "$f" ] && printf '%s ' "${f##*/}"; done))" ;;
     esac
     echo "- wshubd: \`$BIN\` ($how; $("$BIN" --version 2>/dev/null), sha256 $(sha256sum "$BIN" | cut -c1-16), mtime $(stat -c %y "$BIN" | cut -d. -f1))"
   fi
   echo "- wsbench: \`$WSBENCH\` from \`$SHARED_BENCH/wsbench.c\` (sha256 $(sha256sum "$SHARED_BENCH/wsbench.c" | cut -c1-16))"
+  [ -n "$UWS_BIN$UWS_BIN_Z" ] && echo "- uWebSockets peer (bench/peers/uws/server.cpp): uws \`${UWS_BIN:--}\`, uws-z \`${UWS_BIN_Z:--}\` (zlib, UWS_COMPRESSION=shared); $(sed 's/$/;/' "$UWS_BUILD/uws-commits.txt" 2>/dev/null | tr '\n' ' ')"
+  [ -n "$UWS_NOTE" ] && echo "- **uWebSockets: $UWS_NOTE**"
+  case " $TARGETS $SCENARIOS " in *"-z "*|*" S1Z "*)
+    echo "- wsbench-z: \`$WSBENCH_Z\` = the same source + bench/wsbench-deflate.patch (sha256 $(sha256sum "$HERE/wsbench-deflate.patch" | cut -c1-16)), -lz; runs with --deflate for S1Z and every *-z target" ;;
+  esac
   [ -n "$NODE_DIR" ] && echo "- node-ws peer: node $(node --version), ws $(node -e "process.stdout.write(require('$NODE_DIR/node_modules/ws/package.json').version)")"
   echo "- machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), kernel $(uname -r), tcp_congestion_control=$(cat /proc/sys/net/ipv4/tcp_congestion_control), tcp_tw_reuse=$(cat /proc/sys/net/ipv4/tcp_tw_reuse)"
   echo "- pinning: 1-worker targets and node-ws: server CPU $SERVER_CPU, wsbench CPU $BENCH_CPU; wshub-B-2w: server CPUs $SERVER_CPUS_2W, wsbench CPU $BENCH_CPU"
@@ -244,8 +299,20 @@ scenario_args() {
     S2M) echo "-n 10000 -c 100 -k 200 -m fixed -r 1000 -p http -P 16 -d 10" ;;
     S2L) echo "-n 10000 -c 100 -k 200 -m fixed -r 500 -p http -P 16 -d 10" ;;
     S3)  echo "-n 10000 -c 100 -k 200 -m idle --hold 10" ;;
+    S1Z) echo "-n 1000 -c 1 -k 200 -m saturate -p http -w 16 -P 4 -d 10" ;; # + --deflate, s1z_template
     *)   echo "unknown scenario $1" >&2; return 1 ;;
   esac
+}
+
+# S1Z's publish body: S1's, plus ~1 KB of English-like text that deflate can shrink (wshubd
+# never compresses a message under 64 bytes, so S1's body would test nothing). {ts} and {seq}
+# stay in front: wsbench reads the first "ts": after inflating.
+S1Z_TEXT="The committee met on Tuesday morning to review the quarterly report. Everyone agreed that the numbers looked better than expected, although several members pointed out that the spring figures had been revised twice. The chair asked for a short summary of the changes before the next meeting, and the secretary promised to circulate the notes by Friday. After a brief discussion of the budget for the new office, the meeting moved on to the question of the annual conference, which will again be held in the autumn. Several speakers have already confirmed, and the programme committee expects to publish the full list of talks in the coming weeks. The members thanked the organisers for their work and asked them to keep the registration fee at the same level as last year. Finally, the chair reminded everyone that the library will be closed for two weeks in August while the reading room is repainted, and that books can be returned by post during that time."
+# s1z_template TARGET: the publish body in the target's shape (wshub-C publishes to a cable queue)
+s1z_template() {
+  local ch='"channel":"{ch}","event":"notification"'
+  [ "$1" = wshub-C ] && ch='"channel":"chat-room-{chn}-channel","event":"newMessage"'
+  printf '{%s,"data":{"ts":{ts},"seq":{seq},"text":"%s"}}' "$ch" "$S1Z_TEXT"
 }
 
 # target_setup NAME PORT: sets SRV_CPUS, SRV_KIND, WORKERS, URL, PROTO (wsbench protocol flags)
@@ -254,10 +321,11 @@ target_setup() {
   PROTO=()
   SRV_ENV=()
   case $1 in
-    wshub-B|wshub-B-2w|wshub-B-hist)
+    wshub-B|wshub-B-2w|wshub-B-hist|wshub-B-z)
       SRV_KIND=wshub; WORKERS=1; SRV_CPUS=$SERVER_CPU
       [ "$1" = wshub-B-2w ] && { WORKERS=2; SRV_CPUS=$SERVER_CPUS_2W; }
       [ "$1" = wshub-B-hist ] && SRV_ENV=(WSHUB_HISTORY_SIZE="${HISTORY_SIZE:-100}")
+      [ "$1" = wshub-B-z ] && SRV_ENV=(WSHUB_WEBSOCKET_COMPRESSION=true)
       URL="ws://127.0.0.1:$p/api/ws?token=$TOKEN_B"
       # default subscribe template {"type":"subscribe","data":{"channel":"{ch}"}}, ack "subscribed",
       # publish body {"channel":"{ch}",...}: {ch} = conversation:c<k>
@@ -283,7 +351,11 @@ target_setup() {
     node-ws)
       SRV_KIND=node; WORKERS=; SRV_CPUS=$SERVER_CPU
       URL="ws://127.0.0.1:$p/ws" ;;
-    *) die "unknown target $1 (wshub-B wshub-C wshub-B-2w wshub-B-hist wshub-B-redis node-ws)" ;;
+    uws|uws-z)
+      SRV_KIND=uws; WORKERS=; SRV_CPUS=$SERVER_CPU; SRV_BIN=$UWS_BIN
+      [ "$1" = uws-z ] && { SRV_BIN=$UWS_BIN_Z; SRV_ENV=(UWS_COMPRESSION=shared); }
+      URL="ws://127.0.0.1:$p/ws" ;;
+    *) die "unknown target $1 (wshub-B wshub-C wshub-B-2w wshub-B-hist wshub-B-z wshub-B-redis node-ws uws uws-z)" ;;
   esac
 }
 
@@ -340,7 +412,7 @@ wait_http() {
 # port, node A (SPID) on PORT; both nodes with WSHUB_BROKER=redis and /readyz = 200
 start_cluster() {
   local p=$1 log=$2 rlog=${2%.server.log}.redis.log blog=${2%.server.log}.nodeB.log
-  REDIS_PORT=$(fresh_port) && NODEB_PORT=$(fresh_port) || { say "  no free port"; return 1; }
+  { REDIS_PORT=$(fresh_port) && NODEB_PORT=$(fresh_port); } || { say "  no free port"; return 1; }
   # fresh_port runs in a subshell here, so it cannot remember its own answers: no duplicates
   while [ "$NODEB_PORT" = "$REDIS_PORT" ] || [ "$NODEB_PORT" = "$p" ] || [ "$REDIS_PORT" = "$p" ]; do
     REDIS_PORT=$(fresh_port) && NODEB_PORT=$(fresh_port) || return 1
@@ -394,6 +466,8 @@ start_server() {
     WSHUB_MOCK_ENABLED="${WSHUB_MOCK_ENABLED:-false}" WSHUB_HISTORY_SIZE="${WSHUB_HISTORY_SIZE:-0}" \
       ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}" UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1}" \
       "${SRV_ENV[@]}" taskset -c "$SRV_CPUS" "$BIN") > "$log" 2>&1 &
+  elif [ "$SRV_KIND" = uws ]; then
+    (exec env "${SRV_ENV[@]}" taskset -c "$SRV_CPUS" "$SRV_BIN" "$p") > "$log" 2>&1 &
   else
     (cd "$NODE_DIR" && exec taskset -c "$SRV_CPUS" node server.js "$p") > "$log" 2>&1 &
   fi
@@ -404,13 +478,18 @@ start_server() {
     code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "http://127.0.0.1:$p/healthz" 2>/dev/null)
     # wshubd: GET /healthz answers 200; the node peer has no /healthz (404 = it listens)
     if [ "$SRV_KIND" = wshub ] && [ "$code" = 200 ]; then ok=1; break; fi
-    if [ "$SRV_KIND" = node ] && [ "$code" != 000 ] && [ -n "$code" ]; then ok=1; break; fi
+    # the peers have no /healthz: any answer (404) means it listens
+    if [ "$SRV_KIND" != wshub ] && [ "$code" != 000 ] && [ -n "$code" ]; then ok=1; break; fi
     sleep 0.1
   done
   [ -n "$ok" ] || { say "  the server did not answer on port $p within 15 s"; stop_server; return 1; }
   local exe want
   exe=$(readlink -f "/proc/$SPID/exe" 2>/dev/null)
-  if [ "$SRV_KIND" != node ]; then want=$(readlink -f "$BIN"); else want=$(readlink -f "$(command -v node)"); fi
+  case $SRV_KIND in
+    node) want=$(readlink -f "$(command -v node)") ;;
+    uws) want=$(readlink -f "$SRV_BIN") ;;
+    *) want=$(readlink -f "$BIN") ;;
+  esac
   [ "$exe" = "$want" ] || { say "  pid $SPID runs '$exe', not $want"; stop_server; return 1; }
   return 0
 }
@@ -476,20 +555,26 @@ run_one() {
       bpid=$!
     fi
     sleep 0.5
+    # S1Z and every *-z target: wsbench-z --deflate (after PROTO: S1Z's --pub-template wins)
+    local zargs=() wsb=$WSBENCH
+    case "$t $sc" in *"-z "*|*" S1Z") wsb=$WSBENCH_Z; zargs=(--deflate) ;; esac
+    [ "$sc" = S1Z ] && zargs+=(--pub-template "$(s1z_template "$t")")
     # shellcheck disable=SC2206
-    local cmd=(taskset -c "$BENCH_CPU" "$WSBENCH" -u "$URL" $args "${PROTO[@]}" --pid "$SPID" --label "$t-$sc-$rep")
+    local cmd=(taskset -c "$BENCH_CPU" "$wsb" -u "$URL" $args "${PROTO[@]}" "${zargs[@]}" --pid "$SPID" --label "$t-$sc-$rep")
     printf '%q ' "${cmd[@]}" > "$base.cmd"; echo >> "$base.cmd"
     say "[$t $sc #$rep$([ "$attempt" -gt 1 ] && echo " attempt $attempt")] port $port, server pid $SPID (CPUs $SRV_CPUS${WORKERS:+, $WORKERS worker(s)})${cluster:+; node B port $NODEB_PORT pid $BPID (CPU $NODEB_CPU), redis-server port $REDIS_PORT pid $RPID (CPU $REDIS_CPU), observer pid $OPID (CPU $OBSERVER_CPU)}"
-    say "  $(sed -E 's/token=[A-Za-z0-9._-]+/token=<JWT>/; s/Bearer\\? [A-Za-z0-9-]+/Bearer <key>/g' "$base.cmd")"
+    say "  $(sed -E 's/token=[A-Za-z0-9._-]+/token=<JWT>/; s/Bearer\\? [A-Za-z0-9-]+/Bearer <key>/g; s/The\\ committee[^"]*time\./<S1Z_TEXT, about 1 KB>/' "$base.cmd")"
     python3 "$HERE/proc_cpu.py" snap $$ > "$OUT/.procs0" 2>/dev/null
     local t0 t1; t0=$(date +%s.%N)
     timeout 300 "${cmd[@]}" > "$base.json" 2> "$base.log"
     brc=$?
     t1=$(date +%s.%N)
     # the server's own share of the latency (wshub_fanout_delivery_seconds), before it stops
-    [ "$SRV_KIND" != node ] && curl -s --max-time 5 "http://127.0.0.1:$port/metrics" |
+    is_peer=0
+    case $SRV_KIND in node|uws) is_peer=1 ;; esac
+    [ $is_peer = 0 ] && curl -s --max-time 5 "http://127.0.0.1:$port/metrics" |
       python3 "$HERE/fanout_metrics.py" > "$base.fanout.json" 2>/dev/null
-    [ "$SRV_KIND" != node ] && [ -n "$bpid" ] && curl -s --max-time 5 "http://127.0.0.1:$port/metrics" |
+    [ $is_peer = 0 ] && [ -n "$bpid" ] && curl -s --max-time 5 "http://127.0.0.1:$port/metrics" |
       grep -E '^wshub_mock_tap' >> "$base.beside.log"
     [ -n "$bpid" ] && stop_pid "$bpid"
     local extra=0
@@ -515,8 +600,20 @@ d=json.load(open(sys.argv[1])); print(round(sum((d.get(k) or {}).get("pct",0) fo
     [ -n "$procj" ] || procj='{}'
     ol=$(other_load "$base.json" "$procj" "$extra")
     read -r other mach procs <<< "$ol"
-    # node exits on SIGTERM by the signal (no handler): 143 is its normal stop
-    echo "{\"target\":\"$t\",\"scenario\":\"$sc\",\"rep\":$rep,\"attempt\":$attempt,\"port\":$port,\"bench_rc\":$brc,\"server_rc\":${SERVER_RC:-null},\"server_rc_normal\":$([ "$SRV_KIND" = node ] && echo '[0,143]' || echo '[0]'),\"other_load_pct\":$other,\"other_machine_pct\":$mach,\"other_procs\":$procs,\"wall_s\":$(echo "$t1 - $t0" | bc),\"server_cpus\":\"$SRV_CPUS\",\"bench_cpu\":\"$BENCH_CPU\",\"workers\":${WORKERS:-null}}" > "$base.run.json"
+    # a --deflate run: the compressed targets must have received compressed frames, the others none
+    local dcheck=null
+    if [ ${#zargs[@]} -gt 0 ]; then
+      dcheck=$(python3 "$HERE/deflate_check.py" "$t" "$base.json")
+      if [ -n "$dcheck" ]; then
+        say "  DEFLATE CHECK FAILED [$t $sc #$rep]: $dcheck"
+        FAILED=$((FAILED + 1))
+      else
+        say "  deflate check ok: $(python3 -c 'import json,sys; z=json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])["deflate"]; print("%d conns negotiated, %d of %d messages compressed, %d wire / %d plain bytes" % (z["negotiated"], z["compressed_messages"], z["messages"], z["wire_bytes"], z["plain_bytes"]))' "$base.json")"
+      fi
+      dcheck=$(python3 -c 'import json,sys; print(json.dumps(sys.argv[1] or "ok"))' "$dcheck")
+    fi
+    # node and uWS exit on SIGTERM by the signal (no handler): 143 is their normal stop
+    echo "{\"target\":\"$t\",\"scenario\":\"$sc\",\"rep\":$rep,\"attempt\":$attempt,\"port\":$port,\"bench_rc\":$brc,\"server_rc\":${SERVER_RC:-null},\"server_rc_normal\":$([ $is_peer = 1 ] && echo '[0,143]' || echo '[0]'),\"deflate_check\":$dcheck,\"other_load_pct\":$other,\"other_machine_pct\":$mach,\"other_procs\":$procs,\"wall_s\":$(echo "$t1 - $t0" | bc),\"server_cpus\":\"$SRV_CPUS\",\"bench_cpu\":\"$BENCH_CPU\",\"workers\":${WORKERS:-null}}" > "$base.run.json"
     [ "$other" -gt 5 ] && say "  other load ${other}% of a CPU (machine estimate ${mach}%; processes: $procs)"
     [ "$brc" = 0 ] || FAILED=$((FAILED + 1))
     sleep 1
@@ -525,6 +622,7 @@ d=json.load(open(sys.argv[1])); print(round(sum((d.get(k) or {}).get("pct",0) fo
       break
     fi
     say "  other load ${other}% during the run: rejected, repeating"
+    [ -n "$dcheck" ] && [ "$dcheck" != null ] && [ "$dcheck" != '"ok"' ] && FAILED=$((FAILED - 1))
     for f in json log server.log cmd run.json fanout.json cluster.json redis-stats.txt observer.log nodeB.log redis.log cpu.jsonl; do [ -e "$base.$f" ] && mv "$base.$f" "$base.$f.rejected$attempt"; done
     [ "$brc" = 0 ] || FAILED=$((FAILED - 1))
   done

@@ -17,16 +17,19 @@ import re
 import statistics
 import sys
 
-TARGET_ORDER = ["wshub-B", "wshub-C", "wshub-B-2w", "wshub-B-redis", "node-ws"]
-SC_ORDER = ["S1", "S2", "S2M", "S2L", "S3"]
+TARGET_ORDER = ["wshub-B", "wshub-B-z", "wshub-C", "wshub-B-2w", "wshub-B-hist", "wshub-B-redis", "node-ws",
+                "uws", "uws-z"]
+SC_ORDER = ["S1", "S1Z", "S2", "S2M", "S2L", "S3"]
 SC_TITLE = {
     "S1": "S1 — fan-out: 1 channel × 1000 subscribers, saturate (W=16) via HTTP publish, 10 s",
+    "S1Z": "S1Z — S1 with a ~1 KB compressible publish body, wsbench-z --deflate (offered to every target; "
+           "the *-z targets compress)",
     "S2": "S2 — 100 channels × 100 subscribers (N=10,000), 2000 publishes/s, 10 s",
     "S2M": "S2M — 100 × 100 (N=10,000), 1000 publishes/s, 10 s",
     "S2L": "S2L — 100 × 100 (N=10,000), 500 publishes/s (50k deliveries/s), 10 s",
     "S3": "S3 — idle: 10,000 connections (100 channels), 10 s hold",
 }
-STD_CONNS = {"S1": 1000, "S2": 10000, "S2M": 10000, "S2L": 10000, "S3": 10000}
+STD_CONNS = {"S1": 1000, "S1Z": 1000, "S2": 10000, "S2M": 10000, "S2L": 10000, "S3": 10000}
 # uWebSockets and node-ws medians QUOTED from ../shared/bench/RESULTS.md (not measured here)
 QUOTED = {
     "uWebSockets": {"S1.dps": 846216, "S1.p50": 6.97, "S1.p99": 13.37, "S2L.p50": 0.53, "S2L.p99": 1.82,
@@ -90,6 +93,58 @@ IDLE = [("handshakes/s", "handshakes_per_s", 0, 1), ("KB/conn (after hold)", "kb
         ("sub-ack s", "sub_ack_s", 3, 1), ("server CPU % (connect)", "cpu.connect.server_pct", 0, 1),
         ("bench CPU % (connect)", "cpu.connect.bench_pct", 0, 1), ("syn_retrans", "syn_retrans", 0, 1),
         ("errors", "errors.total", 0, 1)]
+
+
+def deflate_table(sc, present, runs, meta):
+    """wsbench-z --deflate runs: what went over the wire against what the subscribers read, and the
+    compressed targets beside their uncompressed twins (wshub-B-z / wshub-B, uws-z / uws)"""
+    zt = [t for t in present if any("deflate" in d for d in runs[(t, sc)])]
+    if not zt:
+        return
+    print("\n%s, permessage-deflate (subscriber connections, whole run): *negotiated* = connections "
+          "whose handshake agreed on it; *wire B/msg* = payload bytes as received, *plain B/msg* = after "
+          "inflating (equal when uncompressed); *check* = bench/deflate_check.py (a *-z target must compress, "
+          "the others must not).\n" % sc)
+    print("| target | runs | negotiated | compressed msgs / msgs | wire B/msg | plain B/msg | wire ÷ plain "
+          "| wire MB/s | deliveries/s | server CPU % | lat p50 ms | check |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for t in zt:
+        ds = [d for d in runs[(t, sc)] if "deflate" in d]
+        z = [d["deflate"] for d in ds]
+        per = lambda k: [x[k] / x["messages"] if x["messages"] else None for x in z]  # noqa: E731
+        dur = [d.get("duration_s") or 0 for d in ds]
+        checks = sorted({str(meta.get(d.get("label"), {}).get("deflate_check")) for d in ds})
+        print("| %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+            t, len(ds), fmt([x["negotiated"] for x in z]),
+            "%s / %s" % (fmt([x["compressed_messages"] for x in z]), fmt([x["messages"] for x in z])),
+            fmt(per("wire_bytes")), fmt(per("plain_bytes")),
+            fmt([x["wire_bytes"] / x["plain_bytes"] if x["plain_bytes"] else None for x in z], 3),
+            # whole-run bytes over the publish window: an approximation (acks and the drain are in it)
+            fmt([x["wire_bytes"] / 1e6 / s_ if s_ else None for x, s_ in zip(z, dur)], 1),
+            fmt([d.get("deliveries_per_s") for d in ds]), fmt([get(d, "cpu.publish.server_pct") for d in ds]),
+            fmt([get(d, "latency_us.p50") for d in ds], 2, 1e-3), ", ".join(checks)))
+    pairs = [(a, b) for a, b in (("wshub-B-z", "wshub-B"), ("uws-z", "uws")) if a in zt and b in zt]
+    if not pairs:
+        return
+    print("\nCompressed ÷ uncompressed, same payload, same wsbench-z (medians; < 1 for wire bytes means "
+          "compression saved bytes, deliveries/s < 1 means it cost throughput):\n")
+    print("| pair | deliveries/s | server CPU % | lat p50 | wire bytes/msg |")
+    print("|---|---|---|---|---|")
+
+    def m(t, f):
+        v = med([f(d) for d in runs[(t, sc)]])
+        return v
+
+    def wire(d):
+        z = d.get("deflate") or {}
+        return z["wire_bytes"] / z["messages"] if z.get("messages") else None
+    for a, b in pairs:
+        row = []
+        for f in (lambda d: d.get("deliveries_per_s"), lambda d: get(d, "cpu.publish.server_pct"),
+                  lambda d: get(d, "latency_us.p50"), wire):
+            va, vb = m(a, f), m(b, f)
+            row.append("%.2f×" % (va / vb) if va is not None and vb else "-")
+        print("| %s ÷ %s | %s |" % (a, b, " | ".join(row)))
 
 
 def columns(sc, runs):
@@ -174,6 +229,7 @@ def main():
             cells = [fmt([get(d, c[1]) for d in ds], c[2], c[3]) for c in cols]
             cells.append(fmt([meta.get(d.get("label"), {}).get("other_load_pct", other_load(d)) for d in ds], 0))
             print("| %s | %d | %s |" % (t, len(ds), " | ".join(cells)))
+        deflate_table(sc, present, runs, meta)
 
     # ----------------------------------------------------------- ratios
     def m_of(t, sc, path, scale=1.0):
@@ -188,7 +244,7 @@ def main():
                ("S3 KB/conn", "S3", "kb_per_conn", 1, "S3.kb", False, 2),
                ("S3 handshakes/s", "S3", "handshakes_per_s", 1, "S3.hs", True, 0)]
     metrics = [x for x in metrics if x[1] in scs and x[1] not in nonstd]
-    wshub = [t for t in targets if t.startswith("wshub")]
+    wshub = [t for t in targets if t.startswith("wshub") and not t.endswith("-z")]
 
     def cell(a, b, digits):
         if a is None or b is None or b == 0:
@@ -199,20 +255,25 @@ def main():
     if wshub and metrics:
         legend = ("ratio = wshub ÷ peer; higher is better for deliveries/s and handshakes/s, lower is better "
                   "for latency and KB/conn. Medians.")
-        if "node-ws" in targets:
-            print("\n### Ratios: wshub vs node-ws, both measured in this run (same machine, same wsbench)\n")
+        for peer, name in (("node-ws", "node-ws"), ("uws", "uWebSockets (uws)")):
+            if peer not in targets:
+                continue
+            print("\n### Ratios: wshub vs %s, both measured in this run (same machine, same wsbench)\n" % name)
             print(legend + "\n")
             print("| target | " + " | ".join(x[0] for x in metrics) + " |")
             print("|---|" + "---|" * len(metrics))
             for t in wshub:
-                print("| %s vs node-ws | %s |" % (t, " | ".join(
-                    cell(m_of(t, x[1], x[2], x[3]), m_of("node-ws", x[1], x[2], x[3]), x[6]) for x in metrics)))
+                print("| %s vs %s | %s |" % (t, peer, " | ".join(
+                    cell(m_of(t, x[1], x[2], x[3]), m_of(peer, x[1], x[2], x[3]), x[6]) for x in metrics)))
         print("\n### Ratios: wshub vs uWebSockets — uWebSockets figures QUOTED from ../shared/bench/RESULTS.md, "
               "NOT measured in this run\n")
-        print("uWebSockets is not buildable here; its medians (3 runs, same wsbench, same pinning, this machine "
-              "type, an earlier session) are copied from RESULTS.md: S1 846,216 deliveries/s, p50 6.97 / p99 "
+        print("Its medians (3 runs, same wsbench, same pinning, this machine type, an earlier session) are copied "
+              "from RESULTS.md: S1 846,216 deliveries/s, p50 6.97 / p99 "
               "13.37 ms (bench-co-limited: wsbench at 95 %); S2L p50 0.53 / p99 1.82 ms; S3 0.46 KB/conn, "
-              "28,372 handshakes/s (wsbench-limited). " + legend + "\n")
+              "28,372 handshakes/s (wsbench-limited). " +
+              ("The uws target above is the same build measured now; the calibration below compares the two. "
+               if "uws" in targets else "The uws target (bench/build-uws.sh) measures it in this run. ") +
+              legend + "\n")
         print("| target | " + " | ".join(x[0] for x in metrics) + " |")
         print("|---|" + "---|" * len(metrics))
         for t in wshub:
@@ -253,14 +314,16 @@ def main():
                 sc, len(ds), cl("nodeA"), cl("nodeB"), cl("redis"), cl("observer"),
                 fmt([get(d, "cpu.publish.bench_pct") for d in ds], 0),
                 fmt([get(d, "redis_publish.usec_per_call") for d in ds], 2)))
-    if "node-ws" in targets and metrics:
-        print("\n### Calibration: node-ws in this run vs node-ws QUOTED from RESULTS.md\n")
+    calib = [(p, q) for p, q in (("node-ws", "node-ws"), ("uws", "uWebSockets")) if p in targets]
+    if calib and metrics:
+        print("\n### Calibration: the peers in this run vs the same peers QUOTED from RESULTS.md\n")
         print("The same peer on the same machine type; a large drift means the machine (or the load on it) "
               "differs from when RESULTS.md was measured, and the quoted uWS ratios above drift with it.\n")
         print("| | " + " | ".join(x[0] for x in metrics) + " |")
         print("|---|" + "---|" * len(metrics))
-        print("| node-ws this run ÷ RESULTS.md | %s |" % " | ".join(
-            cell(m_of("node-ws", x[1], x[2], x[3]), QUOTED["node-ws"][x[4]], x[6]) for x in metrics))
+        for p, q in calib:
+            print("| %s this run ÷ RESULTS.md | %s |" % (p, " | ".join(
+                cell(m_of(p, x[1], x[2], x[3]), QUOTED[q][x[4]], x[6]) for x in metrics)))
 
     # ----------------------------------------------------------- anomalies
     notes = []
@@ -311,6 +374,8 @@ def main():
                 notes.append("%s: other processes used %.0f %% of a CPU during the run (%s)" % (lab, ol, why))
             if r and r.get("bench_rc") not in (0, None):
                 notes.append("%s: wsbench exit status %s" % (lab, r.get("bench_rc")))
+            if r and r.get("deflate_check") not in (None, "ok"):
+                notes.append("%s: DEFLATE CHECK FAILED: %s" % (lab, r["deflate_check"]))
             if r and r.get("server_rc") is not None and r.get("server_rc") not in r.get("server_rc_normal", [0]):
                 notes.append("%s: server exit status %s after SIGTERM" % (lab, r.get("server_rc")))
     for k, n in sorted(rejected.items()):
