@@ -37,6 +37,10 @@
 # S1Z (not in the defaults): S1's arguments with a ~1 KB compressible publish body, measured with
 # bench/wsbench-z --deflate against every target (the uncompressed ones decline the offer):
 #   bench/run.sh --targets "wshub-B-z uws-z wshub-B uws" --scenarios S1Z
+# SP and SPF (not in the defaults; issue 18's two-worker scaling): publish-heavy, ~6.6 KB JSON
+# bodies to 100 channels of 10 subscribers, saturated (SP) or at SPF_RATE publishes/s (SPF):
+#   bench/run.sh --targets "wshub-B wshub-B-2w" --scenarios "SP SPF"
+# wshub-E (/echo, no token) runs S3 only: the handshake rate without JWT verification.
 # Every --deflate run is checked (bench/deflate_check.py): a *-z target must have negotiated on
 # every connection and received compressed messages with wire bytes < plain bytes, any other
 # target nothing compressed; a failed check fails the run (exit 1) and is listed in the anomalies.
@@ -300,6 +304,12 @@ scenario_args() {
     S2L) echo "-n 10000 -c 100 -k 200 -m fixed -r 500 -p http -P 16 -d 10" ;;
     S3)  echo "-n 10000 -c 100 -k 200 -m idle --hold 10" ;;
     S1Z) echo "-n 1000 -c 1 -k 200 -m saturate -p http -w 16 -P 4 -d 10" ;; # + --deflate, s1z_template
+    # Publish-heavy (issue 18, two workers): ~6.6 KB JSON bodies (sp_template) to 100 channels of
+    # 10 subscribers; the server parses and checks every body, the bench only sends and reads.
+    # SP saturates (32 publishes in flight), SPF offers SPF_RATE publishes/s (default 6000,
+    # above what one worker holds here).
+    SP)  echo "-n 1000 -c 100 -k 200 -m saturate -p http -w 32 -P 16 -d 10" ;;
+    SPF) echo "-n 1000 -c 100 -k 200 -m fixed -r ${SPF_RATE:-6000} -p http -P 16 -d 10" ;;
     *)   echo "unknown scenario $1" >&2; return 1 ;;
   esac
 }
@@ -313,6 +323,12 @@ s1z_template() {
   local ch='"channel":"{ch}","event":"notification"'
   [ "$1" = wshub-C ] && ch='"channel":"chat-room-{chn}-channel","event":"newMessage"'
   printf '{%s,"data":{"ts":{ts},"seq":{seq},"text":"%s"}}' "$ch" "$S1Z_TEXT"
+}
+
+# SP and SPF's publish body: S1Z's text six times (~6.6 KB), {ts} and {seq} in front.
+sp_template() {
+  local t=$S1Z_TEXT
+  S1Z_TEXT="$t $t $t $t $t $t" s1z_template "$1"
 }
 
 # target_setup NAME PORT: sets SRV_CPUS, SRV_KIND, WORKERS, URL, PROTO (wsbench protocol flags)
@@ -348,6 +364,12 @@ target_setup() {
       SRV_KIND=wshub-redis; WORKERS=1; SRV_CPUS=$SERVER_CPU
       URL="ws://127.0.0.1:$p/api/ws?token=$TOKEN_B"
       PROTO=(--channel-prefix conversation:c --pub-header "Authorization: Bearer $KEY") ;;
+    wshub-E)
+      # /echo: no token, no subscription, every message sent back (so the subscribe template
+      # comes back as its own ack). S3 only: the handshake rate without JWT, against uws.
+      SRV_KIND=wshub; WORKERS=1; SRV_CPUS=$SERVER_CPU
+      URL="ws://127.0.0.1:$p/echo"
+      PROTO=(--ack subscribe) ;;
     node-ws)
       SRV_KIND=node; WORKERS=; SRV_CPUS=$SERVER_CPU
       URL="ws://127.0.0.1:$p/ws" ;;
@@ -355,7 +377,7 @@ target_setup() {
       SRV_KIND=uws; WORKERS=; SRV_CPUS=$SERVER_CPU; SRV_BIN=$UWS_BIN
       [ "$1" = uws-z ] && { SRV_BIN=$UWS_BIN_Z; SRV_ENV=(UWS_COMPRESSION=shared); }
       URL="ws://127.0.0.1:$p/ws" ;;
-    *) die "unknown target $1 (wshub-B wshub-C wshub-B-2w wshub-B-hist wshub-B-z wshub-B-redis node-ws uws uws-z)" ;;
+    *) die "unknown target $1 (wshub-B wshub-C wshub-B-2w wshub-B-hist wshub-B-z wshub-B-redis wshub-E node-ws uws uws-z)" ;;
   esac
 }
 
@@ -559,6 +581,7 @@ run_one() {
     local zargs=() wsb=$WSBENCH
     case "$t $sc" in *"-z "*|*" S1Z") wsb=$WSBENCH_Z; zargs=(--deflate) ;; esac
     [ "$sc" = S1Z ] && zargs+=(--pub-template "$(s1z_template "$t")")
+    case $sc in SP|SPF) zargs+=(--pub-template "$(sp_template "$t")") ;; esac
     # shellcheck disable=SC2206
     local cmd=(taskset -c "$BENCH_CPU" "$wsb" -u "$URL" $args "${PROTO[@]}" "${zargs[@]}" --pid "$SPID" --label "$t-$sc-$rep")
     printf '%q ' "${cmd[@]}" > "$base.cmd"; echo >> "$base.cmd"
@@ -602,7 +625,7 @@ d=json.load(open(sys.argv[1])); print(round(sum((d.get(k) or {}).get("pct",0) fo
     read -r other mach procs <<< "$ol"
     # a --deflate run: the compressed targets must have received compressed frames, the others none
     local dcheck=null
-    if [ ${#zargs[@]} -gt 0 ]; then
+    if [ "$wsb" = "$WSBENCH_Z" ]; then
       dcheck=$(python3 "$HERE/deflate_check.py" "$t" "$base.json")
       if [ -n "$dcheck" ]; then
         say "  DEFLATE CHECK FAILED [$t $sc #$rep]: $dcheck"
@@ -632,6 +655,8 @@ d=json.load(open(sys.argv[1])); print(round(sum((d.get(k) or {}).get("pct",0) fo
 for rep in $(seq 1 "$REPS"); do
   for sc in $SCENARIOS; do
     for t in $TARGETS; do
+      # /echo has no channels: only the idle scenario means something there
+      [ "$t" = wshub-E ] && [ "$sc" != S3 ] && continue
       run_one "$t" "$sc" "$rep"
     done
   done
