@@ -15,6 +15,8 @@
 #include "wshub/auth.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -34,6 +36,7 @@
 #include <openssl/pem.h>
 
 #include "wshub/http.h"
+#include "wshub/util.h"
 
 const char *const auth_reason_names[AUTH_REASON_COUNT] = {
     [AUTH_OK] = "ok",
@@ -100,6 +103,7 @@ struct auth_verifier {
      * HMAC and its digest from the provider on every call, then base64-encodes through BIOs:
      * most of a handshake's cost. NULL: libjwt verifies. */
     EVP_MAC_CTX *hmac[NALGS];
+    uint64_t serial;     /* tells the threads' copies of hmac[] (thread_hmac) whose they are */
 };
 
 /* ---- the verifier ---------------------------------------------------------------- */
@@ -382,6 +386,8 @@ auth_verifier_t *auth_verifier_new(const config_t *cfg, const char *dev_secret, 
     v->require_exp = cfg->auth_require_exp;
     if (!v->public_key)
         make_hmac_templates(v);
+    static atomic_uint_fast64_t serials;
+    v->serial = (uint64_t)atomic_fetch_add(&serials, 1) + 1; /* never 0: no thread's yet */
     return v;
 fail:
     auth_verifier_free(v);
@@ -555,29 +561,81 @@ static auth_reason_t check_claims(const auth_verifier_t *v, const json_t *p, tim
     return AUTH_OK;
 }
 
+/* Each thread's copies of a verifier's keyed HMAC contexts, made on its first use of that
+ * verifier (a reload makes a new one) and freed with the thread: a verification then only
+ * resets one (EVP_MAC_init without a key), where a copy per verification (EVP_MAC_CTX_dup
+ * and _free) cost 4,400 instructions. */
+typedef struct hmac_copies {
+    uint64_t serial; /* the verifier they were copied from */
+    EVP_MAC_CTX *ctx[NALGS];
+} hmac_copies_t;
+
+static pthread_key_t hmac_key;
+static bool hmac_key_ok;
+static pthread_once_t hmac_once = PTHREAD_ONCE_INIT;
+
+static void hmac_copies_clear(hmac_copies_t *t)
+{
+    for (size_t i = 0; i < NALGS; i++) {
+        EVP_MAC_CTX_free(t->ctx[i]);
+        t->ctx[i] = NULL;
+    }
+}
+
+static void hmac_copies_free(void *arg)
+{
+    hmac_copies_clear(arg);
+    free(arg);
+}
+
+static void hmac_key_make(void)
+{
+    hmac_key_ok = pthread_key_create(&hmac_key, hmac_copies_free) == 0;
+}
+
+/* This thread's copy of v's context for algs[alg], or NULL (then the caller copies it). */
+static EVP_MAC_CTX *thread_hmac(const auth_verifier_t *v, int alg)
+{
+    pthread_once(&hmac_once, hmac_key_make);
+    if (!hmac_key_ok)
+        return NULL;
+    hmac_copies_t *t = util_thread_block(hmac_key, sizeof *t);
+    if (!t)
+        return NULL;
+    if (t->serial != v->serial) {
+        hmac_copies_clear(t);
+        t->serial = v->serial;
+    }
+    if (!t->ctx[alg])
+        t->ctx[alg] = EVP_MAC_CTX_dup(v->hmac[alg]);
+    return t->ctx[alg];
+}
+
 /* An HS* signature, as libjwt checks it (base64url of the HMAC of header.payload, the text
  * up to the second dot, equal to the third part) with a copy of the keyed context: the
  * signature is canonical base64url (split_token), so comparing the decoded bytes is the same
  * test as comparing the texts. */
-static auth_reason_t check_hmac(const EVP_MAC_CTX *tmpl, const char *token, const char *dot2,
-                                size_t len)
+static auth_reason_t check_hmac(const auth_verifier_t *v, int alg, const char *token,
+                                const char *dot2, size_t len)
 {
     unsigned char want[EVP_MAX_MD_SIZE], got[EVP_MAX_MD_SIZE + 3];
     size_t want_len = 0, sig_len = len - (size_t)(dot2 + 1 - token);
-    EVP_MAC_CTX *ctx = EVP_MAC_CTX_dup(tmpl);
+    EVP_MAC_CTX *mine = thread_hmac(v, alg), *ctx = mine ? mine : EVP_MAC_CTX_dup(v->hmac[alg]);
     auth_reason_t r = AUTH_BAD_SIGNATURE;
 
     if (!ctx) {
         ERR_clear_error();
         return AUTH_BAD_SIGNATURE;
     }
-    if (EVP_MAC_update(ctx, (const unsigned char *)token, (size_t)(dot2 - token)) == 1 &&
+    if ((!mine || EVP_MAC_init(ctx, NULL, 0, NULL) == 1) && /* back to the keyed state */
+        EVP_MAC_update(ctx, (const unsigned char *)token, (size_t)(dot2 - token)) == 1 &&
         EVP_MAC_final(ctx, want, &want_len, sizeof want) == 1 &&
         sig_len == (want_len * 4 + 2) / 3 && /* unpadded base64 of want_len bytes */
         b64url_decode(dot2 + 1, sig_len, got) == (long)want_len &&
         CRYPTO_memcmp(got, want, want_len) == 0)
         r = AUTH_OK;
-    EVP_MAC_CTX_free(ctx);
+    if (!mine)
+        EVP_MAC_CTX_free(ctx);
     if (r != AUTH_OK)
         ERR_clear_error(); /* a failed call may have left entries in this thread's queue */
     return r;
@@ -646,7 +704,7 @@ auth_reason_t auth_verify(const auth_verifier_t *v, const char *token, time_t no
     payload = decode_object(dot1 + 1, (size_t)(dot2 - dot1 - 1));
     if (!payload)
         return AUTH_MALFORMED;
-    r = v->hmac[alg] ? check_hmac(v->hmac[alg], token, dot2, len) : check_signature(v, token, alg);
+    r = v->hmac[alg] ? check_hmac(v, alg, token, dot2, len) : check_signature(v, token, alg);
     if (r == AUTH_OK)
         r = check_claims(v, payload, now, &exp);
     if (r != AUTH_OK) {

@@ -4,6 +4,7 @@
 #include "wshub/util.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <time.h>
 
 
@@ -15,4 +16,18 @@ void util_iso8601_now(char out[32])
     gmtime_r(&ts.tv_sec, &tm);
     size_t n = strftime(out, 32, "%Y-%m-%dT%H:%M:%S", &tm);
     snprintf(out + n, 32 - n, ".%03dZ", (int)(ts.tv_nsec / 1000000) % 1000);
+}
+
+void *util_thread_block(pthread_key_t key, size_t size)
+{
+    void *b = pthread_getspecific(key);
+    if (b)
+        return b;
+    if (!(b = calloc(1, size)))
+        return NULL;
+    if (pthread_setspecific(key, b) != 0) {
+        free(b);
+        return NULL;
+    }
+    return b;
 }
