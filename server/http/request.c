@@ -43,8 +43,9 @@ const char *http_request_query(const http_request_t *r, size_t *len)
 
 const char *http_request_header(const http_request_t *r, const char *name, size_t *len)
 {
+    size_t nlen = strlen(name);
     for (int i = 0; i < r->nhdrs; i++) {
-        if (strcasecmp(r->buf + r->hdrs[i].name, name) == 0) {
+        if (http_hdr_is(r, &r->hdrs[i], name, nlen)) {
             if (len)
                 *len = r->hdrs[i].value_len;
             return r->buf + r->hdrs[i].value;
@@ -411,9 +412,9 @@ bool http_path_is(const http_request_t *r, const char *want)
  * Every header of that name counts (a client may repeat Sec-WebSocket-Protocol). */
 int http_request_header_has_token(const http_request_t *r, const char *name, const char *token)
 {
-    size_t tlen = strlen(token);
+    size_t tlen = strlen(token), nlen = strlen(name);
     for (int i = 0; i < r->nhdrs; i++) {
-        if (strcasecmp(r->buf + r->hdrs[i].name, name) != 0)
+        if (!http_hdr_is(r, &r->hdrs[i], name, nlen))
             continue;
         const char *v = r->buf + r->hdrs[i].value, *end = v + r->hdrs[i].value_len;
         while (v < end) {

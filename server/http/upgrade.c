@@ -65,7 +65,7 @@ bool http_host_ok(http_conn_t *h)
 {
     int n = 0;
     for (int i = 0; i < h->req.nhdrs; i++)
-        n += strcasecmp(h->req.buf + h->req.hdrs[i].name, "Host") == 0;
+        n += http_hdr_is(&h->req, &h->req.hdrs[i], "Host", 4);
     bool v11 = h->parser.http_major > 1 || (h->parser.http_major == 1 && h->parser.http_minor >= 1);
     return v11 ? n == 1 : n <= 1;
 }
@@ -132,7 +132,7 @@ static int negotiate_deflate(http_conn_t *h, pmd_params_t *p, char *resp, size_t
         return 0; /* off: the extension is never answered */
     http_request_t *r = &h->req;
     for (int i = 0; i < r->nhdrs; i++)
-        if (strcasecmp(r->buf + r->hdrs[i].name, "Sec-WebSocket-Extensions") == 0 &&
+        if (http_hdr_is(r, &r->hdrs[i], "Sec-WebSocket-Extensions", 24) &&
             pmd_negotiate(r->buf + r->hdrs[i].value, r->hdrs[i].value_len, p, resp, resplen))
             return 1;
     return 0;
