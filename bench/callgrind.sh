@@ -35,11 +35,7 @@ env WSHUB_LISTEN="127.0.0.1:$PORT" WSHUB_WORKERS=1 WSHUB_LOG_LEVEL=warn WSHUB_JW
   WSHUB_API_KEY="$KEY" taskset -c 0 valgrind --tool=callgrind --callgrind-out-file="$BASE.out" "$BIN" \
   > "$BASE.server.log" 2>&1 &
 SPID=$!
-for _ in $(seq 1 150); do
-  curl -s -o /dev/null --max-time 1 "http://127.0.0.1:$PORT/healthz" && break
-  kill -0 "$SPID" 2>/dev/null || die "the server exited: see $BASE.server.log"
-  sleep 0.2
-done
+wait_healthz "$PORT" "$SPID" || die "the server exited or did not answer /healthz: see $BASE.server.log"
 callgrind_control -z "$SPID" >/dev/null 2>&1 || die "callgrind_control -z failed"
 taskset -c 1 "$HERE/wsbench" -u "ws://127.0.0.1:$PORT/api/ws?token=$TOKEN" -n "$SUBS" -c 1 -k 50 \
   -m saturate -p http -w 16 -P 4 -d "$DURATION" --drain 10 --channel-prefix conversation:c \

@@ -60,3 +60,15 @@ stop_pid() {
   fi
   wait "$pid" 2>/dev/null
 }
+
+# wait_healthz PORT PID: waits (every 0.2 s, at most 30 s: valgrind starts slowly) until the
+# server PID answers GET /healthz on 127.0.0.1:PORT; returns 1 if it exits or never answers.
+wait_healthz() {
+  local port=$1 pid=$2
+  for _ in $(seq 1 150); do
+    curl -s -o /dev/null --max-time 1 "http://127.0.0.1:$port/healthz" && return 0
+    kill -0 "$pid" 2>/dev/null || return 1
+    sleep 0.2
+  done
+  return 1
+}

@@ -15,6 +15,8 @@
 #include "wshub/auth.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -28,11 +30,13 @@
 #include <openssl/ec.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/core_names.h>
 #include <openssl/obj_mac.h>
 #include <openssl/objects.h>
 #include <openssl/pem.h>
 
 #include "wshub/http.h"
+#include "wshub/util.h"
 
 const char *const auth_reason_names[AUTH_REASON_COUNT] = {
     [AUTH_OK] = "ok",
@@ -59,18 +63,19 @@ typedef struct alg_info {
     jwt_alg_t alg;
     key_kind_t kind;
     int curve_nid;    /* KIND_EC: the one curve RFC 7518 §3.4 pairs with it */
+    const char *digest; /* KIND_HMAC: the hash of its HMAC */
 } alg_info_t;
 
 static const alg_info_t algs[] = {
-    {"HS256", JWT_ALG_HS256, KIND_HMAC, 0},
-    {"HS384", JWT_ALG_HS384, KIND_HMAC, 0},
-    {"HS512", JWT_ALG_HS512, KIND_HMAC, 0},
-    {"RS256", JWT_ALG_RS256, KIND_RSA, 0},
-    {"RS384", JWT_ALG_RS384, KIND_RSA, 0},
-    {"RS512", JWT_ALG_RS512, KIND_RSA, 0},
-    {"ES256", JWT_ALG_ES256, KIND_EC, NID_X9_62_prime256v1},
-    {"ES384", JWT_ALG_ES384, KIND_EC, NID_secp384r1},
-    {"ES512", JWT_ALG_ES512, KIND_EC, NID_secp521r1},
+    {"HS256", JWT_ALG_HS256, KIND_HMAC, 0, "SHA256"},
+    {"HS384", JWT_ALG_HS384, KIND_HMAC, 0, "SHA384"},
+    {"HS512", JWT_ALG_HS512, KIND_HMAC, 0, "SHA512"},
+    {"RS256", JWT_ALG_RS256, KIND_RSA, 0, NULL},
+    {"RS384", JWT_ALG_RS384, KIND_RSA, 0, NULL},
+    {"RS512", JWT_ALG_RS512, KIND_RSA, 0, NULL},
+    {"ES256", JWT_ALG_ES256, KIND_EC, NID_X9_62_prime256v1, NULL},
+    {"ES384", JWT_ALG_ES384, KIND_EC, NID_secp384r1, NULL},
+    {"ES512", JWT_ALG_ES512, KIND_EC, NID_secp521r1, NULL},
 };
 #define NALGS (sizeof algs / sizeof algs[0])
 #define BIT(i) (1u << (i)) /* an algorithm set: bit i = algs[i] */
@@ -93,6 +98,12 @@ struct auth_verifier {
     char *audience;      /* NULL = not checked */
     int64_t leeway_s;
     bool require_exp;
+    /* Per allowed HS* algorithm: an HMAC context keyed with the secret, never used itself,
+     * only copied (EVP_MAC_CTX_dup reads it, so the workers share it). libjwt's HMAC() fetches
+     * HMAC and its digest from the provider on every call, then base64-encodes through BIOs:
+     * most of a handshake's cost. NULL: libjwt verifies. */
+    EVP_MAC_CTX *hmac[NALGS];
+    uint64_t serial;     /* tells the threads' copies of hmac[] (thread_hmac) whose they are */
 };
 
 /* ---- the verifier ---------------------------------------------------------------- */
@@ -324,6 +335,29 @@ static int choose_algorithms(auth_verifier_t *v, const config_strlist_t *names, 
     return -1;
 }
 
+/* The keyed HMAC contexts of the allowed HS* algorithms. One that cannot be made is left
+ * NULL: that algorithm is then verified by libjwt, as before. */
+static void make_hmac_templates(auth_verifier_t *v)
+{
+    EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+
+    for (size_t i = 0; mac && i < NALGS; i++) {
+        if (algs[i].kind != KIND_HMAC || !(v->allowed & BIT(i)))
+            continue;
+        OSSL_PARAM params[] = {
+            OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)algs[i].digest, 0),
+            OSSL_PARAM_construct_end()};
+        EVP_MAC_CTX *ctx = EVP_MAC_CTX_new(mac);
+
+        if (ctx && EVP_MAC_init(ctx, v->key, (size_t)v->key_len, params) == 1)
+            v->hmac[i] = ctx;
+        else
+            EVP_MAC_CTX_free(ctx);
+    }
+    EVP_MAC_free(mac); /* each context holds its own reference */
+    ERR_clear_error();
+}
+
 auth_verifier_t *auth_verifier_new(const config_t *cfg, const char *dev_secret, char *err,
                                    size_t errlen)
 {
@@ -350,6 +384,10 @@ auth_verifier_t *auth_verifier_new(const config_t *cfg, const char *dev_secret, 
     }
     v->leeway_s = cfg->auth_leeway_s;
     v->require_exp = cfg->auth_require_exp;
+    if (!v->public_key)
+        make_hmac_templates(v);
+    static atomic_uint_fast64_t serials;
+    v->serial = (uint64_t)atomic_fetch_add(&serials, 1) + 1; /* never 0: no thread's yet */
     return v;
 fail:
     auth_verifier_free(v);
@@ -360,6 +398,8 @@ void auth_verifier_free(auth_verifier_t *v)
 {
     if (!v)
         return;
+    for (size_t i = 0; i < NALGS; i++)
+        EVP_MAC_CTX_free(v->hmac[i]);
     if (v->key)
         OPENSSL_cleanse(v->key, (size_t)v->key_len);
     free(v->key);
@@ -370,19 +410,22 @@ void auth_verifier_free(auth_verifier_t *v)
 
 /* ---- verification ---------------------------------------------------------------- */
 
+/* base64url digit values plus one, 0 for every other byte: one load per character instead
+ * of a chain of range tests (a handshake decodes some 400 characters of its token). */
+static const unsigned char b64url_digits[256] = {
+    ['A'] = 1, ['B'] = 2, ['C'] = 3, ['D'] = 4, ['E'] = 5, ['F'] = 6, ['G'] = 7, ['H'] = 8,
+    ['I'] = 9, ['J'] = 10, ['K'] = 11, ['L'] = 12, ['M'] = 13, ['N'] = 14, ['O'] = 15, ['P'] = 16,
+    ['Q'] = 17, ['R'] = 18, ['S'] = 19, ['T'] = 20, ['U'] = 21, ['V'] = 22, ['W'] = 23, ['X'] = 24,
+    ['Y'] = 25, ['Z'] = 26, ['a'] = 27, ['b'] = 28, ['c'] = 29, ['d'] = 30, ['e'] = 31, ['f'] = 32,
+    ['g'] = 33, ['h'] = 34, ['i'] = 35, ['j'] = 36, ['k'] = 37, ['l'] = 38, ['m'] = 39, ['n'] = 40,
+    ['o'] = 41, ['p'] = 42, ['q'] = 43, ['r'] = 44, ['s'] = 45, ['t'] = 46, ['u'] = 47, ['v'] = 48,
+    ['w'] = 49, ['x'] = 50, ['y'] = 51, ['z'] = 52, ['0'] = 53, ['1'] = 54, ['2'] = 55, ['3'] = 56,
+    ['4'] = 57, ['5'] = 58, ['6'] = 59, ['7'] = 60, ['8'] = 61, ['9'] = 62, ['-'] = 63, ['_'] = 64
+};
+
 static int b64url_value(unsigned char c)
 {
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '-')
-        return 62;
-    if (c == '_')
-        return 63;
-    return -1;
+    return (int)b64url_digits[c] - 1;
 }
 
 /*
@@ -521,6 +564,86 @@ static auth_reason_t check_claims(const auth_verifier_t *v, const json_t *p, tim
     return AUTH_OK;
 }
 
+/* Each thread's copies of a verifier's keyed HMAC contexts, made on its first use of that
+ * verifier (a reload makes a new one) and freed with the thread: a verification then only
+ * resets one (EVP_MAC_init without a key), where a copy per verification (EVP_MAC_CTX_dup
+ * and _free) cost 4,400 instructions. */
+typedef struct hmac_copies {
+    uint64_t serial; /* the verifier they were copied from */
+    EVP_MAC_CTX *ctx[NALGS];
+} hmac_copies_t;
+
+static pthread_key_t hmac_key;
+static bool hmac_key_ok;
+static pthread_once_t hmac_once = PTHREAD_ONCE_INIT;
+
+static void hmac_copies_clear(hmac_copies_t *t)
+{
+    for (size_t i = 0; i < NALGS; i++) {
+        EVP_MAC_CTX_free(t->ctx[i]);
+        t->ctx[i] = NULL;
+    }
+}
+
+static void hmac_copies_free(void *arg)
+{
+    hmac_copies_clear(arg);
+    free(arg);
+}
+
+static void hmac_key_make(void)
+{
+    hmac_key_ok = pthread_key_create(&hmac_key, hmac_copies_free) == 0;
+}
+
+/* This thread's copy of v's context for algs[alg], or NULL (then the caller copies it). */
+static EVP_MAC_CTX *thread_hmac(const auth_verifier_t *v, int alg)
+{
+    pthread_once(&hmac_once, hmac_key_make);
+    if (!hmac_key_ok)
+        return NULL;
+    hmac_copies_t *t = util_thread_block(hmac_key, sizeof *t);
+    if (!t)
+        return NULL;
+    if (t->serial != v->serial) {
+        hmac_copies_clear(t);
+        t->serial = v->serial;
+    }
+    if (!t->ctx[alg])
+        t->ctx[alg] = EVP_MAC_CTX_dup(v->hmac[alg]);
+    return t->ctx[alg];
+}
+
+/* An HS* signature, as libjwt checks it (base64url of the HMAC of header.payload, the text
+ * up to the second dot, equal to the third part) with a copy of the keyed context: the
+ * signature is canonical base64url (split_token), so comparing the decoded bytes is the same
+ * test as comparing the texts. */
+static auth_reason_t check_hmac(const auth_verifier_t *v, int alg, const char *token,
+                                const char *dot2, size_t len)
+{
+    unsigned char want[EVP_MAX_MD_SIZE], got[EVP_MAX_MD_SIZE + 3];
+    size_t want_len = 0, sig_len = len - (size_t)(dot2 + 1 - token);
+    EVP_MAC_CTX *mine = thread_hmac(v, alg), *ctx = mine ? mine : EVP_MAC_CTX_dup(v->hmac[alg]);
+    auth_reason_t r = AUTH_BAD_SIGNATURE;
+
+    if (!ctx) {
+        ERR_clear_error();
+        return AUTH_BAD_SIGNATURE;
+    }
+    if ((!mine || EVP_MAC_init(ctx, NULL, 0, NULL) == 1) && /* back to the keyed state */
+        EVP_MAC_update(ctx, (const unsigned char *)token, (size_t)(dot2 - token)) == 1 &&
+        EVP_MAC_final(ctx, want, &want_len, sizeof want) == 1 &&
+        sig_len == (want_len * 4 + 2) / 3 && /* unpadded base64 of want_len bytes */
+        b64url_decode(dot2 + 1, sig_len, got) == (long)want_len &&
+        CRYPTO_memcmp(got, want, want_len) == 0)
+        r = AUTH_OK;
+    if (!mine)
+        EVP_MAC_CTX_free(ctx);
+    if (r != AUTH_OK)
+        ERR_clear_error(); /* a failed call may have left entries in this thread's queue */
+    return r;
+}
+
 /* libjwt checks the signature with our one key; it must have used the algorithm we checked. */
 static auth_reason_t check_signature(const auth_verifier_t *v, const char *token, int alg)
 {
@@ -584,7 +707,7 @@ auth_reason_t auth_verify(const auth_verifier_t *v, const char *token, time_t no
     payload = decode_object(dot1 + 1, (size_t)(dot2 - dot1 - 1));
     if (!payload)
         return AUTH_MALFORMED;
-    r = check_signature(v, token, alg);
+    r = v->hmac[alg] ? check_hmac(v, alg, token, dot2, len) : check_signature(v, token, alg);
     if (r == AUTH_OK)
         r = check_claims(v, payload, now, &exp);
     if (r != AUTH_OK) {

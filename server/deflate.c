@@ -13,6 +13,8 @@
 
 #include <zlib.h>
 
+#include "wshub/util.h"
+
 /* ------------------------------------------------------------------ zlib memory accounting */
 
 static atomic_size_t zlib_bytes;
@@ -354,15 +356,9 @@ static z_stream *deflater(int bits)
     if (bits < 9)
         bits = 9;
     pthread_once(&deflaters_once, deflaters_key_make);
-    deflaters_t *d = pthread_getspecific(deflaters_key);
-    if (!d) {
-        if (!(d = calloc(1, sizeof *d)))
-            return NULL;
-        if (pthread_setspecific(deflaters_key, d) != 0) {
-            free(d);
-            return NULL;
-        }
-    }
+    deflaters_t *d = util_thread_block(deflaters_key, sizeof *d);
+    if (!d)
+        return NULL;
     z_stream *st = &d->s[bits];
     if (!(d->ready & (1u << bits))) {
         *st = (z_stream){.zalloc = z_alloc, .zfree = z_free};

@@ -27,3 +27,17 @@ bool util_grow(void **items, uint32_t *cap, size_t size, uint32_t first)
     *cap = ncap;
     return true;
 }
+
+void *util_thread_block(pthread_key_t key, size_t size)
+{
+    void *b = pthread_getspecific(key);
+    if (b)
+        return b;
+    if (!(b = calloc(1, size)))
+        return NULL;
+    if (pthread_setspecific(key, b) != 0) {
+        free(b);
+        return NULL;
+    }
+    return b;
+}

@@ -18,6 +18,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <strings.h>
 
 #include <llhttp.h>
 
@@ -41,6 +42,13 @@ struct http_request {
     uint8_t *body;
     size_t body_len, body_cap;
 };
+
+/* Is hd's name `name` (nlen bytes, compared without case)? The lengths first: a handshake
+ * looks up some fifteen names among its headers, and most differ in length. */
+static inline bool http_hdr_is(const struct http_request *r, const hdr_t *hd, const char *name, size_t nlen)
+{
+    return hd->name_len == nlen && strncasecmp(r->buf + hd->name, name, nlen) == 0;
+}
 
 struct http_pending {
     http_conn_t *h; /* NULL once the connection is gone */

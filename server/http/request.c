@@ -43,8 +43,9 @@ const char *http_request_query(const http_request_t *r, size_t *len)
 
 const char *http_request_header(const http_request_t *r, const char *name, size_t *len)
 {
+    size_t nlen = strlen(name);
     for (int i = 0; i < r->nhdrs; i++) {
-        if (strcasecmp(r->buf + r->hdrs[i].name, name) == 0) {
+        if (http_hdr_is(r, &r->hdrs[i], name, nlen)) {
             if (len)
                 *len = r->hdrs[i].value_len;
             return r->buf + r->hdrs[i].value;
@@ -61,11 +62,31 @@ static int hexval(int ch)
     return ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : -1;
 }
 
-/* Percent-decodes (and '+' to space) src[0..n) into buf; returns NULL if it does not fit. */
+/* Percent-decodes (and '+' to space) src[0..n) into buf; returns NULL if it does not fit.
+ * The runs between '%' and '+' are copied whole (a JWT has none: ~200 bytes, one memcpy). */
 static const char *pct_decode(const char *src, size_t n, char *buf, size_t buflen)
 {
     size_t o = 0;
+    const char *end = src + n, *pct = memchr(src, '%', n), *plus = memchr(src, '+', n);
+    if (!pct) /* pct and plus: the next '%' and '+' at or after src + i, end if none */
+        pct = end;
+    if (!plus)
+        plus = end;
     for (size_t i = 0; i < n; i++) {
+        if (pct < src + i && !(pct = memchr(src + i, '%', n - i)))
+            pct = end;
+        if (plus < src + i && !(plus = memchr(src + i, '+', n - i)))
+            plus = end;
+        size_t run = (size_t)((pct < plus ? pct : plus) - (src + i));
+        if (run) {
+            if (o + run >= buflen)
+                return NULL;
+            memcpy(buf + o, src + i, run);
+            o += run;
+            i += run;
+            if (i == n)
+                break;
+        }
         if (o + 1 >= buflen)
             return NULL;
         int hi, lo;
@@ -391,9 +412,9 @@ bool http_path_is(const http_request_t *r, const char *want)
  * Every header of that name counts (a client may repeat Sec-WebSocket-Protocol). */
 int http_request_header_has_token(const http_request_t *r, const char *name, const char *token)
 {
-    size_t tlen = strlen(token);
+    size_t tlen = strlen(token), nlen = strlen(name);
     for (int i = 0; i < r->nhdrs; i++) {
-        if (strcasecmp(r->buf + r->hdrs[i].name, name) != 0)
+        if (!http_hdr_is(r, &r->hdrs[i], name, nlen))
             continue;
         const char *v = r->buf + r->hdrs[i].value, *end = v + r->hdrs[i].value_len;
         while (v < end) {
