@@ -226,11 +226,6 @@ conn_t *conn_accept_fd(conn_env_t *env, int fd, const struct sockaddr *addr)
     atomic_fetch_add(env->open_total, 1);
     metrics_add(&env->metrics.tcp_accepted, 1);
 
-    /* What uv_tcp_nodelay and uv_tcp_keepalive did (accept4 made it non-blocking). */
-    int one = 1, idle = env->cfg->tcp_keepalive_s;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    if (idle && (setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one) == 0))
-        setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
     log_conn(c, LOG_DEBUG, "conn_open", NULL);
     if (!ip_admit(c))
         return NULL;
@@ -239,6 +234,19 @@ conn_t *conn_accept_fd(conn_env_t *env, int fd, const struct sockaddr *addr)
         return NULL;
     }
     return c;
+}
+
+void conn_listener_options(int fd, const config_t *cfg)
+{
+    /* What uv_tcp_nodelay and uv_tcp_keepalive (libuv 1.44: a probe every second, 10 of
+     * them) did on every accepted socket. */
+    int one = 1, idle = cfg->tcp_keepalive_s, intvl = 1, cnt = 10;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (idle && setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one) == 0) {
+        setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
+        setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof intvl);
+        setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof cnt);
+    }
 }
 
 int conn_start(conn_t *c)

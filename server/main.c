@@ -189,6 +189,7 @@ static int open_listeners(const config_t *cfg, int *fds, size_t n, int *port_out
             freeaddrinfo(ai);
             return -1;
         }
+        conn_listener_options(fds[i], cfg);
         if (port == 0) /* the first socket picked a port: the others share it */
             port = bound_port(fds[0]);
     }

@@ -170,6 +170,11 @@ struct conn {
     uint8_t peer_port_hi, peer_port_lo; /* the peer's port, recorded at accept */
 };
 
+/* Sets on a listening socket what every connection accepted from it inherits (Linux copies a
+ * listener's TCP_NODELAY and keepalive settings to the sockets accept returns): no socket
+ * option call per connection. */
+void conn_listener_options(int fd, const config_t *cfg);
+
 struct sockaddr;
 /* Takes over an accepted socket (non-blocking); addr is its peer. Returns the connection,
  * not reading yet, for the owner to give a protocol (conn_set_proto) and start; or NULL

@@ -127,6 +127,7 @@ void fz_init(const char *const *extra_env)
     if (fd < 0 || bind(fd, (struct sockaddr *)&listen_addr, sizeof listen_addr) != 0 || listen(fd, 64) != 0 ||
         getsockname(fd, (struct sockaddr *)&listen_addr, &alen) != 0)
         die("listen", strerror(errno));
+    conn_listener_options(fd, srv.cfg);
     int r = worker_init(&w, &srv, 0, fd);
     if (r)
         die("worker_init", uv_strerror(r));
