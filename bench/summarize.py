@@ -28,11 +28,11 @@ SC_TITLE = {
     "S2M": "S2M — 100 × 100 (N=10,000), 1000 publishes/s, 10 s",
     "S2L": "S2L — 100 × 100 (N=10,000), 500 publishes/s (50k deliveries/s), 10 s",
     "S3": "S3 — idle: 10,000 connections (100 channels), 10 s hold",
-    "SP": "SP — publish-heavy: ~6.6 KB JSON publishes to 100 channels × 10 subscribers, saturate (W=32), 10 s",
-    "SPF": "SPF — SP's shape at a fixed rate (SPF_RATE publishes/s, 10 subscribers each), 10 s",
+    "SP": "SP — publish-heavy: ~6.6 KB JSON publishes via HTTP (16 connections) to 100 channels × 1 subscriber, saturate, 10 s",
+    "SPF": "SPF — SP's shape at a fixed rate (SPF_RATE publishes/s, 32 publisher connections), 10 s",
 }
-STD_CONNS = {"S1": 1000, "S1Z": 1000, "S2": 10000, "S2M": 10000, "S2L": 10000, "S3": 10000, "SP": 1000,
-             "SPF": 1000}
+STD_CONNS = {"S1": 1000, "S1Z": 1000, "S2": 10000, "S2M": 10000, "S2L": 10000, "S3": 10000, "SP": 100,
+             "SPF": 100}
 # uWebSockets and node-ws medians QUOTED from ../shared/bench/RESULTS.md (not measured here)
 QUOTED = {
     "uWebSockets": {"S1.dps": 846216, "S1.p50": 6.97, "S1.p99": 13.37, "S2L.p50": 0.53, "S2L.p99": 1.82,
