@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <fcntl.h>
 #include <unistd.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -198,6 +199,31 @@ static int open_listeners(const config_t *cfg, int *fds, size_t n, int *port_out
     return 0;
 }
 
+/* The kernel grows a process's descriptor table by doubling it, and in a process with more
+ * than one thread each growth waits for an RCU grace period (expand_fdtable: synchronize_rcu),
+ * about 10 ms here, inside the accept4 that crossed 256, 512, 1,024 ... descriptors: the
+ * worker that accepted sleeps, and every handshake in flight on it waits (bench/ S3: p99
+ * 16-28 ms against 5 ms for a single-threaded server). Growing the table once, before any
+ * thread exists, to what a worker is likely to hold (at most FD_TABLE_PRESIZE entries, a few
+ * hundred KB of kernel memory) takes those waits out; past it the table still grows. */
+#define FD_TABLE_PRESIZE 65536
+static void presize_fd_table(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur < 1024)
+        return;
+    int top = rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > FD_TABLE_PRESIZE ? FD_TABLE_PRESIZE - 1
+                                                                           : (int)rl.rlim_cur - 1;
+    if (fcntl(top, F_GETFD) != -1)
+        return; /* in use: the table is that large already */
+    int any = open("/dev/null", O_RDONLY | O_CLOEXEC); /* only the slot's number matters */
+    if (any < 0)
+        return;
+    if (dup3(any, top, O_CLOEXEC) == top)
+        close(top);
+    close(any);
+}
+
 /* Every connection is a descriptor: take all the kernel allows this process (the soft
  * limit is often 1024, far below what one worker holds). */
 static void raise_nofile(void)
@@ -208,6 +234,7 @@ static void raise_nofile(void)
         if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
             log_warn("rlimit", "cannot raise the open-file limit: %s", strerror(errno));
     }
+    presize_fd_table();
 }
 
 /* ------------------------------------------------------------------ development credentials */
