@@ -115,9 +115,17 @@ void conn_env_init(conn_env_t *env)
  * still there); its descriptor left the set when conn_close closed it. */
 static void on_events(uv_poll_t *h, int status, int events)
 {
-    (void)status;
     (void)events;
     conn_env_t *env = h->data;
+    if (status < 0) {
+        /* libuv stopped polling the set (an error on its descriptor): without it this loop
+         * would never hear of its connections again. Start over; say so if that fails too. */
+        int r = uv_poll_start(h, UV_READABLE, on_events);
+        log_error("conn", "polling the connections' epoll set failed (%s)%s", uv_strerror(status),
+                  r ? ": this worker's connections stall" : "; restarted");
+        if (r)
+            return;
+    }
     struct epoll_event ev[MAX_EVENTS];
     int n;
     do
@@ -155,11 +163,6 @@ void conn_env_free(conn_env_t *env)
     free(env->all);
     env->all = NULL;
     env->nall = env->cap = 0;
-}
-
-bool conn_env_is_handle(const conn_env_t *env, const uv_handle_t *h)
-{
-    return h == (const uv_handle_t *)&env->events;
 }
 
 void conn_foreach(conn_env_t *env, void (*fn)(conn_t *c, void *arg), void *arg)

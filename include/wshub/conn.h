@@ -124,9 +124,6 @@ void conn_env_free(conn_env_t *env);
 /* Calls fn for every connection not yet freed (closing ones included: check CONN_F_CLOSING).
  * fn may close connections; none is freed during the walk. */
 void conn_foreach(conn_env_t *env, void (*fn)(conn_t *c, void *arg), void *arg);
-/* Is h the handle conn.c polls its connections with (the owner's walk of the loop's
- * handles leaves it to the loop's close)? */
-bool conn_env_is_handle(const conn_env_t *env, const uv_handle_t *h);
 
 #define CONN_F_CLOSING 0x01  /* conn_close() ran: no more I/O, freed in the close callback */
 #define CONN_F_WRITING 0x02  /* the socket was full: waiting for it to be writable */
