@@ -47,7 +47,6 @@ typedef struct cmd {
     broker_done_fn done;
     void *arg;
     broker_reply_fn reply; /* CMD_CALL: the answer's items (else done gets its integer) */
-    bool counted;      /* CMD_CALL: its bytes count in pending (a publish) */
     int argc;          /* CMD_CALL */
     const char **argv;
     size_t *argvlen;
@@ -92,10 +91,10 @@ static redis_broker_t *of(const broker_t *b) { return (redis_broker_t *)b; }
 
 static size_t cmd_bytes(const cmd_t *c) { return sizeof *c + c->klen + c->plen + 2; }
 
-/* A PUBLISH is done with (answered or refused): what it held is released. */
+/* A PUBLISH or a call is done with (answered or refused): what it held is released. */
 static void cmd_free(redis_broker_t *r, cmd_t *c)
 {
-    if (c->kind == CMD_PUBLISH || c->counted) {
+    if (c->kind == CMD_PUBLISH || c->kind == CMD_CALL) {
         atomic_fetch_sub(&r->pending, cmd_bytes(c));
         atomic_fetch_sub(&metrics_gauges.broker_pending, cmd_bytes(c));
     }
@@ -551,8 +550,9 @@ static cmd_t *call_new(redis_broker_t *r, int argc, const char *const *args, con
     return c;
 }
 
-/* Queues a CMD_CALL; counted: it holds a publish (bounded by broker.max_pending_bytes). */
-static int call_queue(redis_broker_t *r, cmd_t *c, bool counted)
+/* Queues a CMD_CALL. Every one counts in pending (broker.max_pending_bytes), reads too: a
+ * client asking history again and again of a slow Redis must not grow the node either. */
+static int call_queue(redis_broker_t *r, cmd_t *c)
 {
     if (!c)
         return UV_ENOMEM;
@@ -560,16 +560,13 @@ static int call_queue(redis_broker_t *r, cmd_t *c, bool counted)
         free(c);
         return UV_ECONNREFUSED;
     }
-    if (counted) {
-        size_t need = cmd_bytes(c);
-        if (atomic_fetch_add(&r->pending, need) + need > r->max_pending) {
-            atomic_fetch_sub(&r->pending, need);
-            free(c);
-            return UV_EAGAIN;
-        }
-        atomic_fetch_add(&metrics_gauges.broker_pending, need);
-        c->counted = true;
+    size_t need = cmd_bytes(c);
+    if (atomic_fetch_add(&r->pending, need) + need > r->max_pending) {
+        atomic_fetch_sub(&r->pending, need);
+        free(c);
+        return UV_EAGAIN;
     }
+    atomic_fetch_add(&metrics_gauges.broker_pending, need);
     enqueue(r, c);
     return 0;
 }
@@ -627,7 +624,7 @@ static int rb_publish_kept(broker_t *b, const char *channel, size_t clen, const 
         c->done = done;
         c->arg = arg;
     }
-    return call_queue(r, c, true);
+    return call_queue(r, c);
 }
 
 static int rb_history(broker_t *b, const char *channel, size_t clen, long long after, broker_reply_fn reply, void *arg)
@@ -651,7 +648,7 @@ static int rb_history(broker_t *b, const char *channel, size_t clen, long long a
         c->reply = reply;
         c->arg = arg;
     }
-    return call_queue(r, c, false);
+    return call_queue(r, c);
 }
 
 static int rb_kv_set(broker_t *b, const char *key, size_t klen, const char *val, size_t vlen, uint32_t ttl_s)
@@ -661,7 +658,7 @@ static int rb_kv_set(broker_t *b, const char *key, size_t klen, const char *val,
     const char *args[] = {"SET", key, val, "EX", ttl};
     size_t lens[] = {3, klen, vlen, 2, strlen(ttl)};
     bool pre[] = {false, true, false, false, false};
-    return call_queue(of(b), call_new(of(b), 5, args, lens, pre), true);
+    return call_queue(of(b), call_new(of(b), 5, args, lens, pre));
 }
 
 static int rb_kv_get(broker_t *b, const char *key, size_t klen, broker_reply_fn reply, void *arg)
@@ -674,7 +671,7 @@ static int rb_kv_get(broker_t *b, const char *key, size_t klen, broker_reply_fn 
         c->reply = reply;
         c->arg = arg;
     }
-    return call_queue(of(b), c, false);
+    return call_queue(of(b), c);
 }
 
 /* The set changes here, under the lock, in the hub's order; the command only tells Redis.
