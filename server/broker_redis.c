@@ -34,8 +34,6 @@
 #include "wshub/redis_conn.h"
 #include "wshub/strmap.h"
 
-#define BACKOFF_FIRST_MS 100
-
 /* CMD_CALL: any command on the publishing connection, in order with the publishes (history,
  * issue 17): argv in key[] (each argument NUL-ended), its answer to reply or done. */
 typedef enum { CMD_PUBLISH, CMD_SUBSCRIBE, CMD_UNSUBSCRIBE, CMD_CALL } cmd_kind_t;
@@ -60,13 +58,13 @@ typedef struct redis_broker {
     config_redis_url_t url;
     char *prefix;
     size_t prefix_len;
-    uint64_t backoff_max_ms, backoff_ms;
     size_t max_pending;    /* broker.max_pending_bytes */
     atomic_size_t pending; /* bytes of PUBLISH commands queued or awaiting their reply */
     uv_thread_t thread;
     uv_loop_t loop;
     uv_async_t wake;
-    uv_timer_t retry;
+    uint64_t backoff_max_ms; /* broker.reconnect_max_ms, for retry once the loop is made */
+    redis_backoff_t retry;
     uv_mutex_t lock;       /* queue, channels */
     list_node_t queue;     /* cmd_t, from any thread */
     strmap_t channels;     /* keys (prefix + channel) with local subscribers -> their gen */
@@ -322,11 +320,8 @@ static void link_lost(redis_broker_t *r)
     drop(&r->pub, &r->pub_ready);
     drop(&r->sub, &r->sub_ready);
     forget_inflight(r); /* that connection's answers will never come */
-    if (atomic_load(&r->stopping) || uv_is_active((uv_handle_t *)&r->retry))
-        return;
-    uint64_t ms = r->backoff_ms;
-    r->backoff_ms = ms * 2 > r->backoff_max_ms ? r->backoff_max_ms : ms * 2;
-    uv_timer_start(&r->retry, on_retry, ms, 0);
+    if (!atomic_load(&r->stopping))
+        redis_backoff_schedule(&r->retry);
 }
 
 static void on_connect(const redisAsyncContext *ac, int status)
@@ -349,7 +344,7 @@ static void on_connect(const redisAsyncContext *ac, int status)
         r->sub_ready = true;
     if (!r->pub_ready || !r->sub_ready)
         return;
-    r->backoff_ms = BACKOFF_FIRST_MS;
+    redis_backoff_reset(&r->retry);
     set_up(r, true);
     resubscribe_all(r);
     run_queue(r);
@@ -428,8 +423,7 @@ static int rb_start(broker_t *b)
         return rc;
     uv_async_init(&r->loop, &r->wake, on_wake);
     r->wake.data = r;
-    uv_timer_init(&r->loop, &r->retry);
-    r->retry.data = r;
+    redis_backoff_init(&r->retry, &r->loop, r->backoff_max_ms, on_retry, r);
     return uv_thread_create(&r->thread, run, r);
 }
 
@@ -734,7 +728,6 @@ broker_t *broker_redis_new(const config_t *cfg, char *err, size_t errlen)
     r->base.impl = &redis_impl;
     r->prefix_len = strlen(r->prefix);
     r->backoff_max_ms = cfg->broker_reconnect_max_ms;
-    r->backoff_ms = BACKOFF_FIRST_MS;
     r->max_pending = cfg->broker_max_pending_bytes;
     list_init(&r->queue);
     uv_mutex_init(&r->lock);
