@@ -59,7 +59,7 @@ typedef struct redis_broker {
     char *prefix;
     size_t prefix_len;
     size_t max_pending;    /* broker.max_pending_bytes */
-    atomic_size_t pending; /* bytes of PUBLISH commands queued or awaiting their reply */
+    atomic_size_t pending; /* bytes of PUBLISHes and calls queued or awaiting their reply */
     uv_thread_t thread;
     uv_loop_t loop;
     uv_async_t wake;
@@ -143,8 +143,11 @@ static void send_subscribe(redis_broker_t *r, uint64_t gen, const char *key, siz
         st->deferred = gen;
         return;
     }
-    if (redisAsyncCommand(r->sub, on_sub_reply, r, gen ? "SUBSCRIBE %b" : "UNSUBSCRIBE %b", key, klen) != REDIS_OK)
+    if (redisAsyncCommand(r->sub, on_sub_reply, r, gen ? "SUBSCRIBE %b" : "UNSUBSCRIBE %b", key, klen) != REDIS_OK) {
+        /* The connection is closing (its disconnect resubscribes all on the next one) or out of memory. */
+        log_error("broker", "a channel's %s was not sent to redis", gen ? "SUBSCRIBE" : "UNSUBSCRIBE");
         return;
+    }
     st->out++;
     st->unsub_out = !gen;
     if (gen)
@@ -681,9 +684,9 @@ static void subscription(broker_t *b, uint64_t gen, const char *channel, size_t 
     c->gen = gen;
     uv_mutex_lock(&r->lock);
     strmap_entry_t *e = strmap_find(&r->channels, c->key, c->klen);
-    if (gen && !e)
-        strmap_insert(&r->channels, c->key, c->klen, (void *)(uintptr_t)gen);
-    else if (gen)
+    if (gen && !e && !strmap_insert(&r->channels, c->key, c->klen, (void *)(uintptr_t)gen))
+        log_error("broker", "out of memory: a channel is not subscribed again after a reconnect");
+    else if (gen && e)
         e->value = (void *)(uintptr_t)gen;
     else if (e)
         strmap_remove(&r->channels, e);

@@ -235,7 +235,9 @@ static void read_ticket(cmd_t *c, const redisReply *rep)
  * message.received ones added after the last thread.noticed. */
 static void read_history(cmd_t *c, const redisReply *rep)
 {
-    if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 3 || rep->element[2]->type != REDIS_REPLY_ARRAY) {
+    if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 3 || rep->element[0]->type != REDIS_REPLY_INTEGER ||
+        rep->element[1]->type != REDIS_REPLY_INTEGER || rep->element[2]->type != REDIS_REPLY_ARRAY) {
+        log_error("flow", "redis: a history answer of an unexpected shape");
         c->status = FLOW_STORE_DOWN;
         return;
     }
