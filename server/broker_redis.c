@@ -34,8 +34,6 @@
 #include "wshub/redis_conn.h"
 #include "wshub/strmap.h"
 
-#define BACKOFF_FIRST_MS 100
-
 /* CMD_CALL: any command on the publishing connection, in order with the publishes (history,
  * issue 17): argv in key[] (each argument NUL-ended), its answer to reply or done. */
 typedef enum { CMD_PUBLISH, CMD_SUBSCRIBE, CMD_UNSUBSCRIBE, CMD_CALL } cmd_kind_t;
@@ -47,7 +45,6 @@ typedef struct cmd {
     broker_done_fn done;
     void *arg;
     broker_reply_fn reply; /* CMD_CALL: the answer's items (else done gets its integer) */
-    bool counted;      /* CMD_CALL: its bytes count in pending (a publish) */
     int argc;          /* CMD_CALL */
     const char **argv;
     size_t *argvlen;
@@ -61,13 +58,13 @@ typedef struct redis_broker {
     config_redis_url_t url;
     char *prefix;
     size_t prefix_len;
-    uint64_t backoff_max_ms, backoff_ms;
     size_t max_pending;    /* broker.max_pending_bytes */
-    atomic_size_t pending; /* bytes of PUBLISH commands queued or awaiting their reply */
+    atomic_size_t pending; /* bytes of PUBLISHes and calls queued or awaiting their reply */
     uv_thread_t thread;
     uv_loop_t loop;
     uv_async_t wake;
-    uv_timer_t retry;
+    uint64_t backoff_max_ms; /* broker.reconnect_max_ms, for retry once the loop is made */
+    redis_backoff_t retry;
     uv_mutex_t lock;       /* queue, channels */
     list_node_t queue;     /* cmd_t, from any thread */
     strmap_t channels;     /* keys (prefix + channel) with local subscribers -> their gen */
@@ -92,10 +89,10 @@ static redis_broker_t *of(const broker_t *b) { return (redis_broker_t *)b; }
 
 static size_t cmd_bytes(const cmd_t *c) { return sizeof *c + c->klen + c->plen + 2; }
 
-/* A PUBLISH is done with (answered or refused): what it held is released. */
+/* A PUBLISH or a call is done with (answered or refused): what it held is released. */
 static void cmd_free(redis_broker_t *r, cmd_t *c)
 {
-    if (c->kind == CMD_PUBLISH || c->counted) {
+    if (c->kind == CMD_PUBLISH || c->kind == CMD_CALL) {
         atomic_fetch_sub(&r->pending, cmd_bytes(c));
         atomic_fetch_sub(&metrics_gauges.broker_pending, cmd_bytes(c));
     }
@@ -146,8 +143,11 @@ static void send_subscribe(redis_broker_t *r, uint64_t gen, const char *key, siz
         st->deferred = gen;
         return;
     }
-    if (redisAsyncCommand(r->sub, on_sub_reply, r, gen ? "SUBSCRIBE %b" : "UNSUBSCRIBE %b", key, klen) != REDIS_OK)
+    if (redisAsyncCommand(r->sub, on_sub_reply, r, gen ? "SUBSCRIBE %b" : "UNSUBSCRIBE %b", key, klen) != REDIS_OK) {
+        /* The connection is closing (its disconnect resubscribes all on the next one) or out of memory. */
+        log_error("broker", "a channel's %s was not sent to redis", gen ? "SUBSCRIBE" : "UNSUBSCRIBE");
         return;
+    }
     st->out++;
     st->unsub_out = !gen;
     if (gen)
@@ -323,11 +323,8 @@ static void link_lost(redis_broker_t *r)
     drop(&r->pub, &r->pub_ready);
     drop(&r->sub, &r->sub_ready);
     forget_inflight(r); /* that connection's answers will never come */
-    if (atomic_load(&r->stopping) || uv_is_active((uv_handle_t *)&r->retry))
-        return;
-    uint64_t ms = r->backoff_ms;
-    r->backoff_ms = ms * 2 > r->backoff_max_ms ? r->backoff_max_ms : ms * 2;
-    uv_timer_start(&r->retry, on_retry, ms, 0);
+    if (!atomic_load(&r->stopping))
+        redis_backoff_schedule(&r->retry);
 }
 
 static void on_connect(const redisAsyncContext *ac, int status)
@@ -350,7 +347,7 @@ static void on_connect(const redisAsyncContext *ac, int status)
         r->sub_ready = true;
     if (!r->pub_ready || !r->sub_ready)
         return;
-    r->backoff_ms = BACKOFF_FIRST_MS;
+    redis_backoff_reset(&r->retry);
     set_up(r, true);
     resubscribe_all(r);
     run_queue(r);
@@ -429,8 +426,7 @@ static int rb_start(broker_t *b)
         return rc;
     uv_async_init(&r->loop, &r->wake, on_wake);
     r->wake.data = r;
-    uv_timer_init(&r->loop, &r->retry);
-    r->retry.data = r;
+    redis_backoff_init(&r->retry, &r->loop, r->backoff_max_ms, on_retry, r);
     return uv_thread_create(&r->thread, run, r);
 }
 
@@ -551,8 +547,9 @@ static cmd_t *call_new(redis_broker_t *r, int argc, const char *const *args, con
     return c;
 }
 
-/* Queues a CMD_CALL; counted: it holds a publish (bounded by broker.max_pending_bytes). */
-static int call_queue(redis_broker_t *r, cmd_t *c, bool counted)
+/* Queues a CMD_CALL. Every one counts in pending (broker.max_pending_bytes), reads too: a
+ * client asking history again and again of a slow Redis must not grow the node either. */
+static int call_queue(redis_broker_t *r, cmd_t *c)
 {
     if (!c)
         return UV_ENOMEM;
@@ -560,16 +557,13 @@ static int call_queue(redis_broker_t *r, cmd_t *c, bool counted)
         free(c);
         return UV_ECONNREFUSED;
     }
-    if (counted) {
-        size_t need = cmd_bytes(c);
-        if (atomic_fetch_add(&r->pending, need) + need > r->max_pending) {
-            atomic_fetch_sub(&r->pending, need);
-            free(c);
-            return UV_EAGAIN;
-        }
-        atomic_fetch_add(&metrics_gauges.broker_pending, need);
-        c->counted = true;
+    size_t need = cmd_bytes(c);
+    if (atomic_fetch_add(&r->pending, need) + need > r->max_pending) {
+        atomic_fetch_sub(&r->pending, need);
+        free(c);
+        return UV_EAGAIN;
     }
+    atomic_fetch_add(&metrics_gauges.broker_pending, need);
     enqueue(r, c);
     return 0;
 }
@@ -627,7 +621,7 @@ static int rb_publish_kept(broker_t *b, const char *channel, size_t clen, const 
         c->done = done;
         c->arg = arg;
     }
-    return call_queue(r, c, true);
+    return call_queue(r, c);
 }
 
 static int rb_history(broker_t *b, const char *channel, size_t clen, long long after, broker_reply_fn reply, void *arg)
@@ -651,7 +645,7 @@ static int rb_history(broker_t *b, const char *channel, size_t clen, long long a
         c->reply = reply;
         c->arg = arg;
     }
-    return call_queue(r, c, false);
+    return call_queue(r, c);
 }
 
 static int rb_kv_set(broker_t *b, const char *key, size_t klen, const char *val, size_t vlen, uint32_t ttl_s)
@@ -661,7 +655,7 @@ static int rb_kv_set(broker_t *b, const char *key, size_t klen, const char *val,
     const char *args[] = {"SET", key, val, "EX", ttl};
     size_t lens[] = {3, klen, vlen, 2, strlen(ttl)};
     bool pre[] = {false, true, false, false, false};
-    return call_queue(of(b), call_new(of(b), 5, args, lens, pre), true);
+    return call_queue(of(b), call_new(of(b), 5, args, lens, pre));
 }
 
 static int rb_kv_get(broker_t *b, const char *key, size_t klen, broker_reply_fn reply, void *arg)
@@ -674,7 +668,7 @@ static int rb_kv_get(broker_t *b, const char *key, size_t klen, broker_reply_fn 
         c->reply = reply;
         c->arg = arg;
     }
-    return call_queue(of(b), c, false);
+    return call_queue(of(b), c);
 }
 
 /* The set changes here, under the lock, in the hub's order; the command only tells Redis.
@@ -690,9 +684,9 @@ static void subscription(broker_t *b, uint64_t gen, const char *channel, size_t 
     c->gen = gen;
     uv_mutex_lock(&r->lock);
     strmap_entry_t *e = strmap_find(&r->channels, c->key, c->klen);
-    if (gen && !e)
-        strmap_insert(&r->channels, c->key, c->klen, (void *)(uintptr_t)gen);
-    else if (gen)
+    if (gen && !e && !strmap_insert(&r->channels, c->key, c->klen, (void *)(uintptr_t)gen))
+        log_error("broker", "out of memory: a channel is not subscribed again after a reconnect");
+    else if (gen && e)
         e->value = (void *)(uintptr_t)gen;
     else if (e)
         strmap_remove(&r->channels, e);
@@ -737,7 +731,6 @@ broker_t *broker_redis_new(const config_t *cfg, char *err, size_t errlen)
     r->base.impl = &redis_impl;
     r->prefix_len = strlen(r->prefix);
     r->backoff_max_ms = cfg->broker_reconnect_max_ms;
-    r->backoff_ms = BACKOFF_FIRST_MS;
     r->max_pending = cfg->broker_max_pending_bytes;
     list_init(&r->queue);
     uv_mutex_init(&r->lock);

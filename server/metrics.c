@@ -269,7 +269,8 @@ static const family_t families[] = {
     SHARED_T("wshub_broker_publishes_refused_total", "counter", broker_refused,
              "Publishes refused (503, or the API's error): the broker unreachable, or broker.max_pending_bytes held."),
     SHARED("wshub_broker_pending_bytes", broker_pending,
-           "Bytes of publishes handed to the broker and not answered yet (bounded by broker.max_pending_bytes)."),
+           "Bytes of publishes and history or session commands handed to the broker and not answered yet "
+           "(bounded by broker.max_pending_bytes)."),
     SHARED("wshub_flow_store_up", flow_store_up,
            "1 while the Flow store's link to Redis (broker.type redis) is up; 0 while it is down or there is none."),
     SHARED("wshub_flow_store_pending_bytes", flow_store_pending,

@@ -39,3 +39,21 @@ redisAsyncContext *redis_conn_open(const config_redis_url_t *url, uv_loop_t *loo
         redisAsyncCommand(ac, on_setup_reply, "SELECT", "SELECT %d", url->db);
     return ac;
 }
+
+void redis_backoff_init(redis_backoff_t *b, uv_loop_t *loop, uint64_t max_ms, uv_timer_cb retry, void *data)
+{
+    uv_timer_init(loop, &b->timer); /* cannot fail on an initialised loop */
+    b->timer.data = data;
+    b->retry = retry;
+    b->max_ms = max_ms;
+    b->ms = REDIS_BACKOFF_FIRST_MS;
+}
+
+void redis_backoff_schedule(redis_backoff_t *b)
+{
+    if (uv_is_active((uv_handle_t *)&b->timer))
+        return;
+    uint64_t ms = b->ms;
+    b->ms = ms * 2 > b->max_ms ? b->max_ms : ms * 2;
+    uv_timer_start(&b->timer, b->retry, ms, 0);
+}

@@ -74,7 +74,7 @@ typedef struct broker_impl {
     int (*kv_set)(broker_t *b, const char *key, size_t klen, const char *val, size_t vlen, uint32_t ttl_s);
     int (*kv_get)(broker_t *b, const char *key, size_t klen, broker_reply_fn reply, void *arg);
     bool (*up)(const broker_t *b);
-    /* Does the broker's thread hold work (publishes not answered yet)? */
+    /* Does the broker's thread hold work (commands not answered yet)? */
     bool (*busy)(const broker_t *b);
     void (*free)(broker_t *b);
 } broker_impl_t;
@@ -93,7 +93,8 @@ static inline int broker_start(broker_t *b) { return b->impl->start(b); }
 static inline void broker_stop(broker_t *b) { b->impl->stop(b); }
 static inline void broker_free(broker_t *b) { if (b) b->impl->free(b); }
 /* Queues a publish; refused at once, done not called: UV_ECONNREFUSED while the link is down,
- * UV_EAGAIN while broker.max_pending_bytes of publishes wait for Redis's answer. */
+ * UV_EAGAIN while broker.max_pending_bytes of commands (publishes, history and session reads and
+ * writes) wait for Redis's answer. */
 static inline int broker_publish(broker_t *b, const char *channel, size_t clen, const char *payload,
                                  size_t plen, broker_done_fn done, void *arg)
 {

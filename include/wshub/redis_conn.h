@@ -18,4 +18,19 @@
 redisAsyncContext *redis_conn_open(const config_redis_url_t *url, uv_loop_t *loop, void *data,
                                    redisConnectCallback *on_connect, redisDisconnectCallback *on_disconnect);
 
+/* The reconnect backoff of a Redis link, the same for every user: the first retry after
+ * REDIS_BACKOFF_FIRST_MS, each next one twice as late up to max_ms (broker.reconnect_max_ms),
+ * and from the first again once the link is up (redis_backoff_reset). On the link's loop. */
+#define REDIS_BACKOFF_FIRST_MS 100
+typedef struct redis_backoff {
+    uv_timer_t timer; /* its data is the owner's */
+    uv_timer_cb retry;
+    uint64_t ms, max_ms;
+} redis_backoff_t;
+
+void redis_backoff_init(redis_backoff_t *b, uv_loop_t *loop, uint64_t max_ms, uv_timer_cb retry, void *data);
+/* retry runs once after the current delay, which then doubles; nothing if one is due already. */
+void redis_backoff_schedule(redis_backoff_t *b);
+static inline void redis_backoff_reset(redis_backoff_t *b) { b->ms = REDIS_BACKOFF_FIRST_MS; }
+
 #endif

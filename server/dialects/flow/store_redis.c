@@ -50,7 +50,6 @@
 #include "internal.h"
 #include "store.h"
 
-#define BACKOFF_FIRST_MS 100
 #define REPLY_TIMEOUT_MS 5000 /* no answer for this long: the link is dropped and made again */
 #define TICK_MS 1000          /* the watchdog and the refresh of joined threads */
 #define MAX_ARGS 9
@@ -114,14 +113,14 @@ typedef struct redis_store {
     flow_store_t base;
     config_redis_url_t url;
     char prefix[72];
-    uint64_t backoff_max_ms, backoff_ms;
     size_t max_pending;     /* broker.max_pending_bytes */
     atomic_size_t pending;  /* bytes of commands queued or in flight */
     atomic_uint_fast64_t ttl_ms; /* flow.thread_ttl_s of the latest snapshot seen */
     uv_thread_t thread;
     uv_loop_t loop;
     uv_async_t wake;
-    uv_timer_t retry, tick;
+    redis_backoff_t retry;  /* broker.reconnect_max_ms */
+    uv_timer_t tick;
     uint64_t refreshed_ms;
     uv_mutex_t lock;        /* queue, joined */
     list_node_t queue;      /* cmd_t, from any thread */
@@ -236,7 +235,9 @@ static void read_ticket(cmd_t *c, const redisReply *rep)
  * message.received ones added after the last thread.noticed. */
 static void read_history(cmd_t *c, const redisReply *rep)
 {
-    if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 3 || rep->element[2]->type != REDIS_REPLY_ARRAY) {
+    if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 3 || rep->element[0]->type != REDIS_REPLY_INTEGER ||
+        rep->element[1]->type != REDIS_REPLY_INTEGER || rep->element[2]->type != REDIS_REPLY_ARRAY) {
+        log_error("flow", "redis: a history answer of an unexpected shape");
         c->status = FLOW_STORE_DOWN;
         return;
     }
@@ -323,11 +324,8 @@ static void link_lost(redis_store_t *r)
     r->ac = NULL;
     if (ac)
         redisAsyncFree(ac); /* its callbacks run now, with no reply */
-    if (atomic_load(&r->stopping) || uv_is_active((uv_handle_t *)&r->retry))
-        return;
-    uint64_t ms = r->backoff_ms;
-    r->backoff_ms = ms * 2 > r->backoff_max_ms ? r->backoff_max_ms : ms * 2;
-    uv_timer_start(&r->retry, on_retry, ms, 0);
+    if (!atomic_load(&r->stopping))
+        redis_backoff_schedule(&r->retry);
 }
 
 static void on_connect(const redisAsyncContext *ac, int status)
@@ -340,7 +338,7 @@ static void on_connect(const redisAsyncContext *ac, int status)
         link_lost(r);
         return;
     }
-    r->backoff_ms = BACKOFF_FIRST_MS;
+    redis_backoff_reset(&r->retry);
     set_up(r, true);
     run_queue(r);
 }
@@ -678,8 +676,6 @@ flow_store_t *flow_store_redis_new(const config_t *cfg, char *err, size_t errlen
     }
     snprintf(r->prefix, sizeof r->prefix, "%s", cfg->broker_prefix);
     r->base.ops = &redis_ops;
-    r->backoff_max_ms = cfg->broker_reconnect_max_ms;
-    r->backoff_ms = BACKOFF_FIRST_MS;
     r->max_pending = cfg->broker_max_pending_bytes;
     atomic_store(&r->ttl_ms, (uint64_t)(cfg->flow_thread_ttl_s > 0 ? cfg->flow_thread_ttl_s : 1) * 1000);
     list_init(&r->queue);
@@ -689,8 +685,7 @@ flow_store_t *flow_store_redis_new(const config_t *cfg, char *err, size_t errlen
     if (!rc) {
         uv_async_init(&r->loop, &r->wake, on_wake);
         r->wake.data = r;
-        uv_timer_init(&r->loop, &r->retry);
-        r->retry.data = r;
+        redis_backoff_init(&r->retry, &r->loop, cfg->broker_reconnect_max_ms, on_retry, r);
         uv_timer_init(&r->loop, &r->tick);
         r->tick.data = r;
         uv_timer_start(&r->tick, on_tick, TICK_MS, TICK_MS);
