@@ -516,31 +516,12 @@ static int bad_value(load_t *ld, const keydef_t *k, const char *env, const char 
 
 /* ---- shaped strings (K_TOKEN, K_REDIS_URL) --------------------------------------- */
 
-/* A Redis URL as an error shows it: the userinfo's password (or all of a userinfo without
- * ':', which is likely a password too) masked; text without "://" is not shown at all. */
+/* A Redis URL as an error shows it (config_masked_url); text without "://" not at all. */
 static void show_url(const char *s, char *buf, size_t len)
 {
-    const char *start = strstr(s, "://"), *at = strrchr(s, '@'), *keep;
-    char *masked;
+    char *masked = config_masked_url(s);
 
-    if (!start) {
-        show_text(s, true, buf, len);
-        return;
-    }
-    if (!at || at < start) {
-        show_text(s, false, buf, len);
-        return;
-    }
-    start += 3;
-    keep = memchr(start, ':', (size_t)(at - start));
-    keep = keep ? keep + 1 : start;
-    masked = malloc(strlen(s) + 4);
-    if (!masked) {
-        show_text(s, true, buf, len);
-        return;
-    }
-    sprintf(masked, "%.*s***%s", (int)(keep - s), s, at);
-    show_text(masked, false, buf, len);
+    show_text(masked ? masked : s, !masked, buf, len);
     free(masked);
 }
 

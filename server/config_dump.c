@@ -14,24 +14,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* redis://user:***@host:port/db: the userinfo's password (or a userinfo without ':', likely a
- * password too) replaced; a URL without userinfo as it is. */
+/* redis://user:***@host:port/db (config_masked_url); "***" for what it will not show. */
 static json_t *masked_url(const char *s)
 {
-    const char *start = strstr(s, "://"), *at = strrchr(s, '@');
-    if (!start)
-        return json_string("***");
-    if (!at || at < start)
-        return json_string(s);
-    start += 3;
-    const char *keep = memchr(start, ':', (size_t)(at - start));
-    keep = keep ? keep + 1 : start;
-    size_t n = (size_t)(keep - s) + 3 + strlen(at) + 1;
-    char *m = malloc(n);
-    if (!m)
-        return NULL;
-    snprintf(m, n, "%.*s***%s", (int)(keep - s), s, at);
-    json_t *j = json_string(m);
+    char *m = config_masked_url(s);
+    json_t *j = json_string(m ? m : "***");
     free(m);
     return j;
 }

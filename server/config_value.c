@@ -326,3 +326,20 @@ const char *config_env_value(char *const *envp, const char *name)
             return *envp + len + 1;
     return NULL;
 }
+
+char *config_masked_url(const char *s)
+{
+    const char *start = strstr(s, "://"), *at = strrchr(s, '@');
+    if (!start)
+        return NULL;
+    if (!at || at < start)
+        return strdup(s);
+    start += 3;
+    const char *keep = memchr(start, ':', (size_t)(at - start));
+    keep = keep ? keep + 1 : start;
+    size_t n = (size_t)(keep - s) + 3 + strlen(at) + 1;
+    char *m = malloc(n);
+    if (m)
+        snprintf(m, n, "%.*s***%s", (int)(keep - s), s, at);
+    return m;
+}

@@ -51,5 +51,9 @@ int config_word_index(const char *const *words, const char *s);
 int config_parse_listen(const char *s, char **host, int *port);
 /* Like getenv over envp: the first "NAME=" wins; NULL when absent. */
 const char *config_env_value(char *const *envp, const char *name);
+/* A Redis URL as errors and GET /api/info show it: the userinfo's password (or all of a
+ * userinfo without ':', which is likely a password too) replaced by "***"; allocated. NULL
+ * when s has no "://" (then none of it may be shown) or out of memory. */
+char *config_masked_url(const char *s);
 
 #endif

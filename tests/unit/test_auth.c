@@ -672,6 +672,50 @@ static void test_bad_signatures(void **state)
 }
 
 /*
+ * A SIGHUP reload makes a new verifier while the old one stays allocated: this thread's
+ * copies of one verifier's keyed HMAC contexts must never verify for the other, in either
+ * order of use, and each must still verify its own tokens afterwards.
+ */
+static void test_secret_rotation(void **state)
+{
+    static const jwt_alg_t hs[] = {JWT_ALG_HS256, JWT_ALG_HS384};
+    vopts_t a = {.secret = SECRET, .algs = "HS256,HS384"};
+    vopts_t b = {.secret = SECRET "-rotated", .algs = "HS256,HS384"};
+    auth_verifier_t *va = verifier(&a), *vb = verifier(&b);
+
+    (void)state;
+    for (int round = 0; round < 2; round++) {
+        for (size_t i = 0; i < sizeof hs / sizeof hs[0]; i++) {
+            expect_signed(va, sign_hs(hs[i], SECRET, claims_exp(60, NULL)), AUTH_OK);
+            expect_signed(vb, sign_hs(hs[i], SECRET, claims_exp(60, NULL)), AUTH_BAD_SIGNATURE);
+            expect_signed(vb, sign_hs(hs[i], SECRET "-rotated", claims_exp(60, NULL)), AUTH_OK);
+            expect_signed(va, sign_hs(hs[i], SECRET "-rotated", claims_exp(60, NULL)),
+                          AUTH_BAD_SIGNATURE);
+        }
+    }
+    auth_verifier_free(vb);
+    /* A verifier made after a free: its contexts are its own, not the freed one's. */
+    vb = verifier(&b);
+    expect_signed(vb, sign_hs(JWT_ALG_HS256, SECRET, claims_exp(60, NULL)), AUTH_BAD_SIGNATURE);
+    expect_signed(vb, sign_hs(JWT_ALG_HS256, SECRET "-rotated", claims_exp(60, NULL)), AUTH_OK);
+    /* The right HMAC in a non-canonical spelling (a set unused bit in the last character
+     * of the 43): refused as malformed, before any comparison. */
+    {
+        char *tok = sign_hs(JWT_ALG_HS256, SECRET, claims_exp(60, NULL));
+        char *last = tok + strlen(tok) - 1;
+
+        expect(va, tok, NOW, AUTH_OK);
+        /* The last digit's value is a multiple of 4 (its 2 low bits unused); the ASCII
+         * neighbour XOR 1 gives (B for A) is a digit whose value is not. */
+        *last = *last == 'A' ? 'B' : (char)(*last ^ 1);
+        expect(va, tok, NOW, AUTH_MALFORMED);
+        free(tok);
+    }
+    auth_verifier_free(vb);
+    auth_verifier_free(va);
+}
+
+/*
  * The key-confusion attack: an HMAC token keyed with the public key's PEM text (which is
  * public). libjwt 1.10 alone accepts it; auth must refuse it before libjwt sees it.
  */
@@ -1241,6 +1285,7 @@ int main(void)
         cmocka_unit_test(test_alg_none),
         cmocka_unit_test(test_alg_exact),
         cmocka_unit_test(test_bad_signatures),
+        cmocka_unit_test(test_secret_rotation),
         cmocka_unit_test(test_key_confusion),
         cmocka_unit_test(test_exp),
         cmocka_unit_test(test_nbf),
