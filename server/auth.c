@@ -623,15 +623,20 @@ static auth_reason_t check_hmac(const auth_verifier_t *v, int alg, const char *t
 {
     unsigned char want[EVP_MAX_MD_SIZE], got[EVP_MAX_MD_SIZE + 3];
     size_t want_len = 0, sig_len = len - (size_t)(dot2 + 1 - token);
-    EVP_MAC_CTX *mine = thread_hmac(v, alg), *ctx = mine ? mine : EVP_MAC_CTX_dup(v->hmac[alg]);
+    EVP_MAC_CTX *mine = thread_hmac(v, alg), *ctx;
     auth_reason_t r = AUTH_BAD_SIGNATURE;
 
-    if (!ctx) {
+    /* The thread's copy, back to its keyed state; where a provider cannot reset a context
+     * that way, a fresh copy of the template (a verification never depends on the reset). */
+    if (mine && EVP_MAC_init(mine, NULL, 0, NULL) != 1) {
+        ERR_clear_error();
+        mine = NULL;
+    }
+    if (!(ctx = mine ? mine : EVP_MAC_CTX_dup(v->hmac[alg]))) {
         ERR_clear_error();
         return AUTH_BAD_SIGNATURE;
     }
-    if ((!mine || EVP_MAC_init(ctx, NULL, 0, NULL) == 1) && /* back to the keyed state */
-        EVP_MAC_update(ctx, (const unsigned char *)token, (size_t)(dot2 - token)) == 1 &&
+    if (EVP_MAC_update(ctx, (const unsigned char *)token, (size_t)(dot2 - token)) == 1 &&
         EVP_MAC_final(ctx, want, &want_len, sizeof want) == 1 &&
         sig_len == (want_len * 4 + 2) / 3 && /* unpadded base64 of want_len bytes */
         b64url_decode(dot2 + 1, sig_len, got) == (long)want_len &&
