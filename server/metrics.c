@@ -7,6 +7,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "wshub/auth.h"
 #include "wshub/deflate.h"
@@ -15,6 +16,14 @@
 _Static_assert(AUTH_REASON_COUNT <= 16, "metrics_t.auth_failures is too small");
 
 const char *const endpoint_names[EP_COUNT] = {"http", "echo", "service", "cable", "moderation", "flow", "tap"};
+
+int endpoint_of_api(const char *name)
+{
+    for (int ep = EP_ECHO; name && ep < EP_TAP; ep++)
+        if (strcmp(name, endpoint_names[ep]) == 0)
+            return ep;
+    return -1;
+}
 const char *const hs_reason_names[HS_COUNT] = {
     "bad_request", "method", "not_upgrade", "bad_version", "bad_key", "not_found",
     "header_too_large", "too_many_headers", "body_too_large", "timeout", "unauthorized",

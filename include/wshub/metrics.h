@@ -25,6 +25,9 @@ typedef enum {
     EP_COUNT
 } endpoint_t;
 extern const char *const endpoint_names[EP_COUNT];
+/* The endpoint of one of the APIs by its name (endpoint_names: "echo", "service", "cable",
+ * "moderation", "flow"; never "http" nor "tap"), or -1. */
+int endpoint_of_api(const char *name);
 
 /* Why an HTTP request or an upgrade was refused. */
 typedef enum {

@@ -431,10 +431,8 @@ void tap_publish(const char *api, const char *channel, size_t channel_len, const
 {
     if (!reg.ready)
         return;
-    int ep = EP_ECHO; /* the publisher's endpoint bit: a dialect's name is its endpoint's */
-    while (ep < EP_TAP && strcmp(endpoint_names[ep], api) != 0)
-        ep++;
-    tap_ev_t e = {.kind = EV_PUBLISH, .ep = ep == EP_TAP ? TAP_API_SERVER : ep, .api = api, .chan = channel,
+    int ep = endpoint_of_api(api); /* the publisher's endpoint bit: a dialect's name is its endpoint's */
+    tap_ev_t e = {.kind = EV_PUBLISH, .ep = ep < 0 ? TAP_API_SERVER : ep, .api = api, .chan = channel,
                   .chan_len = channel_len, .event = event, .data = data, .data_len = data_len, .delivered = delivered};
     dispatch(&e);
 }
