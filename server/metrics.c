@@ -344,6 +344,8 @@ static const family_t families[] = {
     SHARED_T("wshub_mock_tap_events_total", "counter", tap_events, "Events queued to traffic tap clients."),
     SHARED_T("wshub_mock_tap_dropped_total", "counter", tap_dropped,
              "Events a traffic tap client could not take (mock.tap_queue_bytes held): dropped, and told to it."),
+    SHARED("wshub_mock_tap_queued_bytes", tap_queued_bytes,
+           "Bytes of events queued to traffic tap clients now, not sent yet (bounded by mock.tap_queue_bytes per client)."),
     VALUE("wshub_log_lines_suppressed_total", "counter", log_lines_suppressed,
           "Log lines left out by the rate limit (log.rate_limit_per_s lines per reason per second)."),
     VALUE("wshub_workers", "gauge", workers, "Worker threads."),

@@ -153,6 +153,7 @@ typedef struct metrics_gauges {
     counter_t tap_clients;        /* traffic tap clients now (mock/tap.c) */
     counter_t tap_events;         /* events queued to tap clients */
     counter_t tap_dropped;        /* events a tap client could not take: mock.tap_queue_bytes held */
+    counter_t tap_queued_bytes;   /* bytes of events queued to tap clients now */
 } metrics_gauges_t;
 extern metrics_gauges_t metrics_gauges;
 

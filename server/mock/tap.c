@@ -105,6 +105,7 @@ static void free_queue(tap_t *t)
     uv_mutex_lock(&t->lock);
     tap_event_t *e = t->head;
     t->head = t->tail = NULL;
+    atomic_fetch_sub(&metrics_gauges.tap_queued_bytes, t->qbytes);
     t->qbytes = 0;
     uv_mutex_unlock(&t->lock);
     while (e) {
@@ -151,6 +152,7 @@ tap_event_t *tap__pop(tap_t *t, uint64_t *dropped)
         if (!t->head)
             t->tail = NULL;
         t->qbytes -= e->len;
+        atomic_fetch_sub(&metrics_gauges.tap_queued_bytes, e->len);
     }
     *dropped = t->dropped;
     t->dropped = 0;
@@ -179,6 +181,7 @@ static void push(tap_t *t, const char *text, size_t len)
             t->head = e;
         t->tail = e;
         t->qbytes += len;
+        atomic_fetch_add(&metrics_gauges.tap_queued_bytes, len);
     } else {
         t->dropped++;
     }
