@@ -7,6 +7,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "wshub/auth.h"
 #include "wshub/deflate.h"
@@ -15,6 +16,14 @@
 _Static_assert(AUTH_REASON_COUNT <= 16, "metrics_t.auth_failures is too small");
 
 const char *const endpoint_names[EP_COUNT] = {"http", "echo", "service", "cable", "moderation", "flow", "tap"};
+
+int endpoint_of_api(const char *name)
+{
+    for (int ep = EP_ECHO; name && ep < EP_TAP; ep++)
+        if (strcmp(name, endpoint_names[ep]) == 0)
+            return ep;
+    return -1;
+}
 const char *const hs_reason_names[HS_COUNT] = {
     "bad_request", "method", "not_upgrade", "bad_version", "bad_key", "not_found",
     "header_too_large", "too_many_headers", "body_too_large", "timeout", "unauthorized",
@@ -336,6 +345,8 @@ static const family_t families[] = {
     SHARED_T("wshub_mock_tap_events_total", "counter", tap_events, "Events queued to traffic tap clients."),
     SHARED_T("wshub_mock_tap_dropped_total", "counter", tap_dropped,
              "Events a traffic tap client could not take (mock.tap_queue_bytes held): dropped, and told to it."),
+    SHARED("wshub_mock_tap_queued_bytes", tap_queued_bytes,
+           "Bytes of events queued to traffic tap clients now, not sent yet (bounded by mock.tap_queue_bytes per client)."),
     VALUE("wshub_log_lines_suppressed_total", "counter", log_lines_suppressed,
           "Log lines left out by the rate limit (log.rate_limit_per_s lines per reason per second)."),
     VALUE("wshub_workers", "gauge", workers, "Worker threads."),

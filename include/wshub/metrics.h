@@ -25,6 +25,9 @@ typedef enum {
     EP_COUNT
 } endpoint_t;
 extern const char *const endpoint_names[EP_COUNT];
+/* The endpoint of one of the APIs by its name (endpoint_names: "echo", "service", "cable",
+ * "moderation", "flow"; never "http" nor "tap"), or -1. */
+int endpoint_of_api(const char *name);
 
 /* Why an HTTP request or an upgrade was refused. */
 typedef enum {
@@ -150,6 +153,7 @@ typedef struct metrics_gauges {
     counter_t tap_clients;        /* traffic tap clients now (mock/tap.c) */
     counter_t tap_events;         /* events queued to tap clients */
     counter_t tap_dropped;        /* events a tap client could not take: mock.tap_queue_bytes held */
+    counter_t tap_queued_bytes;   /* bytes of events queued to tap clients now */
 } metrics_gauges_t;
 extern metrics_gauges_t metrics_gauges;
 

@@ -103,6 +103,17 @@ static void recount(cmsg_t *m)
     M->bytes += m->bytes;
 }
 
+/* Frees m's memory alone: a message never linked into the model (message_new's) ends here. */
+static void message_release(cmsg_t *m)
+{
+    free(m->body);
+    json_decref(m->rich);
+    json_decref(m->reactions);
+    free(m->thread_members);
+    free(m);
+}
+
+/* Unlinks a message of the model (post_emit's) from its room and the counts, and frees it. */
 static void message_free(cmsg_t *m)
 {
     list_remove(&m->in_room);
@@ -110,11 +121,7 @@ static void message_free(cmsg_t *m)
     m->room->nmsgs--;
     M->nmessages--;
     M->bytes -= m->bytes;
-    free(m->body);
-    json_decref(m->rich);
-    json_decref(m->reactions);
-    free(m->thread_members);
-    free(m);
+    message_release(m);
 }
 
 /* Drops the oldest messages past the room's count and the model's bytes, never keep. */
@@ -392,10 +399,7 @@ static cmsg_t *message_new(croom_t *room, cpart_t *sender, const circle_message_
         circle_uuid(m->creation_uuid);
     m->created_ms = circle_now_ms();
     if (!m->body || !m->rich || !m->reactions) {
-        free(m->body);
-        json_decref(m->rich);
-        json_decref(m->reactions);
-        free(m);
+        message_release(m);
         return NULL;
     }
     return m;
@@ -463,7 +467,7 @@ void circle_message_post(const circle_limits_t *lim, const char *room_key, const
         else if (message_bytes(m) > lim->bytes) {
             circle_refuse(r, 409, "limit_reached", "body", "the message alone is over mock.circle_max_bytes (%zu)",
                           lim->bytes);
-            message_free(m);
+            message_release(m); /* never linked: the room's and the model's counts are not its */
             m = NULL;
         }
     }

@@ -35,14 +35,6 @@ static uint64_t next_id = 1;
 
 static const char *const kind_names[FK_COUNT] = {"cable_reject", "moderation", "latency", "drop", "refuse"};
 
-int faults__endpoint(const char *api)
-{
-    for (int ep = EP_ECHO; api && ep < EP_COUNT; ep++)
-        if (strcmp(api, endpoint_names[ep]) == 0)
-            return ep;
-    return -1;
-}
-
 uint64_t faults__now_ms(void) { return uv_hrtime() / 1000000; }
 
 /* xorshift64*, one state per thread: drop rates and jitter need no more. */

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "wshub/metrics.h"
 #include "wshub/mock.h"
 
 #include "faults_internal.h"
@@ -75,7 +76,7 @@ static bool int_field(json_t *body, const char *name, long long min, long long m
 static int api_field(json_t *body, http_reply_t *out)
 {
     const char *api = dialect_cstr(json_object_get(body, "api"));
-    int ep = faults__endpoint(api);
+    int ep = endpoint_of_api(api);
     if (ep < 0)
         mock_bad_field(out, "api", "required: one of \"service\", \"cable\", \"moderation\", \"flow\", \"echo\"");
     return ep;

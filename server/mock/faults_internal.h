@@ -38,9 +38,6 @@ typedef struct fault {
     uint64_t hits;       /* times it changed something */
 } fault_t;
 
-/* The API names of the endpoints faults may name ("service", "cable", "moderation", "flow",
- * "echo"): the endpoint_t, or -1. */
-int faults__endpoint(const char *api);
 /* Monotonic milliseconds, on any thread. */
 uint64_t faults__now_ms(void);
 

@@ -370,20 +370,24 @@ static void begin(scenario_t *s)
     run_next(s);
 }
 
-/* Queued scenarios start; those asked to stop while waiting on a timer stop now. */
+/* Queued scenarios start; those asked to stop while waiting on a timer stop now. At most
+ * a batch per call: a longer list (mock.max_scenarios goes to 256) wakes it again, or the
+ * rest would wait, queued, for a wake-up nobody sends. */
 static void on_wake(uv_async_t *a)
 {
-    (void)a;
     scenario_t *todo[64];
     size_t n = 0;
+    list_node_t *i;
     uv_mutex_lock(&S.lock);
-    for (list_node_t *i = S.list.next; i != &S.list && n < 64; i = i->next) {
+    for (i = S.list.next; i != &S.list && n < 64; i = i->next) {
         scenario_t *s = container_of(i, scenario_t, node);
         if (s->state == SCN_QUEUED || (s->stop && s->state == SCN_RUNNING && !s->tcp_used))
             todo[n++] = s;
         if (s->state == SCN_QUEUED)
             s->state = SCN_RUNNING;
     }
+    if (i != &S.list && !S.shut)
+        uv_async_send(a); /* under the lock, as everywhere: the handle is open */
     uv_mutex_unlock(&S.lock);
     for (size_t i = 0; i < n; i++) {
         if (!todo[i]->depth)

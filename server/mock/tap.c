@@ -105,6 +105,7 @@ static void free_queue(tap_t *t)
     uv_mutex_lock(&t->lock);
     tap_event_t *e = t->head;
     t->head = t->tail = NULL;
+    atomic_fetch_sub(&metrics_gauges.tap_queued_bytes, t->qbytes);
     t->qbytes = 0;
     uv_mutex_unlock(&t->lock);
     while (e) {
@@ -151,6 +152,7 @@ tap_event_t *tap__pop(tap_t *t, uint64_t *dropped)
         if (!t->head)
             t->tail = NULL;
         t->qbytes -= e->len;
+        atomic_fetch_sub(&metrics_gauges.tap_queued_bytes, e->len);
     }
     *dropped = t->dropped;
     t->dropped = 0;
@@ -179,6 +181,7 @@ static void push(tap_t *t, const char *text, size_t len)
             t->head = e;
         t->tail = e;
         t->qbytes += len;
+        atomic_fetch_add(&metrics_gauges.tap_queued_bytes, len);
     } else {
         t->dropped++;
     }
@@ -431,10 +434,8 @@ void tap_publish(const char *api, const char *channel, size_t channel_len, const
 {
     if (!reg.ready)
         return;
-    int ep = EP_ECHO; /* the publisher's endpoint bit: a dialect's name is its endpoint's */
-    while (ep < EP_TAP && strcmp(endpoint_names[ep], api) != 0)
-        ep++;
-    tap_ev_t e = {.kind = EV_PUBLISH, .ep = ep == EP_TAP ? TAP_API_SERVER : ep, .api = api, .chan = channel,
+    int ep = endpoint_of_api(api); /* the publisher's endpoint bit: a dialect's name is its endpoint's */
+    tap_ev_t e = {.kind = EV_PUBLISH, .ep = ep < 0 ? TAP_API_SERVER : ep, .api = api, .chan = channel,
                   .chan_len = channel_len, .event = event, .data = data, .data_len = data_len, .delivered = delivered};
     dispatch(&e);
 }

@@ -163,12 +163,8 @@ static uint32_t parse_apis(char *v, const char **why)
     static const char msg[] = "expected a comma-separated list of echo, service, cable, moderation, flow, server";
     uint32_t bits = 0;
     for (char *save = NULL, *tok = strtok_r(v, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-        int ep = EP_ECHO;
-        while (ep < EP_TAP && strcmp(endpoint_names[ep], tok) != 0)
-            ep++;
-        if (strcmp(tok, "server") == 0)
-            ep = TAP_API_SERVER;
-        if (ep == EP_TAP) {
+        int ep = strcmp(tok, "server") == 0 ? TAP_API_SERVER : endpoint_of_api(tok);
+        if (ep < 0) {
             *why = msg;
             return 0;
         }

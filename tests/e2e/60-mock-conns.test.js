@@ -405,6 +405,16 @@ test('GET /api/channels: subscribers per channel and API, filters and pages', T,
     assert.equal(p1.next, p1.channels[0].channel);
     const p2 = await ok('GET', `/api/channels?limit=1&after=${encodeURIComponent(p1.next)}`);
     assert.equal(p2.channels[0].channel, names[1]);
+    // Pages of one: each worker's walk keeps at most two channels at once, and the counts stay whole.
+    const paged = [];
+    for (let after = null, i = 0; i < 10000; i++) {
+      const pg = await ok('GET', `/api/channels?limit=1${after ? `&after=${encodeURIComponent(after)}` : ''}`);
+      paged.push(...pg.channels);
+      if (!pg.next) break;
+      after = pg.next;
+    }
+    for (const name of [`conversation:${room}`, `user:${subject}`, `notification-channel-${member}`, `thread:${f.threadId}`])
+      assert.deepEqual(paged.find((x) => x.channel === name), of(name));
     await bad('GET', '/api/channels?limit=abc', undefined, 'limit');
     await bad('GET', '/api/channels?api=x', undefined, 'api');
   } finally {

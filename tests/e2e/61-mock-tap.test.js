@@ -464,6 +464,7 @@ describe('traffic tap: a tap that cannot keep up', () => {
     }
     await waitFor(async () => (await metrics(inst)).wshub_mock_tap_dropped_total > 0, 10000, 'drops counted');
     const m = await metrics(inst);
+    assert.ok(m.wshub_mock_tap_queued_bytes <= 65536, `${m.wshub_mock_tap_queued_bytes}`); // at most its queue
     tap.ws._socket.resume();
     const notice = await tap.find((e) => e.kind === 'dropped', { timeout: 20000, what: 'the dropped notice' });
     assert.ok(notice.n > 0 && Number.isInteger(notice.n), JSON.stringify(notice));
@@ -478,5 +479,6 @@ describe('traffic tap: a tap that cannot keep up', () => {
     assert.equal(got + total, 2 * N + 2, 'every event is either delivered or counted in a notice');
     ws.close();
     tap.ws.close();
+    await waitFor(async () => (await metrics(inst)).wshub_mock_tap_queued_bytes === 0, 5000, 'the queue freed');
   });
 });

@@ -150,6 +150,8 @@ test('control endpoints: the API key, malformed input named by field, unknown ki
   const bad = [
     ['/api/faults/latency', { direction: 'out', ms: 10 }, 'api'],
     ['/api/faults/latency', { api: 'smtp', direction: 'out', ms: 10 }, 'api'],
+    ['/api/faults/latency', { api: 'tap', direction: 'out', ms: 10 }, 'api'],
+    ['/api/faults/refuse', { api: 'tap', for_ms: 100 }, 'api'],
     ['/api/faults/latency', { api: 'echo', direction: 'sideways', ms: 10 }, 'direction'],
     ['/api/faults/latency', { api: 'echo', direction: 'out' }, 'ms'],
     ['/api/faults/latency', { api: 'echo', direction: 'out', ms: 10, jitter_ms: -1 }, 'jitter_ms'],

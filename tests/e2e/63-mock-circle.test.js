@@ -499,6 +499,28 @@ test('bounds: old messages dropped past mock.circle_max_messages, rooms refused 
   } finally { await small.teardown(); }
 });
 
+test('a message alone over mock.circle_max_bytes is refused and leaves the counts and the room as they were', T, async () => {
+  const small = await start({ env: { ...ENV, WSHUB_MOCK_CIRCLE_MAX_BYTES: '65536', WSHUB_MOCK_CIRCLE_MAX_MESSAGES: '3' } });
+  try {
+    const a = newMember(); const b = newMember();
+    const { room } = await apiOk(small, 'POST', 'rooms', { participants: [a, b] });
+    const first = await apiOk(small, 'POST', `rooms/${room.id}/messages`, { sender: a, body: 'kept' });
+    const big = await api(small, 'POST', `rooms/${room.id}/messages`, { sender: a, body: 'x'.repeat(70000) });
+    assert.equal(big.status, 409);
+    assert.equal(big.json.error, 'limit_reached');
+    assert.equal(big.json.field, 'body');
+    const m = parseMetrics((await httpRequest(small, { path: '/metrics' })).text);
+    assert.equal(m.wshub_mock_circle_messages, 1);
+    const next = await apiOk(small, 'POST', `rooms/${room.id}/messages`, { sender: a, body: 'next' });
+    assert.equal(next.dropped, undefined);
+    const state = await apiOk(small, 'GET', `rooms/${room.id}`);
+    assert.deepEqual(state.room.messages.map((x) => x.id), [first.message.id, next.message.id]);
+    const after = parseMetrics((await httpRequest(small, { path: '/metrics' })).text);
+    assert.equal(after.wshub_mock_circle_messages, 2);
+    assert.equal(after.wshub_mock_circle_messages_dropped_total, 0);
+  } finally { await small.teardown(); }
+});
+
 test('mock.enabled false: /api/circle answers 404', T, async () => {
   const off = await start({ env: { ...ENV, WSHUB_MOCK_ENABLED: 'false' } });
   try {

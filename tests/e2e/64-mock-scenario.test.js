@@ -205,6 +205,22 @@ test('a failing step ends its scenario with the answer that failed it; every mal
   }
 });
 
+test('more scenarios queued at once than the runner starts in one turn all start', T, async () => {
+  const srv = await start({ env: { ...ENV, WSHUB_MOCK_MAX_SCENARIOS: '200' } });
+  try {
+    const long = { scenario: { steps: [{ wait_ms: 60000 }] } };
+    const answers = await Promise.all(Array.from({ length: 150 }, () => api(srv, 'POST', '/api/scenarios', long)));
+    assert.ok(answers.every((r) => r.status === 202));
+    await waitFor(async () => {
+      const list = (await api(srv, 'GET', '/api/scenarios')).json.scenarios;
+      return list.length === 150 && list.every((x) => x.state === 'running');
+    }, 5000, 'every scenario running, none left queued');
+    assert.equal((await api(srv, 'POST', '/api/reset', {})).status, 200);
+  } finally {
+    await srv.teardown();
+  }
+});
+
 test('mock.max_scenarios bounds the running scenarios; the example files all load; mock.enabled false hides the endpoints', T, async () => {
   const srv = await start({ env: { ...ENV, WSHUB_MOCK_MAX_SCENARIOS: '2' } });
   try {
