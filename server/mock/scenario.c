@@ -19,7 +19,9 @@
 static void random_hex(char *out, size_t n)
 {
     unsigned char b[32];
-    RAND_bytes(b, (int)(n / 2));
+    if (RAND_bytes(b, (int)(n / 2)) != 1) /* as circle_uuid: never uninitialised bytes */
+        for (size_t i = 0; i < n / 2; i++)
+            b[i] = (unsigned char)rand();
     for (size_t i = 0; i < n / 2; i++)
         snprintf(out + 2 * i, 3, "%02x", b[i]);
 }
@@ -128,6 +130,13 @@ json_t *scenario_fill(scenario_t *s, const json_t *v)
         }
         char *text = json_is_string(val) ? NULL : json_dumps(val, JSON_ENCODE_ANY | JSON_COMPACT);
         const char *piece = text ? text : json_string_value(val);
+        if (!piece) { /* json_dumps out of memory */
+            snprintf(s->error, sizeof s->error, "out of memory");
+            json_decref(val);
+            fclose(mf);
+            free(buf);
+            return NULL;
+        }
         bool fits = fill_charge(s, (size_t)(open - p) + strlen(piece));
         if (fits)
             fputs(piece, mf);
