@@ -207,6 +207,8 @@ typedef struct read_ctx {
     bool by_pos;
     hub_pos_t pos;
     uint64_t since_ms;
+    size_t clen;
+    char channel[]; /* the replayed messages' channel: envelopes print it (Cable's stream_id) */
 } read_ctx_t;
 
 void hub__result_free(hub_recovery_result_t *res)
@@ -239,7 +241,7 @@ static void parse_read(read_ctx_t *c, hub_recovery_result_t *res, size_t n, cons
     }
     for (size_t i = 2; i + 1 < n; i += 2) {
         uint64_t ms = strtoull(items[i], NULL, 10);
-        hub_msg_t *m = ms >= min_ms || !c->by_pos ? hub_msg_decode("", 0, items[i + 1], lens[i + 1]) : NULL;
+        hub_msg_t *m = ms >= min_ms || !c->by_pos ? hub_msg_decode(c->channel, c->clen, items[i + 1], lens[i + 1]) : NULL;
         if (m && (c->by_pos || ms >= c->since_ms)) {
             m->ms = ms;
             res->msgs[res->n++] = m;
@@ -280,13 +282,15 @@ static void on_read(void *arg, int status, size_t n, const char *const *items, c
 static void read_through(hub_local_t *l, hub_sub_t *sub)
 {
     hub_recovery_t *r = hub__rec(sub);
-    read_ctx_t *c = malloc(sizeof *c);
     size_t clen;
     const char *channel = hub_sub_channel(sub, &clen);
+    read_ctx_t *c = malloc(sizeof *c + clen + 1);
     int rc = UV_ENOMEM;
     if (c) {
         *c = (read_ctx_t){.hub = l->hub, .idx = l->idx, .token = r->token, .by_pos = r->by_pos, .pos = r->pos,
-                          .since_ms = r->since_ms};
+                          .since_ms = r->since_ms, .clen = clen};
+        memcpy(c->channel, channel, clen);
+        c->channel[clen] = 0;
         rc = broker_history(l->hub->broker, channel, clen, r->by_pos ? (long long)r->pos.offset : -1, on_read, c);
     }
     if (rc == 0) {

@@ -149,10 +149,10 @@ async function anycable(port, member) {
     reconnectStrategy: () => 200,
     logLevel: 'error',
   });
-  const c = { cable, got: [], connects: [] };
+  const c = { cable, got: [], metas: [], connects: [] };
   cable.on('connect', (ev) => c.connects.push(ev));
   const channel = cable.subscribeTo('NotificationChannel', { community_member_id: member });
-  channel.on('message', (msg) => c.got.push(msg.data.n));
+  channel.on('message', (msg, meta) => { c.got.push(msg.data.n); c.metas.push(meta); });
   await channel.ensureSubscribed();
   return c;
 }
@@ -174,6 +174,8 @@ async function recoverScenario(nodes, member) {
     await publish(nodes[0], ch, { n: 100 });
     await waitFor(() => c.got.length >= 102, 5000, 'a live one after the recovery');
     assert.deepEqual(c.got, Array.from({ length: 102 }, (_, i) => i - 1), 'all of them, in order, none twice');
+    // the replayed ones too carry their stream: else the client's position stops at the cut
+    assert.deepEqual(c.metas.map((m) => m && m.stream), c.got.map(() => ch), 'every broadcast names its stream');
     const last = c.connects[c.connects.length - 1];
     assert.equal(last.reconnect, true);
     assert.equal(last.restored, true, 'the session was restored (no new subscribe)');
