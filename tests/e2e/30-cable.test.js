@@ -728,8 +728,12 @@ test('two connections of one member with the same identifier string on different
       for (let i = 0; i < N; i++) assert.deepEqual(await c.next(), { identifier: id, message: { event: 'newMessage', data: { i } } }, `${c.label} (worker ${c.worker}) event ${i}`);
       assert.deepEqual(await c.next(), { identifier: id, message: { event: 'chatRoomRead', data: { end: 1 } } }, `${c.label}: no duplicate before the end`);
     }
-    // One of the two on the same worker leaves: the others still get each event once.
+    // One of the two on the same worker leaves: the others still get each event once. The
+    // client's close event can come before the server has read its FIN and left the channel
+    // (in the same loop turn as it logs conn_close): wait for that line.
+    const aPort = a.localPort;
     await a.shut();
+    await waitLog(srv, new RegExp(`conn_close conn=\\d+ peer=127\\.0\\.0\\.1:${aPort} endpoint=cable`), 5000, `conn_close of port ${aPort}`);
     const r = await publishOk(srv, { channel: `chat-room-channel-${m}`, event: 'chatRoomRead', data: { end: 2 } });
     assert.equal(r.delivered, 2);
     for (const c of [b, d]) assert.deepEqual(await c.next(), { identifier: id, message: { event: 'chatRoomRead', data: { end: 2 } } });

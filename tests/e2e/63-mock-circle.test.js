@@ -409,7 +409,8 @@ test('the wire form for a raw ws client: the identifier echoed, message {event, 
   ws.on('message', (d) => { const m = JSON.parse(d.toString()); if (m.type !== 'ping') { frames.push(m); wake(); } });
   const nextFrame = () => new Promise((resolve, reject) => {
     const t = setTimeout(() => reject(new Error(`no frame; got ${JSON.stringify(frames)}`)), 5000);
-    const check = () => { if (frames.length) { clearTimeout(t); resolve(frames.shift()); } else wake = check; };
+    // Once resolved, no later message may call this check again (it would take that frame).
+    const check = () => { if (frames.length) { clearTimeout(t); wake = () => {}; resolve(frames.shift()); } else wake = check; };
     check();
   });
   try {
